@@ -1,0 +1,1 @@
+"""InferPrep's reference inference engine: a plain library that never imports Django."""

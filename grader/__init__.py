@@ -1,0 +1,1 @@
+"""Grading: problems, submissions, verdicts, the sandbox and the workers that run it."""

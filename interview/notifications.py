@@ -1,0 +1,15 @@
+"""Sending notifications to a user's open pages through the channel layer."""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from interview.consumers import user_group
+
+
+def user_notify(user_id: int, payload: dict) -> None:
+    """Push a JSON payload to every page the user has open; a no-op when none is."""
+    async_to_sync(get_channel_layer().group_send)(
+        user_group(user_id), {"type": "notify", "payload": payload}
+    )

@@ -1,0 +1,114 @@
+"""Fixtures shared by the whole suite: real services, started for real."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import dj_database_url
+import pytest
+from django.db import connection
+
+REPO = Path(__file__).resolve().parent.parent
+# A worker needs a few seconds to import Django and torch and send its first heartbeat.
+WORKER_START_TIMEOUT_S = 60
+
+
+def test_database_url() -> str:
+    """A DATABASE_URL that points a child process at the test database pytest-django made."""
+    settings_dict = connection.settings_dict
+    if settings_dict["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{settings_dict['NAME']}"
+    configured = dj_database_url.parse(os.environ["DATABASE_URL"])
+    user = configured.get("USER") or ""
+    password = f":{configured['PASSWORD']}" if configured.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    host = configured.get("HOST") or "127.0.0.1"
+    port = f":{configured['PORT']}" if configured.get("PORT") else ""
+    return f"postgresql://{auth}{host}{port}/{settings_dict['NAME']}"
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    env = os.environ.copy()
+    env["DATABASE_URL"] = test_database_url()
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+class WorkerProcess:
+    """A real `celery worker` process consuming the cpu and gpu queues of the test database."""
+
+    def __init__(self, hostname: str, log_path: Path) -> None:
+        self.hostname = hostname
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "interview",
+                "worker",
+                "--queues",
+                "cpu,gpu",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                self.hostname,
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=REPO,
+            env=child_environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_until_alive(self) -> None:
+        from grader.models import Worker
+
+        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if Worker.objects.filter(hostname=self.hostname).exists():
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.25)
+        raise RuntimeError(
+            f"worker {self.hostname} did not start:\n{self.log_path.read_text()[-4000:]}"
+        )
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, tmp_path) -> Iterator[WorkerProcess]:
+    """A running worker whose heartbeat has reached the test database."""
+    worker = WorkerProcess(f"test-{uuid.uuid4().hex[:8]}@localhost", tmp_path / "worker.log")
+    worker.start()
+    try:
+        worker.wait_until_alive()
+        yield worker
+    finally:
+        worker.stop()

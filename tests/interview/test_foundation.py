@@ -1,0 +1,98 @@
+"""The skeleton a user meets first: the home page, /healthz, a real Celery round trip, settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+from interview.celery import app as celery_app
+from tests.conftest import REPO
+
+# A task round trip through a real worker and broker must finish well within this.
+ROUND_TRIP_TIMEOUT_S = 30
+
+
+def test_home_page_renders(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "Practise the inference-engineer interview" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_and_names_the_missing_worker_when_none_runs(client):
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unhealthy"
+    assert body["database"] is True
+    assert body["broker"] is True
+    assert body["workers"] == []
+    assert any("no Celery worker" in problem for problem in body["problems"])
+
+
+def test_healthz_reports_a_live_worker_with_queues_and_hardware(client, celery_worker_process):
+    response = client.get("/healthz")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["status"] == "ok"
+    [worker] = [w for w in body["workers"] if w["hostname"] == celery_worker_process.hostname]
+    assert worker["queues"] == ["cpu", "gpu"]
+    assert worker["hardware"]["cpu_count"] >= 1
+    assert worker["hardware"]["cpu_model"]
+    assert body["version"] == "0.1.0"
+
+
+def test_task_round_trip_through_a_real_worker(celery_worker_process):
+    result = celery_app.send_task("grader.ping", args=["hello"], queue="cpu")
+    reply = result.get(timeout=ROUND_TRIP_TIMEOUT_S)
+    assert reply["echo"] == "hello"
+    assert reply["hardware"]
+
+
+def test_worker_shutdown_removes_it_from_health(client, celery_worker_process):
+    celery_worker_process.stop()
+    body = client.get("/healthz").json()
+    assert celery_worker_process.hostname not in [w["hostname"] for w in body["workers"]]
+
+
+def test_broker_and_channel_layer_follow_redis_url():
+    if os.environ.get("REDIS_URL"):
+        assert settings.CELERY_BROKER_URL == os.environ["REDIS_URL"]
+        assert settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("RedisChannelLayer")
+    else:
+        assert settings.CELERY_BROKER_URL == "filesystem://"
+        assert settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer")
+
+
+def _start_django(**env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_missing_secret_key_stops_startup_when_debug_is_off():
+    result = _start_django(DEBUG="0")
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_secret_key_given_with_debug_off_starts():
+    result = _start_django(DEBUG="0", SECRET_KEY="x" * 50)
+    assert result.returncode == 0, result.stderr
+
+
+def test_malformed_debug_value_is_a_clear_error():
+    result = _start_django(DEBUG="maybe")
+    assert result.returncode != 0
+    assert "DEBUG='maybe' is not a boolean" in result.stderr
