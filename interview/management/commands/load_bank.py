@@ -1,15 +1,15 @@
-from pathlib import Path
-
 from django.core.management.base import BaseCommand
 
-BANK_DIR = Path(__file__).resolve().parents[2] / "bank"
+from grader.bank import problems_load
+from interview.question_bank import questions_load
 
 
 class Command(BaseCommand):
-    help = "Load the question bank (interview/bank/*.yaml) and the coding problems, idempotently."
+    help = (
+        "Load the question bank and the coding problems, idempotently (stable ids update in place)."
+    )
 
     def handle(self, *args, **options) -> None:
-        files = sorted(BANK_DIR.glob("*.yaml"))
-        self.stdout.write(
-            f"question bank: {len(files)} files under {BANK_DIR}; nothing to load yet"
-        )
+        questions = questions_load()
+        problems = problems_load()
+        self.stdout.write(f"loaded {questions} questions and {problems} coding problems")
