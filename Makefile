@@ -16,6 +16,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+system-deps:
+	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing (Debian packages: $(SYSTEM_PACKAGES))"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	  else \
+	    echo "missing:$$missing. Install them with: sudo apt-get install $(SYSTEM_PACKAGES)"; exit 1; \
+	  fi; \
+	fi
+
 weights: $(STAMP)
 	@if [ -f engine/weights.py ]; then $(PY) -m engine.weights fetch; \
 	else echo "model weights: engine/weights.py does not exist yet; skipping"; fi
