@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format install weights bank clean sandbox
+.PHONY: run test lint format install weights clean sandbox browser
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,16 +16,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-system-deps:
-	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing$$missing (Debian packages: $(SYSTEM_PACKAGES))"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
-	  else \
-	    echo "missing:$$missing. Install them with: sudo apt-get install $(SYSTEM_PACKAGES)"; exit 1; \
-	  fi; \
-	fi
+# The browser tests drive Debian's Chromium through its driver; install both when missing and
+# we may (root with apt-get), else say how.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium and chromium-driver (the browser tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "chromium is missing: install it (Debian/Ubuntu: sudo apt-get install chromium chromium-driver)"; exit 1; fi
 
 weights: $(STAMP)
 	@if [ -f engine/weights.py ]; then $(PY) -m engine.weights fetch; \
@@ -47,7 +45,7 @@ run: install weights sandbox
 	$(PY) manage.py ensure_demo_user
 	$(PY) manage.py serve
 
-test: install weights sandbox
+test: install weights sandbox browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
