@@ -1,4 +1,6 @@
 from django.apps import AppConfig
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 class GraderConfig(AppConfig):
@@ -7,3 +9,14 @@ class GraderConfig(AppConfig):
 
     def ready(self) -> None:
         from grader import signals  # noqa: F401  (connects the worker heartbeat)
+
+        if not settings.DEBUG:
+            from grader.harnesses.contract import SandboxKind
+            from grader.sandbox import sandbox_kind
+
+            if sandbox_kind() is not SandboxKind.BUBBLEWRAP:
+                raise ImproperlyConfigured(
+                    "bubblewrap (bwrap) is missing or cannot create namespaces here; with DEBUG "
+                    "off InferPrep refuses to run candidate code unsandboxed. Install it "
+                    "(Debian/Ubuntu: apt-get install bubblewrap) or run `make sandbox`."
+                )

@@ -1,4 +1,14 @@
+"""Problems, submissions, per-test results, progress events and worker heartbeats."""
+
+from __future__ import annotations
+
+from django.conf import settings
 from django.db import models
+from django.db.models import Q
+
+from grader.harnesses.contract import Limits, ProblemSpec, Verdict
+
+VERDICT_CHOICES = [(v.value, v.label) for v in Verdict]
 
 
 class Worker(models.Model):
@@ -12,3 +22,185 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return self.hostname
+
+
+class Queue(models.TextChoices):
+    CPU = "cpu", "CPU"
+    GPU = "gpu", "GPU"
+
+
+class Problem(models.Model):
+    """A coding problem: a harness kind plus data (statement, code, limits, tests)."""
+
+    slug = models.SlugField(max_length=100, unique=True)
+    title = models.CharField(max_length=200)
+    statement_md = models.TextField()
+    harness = models.CharField(max_length=50)
+    entry_point = models.CharField(max_length=100)
+    queue = models.CharField(max_length=10, choices=Queue.choices, default=Queue.CPU)
+    starter_code = models.TextField()
+    reference_code = models.TextField()
+    oracle_code = models.TextField(help_text="Trusted: generates inputs and expected outputs.")
+    spec = models.JSONField(help_text="limits, tolerance, tests, benchmark, speed_of_light")
+    published = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.slug
+
+    def as_spec(self) -> ProblemSpec:
+        return ProblemSpec(
+            slug=self.slug,
+            harness=self.harness,
+            entry_point=self.entry_point,
+            reference_code=self.reference_code,
+            oracle_code=self.oracle_code,
+            tests=self.spec["tests"],
+            benchmark=self.spec["benchmark"],
+            limits=Limits.from_dict(self.spec.get("limits")),
+            tolerance=self.spec.get("tolerance", {}),
+            speed_of_light_bytes_per_s=float(self.spec.get("speed_of_light_bytes_per_s", 0)),
+            queue=self.queue,
+        )
+
+
+class Submission(models.Model):
+    """One solution of one problem by one user, from queued to graded (or aborted)."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        GRADED = "graded"
+        ABORTED = "aborted"
+
+    class Phase(models.TextChoices):
+        NONE = "", "-"
+        COMPILING = "compiling"
+        TESTING = "testing"
+        BENCHMARKING = "benchmarking"
+
+    class Purpose(models.TextChoices):
+        """Who waits for the verdict; sets the queue priority (a live interview first)."""
+
+        INTERVIEW = "interview"
+        PRACTICE = "practice"
+        REGRADE = "regrade"
+
+    class Language(models.TextChoices):
+        PYTHON = "python"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submissions"
+    )
+    problem = models.ForeignKey(Problem, on_delete=models.PROTECT, related_name="submissions")
+    code = models.TextField()
+    language = models.CharField(max_length=20, choices=Language.choices, default="python")
+    purpose = models.CharField(max_length=20, choices=Purpose.choices, default="practice")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
+    phase = models.CharField(max_length=20, choices=Phase.choices, default="", blank=True)
+    verdict = models.CharField(max_length=20, choices=VERDICT_CHOICES, blank=True, default="")
+    message = models.TextField(blank=True, default="")
+    score = models.FloatField(null=True, blank=True)
+    # Secret: every input of every call derives from it; never shown, kept for re-grading.
+    seed = models.BigIntegerField()
+    attempt = models.PositiveIntegerField(default=0)
+    worker_hostname = models.CharField(max_length=255, blank=True, default="")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    hardware = models.JSONField(default=dict, blank=True)
+    sandbox = models.CharField(max_length=20, blank=True, default="")
+    harness_version = models.CharField(max_length=50, blank=True, default="")
+    timing = models.JSONField(default=dict, blank=True)
+    output = models.JSONField(default=dict, blank=True)
+    needs_review = models.BooleanField(default=False)
+    events_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    graded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["queued", "running", "graded", "aborted"]),
+                name="submission_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(verdict__in=["", *(v.value for v in Verdict)]),
+                name="submission_verdict_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="graded") | (~Q(verdict="") & Q(graded_at__isnull=False)),
+                name="submission_graded_has_verdict",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="queued") | Q(verdict=""),
+                name="submission_queued_has_no_verdict",
+            ),
+            models.CheckConstraint(
+                condition=Q(score__isnull=True) | Q(score__gte=0), name="submission_score_nonneg"
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"submission {self.pk} ({self.problem_id}, {self.state})"
+
+
+class TestResult(models.Model):
+    """One test of one graded submission, in the order the tests ran."""
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="tests")
+    index = models.PositiveIntegerField()
+    name = models.CharField(max_length=100)
+    verdict = models.CharField(max_length=20, choices=VERDICT_CHOICES)
+    time_ms = models.FloatField(null=True, blank=True)
+    message = models.TextField(blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [
+            models.UniqueConstraint(fields=["submission", "index"], name="test_result_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.verdict}"
+
+
+class SubmissionEvent(models.Model):
+    """A persisted progress step; ``seq`` counts from 1 per submission, so clients replay."""
+
+    class Kind(models.TextChoices):
+        QUEUED = "queued"
+        STARTED = "started"
+        SANDBOX_STARTED = "sandbox_started"
+        TEST = "test"
+        BENCHMARKING = "benchmarking"
+        REFERENCE = "reference"
+        REQUEUED = "requeued"
+        ABORTED = "aborted"
+        DONE = "done"
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["submission", "seq"], name="event_seq_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.submission_id}#{self.seq} {self.kind}"
+
+    def as_message(self) -> dict:
+        return {
+            "submission": self.submission_id,
+            "seq": self.seq,
+            "kind": self.kind,
+            "data": self.data,
+            "at": self.created_at.isoformat(),
+        }

@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+import secrets
+import threading
+from datetime import datetime, timedelta
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from engine.hardware import detect_hardware
-from grader.models import Worker
+from grader.conf import GRADER_LOST_AFTER_S
+from grader.grading import grade
+from grader.harnesses.contract import GradeReport, Verdict
+from grader.harnesses.timing import device_state
+from grader.models import Problem, Submission, SubmissionEvent, TestResult, Worker
+
+logger = logging.getLogger(__name__)
+
+# Celery priorities (Redis transport: 0 is served first); a live interview beats practice,
+# practice beats re-grading.
+PRIORITY = {
+    Submission.Purpose.INTERVIEW: 0,
+    Submission.Purpose.PRACTICE: 3,
+    Submission.Purpose.REGRADE: 6,
+}
+# How often a running job proves it is alive; GRADER_LOST_AFTER_S declares it lost.
+SUBMISSION_HEARTBEAT_S = 2.0
+# A lost or infrastructure-failed job is re-queued this many times before it is an internal error.
+MAX_ATTEMPTS = 3
+# Seconds before a retry after an infrastructure error, doubling per attempt.
+RETRY_BACKOFF_S = 2
+
+
+class SubmissionRejected(ValueError):
+    """The submission cannot be accepted (too large, NUL bytes, unpublished problem)."""
+
+
+class GradingCancelled(Exception):
+    """The submission was aborted or taken over while this worker graded it."""
 
 
 def worker_heartbeat(hostname: str, queues: list[str], started_at: datetime) -> Worker:
@@ -27,3 +62,319 @@ def worker_heartbeat(hostname: str, queues: list[str], started_at: datetime) -> 
 def worker_gone(hostname: str) -> None:
     """Forget a worker that shut down cleanly, so it stops counting as alive at once."""
     Worker.objects.filter(hostname=hostname).delete()
+
+
+def code_validate(code: str, source_bytes: int) -> None:
+    """Refuse code that is too large or not text, with a message the author can act on."""
+    if "\x00" in code:
+        raise SubmissionRejected("the source contains NUL bytes; submit a plain text file")
+    size = len(code.encode("utf-8", errors="surrogatepass"))
+    if size > source_bytes:
+        raise SubmissionRejected(
+            f"the source is {size} bytes; the limit for this problem is {source_bytes} bytes"
+        )
+
+
+def submission_event_add(
+    submission_id: int, kind: str, data: dict | None = None
+) -> SubmissionEvent:
+    """Persist one progress event with the next sequence number and push it after commit."""
+    with transaction.atomic():
+        Submission.objects.filter(pk=submission_id).update(events_count=F("events_count") + 1)
+        seq = Submission.objects.values_list("events_count", flat=True).get(pk=submission_id)
+        event = SubmissionEvent.objects.create(
+            submission_id=submission_id, seq=seq, kind=kind, data=data or {}
+        )
+        transaction.on_commit(lambda: _event_broadcast(event))
+    return event
+
+
+def submission_group(submission_id: int) -> str:
+    """The channel-layer group of one submission's open progress pages."""
+    return f"submission.{submission_id}"
+
+
+def _event_broadcast(event: SubmissionEvent) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(
+            submission_group(event.submission_id),
+            {"type": "submission.event", "event": event.as_message()},
+        )
+    except Exception:  # the events table is the truth; consumers poll it too
+        logger.warning("could not broadcast event %s", event.pk, exc_info=True)
+
+
+def _enqueue(submission: Submission, countdown_s: float = 0) -> None:
+    from grader.tasks import grade_submission
+
+    grade_submission.apply_async(
+        args=[submission.pk, submission.attempt],
+        queue=submission.problem.queue,
+        priority=PRIORITY[submission.purpose],
+        countdown=countdown_s or None,
+    )
+
+
+def submission_create(
+    *,
+    user,
+    problem: Problem,
+    code: str,
+    language: str = Submission.Language.PYTHON,
+    purpose: str = Submission.Purpose.PRACTICE,
+) -> Submission:
+    """Validate and store a submission, then queue it for grading once the row is committed."""
+    if not problem.published:
+        raise SubmissionRejected(f"problem {problem.slug} is not published")
+    if language not in Submission.Language.values:
+        raise SubmissionRejected(f"language {language!r} is not supported")
+    code_validate(code, problem.as_spec().limits.source_bytes)
+    with transaction.atomic():
+        submission = Submission.objects.create(
+            user=user,
+            problem=problem,
+            code=code,
+            language=language,
+            purpose=purpose,
+            seed=secrets.randbits(62),
+        )
+        submission_event_add(submission.pk, SubmissionEvent.Kind.QUEUED)
+        transaction.on_commit(lambda: _enqueue(submission))
+    return submission
+
+
+def _claim(submission_id: int, attempt: int, hostname: str) -> Submission | None:
+    """Move a queued submission of this attempt to running, atomically; None if not ours."""
+    with transaction.atomic():
+        submission = (
+            Submission.objects.select_for_update()
+            .select_related("problem")
+            .filter(pk=submission_id, state=Submission.State.QUEUED, attempt=attempt)
+            .first()
+        )
+        if submission is None:
+            return None
+        now = timezone.now()
+        submission.state = Submission.State.RUNNING
+        submission.phase = Submission.Phase.COMPILING
+        submission.worker_hostname = hostname
+        submission.started_at = now
+        submission.heartbeat_at = now
+        submission.save(
+            update_fields=["state", "phase", "worker_hostname", "started_at", "heartbeat_at"]
+        )
+        submission_event_add(submission.pk, SubmissionEvent.Kind.STARTED, {"worker": hostname})
+    return submission
+
+
+def _still_ours(submission_id: int, attempt: int) -> bool:
+    """Beat this job's heartbeat; False once it was aborted or re-queued elsewhere."""
+    return bool(
+        Submission.objects.filter(
+            pk=submission_id, state=Submission.State.RUNNING, attempt=attempt
+        ).update(heartbeat_at=timezone.now())
+    )
+
+
+class _JobHeartbeat(threading.Thread):
+    """Beats a running submission's heartbeat; notices an abort."""
+
+    def __init__(self, submission_id: int, attempt: int) -> None:
+        super().__init__(daemon=True, name=f"job-heartbeat-{submission_id}")
+        self.submission_id = submission_id
+        self.attempt = attempt
+        self.stop = threading.Event()
+        self.cancelled = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stop.wait(SUBMISSION_HEARTBEAT_S):
+                try:
+                    close_old_connections()
+                    if not _still_ours(self.submission_id, self.attempt):
+                        self.cancelled.set()
+                        return
+                except Exception:  # the database may blink; the next beat retries
+                    logger.warning("job heartbeat failed", exc_info=True)
+        finally:
+            connection.close()
+
+
+def submission_grade(submission_id: int, attempt: int, hostname: str) -> Submission | None:
+    """Grade a queued submission exactly once; a redelivered or stale message does nothing.
+
+    Candidate failures are verdicts. An infrastructure error re-queues the submission with
+    backoff (up to ``MAX_ATTEMPTS``), then becomes an internal error.
+    """
+    submission = _claim(submission_id, attempt, hostname)
+    if submission is None:
+        return None
+    heartbeat = _JobHeartbeat(submission_id, attempt)
+    heartbeat.start()
+    phases = {"test": Submission.Phase.TESTING, "benchmarking": Submission.Phase.BENCHMARKING}
+
+    def progress(step: str, data: dict) -> None:
+        if heartbeat.cancelled.is_set():
+            raise GradingCancelled(f"submission {submission_id} is no longer ours")
+        if step in phases:
+            Submission.objects.filter(pk=submission_id, attempt=attempt).update(phase=phases[step])
+        submission_event_add(submission_id, step, data)
+
+    hardware = detect_hardware().as_dict() | {"device_state": device_state()}
+    try:
+        report = grade(
+            submission.problem.as_spec(),
+            submission.code,
+            seed=submission.seed,
+            hardware=hardware,
+            progress=progress,
+        )
+    except GradingCancelled:
+        return None
+    except Exception as error:
+        logger.exception("grading submission %s failed on our side", submission_id)
+        return submission_requeue(submission_id, attempt, f"infrastructure error: {error}")
+    finally:
+        heartbeat.stop.set()
+        heartbeat.join()
+    return _result_store(submission_id, attempt, hostname, report)
+
+
+def _result_store(
+    submission_id: int, attempt: int, hostname: str, report: GradeReport
+) -> Submission | None:
+    """Write a report once: only while this attempt still owns the running submission."""
+    with transaction.atomic():
+        submission = (
+            Submission.objects.select_for_update()
+            .filter(pk=submission_id, state=Submission.State.RUNNING, attempt=attempt)
+            .first()
+        )
+        if submission is None:
+            return None
+        submission.state = Submission.State.GRADED
+        submission.phase = Submission.Phase.NONE
+        submission.verdict = report.verdict
+        submission.score = report.score
+        submission.message = report.message
+        submission.hardware = report.hardware
+        submission.sandbox = report.sandbox
+        submission.harness_version = report.harness_version
+        submission.timing = {
+            "candidate": report.candidate.as_dict() if report.candidate else None,
+            "reference": report.reference.as_dict() if report.reference else None,
+        }
+        submission.output = {"stdout": report.stdout, "stderr": report.stderr}
+        submission.needs_review = report.verdict == Verdict.SUSPECT
+        submission.graded_at = timezone.now()
+        submission.save()
+        TestResult.objects.bulk_create(
+            TestResult(
+                submission=submission,
+                index=index,
+                name=test.name,
+                verdict=test.verdict,
+                time_ms=test.time_ms,
+                message=test.message,
+                details=test.details,
+            )
+            for index, test in enumerate(report.tests)
+        )
+        submission_event_add(
+            submission_id,
+            SubmissionEvent.Kind.DONE,
+            {"verdict": str(report.verdict), "score": report.score, "worker": hostname},
+        )
+    return submission
+
+
+def submission_requeue(submission_id: int, attempt: int, reason: str) -> Submission | None:
+    """Give a running attempt back to the queue (or, after MAX_ATTEMPTS, an internal error)."""
+    with transaction.atomic():
+        submission = (
+            Submission.objects.select_for_update()
+            .select_related("problem")
+            .filter(pk=submission_id, state=Submission.State.RUNNING, attempt=attempt)
+            .first()
+        )
+        if submission is None:
+            return None
+        if attempt + 1 >= MAX_ATTEMPTS:
+            submission.state = Submission.State.GRADED
+            submission.verdict = Verdict.INTERNAL_ERROR
+            submission.score = 0.0
+            submission.message = f"grading failed on our side ({reason}); not your fault"
+            submission.graded_at = timezone.now()
+            submission.phase = Submission.Phase.NONE
+            submission.save()
+            submission_event_add(
+                submission_id,
+                SubmissionEvent.Kind.DONE,
+                {"verdict": Verdict.INTERNAL_ERROR.value, "score": 0.0, "reason": reason},
+            )
+            return submission
+        submission.state = Submission.State.QUEUED
+        submission.phase = Submission.Phase.NONE
+        submission.attempt = attempt + 1
+        submission.worker_hostname = ""
+        submission.heartbeat_at = None
+        submission.save()
+        submission_event_add(
+            submission_id, SubmissionEvent.Kind.REQUEUED, {"reason": reason, "attempt": attempt + 1}
+        )
+        transaction.on_commit(lambda: _enqueue(submission, RETRY_BACKOFF_S * 2**attempt))
+    return submission
+
+
+def submissions_reap_lost(now: datetime | None = None) -> int:
+    """Re-queue running submissions whose job stopped beating (its worker died); returns how many."""
+    lost_before = (now or timezone.now()) - timedelta(seconds=GRADER_LOST_AFTER_S)
+    lost = Submission.objects.filter(
+        state=Submission.State.RUNNING, heartbeat_at__lt=lost_before
+    ).values_list("pk", "attempt", "worker_hostname")
+    reaped = 0
+    for submission_id, attempt, hostname in list(lost):
+        reason = f"worker {hostname or '?'} stopped responding"
+        if submission_requeue(submission_id, attempt, reason) is not None:
+            reaped += 1
+    return reaped
+
+
+def submission_abort(submission_id: int) -> bool:
+    """Abort a queued or running submission; a running job stops at its next step."""
+    with transaction.atomic():
+        updated = Submission.objects.filter(
+            pk=submission_id, state__in=[Submission.State.QUEUED, Submission.State.RUNNING]
+        ).update(state=Submission.State.ABORTED, phase=Submission.Phase.NONE)
+        if updated:
+            submission_event_add(submission_id, SubmissionEvent.Kind.ABORTED)
+    return bool(updated)
+
+
+def problem_regrade(problem: Problem) -> int:
+    """Re-queue every graded submission of a problem at re-grading priority; returns how many."""
+    count = 0
+    for submission_id in problem.submissions.filter(state=Submission.State.GRADED).values_list(
+        "pk", flat=True
+    ):
+        with transaction.atomic():
+            submission = Submission.objects.select_for_update().get(pk=submission_id)
+            if submission.state != Submission.State.GRADED:
+                continue
+            TestResult.objects.filter(submission=submission).delete()
+            submission.state = Submission.State.QUEUED
+            submission.verdict = ""
+            submission.score = None
+            submission.message = ""
+            submission.graded_at = None
+            submission.purpose = Submission.Purpose.REGRADE
+            submission.attempt = F("attempt") + 1
+            submission.save()
+            submission.refresh_from_db()
+            submission_event_add(submission.pk, SubmissionEvent.Kind.QUEUED, {"regrade": True})
+            transaction.on_commit(lambda s=submission: _enqueue(s))
+        count += 1
+    return count

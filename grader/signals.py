@@ -1,4 +1,7 @@
-"""Worker life-cycle hooks: a heartbeat thread in each Celery worker's main process."""
+"""Worker life-cycle hooks: a heartbeat thread in each Celery worker's main process.
+
+Each beat also re-queues jobs whose own heartbeat stopped (their worker died mid-job).
+"""
 
 from __future__ import annotations
 
@@ -15,13 +18,14 @@ _stop = threading.Event()
 
 
 def _beat_forever(hostname: str, queues: list[str]) -> None:
-    from grader.services import worker_heartbeat
+    from grader.services import submissions_reap_lost, worker_heartbeat
 
     started_at = timezone.now()
     while not _stop.is_set():
         try:
             close_old_connections()
             worker_heartbeat(hostname, queues, started_at)
+            submissions_reap_lost()
         except Exception:  # the database may be restarting; the next beat retries
             logger.exception("worker heartbeat failed")
         finally:

@@ -1,7 +1,9 @@
 from django.urls import path
 
+from grader.routing import websocket_urlpatterns as grader_websocket_urlpatterns
 from interview.consumers import NotificationConsumer
 
 websocket_urlpatterns = [
     path("ws/notifications/", NotificationConsumer.as_asgi()),
+    *grader_websocket_urlpatterns,
 ]

@@ -1,0 +1,76 @@
+"""Live progress of one submission over a WebSocket, replayable after a reconnect."""
+
+from __future__ import annotations
+
+import asyncio
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from grader.selectors import submission_events_after, submission_visible_to
+from grader.services import submission_group
+
+# With the in-memory channel layer the worker's events cannot reach this process, so the
+# consumer polls the events table; with Redis the poll only backs up the pushed events.
+POLL_INTERVAL_S = (
+    0.25 if settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer") else 2.0
+)
+
+
+class SubmissionProgressConsumer(AsyncJsonWebsocketConsumer):
+    """Streams ``ws/submissions/<id>/?after=<seq>``: every event after ``seq``, then live ones."""
+
+    async def connect(self) -> None:
+        self.submission_id = int(self.scope["url_route"]["kwargs"]["submission_id"])
+        if not await database_sync_to_async(submission_visible_to)(
+            self.submission_id, self.scope.get("user")
+        ):
+            await self.close(code=4403)
+            return
+        query = dict(
+            part.split("=", 1)
+            for part in self.scope["query_string"].decode().split("&")
+            if "=" in part
+        )
+        try:
+            self.last_seq = max(int(query.get("after", 0)), 0)
+        except ValueError:
+            self.last_seq = 0
+        self.lock = asyncio.Lock()
+        self.group = submission_group(self.submission_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self._catch_up()
+        self.poller = asyncio.create_task(self._poll())
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "poller"):
+            self.poller.cancel()
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def _catch_up(self) -> None:
+        async with self.lock:
+            events = await database_sync_to_async(submission_events_after)(
+                self.submission_id, self.last_seq
+            )
+            for event in events:
+                await self.send_json(event.as_message())
+                self.last_seq = event.seq
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_INTERVAL_S)
+            await self._catch_up()
+
+    async def submission_event(self, message: dict) -> None:
+        """A pushed event: send it if it is the next one, else replay from the table."""
+        event = message["event"]
+        async with self.lock:
+            if event["seq"] == self.last_seq + 1:
+                await self.send_json(event)
+                self.last_seq = event["seq"]
+                return
+        if event["seq"] > self.last_seq:
+            await self._catch_up()

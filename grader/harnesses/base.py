@@ -1,0 +1,103 @@
+"""The harness base class: how one family of problems drives and judges candidate code.
+
+A harness kind has two halves in one class, because they speak one private protocol:
+
+* the **trusted half** runs in the grading worker. It generates every input from a secret
+  seed and a fresh nonce per call, keeps the expected outputs, poisons output buffers before
+  each call, checks every output (timed ones included), and times each call from outside the
+  sandbox. It imports no Django, so the same harness runs on a bare GPU host.
+* the **in-sandbox half** (:meth:`Harness.serve`) runs inside bubblewrap in the same process
+  as the candidate's code, so nothing it says is believed: it only computes and reports what
+  it computed, through the channel of ``grader/harnesses/channel.py``.
+
+Later kinds plug in the same way: an engine-driven kind (scheduler, allocator, sampler,
+verifier) lists ``sandbox_packages = ("engine",)`` so the engine is bound read-only into the
+sandbox, drives the engine there with the candidate's class in :meth:`serve`, and checks the
+resulting trace and tokens on the trusted side; a kernel kind sets ``needs_gpu = True`` and
+times with :class:`grader.harnesses.timing.CudaTimer` inside :meth:`serve`.
+
+Example (a new kind is a file in this package)::
+
+    @register
+    class SamplerHarness(Harness):
+        kind = "sampler"
+        version = "1"
+        sandbox_packages = ("engine",)
+
+        def check_tests(self, session, seed, progress): ...
+        def measure(self, session, seed): ...
+
+        @staticmethod
+        def serve(entry, request, shared): ...
+"""
+
+from __future__ import annotations
+
+import mmap
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from grader.harnesses.contract import Measurement, ProblemSpec, TestOutcome, Verdict
+
+if TYPE_CHECKING:
+    from grader.sandbox import SandboxSession
+
+# Captured when the harness is imported, before any candidate code exists in the process, so a
+# candidate who replaces ``time.perf_counter_ns`` does not replace the harness's clock (and one
+# who patches deeper is caught by the outside wall clock).
+clock_ns = time.perf_counter_ns
+
+#: progress(step, data): called by the trusted half before each test; may raise to cancel.
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+class CandidateFailure(Exception):
+    """The candidate's run ended with a non-accepted verdict (never retried, never ours)."""
+
+    def __init__(self, verdict: Verdict, message: str, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.verdict = verdict
+        self.message = message
+        self.details = details or {}
+
+
+class ProblemError(Exception):
+    """The problem itself is broken (a too-weak test, a failing reference): an internal error."""
+
+
+class Harness(ABC):
+    """A harness kind. Subclasses set ``kind`` and ``version`` and implement the four methods."""
+
+    kind: ClassVar[str]
+    version: ClassVar[str]
+    #: top-level project packages bound read-only into the sandbox besides grader.harnesses.
+    sandbox_packages: ClassVar[tuple[str, ...]] = ()
+    #: whether submissions go to the ``gpu`` queue.
+    needs_gpu: ClassVar[bool] = False
+
+    def __init__(self, spec: ProblemSpec) -> None:
+        self.spec = spec
+
+    @abstractmethod
+    def shared_bytes(self) -> int:
+        """How large the shared memory between the two halves must be for this problem."""
+
+    @abstractmethod
+    def check_tests(
+        self, session: SandboxSession, seed: int, progress: Progress
+    ) -> list[TestOutcome]:
+        """Run every correctness test in order; a dead sandbox raises :class:`CandidateFailure`."""
+
+    @abstractmethod
+    def measure(self, session: SandboxSession, seed: int) -> Measurement:
+        """Time the solution with fresh, checked inputs on every call."""
+
+    @staticmethod
+    @abstractmethod
+    def serve(entry: Any, request: dict[str, Any], shared: mmap.mmap) -> dict[str, Any]:
+        """In the sandbox: run the candidate's ``entry`` on one request and report the result.
+
+        Returns ``{"ok": True, "elapsed_ns": ..., ...}``; exceptions are reported by the runner.
+        """

@@ -1,0 +1,165 @@
+"""The results contract every harness kind fills: verdicts, limits, problem specs, reports.
+
+Django-free on purpose: the same harness runs on a bare GPU host, and the in-sandbox half
+imports this module too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Verdict(StrEnum):
+    """The outcome of one test or of a whole submission."""
+
+    ACCEPTED = "accepted"
+    WRONG_ANSWER = "wrong_answer"
+    TIME_LIMIT = "time_limit"
+    MEMORY_LIMIT = "memory_limit"
+    GPU_OOM = "gpu_oom"
+    OUTPUT_LIMIT = "output_limit"
+    RUNTIME_ERROR = "runtime_error"
+    COMPILE_ERROR = "compile_error"
+    NONDETERMINISTIC = "nondeterministic"
+    POLICY = "policy"
+    SUSPECT = "suspect"
+    INTERNAL_ERROR = "internal_error"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class SandboxKind(StrEnum):
+    """How candidate code was isolated; every verdict carries it."""
+
+    BUBBLEWRAP = "bubblewrap"
+    UNSANDBOXED = "unsandboxed"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one sandboxed run (the whole run, not one test)."""
+
+    wall_time_s: float = 60.0
+    cpu_time_s: int = 60
+    test_time_s: float = 10.0
+    memory_bytes: int = 2 * 1024**3
+    processes: int = 64
+    file_size_bytes: int = 16 * 1024**2
+    output_bytes: int = 64 * 1024
+    source_bytes: int = 256 * 1024
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Limits:
+        return cls(**(data or {}))
+
+
+@dataclass(frozen=True)
+class ProblemSpec:
+    """Everything a harness needs to grade one problem; built from a Problem row or its folder."""
+
+    slug: str
+    harness: str
+    entry_point: str
+    reference_code: str
+    oracle_code: str
+    tests: list[dict[str, Any]]
+    benchmark: dict[str, Any]
+    limits: Limits = field(default_factory=Limits)
+    tolerance: dict[str, dict[str, float]] = field(default_factory=dict)
+    speed_of_light_bytes_per_s: float = 0.0
+    queue: str = "cpu"
+
+
+@dataclass
+class TestOutcome:
+    """One test's verdict, time and message, in the order the tests ran."""
+
+    name: str
+    verdict: Verdict
+    time_ms: float | None = None
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"verdict": str(self.verdict)}
+
+
+@dataclass
+class Measurement:
+    """Timed repetitions of one solution: inside-sandbox samples and the outside wall clock."""
+
+    samples_ns: list[int]
+    outside_ns: list[int]
+    median_ns: float
+    p10_ns: float
+    p90_ns: float
+    relative_standard_error: float
+    warmup: int
+    bytes_moved: int = 0
+    device_state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def overhead_median_ns(self) -> float:
+        """Median of (outside - inside) per call: the harness and channel cost of one call."""
+        return _median([o - i for o, i in zip(self.outside_ns, self.samples_ns, strict=True)])
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"overhead_median_ns": self.overhead_median_ns}
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[middle])
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+@dataclass
+class RunReport:
+    """One sandboxed run of one solution: its tests, its measurement, what it printed."""
+
+    verdict: Verdict
+    message: str = ""
+    tests: list[TestOutcome] = field(default_factory=list)
+    measurement: Measurement | None = None
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass
+class GradeReport:
+    """The graded outcome of one submission: what `manage.py grade --json` prints."""
+
+    verdict: Verdict
+    score: float
+    message: str
+    tests: list[TestOutcome]
+    hardware: dict[str, Any]
+    sandbox: SandboxKind
+    harness_version: str
+    candidate: Measurement | None = None
+    reference: Measurement | None = None
+    stdout: str = ""
+    stderr: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": str(self.verdict),
+            "score": self.score,
+            "message": self.message,
+            "tests": [t.as_dict() for t in self.tests],
+            "hardware": self.hardware,
+            "sandbox": str(self.sandbox),
+            "harness_version": self.harness_version,
+            "candidate": self.candidate.as_dict() if self.candidate else None,
+            "reference": self.reference.as_dict() if self.reference else None,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+        }

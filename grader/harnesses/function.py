@@ -1,0 +1,295 @@
+"""The ``function`` kind: the candidate writes ``f(x: numpy.ndarray) -> numpy.ndarray``.
+
+The problem's oracle (trusted code in the problem's ``oracle.py``) defines
+``generate(case, rng) -> ndarray`` and ``expected(x) -> float64 ndarray``. For each call the
+trusted side generates a fresh input, lays it out as the test asks (``contiguous``,
+``transposed`` or ``strided``), writes it to shared memory, fills the output area with NaN
+bytes, and after the call checks the output (dtype, shape, values within the tolerance of the
+input's dtype, NaN matching nothing) and that the input bytes were not modified.
+"""
+
+from __future__ import annotations
+
+import mmap
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from grader.harnesses import register
+from grader.harnesses.base import (
+    CandidateFailure,
+    Harness,
+    ProblemError,
+    Progress,
+    clock_ns,
+)
+from grader.harnesses.contract import Measurement, ProblemSpec, TestOutcome, Verdict
+from grader.harnesses.timing import MeasureSettings, measure
+
+if TYPE_CHECKING:
+    from grader.sandbox import SandboxSession
+
+OUTPUT_DTYPES = ("float32", "float64")
+# The output area holds float64 values even for float32 inputs, whichever dtype is returned.
+OUTPUT_ITEM_BYTES = 8
+# How many mismatched positions a wrong answer lists.
+MISMATCHES_SHOWN = 5
+ALIGN_BYTES = 64
+
+
+def _align(size: int) -> int:
+    return -(-size // ALIGN_BYTES) * ALIGN_BYTES
+
+
+def oracle_load(code: str) -> dict[str, Any]:
+    """Run a problem's trusted oracle source; it must define generate() and expected()."""
+    namespace: dict[str, Any] = {"__name__": "oracle"}
+    exec(compile(code, "oracle.py", "exec"), namespace)
+    for name in ("generate", "expected"):
+        if not callable(namespace.get(name)):
+            raise ProblemError(f"oracle.py defines no {name}()")
+    return namespace
+
+
+def layout_base(x: np.ndarray, layout: str, rng: np.random.Generator) -> np.ndarray:
+    """The contiguous buffer sent to the sandbox, from which the sandbox takes a view equal to x."""
+    if layout == "contiguous":
+        return np.ascontiguousarray(x)
+    if layout == "transposed":
+        return np.ascontiguousarray(x.T)
+    if layout == "strided":
+        base = rng.standard_normal((x.shape[0], 2 * x.shape[1])).astype(x.dtype)
+        base[:, ::2] = x
+        return base
+    raise ProblemError(f"unknown layout {layout!r}")
+
+
+def layout_view(base: np.ndarray, layout: str) -> np.ndarray:
+    if layout == "transposed":
+        return base.T
+    if layout == "strided":
+        return base[:, ::2]
+    return base
+
+
+def mismatch(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> dict[str, Any] | None:
+    """None when every value is within atol + rtol*|want| (NaN never is), else the details."""
+    got64 = got.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        error = np.abs(got64 - want)
+        ok = error <= atol + rtol * np.abs(want)
+        if ok.all():
+            return None
+        relative = np.where(want != 0, error / np.where(want != 0, np.abs(want), 1), np.inf)
+    bad = np.argwhere(~ok)
+    finite = np.isfinite(error)
+    return {
+        "non_finite": int((~np.isfinite(got64)).sum()),
+        "max_abs_error": float(error[finite].max()) if finite.any() else None,
+        "max_rel_error": float(relative[finite].max()) if finite.any() else None,
+        "mismatches": int(bad.shape[0]),
+        "first_mismatches": [
+            {
+                "index": [int(i) for i in position],
+                "got": float(got64[tuple(position)]),
+                "expected": float(want[tuple(position)]),
+            }
+            for position in bad[:MISMATCHES_SHOWN]
+        ],
+    }
+
+
+def _mismatch_message(details: dict[str, Any]) -> str:
+    first = details["first_mismatches"][0]
+    return (
+        f"{details['mismatches']} values out of tolerance; first at {first['index']}: "
+        f"got {first['got']!r}, expected {first['expected']!r}; "
+        f"max abs error {details['max_abs_error']}, max rel error {details['max_rel_error']}"
+        + (f"; {details['non_finite']} values are NaN or inf" if details["non_finite"] else "")
+    )
+
+
+@register
+class FunctionHarness(Harness):
+    kind = "function"
+    version = "1"
+
+    def __init__(self, spec: ProblemSpec) -> None:
+        super().__init__(spec)
+        self.oracle = oracle_load(spec.oracle_code)
+        self.session_nonce = secrets.randbits(64)
+        self.calls = 0
+
+    def _cases(self) -> list[dict[str, Any]]:
+        return [*self.spec.tests, self.spec.benchmark]
+
+    def shared_bytes(self) -> int:
+        largest = 0
+        for case in self._cases():
+            elements = int(np.prod(case["shape"]))
+            # a strided layout sends twice the columns
+            input_bytes = 2 * elements * np.dtype(case["dtype"]).itemsize
+            largest = max(largest, _align(input_bytes) + elements * OUTPUT_ITEM_BYTES)
+        return max(largest, mmap.PAGESIZE)
+
+    def _rng(self, seed: int) -> np.random.Generator:
+        """A fresh generator for every call: the secret seed plus this call's nonce."""
+        self.calls += 1
+        return np.random.default_rng([seed, self.session_nonce, self.calls])
+
+    def _input(self, case: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = self._rng(seed)
+        x = self.oracle["generate"](case, rng)
+        return x, layout_base(x, case.get("layout", "contiguous"), rng)
+
+    def _tolerance(self, dtype: np.dtype) -> tuple[float, float]:
+        tolerance = self.spec.tolerance.get(str(dtype))
+        if tolerance is None:
+            raise ProblemError(f"no tolerance for dtype {dtype}")
+        return float(tolerance["rtol"]), float(tolerance["atol"])
+
+    def _expected(self, x: np.ndarray) -> np.ndarray:
+        want = np.asarray(self.oracle["expected"](x), dtype=np.float64)
+        rtol, atol = self._tolerance(x.dtype)
+        if mismatch(np.zeros_like(want), want, rtol, atol) is None:
+            raise ProblemError("returning zeros would pass this test: its outputs are too small")
+        return want
+
+    def _call(
+        self,
+        session: SandboxSession,
+        case: dict[str, Any],
+        x: np.ndarray,
+        base: np.ndarray,
+        timeout_s: float,
+    ) -> tuple[np.ndarray, int, int]:
+        """One call in the sandbox; returns (output, inside_ns, outside_ns) or raises."""
+        shared = session.shared
+        out_offset = _align(base.nbytes)
+        out_capacity = x.size * OUTPUT_ITEM_BYTES
+        shared[: base.nbytes] = base.tobytes()
+        shared[out_offset : out_offset + out_capacity] = b"\xff" * out_capacity  # NaN bytes
+        reply, outside_ns = session.call(
+            {
+                "op": "call",
+                "dtype": str(base.dtype),
+                "base_shape": list(base.shape),
+                "layout": case.get("layout", "contiguous"),
+                "out_offset": out_offset,
+                "out_capacity": out_capacity,
+            },
+            timeout_s,
+        )
+        if shared[: base.nbytes] != base.tobytes():
+            raise CandidateFailure(Verdict.WRONG_ANSWER, "the input array was modified")
+        elapsed_ns = reply.get("elapsed_ns")
+        if not isinstance(elapsed_ns, int) or elapsed_ns < 0:
+            raise CandidateFailure(Verdict.POLICY, "the sandbox reported no valid time")
+        dtype, shape = reply.get("dtype"), reply.get("shape")
+        if dtype not in OUTPUT_DTYPES:
+            raise CandidateFailure(
+                Verdict.WRONG_ANSWER, f"returned dtype {dtype}; expected float32 or float64"
+            )
+        if shape != list(x.shape):
+            raise CandidateFailure(
+                Verdict.WRONG_ANSWER, f"returned shape {shape}; expected {list(x.shape)}"
+            )
+        got = np.frombuffer(shared, dtype=dtype, count=x.size, offset=out_offset)
+        return got.reshape(x.shape).copy(), elapsed_ns, outside_ns
+
+    def _check(self, got: np.ndarray, want: np.ndarray, dtype: np.dtype) -> None:
+        rtol, atol = self._tolerance(dtype)
+        details = mismatch(got, want, rtol, atol)
+        if details is not None:
+            raise CandidateFailure(Verdict.WRONG_ANSWER, _mismatch_message(details), details)
+
+    def check_tests(
+        self, session: SandboxSession, seed: int, progress: Progress
+    ) -> list[TestOutcome]:
+        outcomes = []
+        total = len(self.spec.tests)
+        for index, case in enumerate(self.spec.tests):
+            progress("test", {"index": index + 1, "total": total, "name": case["name"]})
+            outcome = self._test(session, case, seed)
+            outcomes.append(outcome)
+            if outcome.details.get("fatal"):
+                break
+        return outcomes
+
+    def _test(self, session: SandboxSession, case: dict[str, Any], seed: int) -> TestOutcome:
+        timeout_s = float(case.get("time_limit_s", self.spec.limits.test_time_s))
+        x, base = self._input(case, seed)
+        want = self._expected(x)
+        started = time.perf_counter()
+        try:
+            outputs = []
+            inside_ns = 0
+            for _ in range(int(case.get("repeat", 1))):
+                got, inside_ns, _outside_ns = self._call(session, case, x, base, timeout_s)
+                self._check(got, want, x.dtype)
+                outputs.append(got)
+            if any(not np.array_equal(outputs[0], other) for other in outputs[1:]):
+                return TestOutcome(
+                    case["name"],
+                    Verdict.NONDETERMINISTIC,
+                    inside_ns / 1e6,
+                    "two calls on the same input returned different outputs",
+                )
+        except CandidateFailure as failure:
+            fatal = not session.alive()
+            return TestOutcome(
+                case["name"],
+                failure.verdict,
+                (time.perf_counter() - started) * 1e3,
+                failure.message,
+                failure.details | ({"fatal": True} if fatal else {}),
+            )
+        return TestOutcome(case["name"], Verdict.ACCEPTED, inside_ns / 1e6)
+
+    def measure(self, session: SandboxSession, seed: int) -> Measurement:
+        case = self.spec.benchmark
+        settings = MeasureSettings.from_dict(case)
+        timeout_s = float(case.get("time_limit_s", self.spec.limits.test_time_s))
+        calls = 0
+
+        def timed_call() -> tuple[int, int]:
+            nonlocal calls
+            calls += 1
+            x, base = self._input(case, seed)
+            want = self._expected(x)
+            got, inside_ns, outside_ns = self._call(session, case, x, base, timeout_s)
+            try:
+                self._check(got, want, x.dtype)
+            except CandidateFailure as failure:
+                raise CandidateFailure(
+                    failure.verdict, f"timed call {calls} returned a wrong output: {failure}"
+                ) from None
+            return inside_ns, outside_ns
+
+        elements = int(np.prod(case["shape"]))
+        bytes_moved = 2 * elements * np.dtype(case["dtype"]).itemsize
+        return measure(timed_call, settings, bytes_moved)
+
+    @staticmethod
+    def serve(entry: Any, request: dict[str, Any], shared: mmap.mmap) -> dict[str, Any]:
+        dtype = np.dtype(request["dtype"])
+        base = np.ndarray(tuple(request["base_shape"]), dtype=dtype, buffer=shared, offset=0)
+        x = layout_view(base, request["layout"])
+        start_ns = clock_ns()
+        out = entry(x)
+        elapsed_ns = clock_ns() - start_ns
+        # Exactly an ndarray: a lazy object would do its work after the clock stopped.
+        if type(out) is not np.ndarray:
+            return {"ok": True, "elapsed_ns": elapsed_ns, "dtype": type(out).__name__}
+        reply = {
+            "ok": True,
+            "elapsed_ns": elapsed_ns,
+            "dtype": str(out.dtype),
+            "shape": list(out.shape),
+        }
+        if str(out.dtype) in OUTPUT_DTYPES and out.nbytes <= request["out_capacity"]:
+            target = np.ndarray(out.shape, out.dtype, buffer=shared, offset=request["out_offset"])
+            np.copyto(target, out)
+        return reply
