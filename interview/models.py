@@ -1,0 +1,236 @@
+"""Interview data: the question bank, attempts, mock-interview loops and review cards."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Level(models.TextChoices):
+    JUNIOR = "junior", "Junior"
+    MID = "mid", "Mid"
+    SENIOR = "senior", "Senior"
+    STAFF = "staff", "Staff"
+
+
+LEVEL_ORDER = [Level.JUNIOR, Level.MID, Level.SENIOR, Level.STAFF]
+
+
+class QuestionType(models.TextChoices):
+    SINGLE_CHOICE = "single_choice", "Single choice"
+    MULTIPLE_CHOICE = "multiple_choice", "Multiple choice"
+    NUMERIC = "numeric", "Numeric"
+    PARAMETRIC = "parametric", "Numeric with parameters"
+    SHORT_ANSWER = "short_answer", "Short answer"
+
+
+class Question(models.Model):
+    """One bank question; ``spec`` is its YAML mapping, the other fields are indexed copies."""
+
+    bank_id = models.SlugField(max_length=80, unique=True)
+    topic = models.SlugField(max_length=60, db_index=True)
+    topics = models.JSONField(default=list)
+    level = models.CharField(max_length=10, choices=Level.choices, db_index=True)
+    type = models.CharField(max_length=20, choices=QuestionType.choices)
+    prompt = models.TextField()
+    explanation = models.TextField()
+    source_title = models.CharField(max_length=300)
+    source_url = models.URLField(max_length=500)
+    spec = models.JSONField()
+    published = models.BooleanField(default=True, db_index=True)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["topic", "position", "bank_id"]
+
+    def __str__(self) -> str:
+        return self.bank_id
+
+
+class LoopStatus(models.TextChoices):
+    ACTIVE = "active", "In progress"
+    FINISHED = "finished", "Finished"
+
+
+class LoopLength(models.IntegerChoices):
+    MIN_30 = 30, "30 minutes"
+    MIN_45 = 45, "45 minutes"
+    MIN_60 = 60, "60 minutes"
+
+
+class Loop(models.Model):
+    """A mock interview: rounds in order, each with its own server-side deadline."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="loops"
+    )
+    level = models.CharField(max_length=10, choices=Level.choices)
+    length_min = models.PositiveSmallIntegerField(choices=LoopLength.choices)
+    status = models.CharField(max_length=10, choices=LoopStatus.choices, default=LoopStatus.ACTIVE)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    rating = models.PositiveSmallIntegerField(null=True, blank=True)
+    overall_score = models.FloatField(null=True, blank=True)
+    scorecard = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="active", finished_at__isnull=True)
+                | Q(status="finished", finished_at__isnull=False, rating__isnull=False),
+                name="loop_finished_has_time_and_rating",
+            ),
+            models.CheckConstraint(
+                condition=Q(rating__isnull=True) | Q(rating__gte=1, rating__lte=4),
+                name="loop_rating_1_to_4",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"loop {self.pk} ({self.user}, {self.level}, {self.length_min} min)"
+
+
+class RoundKind(models.TextChoices):
+    CONCEPTS = "concepts", "Concepts"
+    CODING = "coding", "Coding"
+    DESIGN = "design", "System design"
+
+
+class LoopRound(models.Model):
+    """One timed round; the deadline is set when the candidate opens it."""
+
+    loop = models.ForeignKey(Loop, on_delete=models.CASCADE, related_name="rounds")
+    position = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=10, choices=RoundKind.choices)
+    title = models.CharField(max_length=200)
+    duration_s = models.PositiveIntegerField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField(null=True, blank=True)
+    problem_slug = models.SlugField(max_length=100, blank=True)
+    design_id = models.SlugField(max_length=100, blank=True)
+    design = models.JSONField(default=dict, blank=True)
+    response = models.JSONField(default=dict, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    late = models.BooleanField(default=False)
+    score = models.FloatField(null=True, blank=True)
+    feedback = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["loop", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["loop", "position"], name="round_position_unique"),
+            models.CheckConstraint(
+                condition=Q(started_at__isnull=True, deadline__isnull=True)
+                | Q(started_at__isnull=False, deadline__isnull=False),
+                name="round_started_has_deadline",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.loop_id}.{self.position} {self.kind}"
+
+
+class LoopItem(models.Model):
+    """A concept question placed in a round, with the parameters drawn for it."""
+
+    round = models.ForeignKey(LoopRound, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveSmallIntegerField()
+    question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="+")
+    params = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["round", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["round", "position"], name="item_position_unique"),
+            models.UniqueConstraint(fields=["round", "question"], name="item_question_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.round} #{self.position}"
+
+
+class Attempt(models.Model):
+    """An answer to a question, in practice or inside a loop round, graded at once."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attempts"
+    )
+    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="attempts")
+    loop_round = models.ForeignKey(
+        LoopRound, null=True, blank=True, on_delete=models.CASCADE, related_name="attempts"
+    )
+    params = models.JSONField(default=dict, blank=True)
+    response = models.JSONField()
+    score = models.FloatField()
+    correct = models.BooleanField()
+    late = models.BooleanField(default=False)
+    feedback = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["loop_round", "question"],
+                condition=Q(loop_round__isnull=False),
+                name="attempt_once_per_round_question",
+            ),
+            models.CheckConstraint(
+                condition=Q(score__gte=0, score__lte=1), name="attempt_score_0_to_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.pk} on {self.question_id} ({self.score:.2f})"
+
+
+class ReviewCard(models.Model):
+    """An FSRS card for a missed question, or for one missed rubric point (``point_id``)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_cards"
+    )
+    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="review_cards")
+    point_id = models.SlugField(max_length=80, blank=True, default="")
+    fsrs = models.JSONField()
+    due = models.DateTimeField(db_index=True)
+    reviews = models.PositiveIntegerField(default=0)
+    lapses = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["due"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "question", "point_id"], name="review_card_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"card {self.pk} due {self.due:%Y-%m-%d %H:%M}"
+
+
+class ReviewRating(models.IntegerChoices):
+    AGAIN = 1, "Again"
+    HARD = 2, "Hard"
+    GOOD = 3, "Good"
+    EASY = 4, "Easy"
+
+
+class ReviewLog(models.Model):
+    """One review of a card: the rating given and when."""
+
+    card = models.ForeignKey(ReviewCard, on_delete=models.CASCADE, related_name="logs")
+    rating = models.PositiveSmallIntegerField(choices=ReviewRating.choices)
+    reviewed_at = models.DateTimeField()
+    due_after = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-reviewed_at"]
+
+    def __str__(self) -> str:
+        return f"review of card {self.card_id}: {self.rating}"
