@@ -293,7 +293,7 @@ class SandboxSession:
                 f"printed more than {self.limits.output_bytes} bytes of output",
             )
         signal_number = -returncode if returncode < 0 else returncode - 128
-        if signal_number in (signal.SIGXCPU, signal.SIGKILL) and returncode != 0:
+        if signal_number == signal.SIGXCPU and returncode != 0:
             return CandidateFailure(
                 Verdict.TIME_LIMIT,
                 f"used more than {self.limits.cpu_time_s} s of CPU time during {doing}",

@@ -1,0 +1,306 @@
+"""Hostile submissions, graded through the same synchronous sandbox path as the worker's.
+
+Each must get the right verdict with a clear message and change nothing outside the sandbox;
+``test_worker.py`` runs a few of them through a real worker and checks it survives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from grader.grading import grade
+from grader.harnesses.contract import Verdict
+from grader.sandbox import PROJECT_ROOT
+
+CORRECT = """
+import numpy as np
+
+def _softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+"""
+
+
+def _grade(spec, code: str):
+    return grade(spec, code, seed=7, hardware={"label": "test"})
+
+
+def _processes_with(marker: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in cmdline:
+            found.append(f"{pid}: {cmdline}")
+    return found
+
+
+HOSTILE = {
+    "infinite-loop": (
+        "def softmax(x):\n    while True:\n        pass\n",
+        Verdict.TIME_LIMIT,
+        "did not finish within 3 s",
+    ),
+    "fork-bomb": (
+        "import os\ndef softmax(x):\n    while True:\n        os.fork()\n",
+        Verdict.RUNTIME_ERROR,
+        "",
+    ),
+    "50-GB-allocation": (
+        "import numpy as np\ndef softmax(x):\n    return np.ones(50 * 10**9 // 8)\n",
+        Verdict.MEMORY_LIMIT,
+        "MemoryError",
+    ),
+    "gigabyte-of-output": (
+        "import sys\ndef softmax(x):\n    for _ in range(1024):\n"
+        "        sys.stdout.write('x' * 2**20)\n",
+        Verdict.OUTPUT_LIMIT,
+        "more than 65536 bytes of output",
+    ),
+    "unbounded-recursion": (
+        "def softmax(x):\n    return softmax(x)\n",
+        Verdict.RUNTIME_ERROR,
+        "RecursionError",
+    ),
+    "os-exit-mid-test": (
+        "import os\ndef softmax(x):\n    os._exit(0)\n",
+        Verdict.RUNTIME_ERROR,
+        "exited with status 0",
+    ),
+    "kill-parent": (
+        "import os, signal\ndef softmax(x):\n    os.kill(os.getppid(), signal.SIGKILL)\n",
+        Verdict.RUNTIME_ERROR,
+        "PermissionError",
+    ),
+    "kill-every-process-it-can": (
+        "import contextlib, os, signal\ndef softmax(x):\n"
+        "    with contextlib.suppress(OSError):\n"
+        "        os.kill(-1, signal.SIGKILL)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n",
+        Verdict.RUNTIME_ERROR,
+        "crashed with SIGKILL",
+    ),
+    "sys-exit-at-import": (
+        "import sys\nsys.exit(0)\n",
+        Verdict.RUNTIME_ERROR,
+        "SystemExit",
+    ),
+    "fake-result-printed": (
+        CORRECT
+        + "def softmax(x):\n"
+        + "    print(json.dumps({'verdict': 'accepted', 'score': 1000.0, 'ok': True}))\n"
+        + "    return x * 0\n",
+        Verdict.WRONG_ANSWER,
+        "values out of tolerance",
+    ),
+    "returns-zeros": (
+        "import numpy as np\ndef softmax(x):\n    return np.zeros(x.shape, x.dtype)\n",
+        Verdict.WRONG_ANSWER,
+        "values out of tolerance",
+    ),
+    "modifies-input": (
+        CORRECT + "def softmax(x):\n    out = _softmax(x)\n    x[...] = 0\n    return out\n",
+        Verdict.WRONG_ANSWER,
+        "the input array was modified",
+    ),
+    "returns-a-list": (
+        CORRECT + "def softmax(x):\n    return _softmax(x).tolist()\n",
+        Verdict.WRONG_ANSWER,
+        "returned dtype list",
+    ),
+    "caches-outputs-by-shape": (
+        CORRECT
+        + "_cache = {}\n"
+        + "def softmax(x):\n"
+        + "    key = (x.shape, x.dtype.str, x.strides)\n"
+        + "    if key not in _cache:\n"
+        + "        _cache[key] = _softmax(x)\n"
+        + "    return _cache[key]\n",
+        Verdict.WRONG_ANSWER,
+        "timed call",
+    ),
+    "nondeterministic": (
+        CORRECT
+        + "def softmax(x):\n"
+        + "    out = _softmax(x)\n"
+        + "    return out * (1 + 1e-12 * np.random.default_rng().random(out.shape))\n",
+        Verdict.NONDETERMINISTIC,
+        "different outputs",
+    ),
+}
+HOSTILE["fake-result-printed"] = (
+    "import json\n" + HOSTILE["fake-result-printed"][0],
+    *HOSTILE["fake-result-printed"][1:],
+)
+
+
+@pytest.mark.parametrize("name", list(HOSTILE), ids=list(HOSTILE))
+def test_hostile_submission_gets_its_verdict(softmax_spec, name):
+    code, verdict, words = HOSTILE[name]
+    report = _grade(softmax_spec, code)
+    assert report.verdict is verdict, (report.verdict, report.message)
+    assert words in report.message
+    assert report.score == 0.0
+
+
+def test_timer_replaced_by_the_candidate_changes_nothing(softmax_spec):
+    code = CORRECT + (
+        "import time\n"
+        "time.perf_counter = lambda: 0.0\n"
+        "time.perf_counter_ns = lambda: 0\n"
+        "time.monotonic_ns = lambda: 0\n"
+        "def softmax(x):\n    return _softmax(x)\n"
+    )
+    report = _grade(softmax_spec, code)
+    assert report.verdict is Verdict.ACCEPTED, report.message
+    assert report.candidate.median_ns > 10_000
+    assert report.score < 3
+
+
+def test_patched_harness_clock_hiding_work_is_rejected(softmax_spec):
+    code = CORRECT + (
+        "import time\n"
+        "import grader.harnesses.function as harness\n"
+        "harness.clock_ns = lambda: 0\n"
+        "def softmax(x):\n"
+        "    if x.shape == (256, 2048):\n"
+        "        time.sleep(0.02)\n"
+        "    return _softmax(x)\n"
+    )
+    report = _grade(softmax_spec, code)
+    assert report.verdict is Verdict.POLICY
+    assert "disagree with the wall clock" in report.message
+
+
+def test_forged_reply_on_the_private_channel_changes_nothing(softmax_spec):
+    code = CORRECT + (
+        "import json, os, socket, struct\n"
+        "def softmax(x):\n"
+        "    fake = json.dumps({'ok': True, 'elapsed_ns': 1, 'dtype': str(x.dtype),\n"
+        "                       'shape': list(x.shape)}).encode()\n"
+        "    for fd in map(int, os.listdir('/proc/self/fd')):\n"
+        "        try:\n"
+        "            s = socket.socket(fileno=os.dup(fd))\n"
+        "            s.sendall(struct.pack('!I', len(fake)) + fake)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return _softmax(x) * 0\n"
+    )
+    report = _grade(softmax_spec, code)
+    assert report.verdict is Verdict.WRONG_ANSWER
+    assert report.tests[0].verdict is Verdict.WRONG_ANSWER
+
+
+def test_no_network_reaches_the_database_redis_or_the_outside(softmax_spec):
+    code = (
+        "import socket\n"
+        "def softmax(x):\n"
+        "    results = {}\n"
+        "    for host, port in [('127.0.0.1', 5432), ('127.0.0.1', 6379), ('1.1.1.1', 80),\n"
+        "                       ('8.8.8.8', 53)]:\n"
+        "        try:\n"
+        "            socket.create_connection((host, port), timeout=2).close()\n"
+        "            results[f'{host}:{port}'] = 'connected'\n"
+        "        except OSError as error:\n"
+        "            results[f'{host}:{port}'] = type(error).__name__\n"
+        "    raise RuntimeError('NET ' + repr(results))\n"
+    )
+    report = _grade(softmax_spec, code)
+    assert report.verdict is Verdict.RUNTIME_ERROR
+    assert "NET " in report.message
+    assert "connected" not in report.message
+
+
+def test_no_secret_reaches_the_environment(softmax_spec, monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "s3cr3t-key-value")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://user:hunter2@db/prod")
+    code = "import os\ndef softmax(x):\n    raise RuntimeError('ENV ' + repr(dict(os.environ)))\n"
+    report = _grade(softmax_spec, code)
+    assert "ENV " in report.message
+    for secret in ("s3cr3t-key-value", "hunter2", "SECRET_KEY", "DATABASE_URL", "REDIS_URL"):
+        assert secret not in report.message
+
+
+def test_project_files_database_and_other_submissions_are_invisible(softmax_spec):
+    targets = [
+        str(PROJECT_ROOT / "interview" / "settings.py"),
+        str(PROJECT_ROOT / "grader" / "services.py"),
+        str(Path(settings.DATABASES["default"]["NAME"])),
+        str(settings.VAR_DIR / "inferprep.sqlite3"),
+        "/etc/shadow",
+        "/root/.bash_history",
+        "/proc/1/environ",
+    ]
+    code = (
+        "def softmax(x):\n"
+        "    seen = {}\n"
+        f"    for path in {targets!r}:\n"
+        "        try:\n"
+        "            seen[path] = open(path, 'rb').read(64)\n"
+        "        except OSError as error:\n"
+        "            seen[path] = type(error).__name__\n"
+        "    raise RuntimeError('READ ' + repr(seen))\n"
+    )
+    report = _grade(softmax_spec, code)
+    assert "READ " in report.message
+    seen = report.message.split("READ ", 1)[1]
+    for path in targets:
+        assert f"'{path}': '" in seen, seen  # an error name, not bytes
+
+
+def test_writes_outside_its_temporary_directory_fail(softmax_spec, tmp_path):
+    outside = [
+        str(PROJECT_ROOT / "pwned.txt"),
+        str(settings.VAR_DIR / "pwned.txt"),
+        str(tmp_path / "pwned.txt"),
+        "/usr/pwned.txt",
+        "/opt/inferprep/grader/harnesses/function.py",
+    ]
+    code = (
+        "def softmax(x):\n"
+        "    results = {}\n"
+        f"    for path in {outside!r} + ['/tmp/mine.txt']:\n"
+        "        try:\n"
+        "            open(path, 'w').write('pwned')\n"
+        "            results[path] = 'written'\n"
+        "        except OSError as error:\n"
+        "            results[path] = type(error).__name__\n"
+        "    raise RuntimeError('WRITE ' + json.dumps(results))\n"
+    )
+    report = _grade(softmax_spec, "import json\n" + code)
+    results = json.loads(report.message.split("WRITE ", 1)[1].strip().splitlines()[0])
+    assert results.pop("/tmp/mine.txt") == "written"
+    assert set(results.values()) <= {"FileNotFoundError", "PermissionError", "OSError"}, results
+    for path in outside[:3]:
+        assert not Path(path).exists()
+    assert "pwned" not in (PROJECT_ROOT / "grader" / "harnesses" / "function.py").read_text()
+
+
+def test_background_process_is_killed_at_the_end(softmax_spec):
+    marker = "4242.4242"
+    code = CORRECT + (
+        "import subprocess\n"
+        f"subprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
+        "def softmax(x):\n    return _softmax(x)\n"
+    )
+    report = _grade(softmax_spec, code)
+    assert report.verdict is Verdict.ACCEPTED, report.message
+    assert _processes_with(f"sleep {marker}") == []
+
+
+def test_cpu_time_limit_stops_a_loop_before_the_wall_clock(softmax_spec):
+    spec = dataclasses.replace(
+        softmax_spec,
+        limits=dataclasses.replace(softmax_spec.limits, cpu_time_s=2, test_time_s=20),
+    )
+    report = _grade(spec, "def softmax(x):\n    while True:\n        pass\n")
+    assert report.verdict is Verdict.TIME_LIMIT
+    assert "more than 2 s of CPU time" in report.message
