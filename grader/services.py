@@ -16,7 +16,7 @@ from django.utils import timezone
 from engine.hardware import detect_hardware
 from grader.conf import GRADER_LOST_AFTER_S
 from grader.grading import grade
-from grader.harnesses.contract import GradeReport, Verdict
+from grader.harnesses.contract import GradeReport, Verdict, json_safe
 from grader.harnesses.timing import device_state
 from grader.models import Problem, Submission, SubmissionEvent, TestResult, Worker
 
@@ -240,7 +240,11 @@ def submission_grade(submission_id: int, attempt: int, hostname: str) -> Submiss
     finally:
         heartbeat.stop.set()
         heartbeat.join()
-    return _result_store(submission_id, attempt, hostname, report)
+    try:
+        return _result_store(submission_id, attempt, hostname, report)
+    except Exception as error:
+        logger.exception("storing the result of submission %s failed", submission_id)
+        return submission_requeue(submission_id, attempt, f"could not store the result: {error}")
 
 
 def _result_store(
@@ -279,7 +283,7 @@ def _result_store(
                 verdict=test.verdict,
                 time_ms=test.time_ms,
                 message=test.message,
-                details=test.details,
+                details=json_safe(test.details),
             )
             for index, test in enumerate(report.tests)
         )

@@ -6,6 +6,7 @@ imports this module too.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -85,7 +86,7 @@ class TestOutcome:
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"verdict": str(self.verdict)}
+        return json_safe(asdict(self) | {"verdict": str(self.verdict)})
 
 
 @dataclass
@@ -108,7 +109,18 @@ class Measurement:
         return _median([o - i for o, i in zip(self.outside_ns, self.samples_ns, strict=True)])
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"overhead_median_ns": self.overhead_median_ns}
+        return json_safe(asdict(self) | {"overhead_median_ns": self.overhead_median_ns})
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float as its name ("nan", "inf"): valid JSON for storage."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def _median(values: list[float]) -> float:
