@@ -23,6 +23,7 @@ from interview.rubric import (
 )
 
 CASES_PATH = Path(__file__).with_name("rubric_cases.yaml")
+POINTS_PATH = Path(__file__).resolve().parents[2] / "interview" / "design" / "_points.yaml"
 HELD_OUT_AGREEMENT_GOAL = 0.85
 # Below this the matcher has regressed from what it measured when it was frozen.
 HELD_OUT_AGREEMENT_FLOOR = 0.80
@@ -31,12 +32,12 @@ HELD_OUT_AGREEMENT_FLOOR = 0.80
 @pytest.fixture(scope="module")
 def labelled():
     """(points, misconceptions, cases) from the labelled set."""
-    data = yaml.safe_load(CASES_PATH.read_text())
-    points = {p["id"]: rubric_point_from_dict(p) for p in data["points"]}
-    misconceptions = {p["id"]: rubric_point_from_dict(p) for p in data["misconceptions"]}
+    shared = yaml.safe_load(POINTS_PATH.read_text())
+    points = {p["id"]: rubric_point_from_dict(p) for p in shared["points"]}
+    misconceptions = {p["id"]: rubric_point_from_dict(p) for p in shared["misconceptions"]}
     cases = [
         LabelledCase(c["id"], c["point"], c["answer"], c["covered"], c["split"])
-        for c in data["cases"]
+        for c in yaml.safe_load(CASES_PATH.read_text())["cases"]
     ]
     return points, misconceptions, cases
 
