@@ -71,10 +71,11 @@ _BOOTSTRAP = (
 
 def _bwrap_command(packages: tuple[str, ...]) -> list[str]:
     """The bwrap arguments up to (not including) the program it runs."""
-    command = ["bwrap"]
+    # /tmp first: a virtual environment that lives under /tmp is bound on top of it, not hidden.
+    command = ["bwrap", "--size", str(TMPFS_BYTES), "--perms", "1777", "--tmpfs", "/tmp"]
     for system_dir in ("/usr", "/lib", "/lib64", "/bin", "/etc/ld.so.cache"):
         command += ["--ro-bind-try", system_dir, system_dir]
-    created: set[str] = {"/", "/usr", "/lib", "/lib64", "/bin", "/etc"}
+    created: set[str] = {"/", "/usr", "/lib", "/lib64", "/bin", "/etc", "/tmp"}
 
     def bind(source: Path, target: str) -> None:
         parents = [p for p in reversed(Path(target).parents) if str(p) not in created]
@@ -91,7 +92,6 @@ def _bwrap_command(packages: tuple[str, ...]) -> list[str]:
     for package in packages:
         bind(PROJECT_ROOT / package, f"{SANDBOX_CODE_DIR}/{package}")
     command += ["--dev", "/dev", "--proc", "/proc"]
-    command += ["--size", str(TMPFS_BYTES), "--perms", "1777", "--tmpfs", "/tmp"]
     command += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     command += ["--unshare-cgroup-try", "--hostname", "sandbox"]
     command += ["--die-with-parent", "--new-session", "--clearenv", "--chdir", "/tmp"]
