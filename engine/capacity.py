@@ -724,6 +724,7 @@ class Estimate:
     output_tokens_per_s_per_gpu: float
     roofline_tokens_per_s: float
     bound: str
+    fits: bool  # False: weights and reserve leave no room for one sequence's KV
     assumptions: tuple[str, ...] = field(default=())
 
     def as_dict(self) -> dict:
@@ -750,23 +751,32 @@ def estimate(
     plan = max_concurrent_sequences(model, gpu, context_tokens, tp, dtype, kv_dtype)
     prefill = prefill_time(model, gpu, context_tokens, 1, tp, dtype, efficiency)
     rate = throughput(model, gpu, batch, context_tokens, tp, dtype, kv_dtype, efficiency)
+    step = decode_step_time(
+        model, gpu, max(rate.effective_batch, 1), context_tokens, tp, dtype, kv_dtype, efficiency
+    )
     roof = roofline_tokens_per_s(
         model, gpu, max(rate.effective_batch, 1), tp, dtype, context_tokens
     )
-    notes = dict.fromkeys((*plan.assumptions, *prefill.assumptions, *rate.assumptions))
+    notes = dict.fromkeys((*plan.assumptions, *prefill.assumptions, *step.assumptions))
+    notes.update(dict.fromkeys(rate.assumptions))
     notes[f"{gpus} GPU(s) = {replicas} replica(s) × TP={tp}; throughput adds across replicas"] = (
         None
     )
     notes[f"prefill_ms is one {context_tokens:,}-token prompt (time to first token, no queue)"] = (
         None
     )
+    if not plan.fits:
+        notes["does not fit: decode_step_ms is for batch 1 as if memory allowed; no throughput"] = (
+            None
+        )
     return Estimate(
         model.name, gpu.name, gpus, tp, replicas, dtype, kv_dtype, batch, context_tokens,
         weight_bytes(model, dtype).weight_bytes, plan.weight_bytes_per_gpu,
         kv_bytes_per_token(model, kv_dtype).kv_bytes_per_token, plan.kv_budget_bytes_per_gpu,
-        plan.max_concurrent_sequences, prefill.prefill_ms, rate.decode_step_ms,
+        plan.max_concurrent_sequences, prefill.prefill_ms, step.decode_step_ms,
         rate.output_tokens_per_s * replicas, rate.output_tokens_per_s_per_gpu,
-        roof.output_tokens_per_s * replicas, rate.bound, tuple(notes),
+        roof.output_tokens_per_s * replicas if plan.fits else 0.0, step.bound, plan.fits,
+        tuple(notes),
     )  # fmt: skip
 
 
@@ -857,7 +867,8 @@ def _format_text(e: Estimate) -> str:
         f"  weights                 {e.weight_bytes / GB:10.2f} GB ({e.weight_bytes_per_gpu / GB:.2f} GB per GPU)",
         f"  KV per token            {e.kv_bytes_per_token:10,} bytes",
         f"  KV budget per GPU       {e.kv_budget_bytes_per_gpu / GB:10.2f} GB",
-        f"  max concurrent seqs     {e.max_concurrent_sequences:10,} per replica",
+        f"  max concurrent seqs     {e.max_concurrent_sequences:10,} per replica"
+        + ("" if e.fits else "  (does not fit: add GPUs, raise TP or quantise)"),
         f"  prefill (TTFT)          {e.prefill_ms:10.2f} ms",
         f"  decode step (TPOT)      {e.decode_step_ms:10.3f} ms ({e.bound}-bound)",
         f"  output tokens/s         {e.output_tokens_per_s:10,.0f} ({e.output_tokens_per_s_per_gpu:,.0f} per GPU)",

@@ -260,3 +260,11 @@ def test_cli_text_and_errors():
     assert bad_tp.returncode == 2 and "tp=3" in bad_tp.stderr
     bad_batch = _cli("--model", "llama-3-8b", "--gpu", "h100-sxm", "--batch", "0")
     assert bad_batch.returncode == 2 and "at least 1" in bad_batch.stderr
+
+
+def test_estimate_that_does_not_fit_is_still_valid_json():
+    run = _cli("--model", "llama-3-70b", "--gpu", "h100-sxm", "--json")
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout, parse_constant=lambda name: pytest.fail(f"non-JSON {name}"))
+    assert data["fits"] is False and data["max_concurrent_sequences"] == 0
+    assert data["output_tokens_per_s"] == 0 and data["decode_step_ms"] > 0
