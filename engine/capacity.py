@@ -17,6 +17,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+import numpy as np
+
 GB = 10**9
 GIB = 2**30
 
@@ -126,18 +128,28 @@ class Efficiency:
     allreduce_latency_us: float = 5.0  # per ring step
     prefill_overhead_ms: float = 0.0
     decode_overhead_ms: float = 0.0
+    # Launch and framework costs that grow with depth (eager kernels, per-layer Python).
+    prefill_overhead_ms_per_layer: float = 0.0
+    decode_overhead_ms_per_layer: float = 0.0
+
+    def prefill_overhead_for(self, model: ModelSpec) -> float:
+        return self.prefill_overhead_ms + self.prefill_overhead_ms_per_layer * model.num_layers
+
+    def decode_overhead_for(self, model: ModelSpec) -> float:
+        return self.decode_overhead_ms + self.decode_overhead_ms_per_layer * model.num_layers
 
     def describe(self) -> str:
         return (
             f"efficiency: prefill {self.prefill_compute:.0%} of peak FLOP/s, decode "
             f"{self.decode_bandwidth:.0%} of HBM bandwidth and {self.decode_compute:.0%} of "
             f"peak FLOP/s, interconnect {self.interconnect:.0%}; fixed overhead "
-            f"{self.prefill_overhead_ms:g} ms per prefill, {self.decode_overhead_ms:g} ms per "
-            "decode step"
+            f"{self.prefill_overhead_ms:g} ms + {self.prefill_overhead_ms_per_layer:g} ms per "
+            f"layer per prefill, {self.decode_overhead_ms:g} ms + "
+            f"{self.decode_overhead_ms_per_layer:g} ms per layer per decode step"
         )
 
 
-PEAK = Efficiency(1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0)
+PEAK = Efficiency(1.0, 1.0, 1.0, 1.0, 0.0)
 
 
 def gpu_spec(name: str) -> GpuSpec:
@@ -441,7 +453,7 @@ def prefill_time(
     rate, rate_note = _compute_rate(gpu, dtype)
     compute_ms = flops / (rate * tp * efficiency.prefill_compute) * 1e3
     comm_ms, comm_notes = _tp_allreduce_ms(model, gpu, tokens, tp, efficiency)
-    total = compute_ms + comm_ms + efficiency.prefill_overhead_ms
+    total = compute_ms + comm_ms + efficiency.prefill_overhead_for(model)
     notes = (
         f"prefill FLOPs = 2 × {body_params:,} active parameters × {tokens:,} tokens + causal "
         f"attention 2 × layers × heads × head dim × L² + logits for the last token only "
@@ -515,7 +527,8 @@ def decode_step_time(
     compute_ms = flops / tp / (rate * efficiency.decode_compute) * 1e3
     comm_ms, comm_notes = _tp_allreduce_ms(model, gpu, batch, tp, efficiency)
     bound: Literal["memory", "compute"] = "memory" if memory_ms >= compute_ms else "compute"
-    total = max(memory_ms, compute_ms) + comm_ms + efficiency.decode_overhead_ms
+    overhead_ms = efficiency.decode_overhead_for(model)
+    total = max(memory_ms, compute_ms) + comm_ms + overhead_ms
     notes += [
         *kv.assumptions,
         f"each step reads the weights once ({weight_read / GB:.3f} GB per GPU) and every "
@@ -528,7 +541,7 @@ def decode_step_time(
     ]
     return DecodeStep(
         total, weight_read, kv_read, memory_ms, compute_ms, comm_ms,
-        efficiency.decode_overhead_ms, bound, tuple(notes),
+        overhead_ms, bound, tuple(notes),
     )  # fmt: skip
 
 
@@ -798,52 +811,67 @@ class Measurement:
     kv_dtype: str = "bf16"
 
 
-def _least_squares(xs: list[float], ys: list[float]) -> tuple[float, float]:
-    """Slope and non-negative intercept of y = slope × x + intercept."""
-    if len(xs) == 1:
-        return ys[0] / xs[0], 0.0
-    n = len(xs)
-    mean_x, mean_y = sum(xs) / n, sum(ys) / n
-    var = sum((x - mean_x) ** 2 for x in xs)
-    if var == 0:
-        return mean_y / mean_x, 0.0
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / var
-    intercept = mean_y - slope * mean_x
-    if intercept < 0 or slope <= 0:
-        return sum(x * y for x, y in zip(xs, ys, strict=True)) / sum(x * x for x in xs), 0.0
-    return slope, intercept
+def _fit_time(
+    ideal_ms: list[float], overhead_units: list[float], measured_ms: list[float]
+) -> tuple[float, float]:
+    """Least squares for measured = ideal / efficiency + overhead × units: (efficiency, overhead).
+
+    A negative overhead, or too few distinct points to separate the two, refits through zero.
+    """
+    x = np.column_stack([ideal_ms, overhead_units])
+    y = np.asarray(measured_ms)
+    if np.linalg.matrix_rank(x) == 2:
+        (slope, overhead), *_ = np.linalg.lstsq(x, y, rcond=None)
+        if overhead >= 0 and slope > 0:
+            return 1 / float(slope), float(overhead)
+    slope = float(x[:, 0] @ y / (x[:, 0] @ x[:, 0]))
+    if slope <= 0:
+        raise ValueError("measured times do not grow with the model's ideal times")
+    return 1 / slope, 0.0
 
 
-def fit_efficiency(measured: list[Measurement], base: Efficiency = Efficiency()) -> Efficiency:
-    """Fit compute/bandwidth efficiencies and fixed overheads to measured times.
+def fit_efficiency(
+    measured: list[Measurement],
+    base: Efficiency = Efficiency(),
+    overhead: Literal["per_step", "per_layer"] = "per_step",
+) -> Efficiency:
+    """Fit compute/bandwidth efficiencies and overheads to the engine's measured times.
 
-    Prefill: measured = peak-compute time / prefill_compute + prefill_overhead_ms.
-    Decode: measured = peak-bandwidth time / decode_bandwidth + decode_overhead_ms, using the
-    points that are memory-bound at peak. Kinds with no points keep `base`'s factors.
+    Prefill: measured = peak-compute time / prefill_compute + overhead.
+    Decode: measured = peak-bandwidth time / decode_bandwidth + overhead, using the points
+    that are memory-bound at peak. The overhead is a fixed cost per step (`per_step`) or a cost
+    per layer (`per_layer`: eager kernel launches, the better guess when carrying factors
+    fitted on one model shape to another). Kinds with no points keep `base`'s factors.
     """
     fitted = asdict(base)
     for kind in ("prefill", "decode"):
-        xs, ys = [], []
+        ideal, units, times = [], [], []
         for m in (m for m in measured if m.kind == kind):
             model, gpu = model_spec(m.model), gpu_spec(m.gpu)
             if kind == "prefill":
                 t = prefill_time(model, gpu, m.context_tokens, m.batch, m.tp, m.dtype, PEAK)
-                xs.append(t.compute_ms)
-                ys.append(m.measured_ms - t.allreduce_ms)
+                ideal_ms, comm_ms = t.compute_ms, t.allreduce_ms
             else:
                 s = decode_step_time(
                     model, gpu, m.batch, m.context_tokens, m.tp, m.dtype, m.kv_dtype, PEAK
                 )
-                if s.bound == "memory":
-                    xs.append(s.memory_ms)
-                    ys.append(m.measured_ms - s.allreduce_ms)
-        if not xs:
+                if s.bound != "memory":
+                    continue
+                ideal_ms, comm_ms = s.memory_ms, s.allreduce_ms
+            ideal.append(ideal_ms)
+            units.append(float(model.num_layers) if overhead == "per_layer" else 1.0)
+            times.append(m.measured_ms - comm_ms)
+        if not ideal:
             continue
-        slope, intercept = _least_squares(xs, ys)
-        if kind == "prefill":
-            fitted |= {"prefill_compute": 1 / slope, "prefill_overhead_ms": intercept}
-        else:
-            fitted |= {"decode_bandwidth": 1 / slope, "decode_overhead_ms": intercept}
+        efficiency, overhead_ms = _fit_time(ideal, units, times)
+        suffix = "_per_layer" if overhead == "per_layer" else ""
+        factor = "prefill_compute" if kind == "prefill" else "decode_bandwidth"
+        fitted |= {
+            factor: efficiency,
+            f"{kind}_overhead_ms": 0.0,
+            f"{kind}_overhead_ms_per_layer": 0.0,
+            f"{kind}_overhead_ms{suffix}": overhead_ms,
+        }
     return Efficiency(**fitted)
 
 

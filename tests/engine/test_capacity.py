@@ -206,6 +206,27 @@ def test_fit_efficiency_recovers_factors():
     assert fitted.interconnect == Efficiency().interconnect
 
 
+def test_fit_efficiency_per_layer_overhead_carries_to_another_shape():
+    truth = Efficiency(decode_bandwidth=0.7, decode_overhead_ms_per_layer=0.2)
+    small, big = MODELS["smollm2-135m-random"], MODELS["llama-1b-random"]
+
+    def measure(model, batch):
+        step = decode_step_time(model, H100, batch, 256, efficiency=truth).decode_step_ms
+        return Measurement("decode", model.name, "h100-sxm", batch, 256, step)
+
+    fitted = fit_efficiency([measure(big, b) for b in (1, 8, 32, 128)], overhead="per_layer")
+    assert fitted.decode_overhead_ms_per_layer == pytest.approx(0.2, rel=1e-6)
+    assert fitted.decode_overhead_ms == 0
+    predicted = decode_step_time(small, H100, 16, 256, efficiency=fitted).decode_step_ms
+    assert predicted == pytest.approx(measure(small, 16).measured_ms, rel=1e-6)
+
+
+def test_fit_efficiency_rejects_nonsense():
+    flat = [Measurement("decode", "llama-1b-random", "h100-sxm", b, 256, -1.0) for b in (1, 2)]
+    with pytest.raises(ValueError, match="do not grow"):
+        fit_efficiency(flat)
+
+
 def test_estimate_has_assumptions_and_replicas():
     e = estimate(L8B, H100, gpus=4, tp=2, batch=32, context_tokens=2048)
     assert e.replicas == 2 and e.assumptions
