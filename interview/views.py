@@ -1,14 +1,70 @@
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+"""Pages: thin views that parse input, call one service or selector, and render."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from interview import selectors, services
+from interview.forms import LoopStartForm, SignupForm
+from interview.grading import ResponseInvalid
 from interview.health import health_report
+from interview.models import Attempt, Level, LoopStatus, Question, RoundKind
+from interview.question_bank import (
+    expected_number,
+    option_label,
+    template_render,
+)
+
+
+def question_view_model(
+    question: Question, params: dict[str, Any], attempt: Attempt | None = None
+) -> dict[str, Any]:
+    """What a page shows of a question: the prompt with this draw's numbers, then feedback."""
+    spec = question.spec
+    answer = expected_number(spec, params) if spec["type"] in ("numeric", "parametric") else None
+    return {
+        "question": question,
+        "spec": spec,
+        "prompt": template_render(spec["prompt"], params) if params else spec["prompt"],
+        "params": {name: option_label(value) for name, value in params.items()},
+        "choices": list(enumerate(spec.get("choices", []))),
+        "explanation": template_render(spec["explanation"], params, answer)
+        if params
+        else spec["explanation"],
+        "attempt": attempt,
+        "selected": _selected(attempt),
+    }
+
+
+def _selected(attempt: Attempt | None) -> list[int]:
+    if attempt is None:
+        return []
+    if "choice" in attempt.response:
+        return [attempt.response["choice"]]
+    return list(attempt.response.get("choices", []))
 
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html")
+    context: dict[str, Any] = {}
+    if request.user.is_authenticated:
+        context |= {
+            "topics": selectors.topics_counts(),
+            "due_count": selectors.reviews_due_count(request.user),
+            "active_loop": selectors.loop_active_of(request.user),
+            "recent_loops": selectors.loops_of(request.user)[:5],
+        }
+    return render(request, "home.html", context)
 
 
 @never_cache
@@ -16,3 +72,306 @@ def home(request: HttpRequest) -> HttpResponse:
 def healthz(request: HttpRequest) -> JsonResponse:
     report = health_report()
     return JsonResponse(report.as_dict(), status=200 if report.healthy else 503)
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = services.user_signup(
+            username=form.cleaned_data["username"],
+            email=form.cleaned_data["email"],
+            password=form.cleaned_data["password1"],
+        )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome, {user.username}.")
+        return redirect("home")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+# ---------------------------------------------------------------- practice
+
+
+@login_required
+@require_GET
+def practice_index(request: HttpRequest) -> HttpResponse:
+    topic = request.GET.get("topic") or None
+    level = request.GET.get("level") or None
+    return render(
+        request,
+        "interview/practice_index.html",
+        {
+            "questions": selectors.questions_published(topic, level),
+            "topics": selectors.topics_counts(),
+            "levels": Level.choices,
+            "topic": topic,
+            "level": level,
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def practice_question(request: HttpRequest, bank_id: str) -> HttpResponse:
+    question = _published_or_404(bank_id)
+    if request.method == "POST":
+        token = request.POST.get("token", "")
+        try:
+            attempt = services.practice_answer(
+                user=request.user, question=question, data=request.POST, token=token
+            )
+        except ResponseInvalid as error:
+            return _practice_page(request, question, error=str(error), status=400)
+        return render(
+            request,
+            "interview/practice_question.html",
+            {"q": question_view_model(question, attempt.params, attempt), "next": _next(question)},
+        )
+    return _practice_page(request, question)
+
+
+def _practice_page(request, question: Question, error: str = "", status: int = 200):
+    params, token = services.practice_draw(question)
+    return render(
+        request,
+        "interview/practice_question.html",
+        {"q": question_view_model(question, params), "token": token, "error": error},
+        status=status,
+    )
+
+
+def _published_or_404(bank_id: str) -> Question:
+    try:
+        return selectors.question_published_get(bank_id)
+    except Question.DoesNotExist as error:
+        raise Http404("no such question") from error
+
+
+def _next(question: Question) -> Question | None:
+    questions = list(
+        selectors.questions_published(question.topic).values_list("bank_id", flat=True)
+    )
+    index = questions.index(question.bank_id) if question.bank_id in questions else -1
+    return questions[index + 1] if 0 <= index < len(questions) - 1 else None
+
+
+# ---------------------------------------------------------------- loops
+
+
+@login_required
+@require_GET
+def loops_index(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "interview/loops_index.html",
+        {
+            "form": LoopStartForm(),
+            "loops": selectors.loops_of(request.user),
+            "active_loop": selectors.loop_active_of(request.user),
+        },
+    )
+
+
+@login_required
+@require_POST
+def loop_start(request: HttpRequest) -> HttpResponse:
+    form = LoopStartForm(request.POST)
+    if not form.is_valid():
+        return render(request, "interview/loops_index.html", {"form": form}, status=400)
+    try:
+        loop = services.loop_start(
+            user=request.user,
+            level=form.cleaned_data["level"],
+            length_min=form.cleaned_data["length_min"],
+        )
+    except services.LoopError as error:
+        messages.error(request, str(error))
+        return redirect("loops")
+    return redirect("loop-round", loop_id=loop.pk, position=0)
+
+
+def _loop_or_404(request, loop_id: int):
+    try:
+        return selectors.loop_get(request.user, loop_id)
+    except selectors.Loop.DoesNotExist as error:
+        raise Http404("no such loop") from error
+
+
+@login_required
+@require_GET
+def loop_detail(request: HttpRequest, loop_id: int) -> HttpResponse:
+    loop = _loop_or_404(request, loop_id)
+    if loop.status == LoopStatus.FINISHED:
+        return redirect("loop-scorecard", loop_id=loop.pk)
+    return render(
+        request, "interview/loop_detail.html", {"loop": loop, "rounds": loop.rounds.all()}
+    )
+
+
+@login_required
+@require_GET
+def loop_round(request: HttpRequest, loop_id: int, position: int) -> HttpResponse:
+    loop = _loop_or_404(request, loop_id)
+    if loop.status == LoopStatus.FINISHED:
+        return redirect("loop-scorecard", loop_id=loop.pk)
+    round_ = get_object_or_404(loop.rounds, position=position)
+    round_ = services.round_open(user=request.user, round_id=round_.pk)
+    context: dict[str, Any] = {"loop": loop, "round": round_, "now": timezone.now()}
+    context["next_round"] = loop.rounds.filter(position=position + 1).first()
+    if round_.kind == RoundKind.CONCEPTS:
+        context["items"] = [
+            row | {"q": question_view_model(row["question"], row["item"].params, row["attempt"])}
+            for row in selectors.round_items_with_attempts(round_)
+        ]
+    elif round_.kind == RoundKind.CODING:
+        context |= _coding_context(request.user, round_)
+    else:
+        context |= _design_context(round_)
+    return render(request, "interview/loop_round.html", context)
+
+
+def _coding_context(user, round_) -> dict[str, Any]:
+    from grader.models import Problem
+    from grader.selectors import submissions_of
+
+    problem = Problem.objects.filter(slug=round_.problem_slug).first()
+    submissions = [
+        s for s in submissions_of(user, round_.problem_slug) if s.created_at >= round_.started_at
+    ]
+    return {"problem": problem, "submissions": submissions}
+
+
+def _design_context(round_) -> dict[str, Any]:
+    from interview.design import load_design_prompts, numeric_answer
+    from interview.design import render as design_render
+
+    prompt = next((p for p in load_design_prompts() if p.id == round_.design_id), None)
+    if prompt is None:
+        return {"design_prompt": None}
+    params = round_.design["params"]
+    return {
+        "design_prompt": prompt,
+        "design_text": design_render(prompt.prompt, params),
+        "design_numeric": [(q.id, numeric_answer(q, params)) for q in prompt.numeric],
+        "design_sections": prompt.sections,
+    }
+
+
+@login_required
+@require_POST
+def loop_answer(request: HttpRequest, loop_id: int, item_id: int) -> HttpResponse:
+    try:
+        attempt = services.answer_submit(user=request.user, item_id=item_id, data=request.POST)
+    except services.LoopNotYours as error:
+        raise Http404(str(error)) from error
+    except services.LoopError as error:
+        return HttpResponse(str(error), status=409, content_type="text/plain")
+    except ResponseInvalid as error:
+        messages.error(request, str(error))
+        return redirect(_round_url(loop_id, request.POST.get("position", 0), item_id))
+    if attempt.late:
+        messages.warning(request, "That answer came after the round's deadline: kept, marked late.")
+    return redirect(_round_url(loop_id, attempt.loop_round.position, item_id))
+
+
+def _round_url(loop_id: int, position, item_id: int) -> str:
+    return reverse("loop-round", args=[loop_id, int(position)]) + f"#item-{item_id}"
+
+
+@login_required
+@require_POST
+def loop_round_submit(request: HttpRequest, loop_id: int, position: int) -> HttpResponse:
+    loop = _loop_or_404(request, loop_id)
+    round_ = get_object_or_404(loop.rounds, position=position)
+    try:
+        round_ = services.round_submit(user=request.user, round_id=round_.pk, data=request.POST)
+    except services.LoopError as error:
+        return HttpResponse(str(error), status=409, content_type="text/plain")
+    except ResponseInvalid as error:
+        messages.error(request, str(error))
+    else:
+        if round_.late:
+            messages.warning(request, "Submitted after the deadline: kept, marked late.")
+        else:
+            messages.success(request, "Submitted.")
+    return redirect("loop-round", loop_id=loop_id, position=position)
+
+
+@login_required
+@require_POST
+def loop_finish(request: HttpRequest, loop_id: int) -> HttpResponse:
+    try:
+        services.loop_finish(user=request.user, loop_id=loop_id)
+    except services.LoopNotYours as error:
+        raise Http404(str(error)) from error
+    except services.LoopError as error:
+        return HttpResponse(str(error), status=409, content_type="text/plain")
+    return redirect("loop-scorecard", loop_id=loop_id)
+
+
+@login_required
+@require_GET
+def loop_scorecard(request: HttpRequest, loop_id: int) -> HttpResponse:
+    loop = _loop_or_404(request, loop_id)
+    if loop.status != LoopStatus.FINISHED:
+        return redirect("loop-detail", loop_id=loop.pk)
+    return render(request, "interview/scorecard.html", {"loop": loop, "card": loop.scorecard})
+
+
+@login_required
+@require_GET
+def progress(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "interview/progress.html",
+        {
+            "topics": selectors.topic_progress(request.user),
+            "loops": selectors.loops_of(request.user).filter(status=LoopStatus.FINISHED),
+        },
+    )
+
+
+# ---------------------------------------------------------------- review
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def review(request: HttpRequest) -> HttpResponse:
+    due = selectors.reviews_due(request.user)
+    if request.method == "POST":
+        card_id = int(request.POST.get("card", 0))
+        try:
+            card, attempt = services.review_answer(
+                user=request.user,
+                card_id=card_id,
+                data=request.POST,
+                token=request.POST.get("token", ""),
+            )
+        except selectors.ReviewCard.DoesNotExist as error:
+            raise Http404("no such review card") from error
+        except ResponseInvalid as error:
+            messages.error(request, str(error))
+            return redirect("review")
+        return render(
+            request,
+            "interview/review.html",
+            {
+                "card": card,
+                "q": question_view_model(card.question, attempt.params, attempt),
+                "due_count": due.count(),
+            },
+        )
+    card = due.first()
+    context: dict[str, Any] = {"card": card, "due_count": due.count()}
+    if card is not None:
+        params, token = services.practice_draw(card.question)
+        context |= {"q": question_view_model(card.question, params), "token": token}
+        context["point"] = _point_text(card)
+    return render(request, "interview/review.html", context)
+
+
+def _point_text(card) -> str:
+    for point in card.question.spec.get("rubric", {}).get("points", []):
+        if point["id"] == card.point_id:
+            return point["text"]
+    return ""

@@ -1,0 +1,146 @@
+"""Grade one response to one bank question: choices, numbers against formulas, rubrics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from interview.question_bank import expected_number, number_format
+from interview.rubric import grade_answer, rubric_from_dict
+
+# A short answer passes when its rubric score reaches this, unless the question sets pass_score.
+DEFAULT_PASS_SCORE = 0.6
+RULE_SYNTAX = ("*", "|", " + ")
+
+
+class ResponseInvalid(ValueError):
+    """A response of the wrong shape for its question (a refusal; nothing is stored)."""
+
+
+@dataclass(frozen=True)
+class GradeResult:
+    score: float
+    correct: bool
+    expected: str
+    missed_points: tuple[str, ...] = ()
+    feedback: dict[str, Any] = field(default_factory=dict)
+
+
+def response_parse(spec: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored response from form data (``choice``, ``choices``, ``value`` or ``text``)."""
+    qtype = spec["type"]
+    try:
+        if qtype == "single_choice":
+            choice = int(_one(data, "choice"))
+            if not 0 <= choice < len(spec["choices"]):
+                raise ResponseInvalid("that choice does not exist")
+            return {"choice": choice}
+        if qtype == "multiple_choice":
+            raw = data.getlist("choices") if hasattr(data, "getlist") else data.get("choices", [])
+            choices = sorted({int(c) for c in raw})
+            if not all(0 <= c < len(spec["choices"]) for c in choices):
+                raise ResponseInvalid("that choice does not exist")
+            return {"choices": choices}
+        if qtype in ("numeric", "parametric"):
+            value = float(str(_one(data, "value")).replace(",", "").strip())
+            if not math.isfinite(value):
+                raise ResponseInvalid("give a finite number")
+            return {"value": value}
+        text = str(_one(data, "text")).strip()
+        if not text:
+            raise ResponseInvalid("write an answer")
+        return {"text": text[:10_000]}
+    except (TypeError, ValueError) as error:
+        if isinstance(error, ResponseInvalid):
+            raise
+        raise ResponseInvalid(f"not a valid answer for a {qtype} question") from error
+
+
+def _one(data: Mapping[str, Any], key: str) -> Any:
+    value = data.get(key)
+    if value is None or value == "":
+        raise ResponseInvalid(f"{key} is missing")
+    return value
+
+
+def rubric_rule(keyword: str) -> str:
+    """A bank keyword (a word-start prefix) as an interview.rubric rule."""
+    return keyword if any(s in keyword for s in RULE_SYNTAX) else keyword.strip() + "*"
+
+
+def _rubric_for(spec: Mapping[str, Any]):
+    rubric = spec["rubric"]
+
+    def convert(entry: Mapping[str, Any]) -> dict[str, Any]:
+        converted = {
+            "id": entry["id"],
+            "text": entry["text"],
+            "keywords": [rubric_rule(k) for k in entry["keywords"]],
+        }
+        weight = entry.get("weight", entry.get("penalty"))
+        return converted | ({"weight": weight} if weight is not None else {})
+
+    return rubric_from_dict(
+        {
+            "points": [convert(p) for p in rubric["points"]],
+            "misconceptions": [convert(m) for m in rubric.get("misconceptions") or []],
+        }
+    )
+
+
+def response_grade(
+    spec: Mapping[str, Any], params: Mapping[str, Any], response: Mapping[str, Any]
+) -> GradeResult:
+    """Score in [0, 1], correctness, the expected answer as text, and missed rubric points."""
+    qtype = spec["type"]
+    if qtype == "single_choice":
+        correct = response["choice"] == spec["answer"]
+        return GradeResult(float(correct), correct, spec["choices"][spec["answer"]])
+    if qtype == "multiple_choice":
+        expected, given = set(spec["answer"]), set(response["choices"])
+        right, wrong = len(given & expected), len(given - expected)
+        score = max(0.0, (right - wrong) / len(expected))
+        return GradeResult(
+            score,
+            given == expected,
+            "; ".join(spec["choices"][i] for i in sorted(expected)),
+        )
+    if qtype in ("numeric", "parametric"):
+        target = expected_number(spec, params)
+        correct = abs(response["value"] - target) <= spec["tolerance"] * abs(target)
+        unit = f" {spec['unit']}" if spec["unit"] else ""
+        return GradeResult(
+            float(correct),
+            correct,
+            f"{number_format(target)}{unit} (within {spec['tolerance']:.1%})",
+            feedback={"expected_value": target},
+        )
+    grade = grade_answer(response["text"], _rubric_for(spec))
+    missed = tuple(e.point_id for e in grade.points if not e.covered)
+    return GradeResult(
+        round(grade.score, 4),
+        grade.score >= spec.get("pass_score", DEFAULT_PASS_SCORE),
+        spec["model_answer"],
+        missed_points=missed,
+        feedback={
+            "points": [
+                {"id": e.point_id, "covered": e.covered, "text": _text(spec, e.point_id)}
+                for e in grade.points
+            ],
+            "misconceptions": [
+                {"id": e.point_id, "text": _text(spec, e.point_id)}
+                for e in grade.misconceptions
+                if e.covered
+            ],
+        },
+    )
+
+
+def _text(spec: Mapping[str, Any], point_id: str) -> str:
+    rubric = spec["rubric"]
+    for entry in rubric["points"] + list(rubric.get("misconceptions") or []):
+        if entry["id"] == point_id:
+            return entry["text"]
+    return point_id

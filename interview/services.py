@@ -1,0 +1,449 @@
+"""Interview services: the functions that write (attempts, loops, scorecards, review cards)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from fsrs import Card, Rating, Scheduler
+
+from interview import scorecard as scorecards
+from interview.grading import GradeResult, ResponseInvalid, response_grade, response_parse
+from interview.models import (
+    LEVEL_ORDER,
+    Attempt,
+    Level,
+    Loop,
+    LoopItem,
+    LoopLength,
+    LoopRound,
+    LoopStatus,
+    Question,
+    QuestionType,
+    ReviewCard,
+    ReviewLog,
+    ReviewRating,
+    RoundKind,
+)
+from interview.question_bank import parameters_draw
+
+PRACTICE_SALT = "interview.practice"
+# A practice question's drawn parameters stay valid this long; after that, draw again.
+PRACTICE_TOKEN_MAX_AGE_S = 24 * 3600
+# Fuzzing off: intervals are reproducible, so tests and the history page agree.
+SCHEDULER = Scheduler(enable_fuzzing=False)
+
+
+class LoopError(Exception):
+    """A refused loop action (finished already, out of order); nothing changed."""
+
+
+class LoopNotYours(LoopError):
+    """The loop, round or question belongs to someone else (or does not exist)."""
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    kind: RoundKind
+    minutes: int
+    questions: int = 0
+
+
+# Each loop length splits into concepts, then coding, then design; a kind the bank lacks is
+# skipped. Concept rounds give about two minutes per question, as a phone screen does.
+LOOP_PLANS: dict[int, tuple[RoundPlan, ...]] = {
+    30: (
+        RoundPlan(RoundKind.CONCEPTS, 10, 5),
+        RoundPlan(RoundKind.CODING, 10),
+        RoundPlan(RoundKind.DESIGN, 10),
+    ),
+    45: (
+        RoundPlan(RoundKind.CONCEPTS, 15, 7),
+        RoundPlan(RoundKind.CODING, 15),
+        RoundPlan(RoundKind.DESIGN, 15),
+    ),
+    60: (
+        RoundPlan(RoundKind.CONCEPTS, 20, 10),
+        RoundPlan(RoundKind.CODING, 20),
+        RoundPlan(RoundKind.DESIGN, 20),
+    ),
+}
+# At most one short answer per this many concept questions: they take the longest to write.
+SHORT_ANSWER_EVERY = 4
+
+
+# ---------------------------------------------------------------- accounts
+
+
+def user_signup(*, username: str, email: str, password: str):
+    """Create an account; the view validated the form (unique name, password rules)."""
+    return get_user_model().objects.create_user(username=username, email=email, password=password)
+
+
+# ---------------------------------------------------------------- practice
+
+
+def practice_token(question: Question, params: Mapping[str, Any]) -> str:
+    """A signed token carrying the parameters drawn for one practice attempt."""
+    return signing.dumps({"q": question.bank_id, "p": dict(params)}, salt=PRACTICE_SALT)
+
+
+def practice_draw(question: Question, rng: random.Random | None = None) -> tuple[dict, str]:
+    """Fresh parameters for a practice attempt and the token that proves them."""
+    params = parameters_draw(question.spec, rng)
+    return params, practice_token(question, params)
+
+
+def practice_answer(*, user, question: Question, data: Mapping[str, Any], token: str) -> Attempt:
+    """Grade a practice answer at once; a miss (or a missed rubric point) becomes a review card."""
+    try:
+        payload = signing.loads(token, salt=PRACTICE_SALT, max_age=PRACTICE_TOKEN_MAX_AGE_S)
+    except signing.BadSignature as error:
+        raise ResponseInvalid("this attempt expired; the question was drawn again") from error
+    if payload.get("q") != question.bank_id:
+        raise ResponseInvalid("the attempt token belongs to another question")
+    response = response_parse(question.spec, data)
+    result = response_grade(question.spec, payload["p"], response)
+    with transaction.atomic():
+        attempt = _attempt_create(user, question, payload["p"], response, result)
+        review_cards_record(attempt, result)
+    return attempt
+
+
+def _attempt_create(
+    user,
+    question: Question,
+    params: Mapping[str, Any],
+    response: Mapping[str, Any],
+    result: GradeResult,
+    loop_round: LoopRound | None = None,
+    late: bool = False,
+) -> Attempt:
+    return Attempt.objects.create(
+        user=user,
+        question=question,
+        loop_round=loop_round,
+        params=dict(params),
+        response=dict(response),
+        score=result.score,
+        correct=result.correct,
+        late=late,
+        feedback=result.feedback
+        | {"expected": result.expected, "missed_points": list(result.missed_points)},
+    )
+
+
+# ---------------------------------------------------------------- review cards (FSRS)
+
+
+def review_cards_record(attempt: Attempt, result: GradeResult) -> list[ReviewCard]:
+    """Cards for a miss: one for the question, one per missed rubric point; hits review them."""
+    now = attempt.created_at
+    touched = []
+    targets = [("", result.correct)]
+    rubric_ids = [p["id"] for p in attempt.question.spec.get("rubric", {}).get("points", [])]
+    targets += [(point, point not in result.missed_points) for point in rubric_ids]
+    for point_id, passed in targets:
+        card = ReviewCard.objects.filter(
+            user=attempt.user, question=attempt.question, point_id=point_id
+        ).first()
+        if card is None and not passed:
+            card = review_card_create(attempt.user, attempt.question, point_id, now)
+            touched.append(card)
+        elif card is not None and card.due <= now:
+            touched.append(
+                _review_apply(card, ReviewRating.GOOD if passed else ReviewRating.AGAIN, now)
+            )
+    return touched
+
+
+def review_card_create(user, question: Question, point_id: str, now: datetime) -> ReviewCard:
+    """A new card, due at once (a miss is worth revisiting today)."""
+    review_card, _ = ReviewCard.objects.get_or_create(
+        user=user,
+        question=question,
+        point_id=point_id,
+        defaults={"fsrs": Card(due=now).to_dict(), "due": now},
+    )
+    return review_card
+
+
+def _review_apply(card: ReviewCard, rating: int, now: datetime) -> ReviewCard:
+    fsrs_card, _ = SCHEDULER.review_card(Card.from_dict(card.fsrs), Rating(rating), now)
+    card.fsrs = fsrs_card.to_dict()
+    card.due = fsrs_card.due
+    card.reviews = F("reviews") + 1
+    if rating == ReviewRating.AGAIN:
+        card.lapses = F("lapses") + 1
+    card.save(update_fields=["fsrs", "due", "reviews", "lapses"])
+    ReviewLog.objects.create(card=card, rating=rating, reviewed_at=now, due_after=card.due)
+    card.refresh_from_db()
+    return card
+
+
+def review_answer(
+    *, user, card_id: int, data: Mapping[str, Any], token: str
+) -> tuple[ReviewCard, Attempt]:
+    """Answer a due card's question: graded like practice; the card is rated from the grade."""
+    with transaction.atomic():
+        card = (
+            ReviewCard.objects.select_for_update()
+            .select_related("question")
+            .get(pk=card_id, user=user)
+        )
+        attempt = practice_answer(user=user, question=card.question, data=data, token=token)
+        card.refresh_from_db()
+    return card, attempt
+
+
+def review_rate(*, user, card_id: int, rating: int, now: datetime | None = None) -> ReviewCard:
+    """Rate a card by hand (Again, Hard, Good, Easy) and schedule its next review."""
+    if rating not in ReviewRating.values:
+        raise ValueError(f"rating {rating} is not one of {ReviewRating.values}")
+    with transaction.atomic():
+        card = ReviewCard.objects.select_for_update().get(pk=card_id, user=user)
+        return _review_apply(card, rating, now or timezone.now())
+
+
+# ---------------------------------------------------------------- mock-interview loops
+
+
+def _allowed_levels(level: str) -> list[str]:
+    index = LEVEL_ORDER.index(Level(level))
+    return [str(lv) for lv in LEVEL_ORDER[max(0, index - 1) : index + 1]]
+
+
+def concept_questions_pick(level: str, count: int, rng: random.Random) -> list[Question]:
+    """Questions at the level and the one below, spread over topics, few short answers."""
+    pool = list(Question.objects.filter(published=True, level__in=_allowed_levels(level)))
+    rng.shuffle(pool)
+    by_topic: dict[str, list[Question]] = {}
+    for question in pool:
+        by_topic.setdefault(question.topic, []).append(question)
+    topics = list(by_topic)
+    rng.shuffle(topics)
+    short_budget = max(1, count // SHORT_ANSWER_EVERY)
+    picked: list[Question] = []
+    while len(picked) < count and any(by_topic.values()):
+        for topic in topics:
+            candidates = by_topic[topic]
+            while candidates:
+                question = candidates.pop()
+                if question.type == QuestionType.SHORT_ANSWER:
+                    if short_budget == 0:
+                        continue
+                    short_budget -= 1
+                picked.append(question)
+                break
+            if len(picked) == count:
+                break
+    return picked
+
+
+def _coding_problem_pick(rng: random.Random):
+    try:
+        from grader.selectors import problems_published
+    except ImportError:
+        return None
+    problems = list(problems_published())
+    return rng.choice(problems) if problems else None
+
+
+def _design_prompt_pick(level: str, rng: random.Random) -> dict[str, Any] | None:
+    try:
+        from interview.design import draw_parameters, load_design_prompts
+    except ImportError:
+        return None
+    prompts = load_design_prompts()
+    suitable = [p for p in prompts if p.level in _allowed_levels(level)] or list(prompts)
+    if not suitable:
+        return None
+    prompt = rng.choice(suitable)
+    return {"id": prompt.id, "title": prompt.title, "params": draw_parameters(prompt, rng)}
+
+
+def loop_start(*, user, level: str, length_min: int, rng: random.Random | None = None) -> Loop:
+    """Assemble a loop (concepts, then coding and design where they exist) and open round 1."""
+    if level not in Level.values or length_min not in LoopLength.values:
+        raise LoopError("choose a level and a length of 30, 45 or 60 minutes")
+    if Loop.objects.filter(user=user, status=LoopStatus.ACTIVE).exists():
+        raise LoopError("finish the loop in progress before starting another")
+    rng = rng or random.Random()
+    now = timezone.now()
+    with transaction.atomic():
+        loop = Loop.objects.create(user=user, level=level, length_min=length_min, started_at=now)
+        position = 0
+        for plan in LOOP_PLANS[length_min]:
+            fields: dict[str, Any] = {}
+            if plan.kind == RoundKind.CONCEPTS:
+                questions = concept_questions_pick(level, plan.questions, rng)
+                if not questions:
+                    continue
+                title = f"Concepts: {len(questions)} questions"
+            elif plan.kind == RoundKind.CODING:
+                problem = _coding_problem_pick(rng)
+                if problem is None:
+                    continue
+                title, fields = f"Coding: {problem.title}", {"problem_slug": problem.slug}
+            else:
+                design = _design_prompt_pick(level, rng)
+                if design is None:
+                    continue
+                title = f"System design: {design['title']}"
+                fields = {"design_id": design["id"], "design": design}
+            loop_round = LoopRound.objects.create(
+                loop=loop,
+                position=position,
+                kind=plan.kind,
+                title=title,
+                duration_s=plan.minutes * 60,
+                **fields,
+            )
+            if plan.kind == RoundKind.CONCEPTS:
+                LoopItem.objects.bulk_create(
+                    LoopItem(
+                        round=loop_round,
+                        position=i,
+                        question=q,
+                        params=parameters_draw(q.spec, rng),
+                    )
+                    for i, q in enumerate(questions)
+                )
+            position += 1
+        if position == 0:
+            raise LoopError("the question bank is empty; run manage.py load_bank")
+    first = loop.rounds.get(position=0)
+    return round_open(user=user, round_id=first.pk, now=now).loop
+
+
+def _round_for_user(user, round_id: int, lock: bool = False) -> LoopRound:
+    rounds = LoopRound.objects.select_related("loop")
+    if lock:
+        rounds = rounds.select_for_update()
+    loop_round = rounds.filter(pk=round_id).first()
+    if loop_round is None or loop_round.loop.user_id != user.pk:
+        raise LoopNotYours("that round is not part of one of your loops")
+    return loop_round
+
+
+def round_open(*, user, round_id: int, now: datetime | None = None) -> LoopRound:
+    """Start a round's clock once (the server-side deadline); opening again changes nothing."""
+    now = now or timezone.now()
+    loop_round = _round_for_user(user, round_id)
+    if loop_round.loop.status != LoopStatus.ACTIVE:
+        return loop_round
+    LoopRound.objects.filter(pk=round_id, started_at__isnull=True).update(
+        started_at=now, deadline=now + timedelta(seconds=loop_round.duration_s)
+    )
+    loop_round.refresh_from_db()
+    return loop_round
+
+
+def answer_submit(
+    *, user, item_id: int, data: Mapping[str, Any], now: datetime | None = None
+) -> Attempt:
+    """Grade a concept answer inside a loop. A second submission returns the first, unchanged;
+    an answer after the round's deadline is kept and marked late."""
+    now = now or timezone.now()
+    item = LoopItem.objects.select_related("round__loop", "question").filter(pk=item_id).first()
+    if item is None or item.round.loop.user_id != user.pk:
+        raise LoopNotYours("that question is not part of one of your loops")
+    if item.round.loop.status != LoopStatus.ACTIVE:
+        raise LoopError("this loop is finished; answers are closed")
+    existing = Attempt.objects.filter(loop_round=item.round, question=item.question).first()
+    if existing:
+        return existing
+    loop_round = round_open(user=user, round_id=item.round_id, now=now)
+    response = response_parse(item.question.spec, data)
+    result = response_grade(item.question.spec, item.params, response)
+    try:
+        with transaction.atomic():
+            attempt = _attempt_create(
+                user,
+                item.question,
+                item.params,
+                response,
+                result,
+                loop_round,
+                late=now > loop_round.deadline,
+            )
+            review_cards_record(attempt, result)
+    except IntegrityError:
+        return Attempt.objects.get(loop_round=item.round, question=item.question)
+    return attempt
+
+
+def round_submit(
+    *, user, round_id: int, data: Mapping[str, Any], now: datetime | None = None
+) -> LoopRound:
+    """Submit a round's work. Coding: each call sends code to the grader (the best verdict before
+    the deadline counts). Design: graded once; later submissions change nothing."""
+    now = now or timezone.now()
+    loop_round = round_open(user=user, round_id=round_id, now=now)
+    if loop_round.loop.status != LoopStatus.ACTIVE:
+        raise LoopError("this loop is finished; answers are closed")
+    if loop_round.kind == RoundKind.CODING:
+        _coding_submit(user, loop_round, data)
+        return loop_round
+    if loop_round.kind != RoundKind.DESIGN:
+        raise LoopError("concept rounds are answered question by question")
+    if loop_round.submitted_at is not None:
+        return loop_round
+    response, score, feedback = scorecards.design_grade(loop_round.design, data)
+    LoopRound.objects.filter(pk=round_id, submitted_at__isnull=True).update(
+        response=response,
+        score=score,
+        feedback=feedback,
+        submitted_at=now,
+        late=now > loop_round.deadline,
+    )
+    loop_round.refresh_from_db()
+    return loop_round
+
+
+def _coding_submit(user, loop_round: LoopRound, data: Mapping[str, Any]) -> int:
+    from grader.models import Problem, Submission
+    from grader.services import SubmissionRejected, submission_create
+
+    problem = Problem.objects.get(slug=loop_round.problem_slug)
+    try:
+        submission = submission_create(
+            user=user,
+            problem=problem,
+            code=str(data.get("code", "")),
+            purpose=Submission.Purpose.INTERVIEW,
+        )
+    except SubmissionRejected as error:
+        raise ResponseInvalid(str(error)) from error
+    return submission.pk
+
+
+def loop_finish(*, user, loop_id: int, now: datetime | None = None) -> Loop:
+    """Close a loop exactly once and store its scorecard; a second call is refused."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        loop = Loop.objects.select_for_update().filter(pk=loop_id, user=user).first()
+        if loop is None:
+            raise LoopNotYours("that loop is not yours")
+        if loop.status == LoopStatus.FINISHED:
+            raise LoopError("this loop is already finished")
+        card = scorecards.scorecard_compute(loop, now)
+        updated = Loop.objects.filter(pk=loop.pk, status=LoopStatus.ACTIVE).update(
+            status=LoopStatus.FINISHED,
+            finished_at=now,
+            rating=card["rating"],
+            overall_score=card["overall"],
+            scorecard=card,
+        )
+        if updated != 1:
+            raise LoopError("this loop is already finished")
+        loop.refresh_from_db()
+    return loop
