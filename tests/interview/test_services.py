@@ -1,0 +1,232 @@
+"""Services directly: grading rules, review cards, coding and design rounds, refusals, races."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from interview import services
+from interview.design import load_design_prompts, numeric_answer
+from interview.grading import ResponseInvalid, response_grade, response_parse
+from interview.models import Attempt, Loop, LoopStatus, Question, ReviewCard, RoundKind
+from interview.question_bank import bank_read
+from interview.scorecard import rating_for
+from tests.interview.conftest import right_answer
+
+SHORT_ANSWERS = [q.spec for q in bank_read() if q.spec["type"] == "short_answer"]
+
+
+@pytest.mark.parametrize("spec", SHORT_ANSWERS, ids=[s["id"] for s in SHORT_ANSWERS])
+def test_every_model_answer_covers_its_own_rubric(spec):
+    result = response_grade(spec, {}, {"text": spec["model_answer"]})
+    assert (result.score, result.correct, result.missed_points) == (1.0, True, ())
+    assert result.feedback["misconceptions"] == []
+
+
+def test_a_misconception_subtracts_and_a_vague_answer_fails():
+    spec = next(s for s in SHORT_ANSWERS if s["id"] == "pd-why-memory-bound")
+    vague = response_grade(spec, {}, {"text": "It depends on the GPU."})
+    assert (vague.score, vague.correct) == (0.0, False)
+    assert len(vague.missed_points) == 5
+    text = (
+        "Prefill processes the whole prompt in parallel as large GEMMs. "
+        "Decode handles one token per step. Decode is compute-bound."
+    )
+    graded = response_grade(spec, {}, {"text": text})
+    assert graded.feedback["misconceptions"] == [
+        {"id": "decode-compute", "text": "Decode is slow because it needs more FLOPs"}
+    ]
+    assert graded.score == pytest.approx(max(0.0, (2 - 0.3) / 5))
+
+
+def test_multiple_choice_partial_credit_and_refused_shapes():
+    spec = next(q.spec for q in bank_read() if q.spec["id"] == "kv-why-it-matters")
+    assert response_grade(spec, {}, {"choices": [0, 1, 3]}).correct
+    partial = response_grade(spec, {}, {"choices": [0, 2]})
+    assert (partial.score, partial.correct) == (0.0, False)
+    assert response_grade(spec, {}, {"choices": [0, 1]}).score == pytest.approx(2 / 3)
+    with pytest.raises(ResponseInvalid):
+        response_parse(spec, {"choices": ["9"]})
+    numeric = next(q.spec for q in bank_read() if q.spec["type"] == "numeric")
+    for bad in ({"value": "nan"}, {"value": "lots"}, {}):
+        with pytest.raises(ResponseInvalid):
+            response_parse(numeric, bad)
+
+
+@pytest.mark.parametrize(("score", "rating"), [(0.9, 4), (0.85, 4), (0.7, 3), (0.4, 2), (0.39, 1)])
+def test_rating_thresholds(score, rating):
+    assert rating_for(score) == rating
+
+
+@pytest.mark.django_db
+def test_missed_rubric_points_become_their_own_review_cards(bank, alice):
+    question = Question.objects.get(bank_id="pd-why-memory-bound")
+    _, token = services.practice_draw(question)
+    attempt = services.practice_answer(
+        user=alice,
+        question=question,
+        data={"text": "Decode handles one token per step, so it is memory-bound."},
+        token=token,
+    )
+    assert not attempt.correct
+    cards = ReviewCard.objects.filter(user=alice, question=question)
+    assert sorted(cards.values_list("point_id", flat=True)) == sorted(
+        ["", *attempt.feedback["missed_points"]]
+    )
+    assert "decode-one-token" not in attempt.feedback["missed_points"]
+
+
+@pytest.mark.django_db
+def test_fsrs_schedules_a_good_review_days_later_and_again_minutes_later(bank, alice):
+    question = Question.objects.get(bank_id="kv-mqa")
+    now = timezone.now()
+    card = services.review_card_create(alice, question, "", now)
+    again = services.review_rate(user=alice, card_id=card.pk, rating=1, now=now)
+    assert timedelta(0) < again.due - now <= timedelta(minutes=10)
+    assert (again.reviews, again.lapses) == (1, 1)
+    later = again.due
+    good = services.review_rate(user=alice, card_id=card.pk, rating=3, now=later)
+    assert good.due > later and good.reviews == 2 and good.logs.count() == 2
+
+
+@pytest.mark.django_db
+def test_the_database_refuses_a_second_answer_to_the_same_round_question(bank, alice):
+    loop = services.loop_start(user=alice, level="mid", length_min=30, rng=random.Random(1))
+    item = loop.rounds.get(kind=RoundKind.CONCEPTS).items.first()
+    services.answer_submit(
+        user=alice, item_id=item.pk, data=right_answer(item.question, item.params)
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Attempt.objects.create(
+            user=alice,
+            question=item.question,
+            loop_round=item.round,
+            response={},
+            score=0,
+            correct=False,
+        )
+    assert Attempt.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_loop_refusals_change_nothing(bank, alice, bob):
+    with pytest.raises(services.LoopError):
+        services.loop_start(user=alice, level="principal", length_min=30)
+    loop = services.loop_start(user=alice, level="mid", length_min=45, rng=random.Random(2))
+    with pytest.raises(services.LoopError, match="in progress"):
+        services.loop_start(user=alice, level="mid", length_min=45)
+    with pytest.raises(services.LoopNotYours):
+        services.loop_finish(user=bob, loop_id=loop.pk)
+    item = loop.rounds.get(kind=RoundKind.CONCEPTS).items.first()
+    with pytest.raises(services.LoopNotYours):
+        services.answer_submit(user=bob, item_id=item.pk, data={"choice": "0"})
+    services.loop_finish(user=alice, loop_id=loop.pk)
+    finished = Loop.objects.get(pk=loop.pk)
+    with pytest.raises(services.LoopError, match="already finished"):
+        services.loop_finish(user=alice, loop_id=loop.pk)
+    assert Loop.objects.get(pk=loop.pk).scorecard == finished.scorecard
+    assert Attempt.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_design_round_numbers_are_checked_by_the_capacity_model(bank, alice):
+    if not load_design_prompts():
+        pytest.skip("no design prompts in interview/design yet")
+    loop = services.loop_start(user=alice, level="senior", length_min=60, rng=random.Random(3))
+    design = loop.rounds.get(kind=RoundKind.DESIGN)
+    prompt = next(p for p in load_design_prompts() if p.id == design.design_id)
+    numbers = {
+        f"numeric-{q.id}": repr(numeric_answer(q, design.design["params"]).value)
+        for q in prompt.numeric
+    }
+    numbers[f"numeric-{prompt.numeric[0].id}"] = "1"  # one wrong number
+    sections = {
+        f"section-{s.name}": " ".join(p.text for p in s.rubric.points) for s in prompt.sections
+    }
+    submitted = services.round_submit(user=alice, round_id=design.pk, data=numbers | sections)
+    feedback = submitted.feedback
+    right = sum(n["correct"] for n in feedback["numeric"])
+    assert right == len(prompt.numeric) - 1
+    section_mean = sum(s["score"] for s in feedback["sections"]) / len(feedback["sections"])
+    expected = round(0.5 * right / len(prompt.numeric) + 0.5 * section_mean, 4)
+    assert submitted.score == expected and not submitted.late
+    again = services.round_submit(user=alice, round_id=design.pk, data={})
+    assert again.score == expected
+    loop = services.loop_finish(user=alice, loop_id=loop.pk)
+    [row] = [r for r in loop.scorecard["rounds"] if r["kind"] == "design"]
+    assert row["score"] == expected
+
+
+@pytest.mark.django_db
+def test_coding_round_scores_the_best_graded_submission_before_the_deadline(bank, alice):
+    from grader.models import Problem, Submission
+
+    problem = Problem.objects.create(
+        slug="toy-softmax",
+        title="Toy softmax",
+        statement_md="Write softmax.",
+        harness="function",
+        entry_point="softmax",
+        starter_code="def softmax(x): ...",
+        reference_code="",
+        oracle_code="",
+        spec={},
+        published=True,
+    )
+    loop = services.loop_start(user=alice, level="mid", length_min=30, rng=random.Random(4))
+    coding = loop.rounds.get(kind=RoundKind.CODING)
+    assert coding.problem_slug == problem.slug
+    services.round_open(user=alice, round_id=coding.pk)
+    coding.refresh_from_db()
+
+    def graded(verdict: str, score: float | None, at):
+        submission = Submission.objects.create(
+            user=alice, problem=problem, code="x", seed=1, purpose="interview"
+        )
+        Submission.objects.filter(pk=submission.pk).update(
+            state="graded", verdict=verdict, score=score, graded_at=at, created_at=at
+        )
+
+    graded("wrong_answer", None, coding.started_at + timedelta(seconds=5))
+    graded("accepted", 0.8, coding.started_at + timedelta(seconds=60))
+    graded("accepted", 1.0, coding.deadline + timedelta(seconds=1))
+    loop = services.loop_finish(
+        user=alice, loop_id=loop.pk, now=coding.deadline + timedelta(seconds=30)
+    )
+    [row] = [r for r in loop.scorecard["rounds"] if r["kind"] == "coding"]
+    assert (row["score"], row["submissions"], row["late"]) == (0.8, 3, 1)
+    assert row["best"]["verdict"] == "accepted"
+    assert "coding round: 80%" in loop.scorecard["went_well"]
+    assert loop.scorecard["study_problems"] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_finishes_close_the_loop_once(bank, alice):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL; SQLite serialises writers anyway")
+    loop = services.loop_start(user=alice, level="mid", length_min=30, rng=random.Random(5))
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def finish() -> None:
+        barrier.wait()
+        try:
+            services.loop_finish(user=alice, loop_id=loop.pk)
+            outcomes.append("finished")
+        except services.LoopError:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=finish) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["finished", "refused"]
+    assert Loop.objects.get(pk=loop.pk).status == LoopStatus.FINISHED
