@@ -452,12 +452,18 @@ def roofline_flags(answer: str, setup: Mapping[str, Any] | None = None) -> tuple
         batch_match = _BATCH.search(sentence)
         batch = int(batch_match.group(1)) if batch_match else setup.get("batch")
         spec, card = capacity.model_spec(model), capacity.gpu_spec(gpu)
-        bound = capacity.roofline_tokens_per_s(spec, card, batch=batch or 1)
-        rate = bound.output_tokens_per_s
         if batch is None:
-            rate = card.bf16_flops_per_s / (2 * capacity.param_counts(spec).active_params)
+            active = capacity.param_counts(spec).active_params
+            rate = card.bf16_flops_per_s / (2 * active)
             limit = "compute bound at any batch"
+            assumptions: tuple[str, ...] = (
+                f"{card.title}: {card.bf16_flops_per_s / 1e12:g} dense bf16 TFLOP/s per GPU",
+                f"each output token costs at least 2 × {active:,} active parameters FLOPs",
+                "no batch stated: bound at 100% of peak FLOP/s with an unlimited batch",
+            )
         else:
+            bound = capacity.roofline_tokens_per_s(spec, card, batch=batch)
+            rate, assumptions = bound.output_tokens_per_s, bound.assumptions
             limit = f"memory-bandwidth bound at batch {batch}"
         rate *= gpus
         for claim in claims:
@@ -471,15 +477,7 @@ def roofline_flags(answer: str, setup: Mapping[str, Any] | None = None) -> tuple
                 )
                 flags.append(
                     RooflineFlag(
-                        sentence,
-                        value,
-                        rate,
-                        model,
-                        gpu,
-                        gpus,
-                        batch,
-                        message,
-                        bound.assumptions,
-                    )  # fmt: skip
+                        sentence, value, rate, model, gpu, gpus, batch, message, assumptions
+                    )
                 )
     return tuple(flags)

@@ -183,3 +183,13 @@ def test_roofline_accepts_plausible_rates_and_uses_setup():
     )
     assert len(from_setup) == 1 and from_setup[0].model == "llama-3-70b"
     assert roofline_flags("Throughput is 3,000 tokens/s.") == ()
+
+
+def test_roofline_counts_gpus_and_uses_compute_bound_without_batch():
+    multi = roofline_flags("Llama 70B on 4 A100s at batch 1 does 1,000 tokens/s.")
+    assert len(multi) == 1 and multi[0].gpus == 4 and multi[0].gpu == "a100-80gb"
+    assert 50 < multi[0].bound_tokens_per_s < 60
+    no_batch = roofline_flags("An 8B model on one H100 serves 200k tokens/s.")
+    assert len(no_batch) == 1 and no_batch[0].batch is None
+    assert "compute bound" in no_batch[0].message
+    assert roofline_flags("An 8B model on one H100 serves 20k tokens/s.") == ()
