@@ -875,6 +875,51 @@ def fit_efficiency(
     return Efficiency(**fitted)
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """One measured time beside the model's prediction for it."""
+
+    measurement: Measurement
+    predicted_ms: float
+    error: float  # predicted / measured - 1
+
+
+def predict_ms(m: Measurement, efficiency: Efficiency = Efficiency()) -> float:
+    """The model's time for what `m` measured."""
+    model, gpu = model_spec(m.model), gpu_spec(m.gpu)
+    if m.kind == "prefill":
+        return prefill_time(
+            model, gpu, m.context_tokens, m.batch, m.tp, m.dtype, efficiency
+        ).prefill_ms
+    return decode_step_time(
+        model, gpu, m.batch, m.context_tokens, m.tp, m.dtype, m.kv_dtype, efficiency
+    ).decode_step_ms
+
+
+def compare(measured: list[Measurement], efficiency: Efficiency = Efficiency()) -> list[Comparison]:
+    """Predicted against measured, in the order given."""
+    rows = []
+    for m in measured:
+        predicted = predict_ms(m, efficiency)
+        rows.append(Comparison(m, predicted, predicted / m.measured_ms - 1))
+    return rows
+
+
+def comparison_table(rows: list[Comparison]) -> str:
+    """A Markdown table of predicted vs measured times, for READMEs and closing notes."""
+    lines = [
+        "| kind | model | gpu | TP | batch | context | measured ms | predicted ms | error |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        m = row.measurement
+        lines.append(
+            f"| {m.kind} | {m.model} | {m.gpu} | {m.tp} | {m.batch} | {m.context_tokens} | "
+            f"{m.measured_ms:.3f} | {row.predicted_ms:.3f} | {row.error:+.0%} |"
+        )
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- CLI
 
 

@@ -13,6 +13,8 @@ from engine.capacity import (
     Efficiency,
     Measurement,
     allreduce_time,
+    compare,
+    comparison_table,
     decode_step_time,
     estimate,
     fit_efficiency,
@@ -219,6 +221,18 @@ def test_fit_efficiency_per_layer_overhead_carries_to_another_shape():
     assert fitted.decode_overhead_ms == 0
     predicted = decode_step_time(small, H100, 16, 256, efficiency=fitted).decode_step_ms
     assert predicted == pytest.approx(measure(small, 16).measured_ms, rel=1e-6)
+
+
+def test_compare_and_table():
+    truth = Efficiency(decode_bandwidth=0.5)
+    step = decode_step_time(L8B, H100, 4, 1024, efficiency=truth).decode_step_ms
+    measured = [Measurement("decode", "llama-3-8b", "h100-sxm", 4, 1024, step)]
+    rows = compare(measured, truth)
+    assert rows[0].predicted_ms == pytest.approx(step) and rows[0].error == pytest.approx(0)
+    optimistic = compare(measured, Efficiency(decode_bandwidth=1.0))[0]
+    assert optimistic.error == pytest.approx(-0.5)
+    table = comparison_table(rows)
+    assert table.splitlines()[2].startswith("| decode | llama-3-8b | h100-sxm | 1 | 4 | 1024 |")
 
 
 def test_fit_efficiency_rejects_nonsense():
