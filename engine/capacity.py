@@ -119,13 +119,23 @@ MODELS: dict[str, ModelSpec] = {
 
 @dataclass(frozen=True)
 class Efficiency:
-    """Fractions of datasheet peak that real kernels reach, plus fixed per-step costs."""
+    """Fractions of datasheet peak that real kernels reach, plus fixed per-step costs.
 
+    Defaults are priors until `fit_efficiency` calibrates them on the engine. For scale, on
+    this workplace's H100s (device notes, 2026-11): a bf16 8192³ matmul ran at ~800 TFLOP/s
+    (81% of 989), a device copy at ~3.0 TB/s (90% of 3.35), a 1 GiB NCCL all-reduce at
+    330-360 GB/s bus bandwidth (73-80% of 450).
+    """
+
+    # Whole-model prefill mixes big matmuls with attention, norms and launches: ~half of peak.
     prefill_compute: float = 0.5
+    # Weight-streaming GEMVs plus paged-KV attention reads land below a plain copy's 90%.
     decode_bandwidth: float = 0.8
+    # Small-batch matmuls tile poorly; only matters once decode turns compute-bound.
     decode_compute: float = 0.5
     interconnect: float = 0.7
-    allreduce_latency_us: float = 5.0  # per ring step
+    # NCCL's per-hop latency for small messages on NVLink is a few microseconds.
+    allreduce_latency_us: float = 5.0
     prefill_overhead_ms: float = 0.0
     decode_overhead_ms: float = 0.0
     # Launch and framework costs that grow with depth (eager kernels, per-layer Python).

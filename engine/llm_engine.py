@@ -1,0 +1,242 @@
+"""The engine: requests in, tokens out, one scheduler step at a time."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from engine.attention import AttentionBackend, TorchAttention
+from engine.block_allocator import BlockAllocator, PrefixCachingAllocator
+from engine.config import EngineConfig, ModelConfig, SamplingParams
+from engine.model_runner import ModelRunner
+from engine.sampler import Sampler, SamplingBatch, TopKTopPSampler
+from engine.scheduler import FCFSScheduler, Scheduler, StaticScheduler
+from engine.sequence import Sequence
+from engine.spec_decode import RejectionSampler, Verifier
+
+
+@dataclass
+class RequestOutput:
+    """A finished request: its tokens, why it stopped (or its error), and its timings."""
+
+    request_id: str
+    prompt_token_ids: list[int]
+    output_token_ids: list[int]
+    finish_reason: str | None
+    error: str | None = None
+    arrival_time: float = 0.0
+    token_times: list[float] = field(default_factory=list)
+    num_preemptions: int = 0
+    num_cached_tokens: int = 0
+    priority: int = 0
+
+
+@dataclass
+class StepRecord:
+    """One line of the per-step trace."""
+
+    step: int
+    time_s: float
+    duration_ms: float
+    scheduled: list[tuple[str, int]]
+    preempted: list[str]
+    kv_blocks_used: int
+
+
+class LLMEngine:
+    """Continuous batching over a paged KV cache, with pluggable parts.
+
+    `model` is a model name (`tiny`, `smollm2-135m`, `smollm2-135m-random`, `llama-1b-random`)
+    or a `ModelConfig` with `state_dict` from a transformers Llama. Replacement parts:
+    `scheduler_cls(allocator, max_num_seqs=..., max_num_batched_tokens=...)`,
+    `allocator_cls(num_blocks, block_size, enable_prefix_caching)`, and instances
+    `attention`, `sampler`, `verifier`. `static=True` is the static-batching baseline.
+    """
+
+    def __init__(
+        self,
+        model: str | ModelConfig = "tiny",
+        config: EngineConfig | None = None,
+        *,
+        state_dict: dict[str, torch.Tensor] | None = None,
+        scheduler_cls: type[Scheduler] | None = None,
+        allocator_cls: type[BlockAllocator] = PrefixCachingAllocator,
+        attention: AttentionBackend | None = None,
+        sampler: Sampler | None = None,
+        verifier: Verifier | None = None,
+        static: bool = False,
+    ):
+        config = config or EngineConfig()
+        if isinstance(model, str):
+            from engine.weights import build_hf_model
+
+            hf = build_hf_model(model)
+            model = ModelConfig.from_hf(model, hf.config)
+            state_dict = hf.state_dict()
+            del hf
+        if state_dict is None:
+            raise ValueError("a ModelConfig needs its state_dict")
+        self.model_config, self.config = model, config
+        if attention is None:
+            if config.attention == "triton":
+                from engine.triton_attention import TritonAttention
+
+                attention = TritonAttention()
+            else:
+                attention = TorchAttention()
+        self.runner = ModelRunner(model, config, state_dict, attention)
+        self.allocator = allocator_cls(
+            self.runner.num_blocks, config.block_size, config.enable_prefix_caching
+        )
+        scheduler_cls = scheduler_cls or (StaticScheduler if static else FCFSScheduler)
+        self.scheduler = scheduler_cls(
+            self.allocator,
+            max_num_seqs=config.max_num_seqs,
+            max_num_batched_tokens=config.max_num_batched_tokens,
+        )
+        self.sampler = sampler or TopKTopPSampler()
+        self.verifier = verifier or RejectionSampler()
+        self.trace: list[StepRecord] = []
+        self.rejected: list[RequestOutput] = []
+        self.start_time = time.perf_counter()
+
+    def add_request(
+        self,
+        prompt_token_ids: list[int],
+        params: SamplingParams | None = None,
+        *,
+        request_id: str = "",
+        priority: int = 0,
+        arrival_time: float | None = None,
+    ) -> str:
+        """Queue a request. Bad input finishes that request at once with `error` set."""
+        params = params or SamplingParams()
+        now = time.perf_counter() if arrival_time is None else arrival_time
+        seq = Sequence(prompt_token_ids, params, priority, now, request_id)
+        error = self._check(seq)
+        if error:
+            seq.error, seq.finish_reason = error, "error"
+            self.rejected.append(self._output(seq))
+        else:
+            self.scheduler.add(seq)
+        return seq.request_id
+
+    def _check(self, seq: Sequence) -> str | None:
+        try:
+            seq.params.validate()
+        except ValueError as exc:
+            return str(exc)
+        n = seq.num_prompt_tokens
+        if n == 0:
+            return "empty prompt"
+        if n >= self.config.max_model_len:
+            return (
+                f"prompt of {n} tokens leaves no room in max_model_len {self.config.max_model_len}"
+            )
+        if self.allocator.blocks_needed(n + 1) > self.allocator.num_blocks:
+            return f"prompt of {n} tokens does not fit in the KV cache's {self.allocator.num_blocks} blocks"
+        vocab = self.model_config.vocab_size
+        if any(not isinstance(t, int) or not 0 <= t < vocab for t in seq.prompt_token_ids):
+            return f"token ids must be in [0, {self.model_config.vocab_size})"
+        return None
+
+    def has_unfinished(self) -> bool:
+        return self.scheduler.has_unfinished() or bool(self.rejected)
+
+    def step(self) -> list[RequestOutput]:
+        """Schedule, run the model, sample, and return the requests that finished."""
+        finished, self.rejected = self.rejected, []
+        begin = time.perf_counter()
+        plan = self.scheduler.schedule()
+        self.runner.copy_blocks(self.allocator.take_copies())
+        if not plan.scheduled:
+            return finished + self._fail_oversized()
+        logits, sample_seqs = self.runner.run(plan.scheduled)
+        for seq, num_new in plan.scheduled:
+            seq.num_computed_tokens += num_new
+        if sample_seqs:
+            batch = SamplingBatch.build(
+                [s.params for s in sample_seqs],
+                [s.rng.random() for s in sample_seqs],
+                logits.device,
+            )
+            tokens = self.sampler.sample(logits, batch).tolist()
+            now = time.perf_counter()
+            for seq, token in zip(sample_seqs, tokens, strict=True):
+                self._append(seq, token, now)
+                if seq.finish_reason:
+                    self.scheduler.finish(seq)
+                    finished.append(self._output(seq))
+        for seq, _ in plan.scheduled:
+            if not seq.is_finished:
+                self.allocator.cache_full_blocks(seq)
+        end = time.perf_counter()
+        self.trace.append(
+            StepRecord(
+                step=len(self.trace),
+                time_s=end - self.start_time,
+                duration_ms=(end - begin) * 1e3,
+                scheduled=[(s.request_id, n) for s, n in plan.scheduled],
+                preempted=[s.request_id for s in plan.preempted],
+                kv_blocks_used=self.allocator.num_blocks - self.allocator.num_free_blocks,
+            )
+        )
+        return finished
+
+    def _fail_oversized(self) -> list[RequestOutput]:
+        """With nothing running, a waiting request that still cannot start needs more KV
+        blocks than the whole cache has: fail it, not the engine."""
+        if self.scheduler.running:
+            return []
+        failed = []
+        for seq in list(self.scheduler.waiting):
+            need = self.allocator.blocks_needed(seq.num_tokens + 1)
+            if need > self.allocator.num_blocks:
+                self.scheduler.waiting.remove(seq)
+                seq.error = (
+                    f"request needs {need} KV blocks, the cache has {self.allocator.num_blocks}"
+                )
+                seq.finish_reason = "error"
+                self.scheduler.finish(seq)
+                failed.append(self._output(seq))
+        return failed
+
+    def _append(self, seq: Sequence, token: int, now: float) -> None:
+        seq.token_ids.append(token)
+        seq.token_times.append(now)
+        limit = max(seq.params.max_tokens, seq.pad_to_tokens)
+        if seq.num_output_tokens >= limit or len(seq.token_ids) >= self.config.max_model_len:
+            seq.finish_reason = "length"
+        elif token == self.model_config.eos_token_id and not seq.params.ignore_eos:
+            seq.finish_reason = "stop"
+
+    def _output(self, seq: Sequence) -> RequestOutput:
+        keep = seq.params.max_tokens
+        return RequestOutput(
+            request_id=seq.request_id,
+            prompt_token_ids=seq.prompt_token_ids,
+            output_token_ids=seq.output_token_ids[:keep],
+            finish_reason=seq.finish_reason,
+            error=seq.error,
+            arrival_time=seq.arrival_time,
+            token_times=seq.token_times[:keep],
+            num_preemptions=seq.num_preemptions,
+            num_cached_tokens=seq.num_cached_tokens,
+            priority=seq.priority,
+        )
+
+    def generate(
+        self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams] | None = None
+    ) -> list[RequestOutput]:
+        """Run `prompts` to completion; outputs in the order of `prompts`."""
+        params_list = (
+            params if isinstance(params, list) else [params or SamplingParams()] * len(prompts)
+        )
+        ids = [self.add_request(p, sp) for p, sp in zip(prompts, params_list, strict=True)]
+        done: dict[str, RequestOutput] = {}
+        while self.has_unfinished():
+            for out in self.step():
+                done[out.request_id] = out
+        return [done[i] for i in ids]

@@ -1,0 +1,191 @@
+"""Runs the model on one scheduled step: builds inputs, owns the KV cache and CUDA graphs."""
+
+from __future__ import annotations
+
+import torch
+
+from engine.attention import AttentionBackend, AttentionMetadata
+from engine.config import EngineConfig, ModelConfig
+from engine.model import LlamaModel
+from engine.sequence import Sequence
+
+CPU_DEFAULT_BLOCKS = 4096  # 64k tokens at block size 16: ample for CPU tests and benchmarks
+
+
+class ModelRunner:
+    """Holds the model and the paged KV cache `[layers, 2, blocks + 1, block_size, kv_heads,
+    head_dim]`; the extra last block is scratch that padded CUDA-graph rows write into."""
+
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        config: EngineConfig,
+        state_dict: dict[str, torch.Tensor],
+        attention: AttentionBackend,
+    ):
+        self.config, self.model_config, self.attention = config, model_config, attention
+        self.device = torch.device(config.device)
+        self.dtype = getattr(torch, config.dtype)
+        model = LlamaModel(model_config)
+        model.load_hf_state_dict(state_dict)
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.model.rope.to(dtype=torch.float32)
+        self.num_blocks = config.num_kv_blocks or self._default_num_blocks()
+        self.max_blocks_per_seq = -(-config.max_model_len // config.block_size)
+        mc = model_config
+        self.kv_cache = torch.zeros(
+            mc.num_layers, 2, self.num_blocks + 1, config.block_size, mc.num_kv_heads, mc.head_dim,
+            dtype=self.dtype, device=self.device,
+        )  # fmt: skip
+        self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        if config.cuda_graphs and self.device.type == "cuda":
+            self._capture_graphs()
+
+    def _default_num_blocks(self) -> int:
+        if self.device.type != "cuda":
+            return CPU_DEFAULT_BLOCKS
+        free, _ = torch.cuda.mem_get_info(self.device)
+        block_bytes = (
+            self.model_config.kv_bytes_per_token(self.dtype.itemsize) * self.config.block_size
+        )
+        return int(free * self.config.gpu_memory_fraction) // block_bytes
+
+    def _tensor(self, data, dtype) -> torch.Tensor:
+        tensor = torch.tensor(data, dtype=dtype)
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor
+
+    def prepare(
+        self, scheduled: list[tuple[Sequence, int]]
+    ) -> tuple[torch.Tensor, torch.Tensor, AttentionMetadata, list[int], list[Sequence]]:
+        """Flatten the step into token ids, positions, metadata; pick the rows that need logits.
+
+        A sequence needs logits when this step reaches its last known token: at that token,
+        and also at each speculative draft token before it.
+        """
+        bs = self.config.block_size
+        ids, positions, slots, query_start, seq_lens, query_lens = [], [], [], [0], [], []
+        logits_rows, sample_seqs = [], []
+        width = max(len(seq.block_table) for seq, _ in scheduled)
+        tables = []
+        for seq, num_new in scheduled:
+            start, end = seq.num_computed_tokens, seq.num_computed_tokens + num_new
+            tokens = seq.all_token_ids if seq.spec_token_ids else seq.token_ids
+            ids.extend(tokens[start:end])
+            positions.extend(range(start, end))
+            table = seq.block_table
+            slots.extend(table[p // bs] * bs + p % bs for p in range(start, end))
+            tables.append(table + [0] * (width - len(table)))
+            query_start.append(query_start[-1] + num_new)
+            seq_lens.append(end)
+            query_lens.append(num_new)
+            if end == seq.num_tokens:
+                rows = 1 + len(seq.spec_token_ids)
+                logits_rows.extend(range(query_start[-1] - rows, query_start[-1]))
+                sample_seqs.append(seq)
+        meta = AttentionMetadata(
+            slot_mapping=self._tensor(slots, torch.int64),
+            query_start_loc=self._tensor(query_start, torch.int32),
+            seq_lens=self._tensor(seq_lens, torch.int32),
+            block_tables=self._tensor(tables, torch.int32),
+            max_query_len=max(query_lens),
+            max_seq_len=max(seq_lens),
+            block_size=bs,
+            query_lens_cpu=query_lens,
+            seq_lens_cpu=seq_lens,
+        )
+        input_ids = self._tensor(ids, torch.int64)
+        return input_ids, self._tensor(positions, torch.int64), meta, logits_rows, sample_seqs
+
+    @torch.inference_mode()
+    def run(
+        self, scheduled: list[tuple[Sequence, int]], num_layers: int | None = None
+    ) -> tuple[torch.Tensor, list[Sequence]]:
+        """Logits `[rows, vocab]` (float32) for the rows that need them, and their sequences."""
+        input_ids, positions, meta, logits_rows, sample_seqs = self.prepare(scheduled)
+        num_seqs = len(scheduled)
+        graph_bs = next((size for size in sorted(self.graphs) if size >= num_seqs), None)
+        if meta.decode_only and num_layers is None and graph_bs is not None:
+            logits = self._replay(graph_bs, input_ids, positions, meta)[:num_seqs]
+        else:
+            hidden = self.model(
+                input_ids, positions, self.kv_cache, meta, self.attention, num_layers
+            )
+            if not logits_rows:
+                return hidden.new_empty(0, self.model_config.vocab_size).float(), []
+            rows = torch.tensor(logits_rows, device=self.device)
+            logits = self.model.compute_logits(hidden[rows])
+            return logits.float(), sample_seqs
+        return logits.float(), sample_seqs
+
+    def copy_blocks(self, copies: list[tuple[int, int]]) -> None:
+        """Copy-on-write: duplicate whole blocks (every layer, keys and values)."""
+        for src, dst in copies:
+            self.kv_cache[:, :, dst] = self.kv_cache[:, :, src]
+
+    def _capture_graphs(self) -> None:
+        """Capture one decode graph per padded batch size (1, 2, 4, 8, 16, 32, ... max_num_seqs)."""
+        max_bs = self.config.max_num_seqs
+        sizes = sorted({1, 2, 4, 8, *range(16, max_bs + 1, 16), max_bs})
+        dev = self.device
+        self.static = {
+            "input_ids": torch.zeros(max_bs, dtype=torch.int64, device=dev),
+            "positions": torch.zeros(max_bs, dtype=torch.int64, device=dev),
+            "slot_mapping": torch.full(
+                (max_bs,), self.num_blocks * self.config.block_size, device=dev
+            ),
+            "seq_lens": torch.ones(max_bs, dtype=torch.int32, device=dev),
+            "block_tables": torch.zeros(
+                max_bs, self.max_blocks_per_seq, dtype=torch.int32, device=dev
+            ),
+            "query_start_loc": torch.arange(max_bs + 1, dtype=torch.int32, device=dev),
+            "logits": torch.zeros(
+                max_bs, self.model_config.vocab_size, dtype=self.dtype, device=dev
+            ),
+        }
+        pool = None
+        for size in reversed(sizes):
+            graph = torch.cuda.CUDAGraph()
+            meta = self._static_meta(size)
+            with torch.inference_mode():
+                self._graph_body(size, meta)
+                torch.cuda.synchronize()
+                with torch.cuda.graph(graph, pool):
+                    self._graph_body(size, meta)
+            pool = graph.pool()
+            self.graphs[size] = graph
+        torch.cuda.synchronize()
+
+    def _graph_body(self, size: int, meta: AttentionMetadata) -> None:
+        s = self.static
+        hidden = self.model(
+            s["input_ids"][:size], s["positions"][:size], self.kv_cache, meta, self.attention
+        )
+        s["logits"][:size].copy_(self.model.compute_logits(hidden))
+
+    def _static_meta(self, size: int) -> AttentionMetadata:
+        s = self.static
+        return AttentionMetadata(
+            slot_mapping=s["slot_mapping"][:size],
+            query_start_loc=s["query_start_loc"][: size + 1],
+            seq_lens=s["seq_lens"][:size],
+            block_tables=s["block_tables"][:size],
+            max_query_len=1,
+            max_seq_len=self.config.max_model_len,
+            block_size=self.config.block_size,
+            query_lens_cpu=[1] * size,
+            seq_lens_cpu=[1] * size,
+        )
+
+    def _replay(self, size, input_ids, positions, meta) -> torch.Tensor:
+        s, n = self.static, input_ids.shape[0]
+        s["input_ids"][:n].copy_(input_ids)
+        s["positions"][:n].copy_(positions)
+        s["slot_mapping"][:n].copy_(meta.slot_mapping)
+        s["slot_mapping"][n:size].fill_(self.num_blocks * self.config.block_size)
+        s["seq_lens"][:n].copy_(meta.seq_lens)
+        s["seq_lens"][n:size].fill_(1)
+        s["block_tables"][:n, : meta.block_tables.shape[1]].copy_(meta.block_tables)
+        self.graphs[size].replay()
+        return s["logits"]
