@@ -1,8 +1,8 @@
 """Grade one solution of one problem: the code path shared by the worker and ``manage.py grade``.
 
-The candidate runs in one fresh sandbox (tests, then timing, every timed output checked), then
-the problem's reference solution runs in another on the same machine, and the score is the
-ratio of their times. No Django here: the caller passes the problem, the code, the secret seed
+The candidate runs its tests in one fresh sandbox; the problem's reference solution runs the
+same tests in another; then both are timed interleaved (every timed output checked, the idle
+one frozen), and the score is the ratio of their times. No Django here: the caller passes the problem, the code, the secret seed
 and the hardware record, and stores the report.
 """
 
@@ -13,72 +13,60 @@ from typing import Any
 
 from grader.harnesses import harness_get
 from grader.harnesses.base import CandidateFailure, Harness, ProblemError, Progress
-from grader.harnesses.contract import (
-    GradeReport,
-    Measurement,
-    ProblemSpec,
-    RunReport,
-    TestOutcome,
-    Verdict,
-)
+from grader.harnesses.contract import GradeReport, Measurement, ProblemSpec, TestOutcome, Verdict
+from grader.harnesses.timing import TimedCall, gpu_available, measure_interleaved
 from grader.sandbox import SandboxSession, sandbox_kind
 
 # A solution more than this many times faster than the reference is suspect until reviewed.
 SUSPECT_SPEEDUP = 10.0
-# The outside-minus-inside cost of a candidate's call may exceed the reference's by this
-# factor plus this many ns before the inside timings are declared tampered with: the harness
-# work per call is the same code on the same sizes, so honest runs stay well inside it.
-TIMER_OVERHEAD_FACTOR = 3.0
-TIMER_OVERHEAD_SLACK_NS = 2_000_000
+# CPU time a candidate's call uses beyond what its own clock timed (the harness's copy of the
+# output, its messages) may exceed the reference's by this factor or by this many ns before
+# the run is rejected: the harness code is the same, only the output dtype can differ, and
+# CPU time (unlike the wall clock) does not grow when the machine is loaded.
+UNTIMED_CPU_FACTOR = 3.0
+UNTIMED_CPU_SLACK_NS = 1_000_000
 
 
 def _no_progress(step: str, data: dict[str, Any]) -> None:
     return None
 
 
-def solution_run(
-    harness: Harness,
-    code: str,
-    seed: int,
-    progress: Progress,
-) -> RunReport:
-    """Run one solution in a fresh sandbox: its tests, then its timing.
+def _tests_run(
+    harness: Harness, session: SandboxSession, seed: int, progress: Progress
+) -> tuple[list[TestOutcome], Verdict, str]:
+    """Start a solution's sandbox and run its tests: (outcomes, verdict, message)."""
+    try:
+        session.start(harness.shared_bytes())
+        progress("sandbox_started", {"sandbox": str(session.kind)})
+        tests = harness.check_tests(session, seed, progress)
+    except CandidateFailure as failure:
+        return [], failure.verdict, failure.message
+    failed = [t for t in tests if t.verdict is not Verdict.ACCEPTED]
+    if failed:
+        return tests, failed[0].verdict, f"{failed[0].name}: {failed[0].message}"
+    return tests, Verdict.ACCEPTED, ""
 
-    The reference goes through the same sequence as the candidate, so both time the same
-    process history (the allocator's state after the tests changes a call's cost by 5x).
-    """
-    spec = harness.spec
-    report = RunReport(verdict=Verdict.ACCEPTED)
-    with SandboxSession(type(harness), code, spec.entry_point, spec.limits) as session:
+
+def _reference_call(call: TimedCall) -> TimedCall:
+    """The reference's timed call, whose failures are the problem's fault, not the candidate's."""
+
+    def checked() -> tuple[int, int]:
         try:
-            session.start(harness.shared_bytes())
-            progress("sandbox_started", {"sandbox": str(session.kind)})
-            report.tests = harness.check_tests(session, seed, progress)
-            failed = [t for t in report.tests if t.verdict is not Verdict.ACCEPTED]
-            if failed:
-                report.verdict = failed[0].verdict
-                report.message = f"{failed[0].name}: {failed[0].message}"
-            if report.verdict is Verdict.ACCEPTED:
-                progress("benchmarking", {})
-                report.measurement = harness.measure(session, seed)
+            return call()
         except CandidateFailure as failure:
-            report.verdict, report.message = failure.verdict, failure.message
-        finally:
-            session.close()
-            report.stdout, report.stderr = session.output()
-    return report
+            raise ProblemError(f"the reference failed while timed: {failure.message}") from None
 
-
-def _effective_ns(candidate: Measurement, reference: Measurement) -> float:
-    """The candidate's time, charged for any outside cost beyond the reference's harness cost."""
-    outside_median = sorted(candidate.outside_ns)[len(candidate.outside_ns) // 2]
-    return max(candidate.median_ns, outside_median - reference.overhead_median_ns, 1.0)
+    return checked
 
 
 def timing_verdict(
     candidate: Measurement, reference: Measurement, speed_of_light_bytes_per_s: float
 ) -> tuple[Verdict, str, float]:
-    """Cross-check the candidate's timings and score them: (verdict, message, score)."""
+    """Cross-check the candidate's timings against the outside clocks and score them.
+
+    Returns (verdict, message, score); the score is the reference's median time over the
+    candidate's, both measured interleaved in the same job.
+    """
     for index, (inside, outside) in enumerate(
         zip(candidate.samples_ns, candidate.outside_ns, strict=True)
     ):
@@ -90,26 +78,27 @@ def timing_verdict(
                 0.0,
             )
     allowed_ns = max(
-        TIMER_OVERHEAD_FACTOR * reference.overhead_median_ns,
-        reference.overhead_median_ns + TIMER_OVERHEAD_SLACK_NS,
+        UNTIMED_CPU_FACTOR * reference.untimed_cpu_median_ns,
+        reference.untimed_cpu_median_ns + UNTIMED_CPU_SLACK_NS,
     )
-    if candidate.overhead_median_ns > allowed_ns:
+    if candidate.untimed_cpu_median_ns > allowed_ns:
         return (
             Verdict.POLICY,
-            "timings inside the sandbox disagree with the wall clock outside it: "
-            f"{candidate.overhead_median_ns / 1e6:.2f} ms per call went untimed "
-            f"(the reference needed {reference.overhead_median_ns / 1e6:.2f} ms)",
+            "timings inside the sandbox disagree with the CPU time it used: "
+            f"{candidate.untimed_cpu_median_ns / 1e6:.2f} ms of CPU per call went untimed "
+            f"(the reference: {reference.untimed_cpu_median_ns / 1e6:.2f} ms); work outside "
+            "the timed call or on extra threads is not allowed",
             0.0,
         )
-    effective_ns = _effective_ns(candidate, reference)
-    score = round(reference.median_ns / effective_ns, 3)
+    score = round(reference.median_ns / max(candidate.median_ns, 1.0), 3)
     if speed_of_light_bytes_per_s and candidate.bytes_moved:
         floor_ns = candidate.bytes_moved / speed_of_light_bytes_per_s * 1e9
-        if effective_ns < floor_ns:
+        if candidate.median_ns < floor_ns:
             return (
                 Verdict.SUSPECT,
-                f"{effective_ns / 1e6:.3f} ms is faster than moving its bytes at the speed of "
-                f"light bound ({floor_ns / 1e6:.3f} ms); hidden until an admin reviews it",
+                f"{candidate.median_ns / 1e6:.4f} ms is faster than moving its bytes at the "
+                f"speed-of-light bound ({floor_ns / 1e6:.4f} ms); hidden until an admin "
+                "reviews it",
                 score,
             )
     if score > SUSPECT_SPEEDUP:
@@ -135,7 +124,6 @@ def grade(
     infrastructure failures (the sandbox cannot start, the host is out of memory) raise.
     """
     harness_class = harness_get(spec.harness)
-    version = f"{harness_class.kind}/{harness_class.version}"
     report = GradeReport(
         verdict=Verdict.INTERNAL_ERROR,
         score=0.0,
@@ -143,33 +131,58 @@ def grade(
         tests=[],
         hardware=hardware,
         sandbox=sandbox_kind(),
-        harness_version=version,
+        harness_version=f"{harness_class.kind}/{harness_class.version}",
+    )
+    candidate_session = SandboxSession(harness_class, code, spec.entry_point, spec.limits)
+    reference_session = SandboxSession(
+        harness_class, spec.reference_code, spec.entry_point, spec.limits
     )
     try:
-        harness = harness_class(spec)
-        candidate = solution_run(harness, code, seed, progress)
-        report.tests, report.stdout, report.stderr = (
-            candidate.tests,
-            candidate.stdout,
-            candidate.stderr,
+        candidate, reference = harness_class(spec), harness_class(spec)
+        report.tests, report.verdict, report.message = _tests_run(
+            candidate, candidate_session, seed, progress
         )
-        report.candidate = candidate.measurement
-        if candidate.verdict is not Verdict.ACCEPTED:
-            report.verdict, report.message = candidate.verdict, candidate.message
+        if report.verdict is not Verdict.ACCEPTED:
             return report
+        if harness_class.needs_gpu and not gpu_available():
+            report.message = "correct; speed not measured: no GPU"
+            return report
+        # The reference goes through the same tests, so both solutions are timed with the
+        # same process history (the allocator's state after the tests changes a call's cost).
+        candidate_session.freeze()
         progress("reference", {})
-        reference = solution_run(harness_class(spec), spec.reference_code, seed, _no_progress)
-        if reference.verdict is not Verdict.ACCEPTED or reference.measurement is None:
-            raise ProblemError(f"the reference solution failed: {reference.message}")
-        report.reference = reference.measurement
-        report.verdict, report.message, report.score = timing_verdict(
-            candidate.measurement, reference.measurement, spec.speed_of_light_bytes_per_s
+        _, reference_verdict, reference_message = _tests_run(
+            reference, reference_session, seed, _no_progress
         )
-        if not math.isfinite(report.score):
-            report.score = 0.0
+        if reference_verdict is not Verdict.ACCEPTED:
+            raise ProblemError(f"the reference solution failed: {reference_message}")
+        progress("benchmarking", {})
+        measured = measure_interleaved(
+            {
+                "candidate": (candidate.timed_call(candidate_session, seed), candidate_session),
+                "reference": (
+                    _reference_call(reference.timed_call(reference_session, seed)),
+                    reference_session,
+                ),
+            },
+            candidate.measure_settings(),
+            {"candidate": candidate.bytes_moved(), "reference": reference.bytes_moved()},
+        )
+        report.candidate, report.reference = measured["candidate"], measured["reference"]
+        report.verdict, report.message, report.score = timing_verdict(
+            report.candidate, report.reference, spec.speed_of_light_bytes_per_s
+        )
+    except CandidateFailure as failure:
+        report.verdict, report.message, report.score = failure.verdict, failure.message, 0.0
     except ProblemError as error:
-        report.verdict = Verdict.INTERNAL_ERROR
+        report.verdict, report.score = Verdict.INTERNAL_ERROR, 0.0
         report.message = f"the problem is broken (our fault, not yours): {error}"
+    finally:
+        candidate_session.close()
+        reference_session.close()
+        report.stdout, report.stderr = candidate_session.output()
+    if not math.isfinite(report.score):
+        report.score = 0.0
     return report
 
 

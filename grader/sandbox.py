@@ -180,6 +180,8 @@ class SandboxSession:
         self.stdout = self.stderr = None
         self._tmp: tempfile.TemporaryDirectory | None = None
         self._limit_hit: Verdict | None = None
+        self.frozen = False
+        self._pids: list[int] = []
 
     def __enter__(self) -> SandboxSession:
         return self
@@ -218,6 +220,7 @@ class SandboxSession:
             sandbox_end.close()
             os.close(shared_fd)
         self.control = trusted_end
+        self._pids = [self.process.pid]
         self.deadline = time.monotonic() + self.limits.wall_time_s
         cap = self.limits.output_bytes
         self.stdout = _CappedReader(self.process.stdout, cap, self._output_overflow)
@@ -239,12 +242,41 @@ class SandboxSession:
         self._limit_hit = Verdict.OUTPUT_LIMIT
         self.kill()
 
-    def call(self, request: dict[str, Any], timeout_s: float) -> tuple[dict[str, Any], int]:
-        """Send one request; returns (reply, outside_ns) or raises :class:`CandidateFailure`."""
+    def call(
+        self, request: dict[str, Any], timeout_s: float, measure_cpu: bool = False
+    ) -> tuple[dict[str, Any], int, int]:
+        """Send one request; returns (reply, outside_ns, cpu_ns) or raises CandidateFailure.
+
+        With ``measure_cpu`` the CPU time of the whole sandbox tree during the call is read
+        from ``/proc`` (else ``cpu_ns`` is 0): a scan of ``/proc`` costs a few milliseconds,
+        spent outside the timed window.
+        """
+        cpu_before_ns = self.cpu_ns(self._pids) if measure_cpu else 0
         reply, outside_ns = self._exchange(request, timeout_s, "a test")
         if not reply.get("ok"):
             raise self._failure_from(reply)
-        return reply, outside_ns
+        cpu_used_ns = 0
+        if measure_cpu:
+            self._pids = self._tree()
+            cpu_used_ns = self.cpu_ns(self._pids) - cpu_before_ns
+        return reply, outside_ns, cpu_used_ns
+
+    @staticmethod
+    def cpu_ns(pids: list[int]) -> int:
+        """CPU time used so far by every thread of ``pids`` (from /proc/PID/task/TID/schedstat)."""
+        total = 0
+        for pid in pids:
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as schedstat:
+                        total += int(schedstat.read().split()[0])
+                except (OSError, ValueError, IndexError):
+                    continue
+        return total
 
     def _exchange(
         self, request: dict[str, Any], timeout_s: float, doing: str
@@ -305,6 +337,48 @@ class SandboxSession:
             Verdict.RUNTIME_ERROR, f"the process exited with status {returncode} during {doing}"
         )
 
+    def _tree(self) -> list[int]:
+        """Host PIDs of every process of this sandbox (all descend from the bwrap we started)."""
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as stat:
+                    fields = stat.read().rsplit(b")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry))
+        tree, frontier = [], [self.process.pid]
+        while frontier:
+            pid = frontier.pop()
+            tree.append(pid)
+            frontier.extend(children.get(pid, []))
+        return tree
+
+    def _signal_tree(self, signal_number: int) -> None:
+        # A stopped process cannot fork, so repeating until no new PID appears stops them all.
+        signalled: set[int] = set()
+        for _ in range(10):
+            fresh = [pid for pid in self._tree() if pid not in signalled]
+            if not fresh:
+                return
+            for pid in fresh:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal_number)
+            signalled.update(fresh)
+
+    def freeze(self) -> None:
+        """Stop every process of the sandbox while another solution is timed."""
+        if self.alive() and not self.frozen:
+            self._signal_tree(signal.SIGSTOP)
+            self.frozen = True
+
+    def thaw(self) -> None:
+        if self.alive() and self.frozen:
+            self._signal_tree(signal.SIGCONT)
+        self.frozen = False
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -316,6 +390,7 @@ class SandboxSession:
 
     def close(self) -> None:
         if self.process is not None:
+            self.thaw()
             if self.alive():
                 with contextlib.suppress(OSError, ChannelError):
                     message_send(self.control, {"op": "exit"})

@@ -25,7 +25,8 @@ Example (a new kind is a file in this package)::
         sandbox_packages = ("engine",)
 
         def check_tests(self, session, seed, progress): ...
-        def measure(self, session, seed): ...
+        def timed_call(self, session, seed): ...
+        def bytes_moved(self): ...
 
         @staticmethod
         def serve(entry, request, shared): ...
@@ -39,7 +40,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from grader.harnesses.contract import Measurement, ProblemSpec, TestOutcome, Verdict
+from grader.harnesses.contract import ProblemSpec, TestOutcome, Verdict
+from grader.harnesses.timing import MeasureSettings, TimedCall
 
 if TYPE_CHECKING:
     from grader.sandbox import SandboxSession
@@ -91,8 +93,20 @@ class Harness(ABC):
         """Run every correctness test in order; a dead sandbox raises :class:`CandidateFailure`."""
 
     @abstractmethod
-    def measure(self, session: SandboxSession, seed: int) -> Measurement:
-        """Time the solution with fresh, checked inputs on every call."""
+    def timed_call(self, session: SandboxSession, seed: int) -> TimedCall:
+        """One timed call on fresh inputs whose output is checked: returns (inside_ns, outside_ns).
+
+        Raises :class:`CandidateFailure` when the output is wrong. The measurement module
+        (``grader/harnesses/timing.py``) decides how often to call it.
+        """
+
+    def measure_settings(self) -> MeasureSettings:
+        """Warm-up, repetitions and budget, from the problem's ``benchmark`` section."""
+        return MeasureSettings.from_dict(self.spec.benchmark)
+
+    def bytes_moved(self) -> int:
+        """Bytes one timed call must read and write at least (for the speed-of-light check)."""
+        return 0
 
     @staticmethod
     @abstractmethod

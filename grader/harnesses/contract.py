@@ -89,12 +89,27 @@ class TestOutcome:
         return json_safe(asdict(self) | {"verdict": str(self.verdict)})
 
 
+@dataclass(frozen=True)
+class CallTiming:
+    """One timed call: the sandbox's own clock, and two clocks read outside it.
+
+    ``outside_ns`` is the wall clock around the request and reply (it includes waiting for a
+    CPU); ``cpu_ns`` is the CPU time the whole sandbox process tree used meanwhile, read from
+    ``/proc`` (it does not include waiting, so machine load does not move it).
+    """
+
+    inside_ns: int
+    outside_ns: int
+    cpu_ns: int
+
+
 @dataclass
 class Measurement:
-    """Timed repetitions of one solution: inside-sandbox samples and the outside wall clock."""
+    """Timed repetitions of one solution: inside-sandbox samples and the outside clocks."""
 
     samples_ns: list[int]
     outside_ns: list[int]
+    cpu_ns: list[int]
     median_ns: float
     p10_ns: float
     p90_ns: float
@@ -105,11 +120,22 @@ class Measurement:
 
     @property
     def overhead_median_ns(self) -> float:
-        """Median of (outside - inside) per call: the harness and channel cost of one call."""
+        """Median of (outside - inside) wall time per call: channel, harness and waiting."""
         return _median([o - i for o, i in zip(self.outside_ns, self.samples_ns, strict=True)])
 
+    @property
+    def untimed_cpu_median_ns(self) -> float:
+        """Median of (CPU used - inside time) per call: work the sandbox's clock did not see."""
+        return _median([c - i for c, i in zip(self.cpu_ns, self.samples_ns, strict=True)])
+
     def as_dict(self) -> dict[str, Any]:
-        return json_safe(asdict(self) | {"overhead_median_ns": self.overhead_median_ns})
+        return json_safe(
+            asdict(self)
+            | {
+                "overhead_median_ns": self.overhead_median_ns,
+                "untimed_cpu_median_ns": self.untimed_cpu_median_ns,
+            }
+        )
 
 
 def json_safe(value: Any) -> Any:
@@ -131,18 +157,6 @@ def _median(values: list[float]) -> float:
     if len(ordered) % 2:
         return float(ordered[middle])
     return (ordered[middle - 1] + ordered[middle]) / 2
-
-
-@dataclass
-class RunReport:
-    """One sandboxed run of one solution: its tests, its measurement, what it printed."""
-
-    verdict: Verdict
-    message: str = ""
-    tests: list[TestOutcome] = field(default_factory=list)
-    measurement: Measurement | None = None
-    stdout: str = ""
-    stderr: str = ""
 
 
 @dataclass

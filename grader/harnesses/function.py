@@ -25,8 +25,8 @@ from grader.harnesses.base import (
     Progress,
     clock_ns,
 )
-from grader.harnesses.contract import Measurement, ProblemSpec, TestOutcome, Verdict
-from grader.harnesses.timing import MeasureSettings, measure
+from grader.harnesses.contract import CallTiming, ProblemSpec, TestOutcome, Verdict
+from grader.harnesses.timing import TimedCall
 
 if TYPE_CHECKING:
     from grader.sandbox import SandboxSession
@@ -164,14 +164,15 @@ class FunctionHarness(Harness):
         x: np.ndarray,
         base: np.ndarray,
         timeout_s: float,
-    ) -> tuple[np.ndarray, int, int]:
-        """One call in the sandbox; returns (output, inside_ns, outside_ns) or raises."""
+        measure_cpu: bool = False,
+    ) -> tuple[np.ndarray, CallTiming]:
+        """One call in the sandbox; returns (output, timing) or raises CandidateFailure."""
         shared = session.shared
         out_offset = _align(base.nbytes)
         out_capacity = x.size * OUTPUT_ITEM_BYTES
         shared[: base.nbytes] = base.tobytes()
         shared[out_offset : out_offset + out_capacity] = b"\xff" * out_capacity  # NaN bytes
-        reply, outside_ns = session.call(
+        reply, outside_ns, cpu_ns = session.call(
             {
                 "op": "call",
                 "dtype": str(base.dtype),
@@ -181,6 +182,7 @@ class FunctionHarness(Harness):
                 "out_capacity": out_capacity,
             },
             timeout_s,
+            measure_cpu,
         )
         if shared[: base.nbytes] != base.tobytes():
             raise CandidateFailure(Verdict.WRONG_ANSWER, "the input array was modified")
@@ -197,7 +199,7 @@ class FunctionHarness(Harness):
                 Verdict.WRONG_ANSWER, f"returned shape {shape}; expected {list(x.shape)}"
             )
         got = np.frombuffer(shared, dtype=dtype, count=x.size, offset=out_offset)
-        return got.reshape(x.shape).copy(), elapsed_ns, outside_ns
+        return got.reshape(x.shape).copy(), CallTiming(elapsed_ns, outside_ns, cpu_ns)
 
     def _check(self, got: np.ndarray, want: np.ndarray, dtype: np.dtype) -> None:
         rtol, atol = self._tolerance(dtype)
@@ -227,7 +229,8 @@ class FunctionHarness(Harness):
             outputs = []
             inside_ns = 0
             for _ in range(int(case.get("repeat", 1))):
-                got, inside_ns, _outside_ns = self._call(session, case, x, base, timeout_s)
+                got, timing = self._call(session, case, x, base, timeout_s)
+                inside_ns = timing.inside_ns
                 self._check(got, want, x.dtype)
                 outputs.append(got)
             if any(not np.array_equal(outputs[0], other) for other in outputs[1:]):
@@ -248,29 +251,30 @@ class FunctionHarness(Harness):
             )
         return TestOutcome(case["name"], Verdict.ACCEPTED, inside_ns / 1e6)
 
-    def measure(self, session: SandboxSession, seed: int) -> Measurement:
+    def timed_call(self, session: SandboxSession, seed: int) -> TimedCall:
         case = self.spec.benchmark
-        settings = MeasureSettings.from_dict(case)
         timeout_s = float(case.get("time_limit_s", self.spec.limits.test_time_s))
         calls = 0
 
-        def timed_call() -> tuple[int, int]:
+        def call() -> CallTiming:
             nonlocal calls
             calls += 1
             x, base = self._input(case, seed)
             want = self._expected(x)
-            got, inside_ns, outside_ns = self._call(session, case, x, base, timeout_s)
+            got, timing = self._call(session, case, x, base, timeout_s, measure_cpu=True)
             try:
                 self._check(got, want, x.dtype)
             except CandidateFailure as failure:
                 raise CandidateFailure(
                     failure.verdict, f"timed call {calls} returned a wrong output: {failure}"
                 ) from None
-            return inside_ns, outside_ns
+            return timing
 
-        elements = int(np.prod(case["shape"]))
-        bytes_moved = 2 * elements * np.dtype(case["dtype"]).itemsize
-        return measure(timed_call, settings, bytes_moved)
+        return call
+
+    def bytes_moved(self) -> int:
+        case = self.spec.benchmark
+        return 2 * int(np.prod(case["shape"])) * np.dtype(case["dtype"]).itemsize
 
     @staticmethod
     def serve(entry: Any, request: dict[str, Any], shared: mmap.mmap) -> dict[str, Any]:

@@ -1,24 +1,43 @@
 """The one measurement module every harness uses.
 
-CPU: warm-up calls, then repetitions until the relative standard error of the mean is below
-a target or a time budget ends; every call gets fresh inputs (the caller generates them), so
-caches never see the same data twice. Median, p10/p90 and the raw samples are kept.
+Warm-up calls, then repetitions until the relative standard error of the median's samples is
+below a target or a time budget ends; every call gets fresh inputs (the harness generates
+them), so caches never see the same data twice. Median, p10/p90 and the raw samples are kept.
 
-GPU (used by kernel kinds inside the sandbox): :class:`CudaTimer` records CUDA events around
-the call with a device-wide synchronise before the end event and flushes a buffer of twice the
-L2 cache between samples; :func:`device_state` logs clocks, temperature and throttle reasons.
+The candidate and the reference are timed *interleaved*, in short alternating blocks, so both
+see the same machine load; the solution not being timed is frozen (SIGSTOP on its whole
+process tree), so it can neither burn CPU to slow the other down nor notice being timed.
+
+GPU (used by kernel kinds inside the sandbox): :class:`CudaTimer` flushes twice the L2,
+synchronises the device, and times the call (or its CUDA graph's replay) with CUDA events on
+the caller's stream, reporting work left on other streams; :func:`device_state` logs clocks,
+temperature, power and throttle reasons.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from grader.harnesses.contract import Measurement
+from grader.harnesses.contract import CallTiming, Measurement
+
+#: one checked call on fresh inputs.
+TimedCall = Callable[[], CallTiming]
+# Calls per turn before switching to the other solution: long enough that freezing and
+# thawing (a scan of /proc) is a small cost, short enough that load changes hit both.
+BLOCK_CALLS = 5
+
+
+class Freezable(Protocol):
+    def freeze(self) -> None: ...
+
+    def thaw(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -58,12 +77,12 @@ def relative_standard_error(values: list[float]) -> float:
     return statistics.stdev(values) / math.sqrt(len(values)) / mean
 
 
-def summarize(
-    samples_ns: list[int], outside_ns: list[int], warmup: int, bytes_moved: int = 0
-) -> Measurement:
+def summarize(calls: list[CallTiming], warmup: int, bytes_moved: int = 0) -> Measurement:
+    samples_ns = [c.inside_ns for c in calls]
     return Measurement(
         samples_ns=samples_ns,
-        outside_ns=outside_ns,
+        outside_ns=[c.outside_ns for c in calls],
+        cpu_ns=[c.cpu_ns for c in calls],
         median_ns=percentile(samples_ns, 0.5),
         p10_ns=percentile(samples_ns, 0.1),
         p90_ns=percentile(samples_ns, 0.9),
@@ -73,28 +92,90 @@ def summarize(
     )
 
 
-def measure(
-    call: Callable[[], tuple[int, int]], settings: MeasureSettings, bytes_moved: int = 0
-) -> Measurement:
-    """Time ``call`` (one checked call returning (inside_ns, outside_ns)) until precise enough."""
-    for _ in range(settings.warmup):
-        call()
-    inside: list[int] = []
-    outside: list[int] = []
-    deadline = time.monotonic() + settings.budget_s
-    while len(inside) < settings.max_repetitions:
-        inside_ns, outside_ns = call()
-        inside.append(inside_ns)
-        outside.append(outside_ns)
-        if len(inside) < settings.min_repetitions:
-            continue
-        if relative_standard_error(inside) <= settings.target_rse or time.monotonic() > deadline:
-            break
-    return summarize(inside, outside, settings.warmup, bytes_moved)
+def measure(call: TimedCall, settings: MeasureSettings, bytes_moved: int = 0) -> Measurement:
+    """Time one solution alone (tools and benchmarks; grading uses :func:`measure_interleaved`)."""
+    return measure_interleaved({"only": (call, None)}, settings, {"only": bytes_moved})["only"]
+
+
+def measure_interleaved(
+    solutions: dict[str, tuple[TimedCall, Freezable | None]],
+    settings: MeasureSettings,
+    bytes_moved: dict[str, int] | None = None,
+) -> dict[str, Measurement]:
+    """Time several solutions in alternating blocks until each is precise enough or time is up.
+
+    ``solutions`` maps a name to (timed call, its sandbox); every sandbox but the one being
+    timed is frozen. Exceptions from a call propagate (the caller knows whose call failed).
+    """
+    names = list(solutions)
+    timings: dict[str, list[CallTiming]] = {name: [] for name in names}
+
+    def turn(name: str, calls: int, record: bool) -> None:
+        call, sandbox = solutions[name]
+        for other in names:
+            other_sandbox = solutions[other][1]
+            if other != name and other_sandbox is not None:
+                other_sandbox.freeze()
+        if sandbox is not None:
+            sandbox.thaw()
+        for _ in range(calls):
+            timing = call()
+            if record:
+                timings[name].append(timing)
+
+    for name in names:
+        turn(name, settings.warmup, record=False)
+    deadline = time.monotonic() + settings.budget_s * len(names)
+
+    def done(name: str) -> bool:
+        count = len(timings[name])
+        if count >= settings.max_repetitions:
+            return True
+        if count < settings.min_repetitions:
+            return False
+        samples = [t.inside_ns for t in timings[name]]
+        precise = relative_standard_error(samples) <= settings.target_rse
+        return precise or time.monotonic() > deadline
+
+    while not all(done(name) for name in names):
+        for name in names:
+            room = settings.max_repetitions - len(timings[name])
+            turn(name, max(min(BLOCK_CALLS, room), 0), record=True)
+    for name in names:
+        sandbox = solutions[name][1]
+        if sandbox is not None:
+            sandbox.thaw()
+    return {
+        name: summarize(timings[name], settings.warmup, (bytes_moved or {}).get(name, 0))
+        for name in names
+    }
+
+
+def gpu_visible() -> bool:
+    """Whether this process can see an NVIDIA GPU (without importing torch or CUDA)."""
+    return os.path.exists("/dev/nvidiactl")
+
+
+def gpu_available() -> bool:
+    """Whether torch can run CUDA work here (imports torch; the trusted side asks this)."""
+    if not gpu_visible():
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 class CudaTimer:
-    """Times one GPU call in the sandbox: L2 flush, CUDA events, device-wide synchronise."""
+    """Times one GPU call in the sandbox the way kernel leaderboards do, and checks it.
+
+    Per call: zero a buffer of twice the L2 (no byte of the previous call's working set stays
+    cached), synchronise the whole device, record a start event, make the call (or replay its
+    CUDA graph: for short kernels the launch costs more than the work), record the end event
+    on the caller's stream, snapshot the output on that stream, synchronise the whole device
+    again and record a second end event. The time is start to first end; the gap to the second
+    end is work the call left on other streams, and a snapshot that differs from the final
+    output is work the caller's stream did not wait for: the harness fails both.
+    """
 
     def __init__(self, l2_bytes: int | None = None) -> None:
         import torch
@@ -105,27 +186,33 @@ class CudaTimer:
         # At least twice the L2, so no byte of the previous sample's working set survives.
         self.flush_buffer = torch.empty(2 * l2, dtype=torch.uint8, device="cuda")
 
-    def time_ns(self, call: Callable[[], Any]) -> tuple[int, Any]:
+    def time_call(self, call: Callable[[], Any], graph: tuple[Any, Any] | None = None):
+        """Returns (elapsed_ns, stream_gap_ns, output, snapshot of the output at return)."""
         torch = self.torch
+        start, end, end_all = (torch.cuda.Event(enable_timing=True) for _ in range(3))
         self.flush_buffer.zero_()
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
         torch.cuda.synchronize()
         start.record()
-        result = call()
-        torch.cuda.synchronize()  # work on any stream, not only the current one, is counted
+        if graph is None:
+            result = call()
+        else:
+            graph[0].replay()
+            result = graph[1]
         end.record()
-        end.synchronize()
-        return int(start.elapsed_time(end) * 1e6), result
+        snapshot = result.clone() if isinstance(result, torch.Tensor) else None
+        torch.cuda.synchronize()  # work on any stream, not only the current one
+        end_all.record()
+        end_all.synchronize()
+        elapsed_ns = int(start.elapsed_time(end) * 1e6)
+        gap_ns = int(end.elapsed_time(end_all) * 1e6)
+        return elapsed_ns, gap_ns, result, snapshot
 
 
 def device_state() -> dict[str, Any]:
-    """GPU clocks, temperature and throttle reasons when NVML is present; empty on a CPU."""
+    """GPU clocks, temperature, power and throttle reasons (NVML, else nvidia-smi); {} on a CPU."""
     try:
         import pynvml
-    except ImportError:
-        return {}
-    try:
+
         pynvml.nvmlInit()
         handle = pynvml.nvmlDeviceGetHandleByIndex(0)
         return {
@@ -134,5 +221,23 @@ def device_state() -> dict[str, Any]:
             "temperature_c": pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU),
             "throttle_reasons": int(pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(handle)),
         }
-    except Exception as error:  # NVML missing its driver: record why instead of failing
-        return {"error": str(error)}
+    except Exception:  # no NVML bindings or driver: ask nvidia-smi instead
+        pass
+    fields = (
+        "clocks.sm",
+        "clocks.mem",
+        "temperature.gpu",
+        "power.draw",
+        "clocks_throttle_reasons.active",
+    )
+    try:
+        line = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return {}
+    names = ("sm_clock_mhz", "memory_clock_mhz", "temperature_c", "power_w", "throttle_reasons")
+    return dict(zip(names, (value.strip() for value in line.split(",")), strict=False))

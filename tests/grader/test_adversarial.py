@@ -172,12 +172,14 @@ def test_patched_harness_clock_hiding_work_is_rejected(softmax_spec):
         "harness.clock_ns = lambda: 0\n"
         "def softmax(x):\n"
         "    if x.shape == (256, 2048):\n"
-        "        time.sleep(0.02)\n"
+        "        deadline = time.process_time() + 0.02\n"
+        "        while time.process_time() < deadline:\n"
+        "            pass\n"
         "    return _softmax(x)\n"
     )
     report = _grade(softmax_spec, code)
     assert report.verdict is Verdict.POLICY
-    assert "disagree with the wall clock" in report.message
+    assert "disagree with the CPU time it used" in report.message
 
 
 def test_forged_reply_on_the_private_channel_changes_nothing(softmax_spec):
