@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from interview.models import Attempt, Loop, RoundKind
+from interview.question_bank import template_render
 
 # Overall score → rating, in the style of interview feedback (4 strong hire … 1 no hire).
 RATING_THRESHOLDS = ((0.85, 4), (0.65, 3), (0.40, 2), (0.0, 1))
@@ -96,15 +97,20 @@ def _coding_result(loop: Loop, loop_round, now: datetime) -> dict[str, Any]:
         if submission.state != Submission.State.GRADED:
             pending += submission.state in (Submission.State.QUEUED, Submission.State.RUNNING)
             continue
-        score = (
-            submission.score
-            if submission.score is not None
-            else float(submission.verdict == "accepted")
-        )
-        if best is None or score > best["score"]:
-            best = {"submission_id": submission.pk, "verdict": submission.verdict, "score": score}
+        # Correctness scores the round; the grader's speed score (relative to the reference
+        # solution) breaks ties between accepted submissions and is shown, not averaged in.
+        rank = (submission.verdict == "accepted", submission.score or 0.0)
+        if best is None or rank > best["rank"]:
+            best = {
+                "submission_id": submission.pk,
+                "verdict": submission.verdict,
+                "speed_score": submission.score,
+                "rank": rank,
+            }
+    if best:
+        best.pop("rank")
     return {
-        "score": min(max(best["score"], 0.0), 1.0) if best else 0.0,
+        "score": 1.0 if best and best["verdict"] == "accepted" else 0.0,
         "best": best,
         "submissions": submissions.count(),
         "pending_at_finish": pending,
@@ -137,7 +143,9 @@ def scorecard_compute(loop: Loop, now: datetime) -> dict[str, Any]:
                         "bank_id": question.bank_id,
                         "topic": question.topic,
                         "level": question.level,
-                        "prompt": question.prompt.strip().splitlines()[0][:160],
+                        "prompt": template_render(question.prompt, item.params)
+                        .strip()
+                        .splitlines()[0][:160],
                         "answered": attempt is not None,
                         "late": bool(attempt and attempt.late),
                         "score": round(counted, 4),
@@ -169,6 +177,7 @@ def scorecard_compute(loop: Loop, now: datetime) -> dict[str, Any]:
                 "design": loop_round.design_id,
                 "submitted": loop_round.submitted_at is not None,
                 "late": loop_round.late,
+                "numeric": loop_round.feedback.get("numeric", []),
                 "sections": loop_round.feedback.get("sections", []),
             }
         rounds.append(entry)

@@ -199,10 +199,38 @@ def test_coding_round_scores_the_best_graded_submission_before_the_deadline(bank
         user=alice, loop_id=loop.pk, now=coding.deadline + timedelta(seconds=30)
     )
     [row] = [r for r in loop.scorecard["rounds"] if r["kind"] == "coding"]
-    assert (row["score"], row["submissions"], row["late"]) == (0.8, 3, 1)
-    assert row["best"]["verdict"] == "accepted"
-    assert "coding round: 80%" in loop.scorecard["went_well"]
+    assert (row["score"], row["submissions"], row["late"]) == (1.0, 3, 1)
+    assert row["best"]["verdict"] == "accepted" and row["best"]["speed_score"] == 0.8
+    assert "coding round: 100%" in loop.scorecard["went_well"]
     assert loop.scorecard["study_problems"] == []
+
+
+@pytest.mark.django_db
+def test_a_coding_round_with_only_wrong_answers_enters_the_study_plan(bank, alice):
+    from grader.models import Problem, Submission
+
+    problem = Problem.objects.create(
+        slug="toy-allocator",
+        title="Toy allocator",
+        statement_md="Allocate blocks.",
+        harness="function",
+        entry_point="allocate",
+        starter_code="",
+        reference_code="",
+        oracle_code="",
+        spec={},
+        published=True,
+    )
+    loop = services.loop_start(user=alice, level="mid", length_min=30, rng=random.Random(6))
+    coding = services.round_open(user=alice, round_id=loop.rounds.get(kind=RoundKind.CODING).pk)
+    submission = Submission.objects.create(user=alice, problem=problem, code="x", seed=1)
+    Submission.objects.filter(pk=submission.pk).update(
+        state="graded", verdict="wrong_answer", graded_at=coding.started_at
+    )
+    loop = services.loop_finish(user=alice, loop_id=loop.pk)
+    [row] = [r for r in loop.scorecard["rounds"] if r["kind"] == "coding"]
+    assert (row["score"], row["best"]["verdict"]) == (0.0, "wrong_answer")
+    assert loop.scorecard["study_problems"] == ["toy-allocator"]
 
 
 @pytest.mark.django_db(transaction=True)
