@@ -112,3 +112,10 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[WorkerProcess]
         yield worker
     finally:
         worker.stop()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests last: Playwright's sync API keeps an event loop in the main thread
+    while a browser is open, which the async tests could not share."""
+    items.sort(key=lambda item: "tests/e2e/" in item.nodeid)

@@ -98,7 +98,7 @@ def live_stack(transactional_db, tmp_path) -> Iterator[LiveStack]:
         server.wait(timeout=20)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 

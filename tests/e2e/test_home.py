@@ -11,7 +11,7 @@ def test_log_in_from_the_home_page(live_stack, page):
     get_user_model().objects.create_user("ada", password="correct-horse-battery")
     page.goto(live_stack.base_url + "/")
     assert "Practise the inference-engineer interview" in page.inner_text("main")
-    page.get_by_role("link", name="Log in").click()
+    page.get_by_role("navigation").get_by_role("link", name="Log in").click()
     page.get_by_label("Username").fill("ada")
     page.get_by_label("Password").fill("correct-horse-battery")
     page.get_by_role("button", name="Log in").click()
