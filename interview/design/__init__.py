@@ -269,8 +269,12 @@ def design_prompt_from_dict(
     return prompt
 
 
+@cache
 def load_design_prompts(directory: Path = DESIGN_DIR) -> tuple[DesignPrompt, ...]:
-    """Every prompt in `directory`, sorted by file name; ValueError names the bad file."""
+    """Every prompt in `directory`, sorted by file name; ValueError names the bad file.
+
+    Read once per process: the prompts ship with the code and are immutable.
+    """
     shared = shared_points(directory)
     prompts = []
     for path in sorted(directory.glob("*.yaml")):
