@@ -77,9 +77,10 @@ def timing_verdict(
                 f"{outside} ns of wall clock outside it",
                 0.0,
             )
+    # Negative when the inside clock ran while the process waited for a CPU (a loaded host).
+    reference_untimed_ns = max(reference.untimed_cpu_median_ns, 0.0)
     allowed_ns = max(
-        UNTIMED_CPU_FACTOR * reference.untimed_cpu_median_ns,
-        reference.untimed_cpu_median_ns + UNTIMED_CPU_SLACK_NS,
+        UNTIMED_CPU_FACTOR * reference_untimed_ns, reference_untimed_ns + UNTIMED_CPU_SLACK_NS
     )
     if candidate.untimed_cpu_median_ns > allowed_ns:
         return (

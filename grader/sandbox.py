@@ -360,7 +360,8 @@ class SandboxSession:
         # A stopped process cannot fork, so repeating until no new PID appears stops them all.
         signalled: set[int] = set()
         for _ in range(10):
-            fresh = [pid for pid in self._tree() if pid not in signalled]
+            self._pids = self._tree()
+            fresh = [pid for pid in self._pids if pid not in signalled]
             if not fresh:
                 return
             for pid in fresh:

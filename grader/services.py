@@ -19,6 +19,7 @@ from grader.grading import grade
 from grader.harnesses.contract import GradeReport, Verdict, json_safe
 from grader.harnesses.timing import device_state
 from grader.models import Problem, Submission, SubmissionEvent, TestResult, Worker
+from grader.sandbox import sandbox_kind
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def worker_heartbeat(hostname: str, queues: list[str], started_at: datetime) -> 
         hostname=hostname,
         defaults={
             "queues": sorted(queues),
-            "hardware": detect_hardware().as_dict(),
+            "hardware": detect_hardware().as_dict() | {"sandbox": str(sandbox_kind())},
             "started_at": started_at,
             "last_seen_at": timezone.now(),
         },
@@ -125,9 +126,13 @@ def submission_create(
     code: str,
     language: str = Submission.Language.PYTHON,
     purpose: str = Submission.Purpose.PRACTICE,
+    allow_unpublished: bool = False,
 ) -> Submission:
-    """Validate and store a submission, then queue it for grading once the row is committed."""
-    if not problem.published:
+    """Validate and store a submission, then queue it for grading once the row is committed.
+
+    ``allow_unpublished`` is for authors' previews and benchmarks, never for candidates.
+    """
+    if not problem.published and not allow_unpublished:
         raise SubmissionRejected(f"problem {problem.slug} is not published")
     if language not in Submission.Language.values:
         raise SubmissionRejected(f"language {language!r} is not supported")

@@ -90,9 +90,14 @@ def test_honest_timings_are_accepted_with_the_ratio_as_score():
     assert (verdict, score) == (Verdict.ACCEPTED, 2.0)
 
 
-def test_machine_load_on_the_wall_clock_alone_is_not_tampering():
-    reference = _measurement([4.0] * 9, untimed_cpu_ms=0.3, wait_ms=0.5)
-    candidate = _measurement([2.0] * 9, untimed_cpu_ms=0.4, wait_ms=9.0)
+@pytest.mark.parametrize(
+    ("reference_untimed_ms", "candidate_untimed_ms"),
+    [(0.3, 0.4), (-2.9, -1.1)],
+    ids=["idle-host", "loaded-host-inside-clock-counts-waiting"],
+)
+def test_machine_load_is_not_tampering(reference_untimed_ms, candidate_untimed_ms):
+    reference = _measurement([4.0] * 9, untimed_cpu_ms=reference_untimed_ms, wait_ms=0.5)
+    candidate = _measurement([2.0] * 9, untimed_cpu_ms=candidate_untimed_ms, wait_ms=9.0)
     verdict, _, score = timing_verdict(candidate, reference, 5e11)
     assert (verdict, score) == (Verdict.ACCEPTED, 2.0)
 
