@@ -1,0 +1,83 @@
+"""Kernel problems on the CPU: Triton under the interpreter, correctness only, no speed number.
+
+Each shipped kernel problem's reference is accepted; its wrong solutions and its cheating
+solution are rejected with the verdict that names the fault. The bf16 (``gpu_only``) tests
+and the timing run on a GPU only: ``python -m grader.gpu_check``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.bank import PROBLEMS_DIR, problem_read
+from grader.grading import grade
+from grader.harnesses.contract import Verdict
+from grader.harnesses.timing import gpu_available
+
+pytestmark = pytest.mark.skipif(gpu_available(), reason="the GPU run is grader/gpu_check.py")
+
+KERNEL_PROBLEMS = ("triton-attention", "paged-decode-attention", "int8-matmul")
+CASES = [
+    ("triton-attention", "reference.py", Verdict.ACCEPTED),
+    ("triton-attention", "solutions/torch_sdpa.py", Verdict.ACCEPTED),
+    ("triton-attention", "wrong/one_sequence.py", Verdict.WRONG_ANSWER),
+    ("triton-attention", "wrong/kv_head_modulo.py", Verdict.WRONG_ANSWER),
+    ("triton-attention", "cheats/background_thread.py", Verdict.POLICY),
+    ("paged-decode-attention", "reference.py", Verdict.ACCEPTED),
+    ("paged-decode-attention", "solutions/engine_kernel.py", Verdict.ACCEPTED),
+    ("paged-decode-attention", "wrong/contiguous_blocks.py", Verdict.WRONG_ANSWER),
+    ("paged-decode-attention", "wrong/whole_last_block.py", Verdict.WRONG_ANSWER),
+    ("paged-decode-attention", "cheats/cached_result.py", Verdict.POLICY),
+    ("int8-matmul", "reference.py", Verdict.ACCEPTED),
+    ("int8-matmul", "wrong/per_tensor_scale.py", Verdict.WRONG_ANSWER),
+    ("int8-matmul", "wrong/truncating_round.py", Verdict.WRONG_ANSWER),
+    ("int8-matmul", "cheats/patched_timer.py", Verdict.POLICY),
+]
+# What the policy verdict of each cheat must say.
+CHEAT_MESSAGES = {
+    "cheats/background_thread.py": "thread(s) running after returning",
+    "cheats/cached_result.py": "a cached or replayed result",
+    "cheats/patched_timer.py": "timer was replaced",
+}
+
+
+def _grade(slug: str, solution: str):
+    spec = problem_read(PROBLEMS_DIR / slug).as_spec()
+    return grade(spec, (PROBLEMS_DIR / slug / solution).read_text(), seed=5, hardware={})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("slug", "solution", "verdict"), CASES, ids=[f"{s}:{f}" for s, f, _ in CASES]
+)
+def test_solution_gets_its_verdict(slug: str, solution: str, verdict: Verdict) -> None:
+    report = _grade(slug, solution)
+    assert report.verdict is verdict, report.message
+    if verdict is Verdict.ACCEPTED:
+        assert report.message == "correct; speed not measured: no GPU"
+        assert report.score == 0.0
+        assert report.candidate is None and report.reference is None
+        assert all(test.verdict is Verdict.ACCEPTED for test in report.tests)
+    if solution in CHEAT_MESSAGES:
+        assert CHEAT_MESSAGES[solution] in report.message
+
+
+@pytest.mark.parametrize("slug", KERNEL_PROBLEMS)
+def test_problem_folder_is_complete(slug: str) -> None:
+    """Two wrong solutions and a cheat per problem; bf16 tests are GPU-only; fp16 tests run here."""
+    folder = PROBLEMS_DIR / slug
+    problem = problem_read(folder)
+    assert problem.harness == "kernel" and problem.queue == "gpu"
+    assert len(list((folder / "wrong").glob("*.py"))) >= 2
+    assert list((folder / "cheats").glob("*.py"))
+    tests = problem.spec["tests"]
+    assert all(t.get("gpu_only") for t in tests if t["dtype"] == "bfloat16")
+    assert sum(not t.get("gpu_only") for t in tests) >= 5
+    assert set(problem.spec["tolerance"]) == {"float16", "bfloat16"}
+    assert problem.spec["benchmark"]["dtype"] == "bfloat16"
+
+
+def test_starter_is_not_accepted() -> None:
+    report = _grade("int8-matmul", "starter.py")
+    assert report.verdict is Verdict.RUNTIME_ERROR
+    assert "NotImplementedError" in report.message
