@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -47,6 +48,8 @@ class SubmissionProgressConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "poller"):
             self.poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.poller
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 

@@ -8,7 +8,7 @@ import sys
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async as db_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -139,7 +139,7 @@ def test_regrade_requeues_graded_submissions_at_regrade_priority(softmax_problem
 
 async def _socket_for(user, path: str) -> WebsocketCommunicator:
     client = Client()
-    await sync_to_async(client.force_login)(user)
+    await db_async(client.force_login)(user)
     cookie = f"sessionid={client.cookies['sessionid'].value}"
     return WebsocketCommunicator(
         application, path, headers=[(b"cookie", cookie.encode()), (b"origin", b"http://127.0.0.1")]
@@ -149,13 +149,13 @@ async def _socket_for(user, path: str) -> WebsocketCommunicator:
 @pytest.mark.django_db(transaction=True)
 async def test_progress_socket_replays_after_the_last_seen_event_then_streams(monkeypatch):
     monkeypatch.setattr(services, "_enqueue", lambda s, countdown_s=0: None)
-    await sync_to_async(problems_load)()
-    owner = await sync_to_async(get_user_model().objects.create_user)("owner", password="pw-1-x")
-    other = await sync_to_async(get_user_model().objects.create_user)("other", password="pw-2-x")
-    problem = await sync_to_async(Problem.objects.get)(slug="cpu-softmax")
-    submission = await sync_to_async(submission_create)(user=owner, problem=problem, code="x=1\n")
+    await db_async(problems_load)()
+    owner = await db_async(get_user_model().objects.create_user)("owner", password="pw-1-x")
+    other = await db_async(get_user_model().objects.create_user)("other", password="pw-2-x")
+    problem = await db_async(Problem.objects.get)(slug="cpu-softmax")
+    submission = await db_async(submission_create)(user=owner, problem=problem, code="x=1\n")
     for index in (1, 2):
-        await sync_to_async(submission_event_add)(submission.pk, "test", {"index": index})
+        await db_async(submission_event_add)(submission.pk, "test", {"index": index})
 
     page = await _socket_for(owner, f"/ws/submissions/{submission.pk}/?after=1")
     assert (await page.connect())[0]
@@ -164,7 +164,7 @@ async def test_progress_socket_replays_after_the_last_seen_event_then_streams(mo
         (2, "test", {"index": 1}),
         (3, "test", {"index": 2}),
     ]
-    await sync_to_async(submission_event_add)(submission.pk, "done", {"verdict": "accepted"})
+    await db_async(submission_event_add)(submission.pk, "done", {"verdict": "accepted"})
     live = await page.receive_json_from(timeout=5)
     assert (live["seq"], live["kind"]) == (4, "done")
     assert await page.receive_nothing(timeout=0.6)
