@@ -10,13 +10,16 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from grader.selectors import submission_events_after, submission_visible_to
-from grader.services import submission_group
+from grader.services import submission_group, submissions_reap_lost
 
 # With the in-memory channel layer the worker's events cannot reach this process, so the
 # consumer polls the events table; with Redis the poll only backs up the pushed events.
 POLL_INTERVAL_S = (
     0.25 if settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer") else 2.0
 )
+# A watched page also re-queues lost jobs this often, so a submission never stays "running"
+# when no worker is alive to notice that its job died.
+REAP_INTERVAL_S = 10.0
 
 
 class SubmissionProgressConsumer(AsyncJsonWebsocketConsumer):
@@ -63,8 +66,13 @@ class SubmissionProgressConsumer(AsyncJsonWebsocketConsumer):
                 self.last_seq = event.seq
 
     async def _poll(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_reap = loop.time() + REAP_INTERVAL_S
         while True:
             await asyncio.sleep(POLL_INTERVAL_S)
+            if loop.time() >= next_reap:
+                next_reap = loop.time() + REAP_INTERVAL_S
+                await database_sync_to_async(submissions_reap_lost)()
             await self._catch_up()
 
     async def submission_event(self, message: dict) -> None:

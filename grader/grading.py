@@ -140,6 +140,7 @@ def grade(
     )
     try:
         candidate, reference = harness_class(spec), harness_class(spec)
+        report.nonces = {"candidate": candidate.nonce, "reference": reference.nonce}
         report.tests, report.verdict, report.message = _tests_run(
             candidate, candidate_session, seed, progress
         )

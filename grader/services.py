@@ -275,6 +275,7 @@ def _result_store(
         submission.timing = {
             "candidate": report.candidate.as_dict() if report.candidate else None,
             "reference": report.reference.as_dict() if report.reference else None,
+            "nonces": report.nonces,
         }
         submission.output = {"stdout": report.stdout, "stderr": report.stderr}
         submission.needs_review = report.verdict == Verdict.SUSPECT

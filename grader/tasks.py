@@ -16,7 +16,18 @@ def ping(payload: str) -> dict:
     return {"echo": payload, "host": socket.gethostname(), "hardware": detect_hardware().label}
 
 
-@shared_task(bind=True, name="grader.grade_submission", acks_late=True, reject_on_worker_lost=True)
+# A job's sandboxes have their own wall limits (60 s each by default); this only catches a
+# grader that hangs on our side. The killed process stops beating and the job is re-queued.
+GRADE_TIME_LIMIT_S = 600
+
+
+@shared_task(
+    bind=True,
+    name="grader.grade_submission",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=GRADE_TIME_LIMIT_S,
+)
 def grade_submission(self, submission_id: int, attempt: int) -> str | None:
     """Grade one submission attempt; a duplicate or stale delivery does nothing."""
     submission = submission_grade(submission_id, attempt, hostname=self.request.hostname or "")

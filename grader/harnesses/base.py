@@ -35,6 +35,7 @@ Example (a new kind is a file in this package)::
 from __future__ import annotations
 
 import mmap
+import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -81,6 +82,8 @@ class Harness(ABC):
 
     def __init__(self, spec: ProblemSpec) -> None:
         self.spec = spec
+        #: fresh per run; with the secret seed it regenerates this run's inputs (stored).
+        self.nonce = secrets.randbits(63)
 
     @abstractmethod
     def shared_bytes(self) -> int:

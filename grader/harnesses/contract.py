@@ -174,6 +174,8 @@ class GradeReport:
     reference: Measurement | None = None
     stdout: str = ""
     stderr: str = ""
+    #: per-run nonces: with the secret seed they regenerate every input of the job.
+    nonces: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -188,4 +190,5 @@ class GradeReport:
             "reference": self.reference.as_dict() if self.reference else None,
             "stdout": self.stdout,
             "stderr": self.stderr,
+            "nonces": self.nonces,
         }

@@ -11,7 +11,6 @@ input's dtype, NaN matching nothing) and that the input bytes were not modified.
 from __future__ import annotations
 
 import mmap
-import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -119,7 +118,6 @@ class FunctionHarness(Harness):
     def __init__(self, spec: ProblemSpec) -> None:
         super().__init__(spec)
         self.oracle = oracle_load(spec.oracle_code)
-        self.session_nonce = secrets.randbits(64)
         self.calls = 0
 
     def _cases(self) -> list[dict[str, Any]]:
@@ -137,7 +135,7 @@ class FunctionHarness(Harness):
     def _rng(self, seed: int) -> np.random.Generator:
         """A fresh generator for every call: the secret seed plus this call's nonce."""
         self.calls += 1
-        return np.random.default_rng([seed, self.session_nonce, self.calls])
+        return np.random.default_rng([seed, self.nonce, self.calls])
 
     def _input(self, case: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray]:
         rng = self._rng(seed)

@@ -242,7 +242,10 @@ class KernelHarness(Harness):
         nbytes = want.numel() * torch.empty((), dtype=dtype).element_size()
         raw = torch.frombuffer(bytearray(session.shared[:nbytes]), dtype=torch.uint8)
         got = raw.view(dtype).reshape(want.shape)
-        digest = hashlib.blake2b(session.shared[:nbytes], digest_size=16).digest()
+        # A strided sample of about a MiB identifies an output: fresh inputs change every value.
+        with memoryview(session.shared) as view:
+            sample = view[: nbytes : max(1, nbytes // 2**20)].tobytes()
+        digest = hashlib.blake2b(sample, digest_size=16).digest()
         if digest in self.output_hashes:
             raise CandidateFailure(
                 Verdict.POLICY,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from grader.grading import grade
 from grader.harnesses.contract import SandboxKind, Verdict
 from grader.sandbox import sandbox_kind
+from tests.conftest import REPO
 from tests.grader.conftest import solution
 
 
@@ -81,3 +86,32 @@ def test_missing_function_is_a_runtime_error(softmax_spec):
     report = _grade(softmax_spec, "def soft_max(x):\n    return x\n")
     assert report.verdict is Verdict.RUNTIME_ERROR
     assert "defines no function softmax()" in report.message
+
+
+def test_without_bubblewrap_code_runs_unsandboxed_scrubbed_and_says_so(softmax_spec, monkeypatch):
+    import grader.grading
+    import grader.sandbox
+
+    for module in (grader.grading, grader.sandbox):
+        monkeypatch.setattr(module, "sandbox_kind", lambda: SandboxKind.UNSANDBOXED)
+    monkeypatch.setenv("SECRET_KEY", "s3cr3t-key-value")
+    code = "import os\ndef softmax(x):\n    raise RuntimeError('ENV ' + repr(dict(os.environ)))\n"
+    report = _grade(softmax_spec, code)
+    assert report.sandbox is SandboxKind.UNSANDBOXED
+    assert report.verdict is Verdict.RUNTIME_ERROR
+    assert "ENV " in report.message
+    assert "s3cr3t-key-value" not in report.message
+
+
+def test_with_debug_off_the_app_refuses_to_start_without_bubblewrap():
+    environment = os.environ | {"PATH": "/nonexistent", "DEBUG": "0", "SECRET_KEY": "x" * 50}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "refuses to run candidate code unsandboxed" in result.stderr
