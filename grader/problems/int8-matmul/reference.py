@@ -9,7 +9,7 @@ def _config(m: int) -> dict[str, int]:
     """Tile sizes by batch rows: decode streams weights (narrow N tiles, long K steps, many
     programs in flight); prefill is a matrix product (square tiles, 8 warps)."""
     if m <= 16:
-        return dict(BLOCK_M=16, BLOCK_N=32, BLOCK_K=256, num_warps=4, num_stages=4)
+        return dict(BLOCK_M=16, BLOCK_N=64, BLOCK_K=256, num_warps=4, num_stages=4)
     if m <= 64:
         return dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=128, num_warps=4, num_stages=4)
     return dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, num_warps=8, num_stages=4)
