@@ -6,7 +6,8 @@ system, Python and virtual environment, the harness package and nothing else of 
 (no settings, no database, no ``var/``), a scrubbed environment, an unprivileged uid (the
 host's ``nobody`` via ``setpriv`` when the worker is root, else uid 65534 in a user
 namespace), rlimits on CPU time, address space, processes and file size (applied by the
-runner before the candidate's code exists), a wall-clock limit per call and per run, stdout
+runner before the candidate's code exists), the resident memory of the whole tree summed
+every 0.1 s against the memory cap, a wall-clock limit per call and per run, stdout
 and stderr capped, and the whole tree killed at the end (PID namespace plus
 ``--die-with-parent``).
 
@@ -53,6 +54,9 @@ NOBODY_UID = 65534
 START_TIMEOUT_S = 30.0
 # A private /tmp large enough for a solution's scratch files, small enough not to fill RAM.
 TMPFS_BYTES = 64 * 1024**2
+# How often the whole sandbox tree's resident memory is summed against the memory cap; the
+# per-process address-space rlimit alone would let each of its processes take the cap.
+MEMORY_WATCH_INTERVAL_S = 0.1
 # Single-threaded maths libraries: timings must not depend on how many cores are idle.
 THREAD_ENV = {
     name: "1"
@@ -158,6 +162,31 @@ class _CappedReader(threading.Thread):
         return self.kept.decode(errors="replace")
 
 
+class _MemoryWatch(threading.Thread):
+    """Kills the sandbox when the resident memory of all its processes exceeds the cap."""
+
+    def __init__(self, session: SandboxSession) -> None:
+        super().__init__(daemon=True, name="sandbox-memory-watch")
+        self.session = session
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        page_bytes = os.sysconf("SC_PAGE_SIZE")
+        cap = self.session.limits.memory_bytes
+        while not self.stop.wait(MEMORY_WATCH_INTERVAL_S) and self.session.alive():
+            resident = 0
+            for pid in self.session._tree():
+                try:
+                    with open(f"/proc/{pid}/statm", "rb") as statm:
+                        resident += int(statm.read().split()[1]) * page_bytes
+                except (OSError, ValueError, IndexError):
+                    continue
+            if resident > cap:
+                self.session._limit_hit = Verdict.MEMORY_LIMIT
+                self.session.kill()
+                return
+
+
 class SandboxSession:
     """One fresh sandboxed process running a harness kind's in-sandbox half on one solution.
 
@@ -182,6 +211,7 @@ class SandboxSession:
         self._limit_hit: Verdict | None = None
         self.frozen = False
         self._pids: list[int] = []
+        self._memory_watch: _MemoryWatch | None = None
 
     def __enter__(self) -> SandboxSession:
         return self
@@ -227,6 +257,8 @@ class SandboxSession:
         self.stderr = _CappedReader(self.process.stderr, cap, self._output_overflow)
         self.stdout.start()
         self.stderr.start()
+        self._memory_watch = _MemoryWatch(self)
+        self._memory_watch.start()
         start = {
             "op": "start",
             "kind": self.harness.kind,
@@ -324,6 +356,12 @@ class SandboxSession:
                 Verdict.OUTPUT_LIMIT,
                 f"printed more than {self.limits.output_bytes} bytes of output",
             )
+        if self._limit_hit is Verdict.MEMORY_LIMIT:
+            return CandidateFailure(
+                Verdict.MEMORY_LIMIT,
+                f"its processes together used more than {self.limits.memory_bytes} bytes of "
+                f"memory during {doing}",
+            )
         signal_number = -returncode if returncode < 0 else returncode - 128
         if signal_number == signal.SIGXCPU and returncode != 0:
             return CandidateFailure(
@@ -399,6 +437,9 @@ class SandboxSession:
                     self.process.wait(timeout=1)
             self.kill()
             self.process.wait()
+            if self._memory_watch is not None:
+                self._memory_watch.stop.set()
+                self._memory_watch.join()
             for reader in (self.stdout, self.stderr):
                 if reader is not None:
                     reader.join(timeout=5)

@@ -306,3 +306,23 @@ def test_cpu_time_limit_stops_a_loop_before_the_wall_clock(softmax_spec):
     report = _grade(spec, "def softmax(x):\n    while True:\n        pass\n")
     assert report.verdict is Verdict.TIME_LIMIT
     assert "more than 2 s of CPU time" in report.message
+
+
+def test_memory_spread_over_many_processes_hits_the_cap(softmax_spec):
+    spec = dataclasses.replace(
+        softmax_spec,
+        limits=dataclasses.replace(softmax_spec.limits, memory_bytes=1024**3, test_time_s=20),
+    )
+    code = (
+        "import os, time\n"
+        "import numpy as np\n"
+        "def softmax(x):\n"
+        "    for _ in range(6):\n"
+        "        if os.fork() == 0:\n"
+        "            block = np.ones(250 * 2**20, dtype=np.uint8)\n"
+        "            time.sleep(30)\n"
+        "    time.sleep(30)\n"
+    )
+    report = _grade(spec, code)
+    assert report.verdict is Verdict.MEMORY_LIMIT, report.message
+    assert "processes together used more than 1073741824 bytes" in report.message
