@@ -141,6 +141,15 @@ class Efficiency:
     # Launch and framework costs that grow with depth (eager kernels, per-layer Python).
     prefill_overhead_ms_per_layer: float = 0.0
     decode_overhead_ms_per_layer: float = 0.0
+    # Paged-attention kernels read scattered KV blocks well below a weight GEMV's bandwidth;
+    # None: KV is read at `decode_bandwidth` like the weights.
+    decode_kv_bandwidth: float | None = None
+
+    @property
+    def kv_bandwidth(self) -> float:
+        return (
+            self.decode_bandwidth if self.decode_kv_bandwidth is None else self.decode_kv_bandwidth
+        )
 
     def prefill_overhead_for(self, model: ModelSpec) -> float:
         return self.prefill_overhead_ms + self.prefill_overhead_ms_per_layer * model.num_layers
@@ -151,7 +160,13 @@ class Efficiency:
     def describe(self) -> str:
         return (
             f"efficiency: prefill {self.prefill_compute:.0%} of peak FLOP/s, decode "
-            f"{self.decode_bandwidth:.0%} of HBM bandwidth and {self.decode_compute:.0%} of "
+            f"{self.decode_bandwidth:.0%} of HBM bandwidth"
+            + (
+                ""
+                if self.decode_kv_bandwidth is None
+                else f" for weights and {self.decode_kv_bandwidth:.0%} for KV"
+            )
+            + f" and {self.decode_compute:.0%} of "
             f"peak FLOP/s, interconnect {self.interconnect:.0%}; fixed overhead "
             f"{self.prefill_overhead_ms:g} ms + {self.prefill_overhead_ms_per_layer:g} ms per "
             f"layer per prefill, {self.decode_overhead_ms:g} ms + "
@@ -529,7 +544,8 @@ def decode_step_time(
         )
     weight_read = read / tp
     kv_read = float(batch * context_tokens * kv.kv_bytes_per_token_per_gpu)
-    memory_ms = (weight_read + kv_read) / (gpu.hbm_bytes_per_s * efficiency.decode_bandwidth) * 1e3
+    memory_ms = weight_read / (gpu.hbm_bytes_per_s * efficiency.decode_bandwidth) * 1e3
+    memory_ms += kv_read / (gpu.hbm_bytes_per_s * efficiency.kv_bandwidth) * 1e3
     head_flops = 2.0 * model.vocab_size * model.hidden_size
     flops = 2.0 * (active - counts.embedding_params) * batch + head_flops * batch
     flops += 4.0 * model.num_layers * model.num_heads * model.head_dim * context_tokens * batch
@@ -844,6 +860,7 @@ def fit_efficiency(
     measured: list[Measurement],
     base: Efficiency = Efficiency(),
     overhead: Literal["per_step", "per_layer"] = "per_step",
+    split_kv: bool = False,
 ) -> Efficiency:
     """Fit compute/bandwidth efficiencies and overheads to the engine's measured times.
 
@@ -852,6 +869,11 @@ def fit_efficiency(
     that are memory-bound at peak. The overhead is a fixed cost per step (`per_step`) or a cost
     per layer (`per_layer`: eager kernel launches, the better guess when carrying factors
     fitted on one model shape to another). Kinds with no points keep `base`'s factors.
+
+    `split_kv` fits the KV read's bandwidth (`decode_kv_bandwidth`) apart from the weights':
+    measured - weight time at `base.decode_bandwidth` = peak KV time / decode_kv_bandwidth +
+    overhead. Within one dense shape the weight time is the same at every batch, so it cannot
+    be told from a fixed overhead; the weights keep `base`'s (prior) bandwidth.
     """
     fitted = asdict(base)
     for kind in ("prefill", "decode"):
@@ -868,6 +890,10 @@ def fit_efficiency(
                 if s.bound != "memory":
                     continue
                 ideal_ms, comm_ms = s.memory_ms, s.allreduce_ms
+                if split_kv:
+                    weight_ms = s.weight_read_bytes_per_gpu / gpu.hbm_bytes_per_s * 1e3
+                    ideal_ms = s.kv_read_bytes_per_gpu / gpu.hbm_bytes_per_s * 1e3
+                    comm_ms += weight_ms / base.decode_bandwidth
             ideal.append(ideal_ms)
             units.append(float(model.num_layers) if overhead == "per_layer" else 1.0)
             times.append(m.measured_ms - comm_ms)
@@ -876,6 +902,8 @@ def fit_efficiency(
         efficiency, overhead_ms = _fit_time(ideal, units, times)
         suffix = "_per_layer" if overhead == "per_layer" else ""
         factor = "prefill_compute" if kind == "prefill" else "decode_bandwidth"
+        if kind == "decode" and split_kv:
+            factor = "decode_kv_bandwidth"
         fitted |= {
             factor: efficiency,
             f"{kind}_overhead_ms": 0.0,
