@@ -104,3 +104,33 @@ def topic_progress(user) -> list[dict[str, Any]]:
         }
         for topic in sorted(totals)
     ]
+
+
+def coding_round_context(user, loop_round: LoopRound) -> dict[str, Any]:
+    """The round's grader problem and the user's submissions to it since the round opened."""
+    from grader.models import Problem
+    from grader.selectors import submissions_of
+
+    problem = Problem.objects.filter(slug=loop_round.problem_slug).first()
+    submissions = [
+        s
+        for s in submissions_of(user, loop_round.problem_slug)
+        if s.created_at >= loop_round.started_at
+    ]
+    return {"problem": problem, "submissions": submissions}
+
+
+def design_round_context(loop_round: LoopRound) -> dict[str, Any]:
+    """The design prompt with this loop's drawn numbers, its numeric questions and sections."""
+    from interview.design import load_design_prompts, numeric_answer, render
+
+    prompt = next((p for p in load_design_prompts() if p.id == loop_round.design_id), None)
+    if prompt is None:
+        return {"design_prompt": None}
+    params = loop_round.design["params"]
+    return {
+        "design_prompt": prompt,
+        "design_text": render(prompt.prompt, params),
+        "design_numeric": [(q.id, numeric_answer(q, params)) for q in prompt.numeric],
+        "design_sections": prompt.sections,
+    }

@@ -18,7 +18,7 @@ from interview import selectors, services
 from interview.forms import LoopStartForm, SignupForm
 from interview.grading import ResponseInvalid
 from interview.health import health_report
-from interview.models import Attempt, Level, LoopStatus, Question, RoundKind
+from interview.models import Attempt, Level, Loop, LoopStatus, Question, ReviewCard, RoundKind
 from interview.question_bank import (
     expected_number,
     option_label,
@@ -193,7 +193,7 @@ def loop_start(request: HttpRequest) -> HttpResponse:
 def _loop_or_404(request, loop_id: int):
     try:
         return selectors.loop_get(request.user, loop_id)
-    except selectors.Loop.DoesNotExist as error:
+    except Loop.DoesNotExist as error:
         raise Http404("no such loop") from error
 
 
@@ -224,37 +224,10 @@ def loop_round(request: HttpRequest, loop_id: int, position: int) -> HttpRespons
             for row in selectors.round_items_with_attempts(round_)
         ]
     elif round_.kind == RoundKind.CODING:
-        context |= _coding_context(request.user, round_)
+        context |= selectors.coding_round_context(request.user, round_)
     else:
-        context |= _design_context(round_)
+        context |= selectors.design_round_context(round_)
     return render(request, "interview/loop_round.html", context)
-
-
-def _coding_context(user, round_) -> dict[str, Any]:
-    from grader.models import Problem
-    from grader.selectors import submissions_of
-
-    problem = Problem.objects.filter(slug=round_.problem_slug).first()
-    submissions = [
-        s for s in submissions_of(user, round_.problem_slug) if s.created_at >= round_.started_at
-    ]
-    return {"problem": problem, "submissions": submissions}
-
-
-def _design_context(round_) -> dict[str, Any]:
-    from interview.design import load_design_prompts, numeric_answer
-    from interview.design import render as design_render
-
-    prompt = next((p for p in load_design_prompts() if p.id == round_.design_id), None)
-    if prompt is None:
-        return {"design_prompt": None}
-    params = round_.design["params"]
-    return {
-        "design_prompt": prompt,
-        "design_text": design_render(prompt.prompt, params),
-        "design_numeric": [(q.id, numeric_answer(q, params)) for q in prompt.numeric],
-        "design_sections": prompt.sections,
-    }
 
 
 @login_required
@@ -347,7 +320,7 @@ def review(request: HttpRequest) -> HttpResponse:
                 data=request.POST,
                 token=request.POST.get("token", ""),
             )
-        except selectors.ReviewCard.DoesNotExist as error:
+        except ReviewCard.DoesNotExist as error:
             raise Http404("no such review card") from error
         except ResponseInvalid as error:
             messages.error(request, str(error))

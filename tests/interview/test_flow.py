@@ -19,6 +19,7 @@ from interview.models import (
     ReviewCard,
     RoundKind,
 )
+from interview.scorecard import rating_for
 from tests.interview.conftest import right_answer, wrong_answer
 
 pytestmark = pytest.mark.django_db
@@ -169,6 +170,16 @@ def test_a_whole_mock_loop_to_its_scorecard(client, bank, alice):
     late = Attempt.objects.get(loop_round=round_, question=items[4].question)
     assert late.late and late.correct
 
+    design = loop.rounds.get(kind=RoundKind.DESIGN)
+    page = client.get(f"/loops/{loop.pk}/rounds/{design.position}/").content.decode()
+    assert "Submit the design" in page and 'id="countdown"' in page
+    client.post(
+        f"/loops/{loop.pk}/rounds/{design.position}/submit/",
+        {"section-memory_model": "KV cache per token is 2 x layers x KV heads x head dim x bytes."},
+    )
+    design.refresh_from_db()
+    assert design.submitted_at and not design.late and design.score is not None
+
     assert client.post(f"/loops/{loop.pk}/finish/").status_code == 302
     assert client.post(f"/loops/{loop.pk}/finish/").status_code == 409
     loop.refresh_from_db()
@@ -178,11 +189,11 @@ def test_a_whole_mock_loop_to_its_scorecard(client, bank, alice):
     [concept_row] = [r for r in card["rounds"] if r["kind"] == "concepts"]
     assert concept_row["score"] == concept_score
     assert (concept_row["answered"], concept_row["late"]) == (4, 1)
-    other_rounds = [r for r in card["rounds"] if r["kind"] != "concepts"]
-    assert all(r["score"] == 0.0 for r in other_rounds)
-    overall = round(concept_score / len(card["rounds"]), 4)
+    assert [r["kind"] for r in card["rounds"]] == ["concepts", "design"]  # no coding problem
+    assert card["rounds"][1]["score"] == design.score
+    overall = round((concept_score + design.score) / 2, 4)
     assert card["overall"] == loop.overall_score == overall
-    assert loop.rating == card["rating"] == (2 if overall >= 0.4 else 1)
+    assert loop.rating == card["rating"] == rating_for(overall)
     topics: dict[str, list[float]] = {}
     for question, score in expected:
         topics.setdefault(question.topic, []).append(score)
