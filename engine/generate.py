@@ -24,7 +24,9 @@ def encode(model: str, prompt: str, chat: bool):
         tokenizer = load_tokenizer()
         if chat:
             messages = [{"role": "user", "content": prompt}]
-            text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            text = tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
             ids = tokenizer(text, add_special_tokens=False).input_ids
         else:
             ids = tokenizer(prompt).input_ids

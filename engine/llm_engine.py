@@ -156,6 +156,7 @@ class LLMEngine:
         logits, sample_seqs = self.runner.run(plan.scheduled)
         for seq, num_new in plan.scheduled:
             seq.num_computed_tokens += num_new
+            self.allocator.cache_full_blocks(seq)
         if sample_seqs:
             batch = SamplingBatch.build(
                 [s.params for s in sample_seqs],
@@ -169,9 +170,6 @@ class LLMEngine:
                 if seq.finish_reason:
                     self.scheduler.finish(seq)
                     finished.append(self._output(seq))
-        for seq, _ in plan.scheduled:
-            if not seq.is_finished:
-                self.allocator.cache_full_blocks(seq)
         end = time.perf_counter()
         self.trace.append(
             StepRecord(

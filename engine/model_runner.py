@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from engine.attention import AttentionBackend, AttentionMetadata
@@ -51,7 +52,11 @@ class ModelRunner:
         return int(free * self.config.gpu_memory_fraction) // block_bytes
 
     def _tensor(self, data, dtype) -> torch.Tensor:
-        tensor = torch.tensor(data, dtype=dtype)
+        tensor = (
+            torch.from_numpy(data)
+            if isinstance(data, np.ndarray)
+            else torch.tensor(data, dtype=dtype)
+        )
         if self.device.type == "cuda":
             return tensor.pin_memory().to(self.device, non_blocking=True)
         return tensor
@@ -68,7 +73,7 @@ class ModelRunner:
         ids, positions, slots, query_start, seq_lens, query_lens = [], [], [], [0], [], []
         logits_rows, sample_seqs = [], []
         width = max(len(seq.block_table) for seq, _ in scheduled)
-        tables = []
+        tables = np.zeros((len(scheduled), width), dtype=np.int32)
         for seq, num_new in scheduled:
             start, end = seq.num_computed_tokens, seq.num_computed_tokens + num_new
             tokens = seq.all_token_ids if seq.spec_token_ids else seq.token_ids
@@ -76,7 +81,7 @@ class ModelRunner:
             positions.extend(range(start, end))
             table = seq.block_table
             slots.extend(table[p // bs] * bs + p % bs for p in range(start, end))
-            tables.append(table + [0] * (width - len(table)))
+            tables[len(query_lens), : len(table)] = table
             query_start.append(query_start[-1] + num_new)
             seq_lens.append(end)
             query_lens.append(num_new)

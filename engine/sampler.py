@@ -87,9 +87,11 @@ class TopKTopPSampler(Sampler):
         logits = logits.float() / temperature[:, None]
         vocab = logits.shape[-1]
         if not bool(((batch.top_k > 0) | (batch.top_p < 1) | (batch.min_p > 0)).any()):
-            greedy_rows = (batch.temperature == 0)[:, None]
+            probs = logits.softmax(dim=-1)
+            if not bool((batch.temperature == 0).any()):
+                return probs
             one_hot = torch.nn.functional.one_hot(logits.argmax(-1), vocab).float()
-            return torch.where(greedy_rows, one_hot, logits.softmax(dim=-1))
+            return torch.where((batch.temperature == 0)[:, None], one_hot, probs)
         if bool((batch.temperature == 0).any()):
             greedy = torch.nn.functional.one_hot(logits.argmax(-1), vocab).bool()
             logits = torch.where((batch.temperature == 0)[:, None] & ~greedy, float("-inf"), logits)
