@@ -114,6 +114,11 @@ class Submission(models.Model):
     output = models.JSONField(default=dict, blank=True)
     needs_review = models.BooleanField(default=False)
     events_count = models.PositiveIntegerField(default=0)
+    # A client's retry with the same key gets this submission back instead of a duplicate.
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+    # Whether its grading job is in the broker; each user has at most one there at a time, so
+    # a user who floods the queue delays nobody else by more than one job.
+    dispatched = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     graded_at = models.DateTimeField(null=True, blank=True)
@@ -138,6 +143,11 @@ class Submission(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(score__isnull=True) | Q(score__gte=0), name="submission_score_nonneg"
+            ),
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="submission_idempotency_key_unique",
             ),
         ]
         indexes = [models.Index(fields=["state", "heartbeat_at"])]
@@ -204,3 +214,25 @@ class SubmissionEvent(models.Model):
             "data": self.data,
             "at": self.created_at.isoformat(),
         }
+
+
+class ApiToken(models.Model):
+    """A personal API token; only its SHA-256 is stored, the token itself is shown once."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(
+        max_length=16, help_text="The token's first characters, to tell tokens apart."
+    )
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from datetime import datetime, timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import close_old_connections, connection, transaction
-from django.db.models import F
+from django.contrib.auth import get_user_model
+from django.db import OperationalError, close_old_connections, connection, transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from engine.hardware import detect_hardware
@@ -30,12 +32,18 @@ PRIORITY = {
     Submission.Purpose.PRACTICE: 3,
     Submission.Purpose.REGRADE: 6,
 }
+# Events after which a submission holds no job in the broker any more.
+FINAL_EVENT_KINDS = {SubmissionEvent.Kind.DONE, SubmissionEvent.Kind.ABORTED}
 # How often a running job proves it is alive; GRADER_LOST_AFTER_S declares it lost.
 SUBMISSION_HEARTBEAT_S = 2.0
 # A lost or infrastructure-failed job is re-queued this many times before it is an internal error.
 MAX_ATTEMPTS = 3
 # Seconds before a retry after an infrastructure error, doubling per attempt.
 RETRY_BACKOFF_S = 2
+# A progress write that finds the database busy is retried this often, this far apart (s),
+# before the job counts as an infrastructure failure.
+WRITE_ATTEMPTS = 5
+WRITE_RETRY_S = 0.1
 
 
 class SubmissionRejected(ValueError):
@@ -79,14 +87,21 @@ def code_validate(code: str, source_bytes: int) -> None:
 def submission_event_add(
     submission_id: int, kind: str, data: dict | None = None
 ) -> SubmissionEvent:
-    """Persist one progress event with the next sequence number and push it after commit."""
+    """Persist one progress event with the next sequence number and push it after commit.
+
+    A final event (done, aborted) also frees the user's dispatch slot for their next job.
+    """
     with transaction.atomic():
         Submission.objects.filter(pk=submission_id).update(events_count=F("events_count") + 1)
-        seq = Submission.objects.values_list("events_count", flat=True).get(pk=submission_id)
+        seq, user_id = Submission.objects.values_list("events_count", "user_id").get(
+            pk=submission_id
+        )
         event = SubmissionEvent.objects.create(
             submission_id=submission_id, seq=seq, kind=kind, data=data or {}
         )
         transaction.on_commit(lambda: _event_broadcast(event))
+        if kind in FINAL_EVENT_KINDS:
+            transaction.on_commit(lambda: submission_dispatch_next(user_id))
     return event
 
 
@@ -127,10 +142,12 @@ def submission_create(
     language: str = Submission.Language.PYTHON,
     purpose: str = Submission.Purpose.PRACTICE,
     allow_unpublished: bool = False,
+    idempotency_key: str = "",
 ) -> Submission:
     """Validate and store a submission, then queue it for grading once the row is committed.
 
     ``allow_unpublished`` is for authors' previews and benchmarks, never for candidates.
+    Each user has one job in the broker at a time (see ``submission_dispatch_next``).
     """
     if not problem.published and not allow_unpublished:
         raise SubmissionRejected(f"problem {problem.slug} is not published")
@@ -145,10 +162,51 @@ def submission_create(
             language=language,
             purpose=purpose,
             seed=secrets.randbits(62),
+            idempotency_key=idempotency_key,
         )
         submission_event_add(submission.pk, SubmissionEvent.Kind.QUEUED)
+        transaction.on_commit(lambda: submission_dispatch_next(submission.user_id))
+    return submission
+
+
+def submission_dispatch_next(user_id: int) -> Submission | None:
+    """Send the user's next waiting submission to the broker, unless one of theirs is already
+    there or running: each user holds at most one job, so a user who floods the queue delays
+    everybody else by one job at most. A live interview goes first, then the oldest."""
+    order = Case(
+        *(When(purpose=purpose, then=Value(rank)) for purpose, rank in PRIORITY.items()),
+        default=Value(9),
+    )
+    with transaction.atomic():
+        # The user's row serialises dispatching for that user (two submits at once).
+        get_user_model().objects.select_for_update().filter(pk=user_id).first()
+        pending = Submission.objects.filter(
+            user_id=user_id, state__in=[Submission.State.QUEUED, Submission.State.RUNNING]
+        )
+        if pending.filter(dispatched=True).exists():
+            return None
+        submission = (
+            pending.filter(state=Submission.State.QUEUED, dispatched=False)
+            .select_related("problem")
+            .order_by(order, "created_at")
+            .first()
+        )
+        if submission is None:
+            return None
+        Submission.objects.filter(pk=submission.pk).update(dispatched=True)
         transaction.on_commit(lambda: _enqueue(submission))
     return submission
+
+
+def submissions_dispatch_stalled() -> int:
+    """Dispatch for every user who has waiting submissions but none in the broker (a dispatch
+    lost to a broker outage); returns how many were sent."""
+    users = (
+        Submission.objects.filter(state=Submission.State.QUEUED, dispatched=False)
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+    return sum(submission_dispatch_next(user_id) is not None for user_id in list(users))
 
 
 def _claim(submission_id: int, attempt: int, hostname: str) -> Submission | None:
@@ -208,6 +266,27 @@ class _JobHeartbeat(threading.Thread):
             connection.close()
 
 
+def _retrying(write, attempts: int = WRITE_ATTEMPTS) -> None:
+    """Run a small write, retrying a busy database (SQLite's "database is locked") briefly."""
+    for attempt in range(attempts):
+        try:
+            with transaction.atomic():
+                write()
+            return
+        except OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(WRITE_RETRY_S * (attempt + 1))
+
+
+def _progress_write(
+    submission_id: int, attempt: int, phase: str | None, step: str, data: dict
+) -> None:
+    if phase is not None:
+        Submission.objects.filter(pk=submission_id, attempt=attempt).update(phase=phase)
+    submission_event_add(submission_id, step, data)
+
+
 def submission_grade(submission_id: int, attempt: int, hostname: str) -> Submission | None:
     """Grade a queued submission exactly once; a redelivered or stale message does nothing.
 
@@ -224,9 +303,7 @@ def submission_grade(submission_id: int, attempt: int, hostname: str) -> Submiss
     def progress(step: str, data: dict) -> None:
         if heartbeat.cancelled.is_set():
             raise GradingCancelled(f"submission {submission_id} is no longer ours")
-        if step in phases:
-            Submission.objects.filter(pk=submission_id, attempt=attempt).update(phase=phases[step])
-        submission_event_add(submission_id, step, data)
+        _retrying(lambda: _progress_write(submission_id, attempt, phases.get(step), step, data))
 
     hardware = detect_hardware().as_dict() | {"device_state": device_state()}
     try:

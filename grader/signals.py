@@ -18,7 +18,11 @@ _stop = threading.Event()
 
 
 def _beat_forever(hostname: str, queues: list[str]) -> None:
-    from grader.services import submissions_reap_lost, worker_heartbeat
+    from grader.services import (
+        submissions_dispatch_stalled,
+        submissions_reap_lost,
+        worker_heartbeat,
+    )
 
     started_at = timezone.now()
     while not _stop.is_set():
@@ -26,6 +30,7 @@ def _beat_forever(hostname: str, queues: list[str]) -> None:
             close_old_connections()
             worker_heartbeat(hostname, queues, started_at)
             submissions_reap_lost()
+            submissions_dispatch_stalled()
         except Exception:  # the database may be restarting; the next beat retries
             logger.exception("worker heartbeat failed")
         finally:

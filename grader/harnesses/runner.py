@@ -7,6 +7,7 @@ exit. It imports no Django and opens no database: only the harness package is vi
 
 from __future__ import annotations
 
+import linecache
 import mmap
 import os
 import resource
@@ -69,6 +70,8 @@ def solution_load(source: str, entry_point: str) -> tuple[Any, dict[str, Any] | 
             "verdict": Verdict.COMPILE_ERROR,
             "message": "".join(traceback.format_exception_only(type(error), error)),
         }
+    # The source has no file: register it so inspect.getsource works (Triton's @jit reads it).
+    linecache.cache[SOLUTION_FILE] = (len(source), None, source.splitlines(True), SOLUTION_FILE)
     module = types.ModuleType("solution")
     module.__file__ = SOLUTION_FILE
     sys.modules["solution"] = module

@@ -126,6 +126,7 @@ class Command(BaseCommand):
                 "--without-gossip",
                 "--without-mingle",
             ],
+            stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
         deadline = time.monotonic() + WORKER_START_TIMEOUT_S
