@@ -86,13 +86,16 @@ def _agreement(labelled, split):
 def test_held_out_agreement_stays_above_floor(labelled):
     """The first, blind measurement was 82.7% (43 of 52); it revealed one bug (a negation
     anywhere in a sentence blocked keyword rules), fixed since: now 84.6% (44 of 52). This
-    half is no longer blind; the "fresh" cases are."""
-    assert _agreement(labelled, "heldout") >= HELD_OUT_AGREEMENT_FLOOR
+    half is no longer blind; the "fresh" cases are.
 
-
-@pytest.mark.xfail(strict=True, reason="held-out agreement is 84.6%, short of the 85% goal")
-def test_held_out_agreement_meets_goal(labelled):
-    assert _agreement(labelled, "heldout") >= HELD_OUT_AGREEMENT_GOAL
+    The issue's goal, 85% on the held-out half, is unmet (one case short). The figure is
+    printed, not tuned toward: changing the matcher to pass these 52 cases would only
+    measure how well we fit them.
+    """
+    figure = _agreement(labelled, "heldout")
+    verdict = "meets" if figure >= HELD_OUT_AGREEMENT_GOAL else "misses"
+    print(f"held-out agreement {figure:.1%} {verdict} the {HELD_OUT_AGREEMENT_GOAL:.0%} goal")
+    assert figure >= HELD_OUT_AGREEMENT_FLOOR
 
 
 def test_fresh_agreement(labelled):
