@@ -223,9 +223,9 @@ class FunctionHarness(Harness):
         x, base = self._input(case, seed)
         want = self._expected(x)
         started = time.perf_counter()
+        inside_ns: int | None = None
         try:
             outputs = []
-            inside_ns = 0
             for _ in range(int(case.get("repeat", 1))):
                 got, timing = self._call(session, case, x, base, timeout_s)
                 inside_ns = timing.inside_ns
@@ -240,10 +240,12 @@ class FunctionHarness(Harness):
                 )
         except CandidateFailure as failure:
             fatal = not session.alive()
+            # the call's own time when it returned, else how long we waited for it
+            waited_ns = (time.perf_counter() - started) * 1e9
             return TestOutcome(
                 case["name"],
                 failure.verdict,
-                (time.perf_counter() - started) * 1e3,
+                (inside_ns if inside_ns is not None else waited_ns) / 1e6,
                 failure.message,
                 failure.details | ({"fatal": True} if fatal else {}),
             )
