@@ -32,7 +32,7 @@ def make_engine(hf, name: str = "tiny", **config) -> LLMEngine:
     parts = {
         key: config.pop(key)
         for key in list(config)
-        if key.endswith("_cls") or key in ("attention", "sampler")
+        if key.endswith("_cls") or key in ("attention", "sampler", "static")
     }
     return LLMEngine(
         ModelConfig.from_hf(name, hf.config),
