@@ -46,8 +46,13 @@ def memory_breakdown(plan: capacity.MemoryPlan) -> tuple[MemorySlice, ...]:
     """Per-GPU memory: weights, activation reserve, KV cache, and what is held back."""
     weights = min(plan.weight_bytes_per_gpu, plan.usable_bytes_per_gpu)
     reserve = min(plan.activation_reserve_bytes, plan.usable_bytes_per_gpu - weights)
+    label = "weights"
+    if weights < plan.weight_bytes_per_gpu:
+        label = (
+            f"weights (only {weights / 1e9:.1f} of {plan.weight_bytes_per_gpu / 1e9:.1f} GB fit)"
+        )
     return (
-        MemorySlice("weights", weights),
+        MemorySlice(label, weights),
         MemorySlice("activation reserve", reserve),
         MemorySlice("KV cache", plan.kv_budget_bytes_per_gpu),
         MemorySlice(

@@ -102,6 +102,8 @@ def test_calculator_bad_input_is_a_form_error(client, overrides, message):
 def test_calculator_does_not_fit_says_so(client):
     html = client.get(CALC, calc_query(model="llama-3-70b", gpu="l4", gpus="1")).content.decode()
     assert "Does not fit" in html
+    assert "weights (only 21.6 of 141.1 GB fit)" in html
+    assert "chart-data" not in html  # no throughput to chart
 
 
 # ---------------------------------------------------------------- a design round over HTTP
