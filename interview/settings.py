@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    # Serves the interactive API docs' JavaScript and CSS from our own static files.
+    "ninja",
     "interview",
     "grader",
 ]

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from interview import views
+from interview.api import api
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -25,5 +26,6 @@ urlpatterns = [
     path("progress/", views.progress, name="progress"),
     path("review/", views.review, name="review"),
     path("design/", include("interview.design.urls")),
+    path("api/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,258 @@
+"""The grader's REST endpoints: problems, submissions, their live events, API tokens.
+
+Endpoints stay thin: parse, call one service or selector, return. Every refusal is a 4xx JSON
+body naming the field and the rule (see ``interview.api`` for the error format).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, StreamingHttpResponse
+from ninja import Field, Query, Router, Schema, Status
+from ninja.errors import HttpError
+
+from grader import access, selectors
+from grader.models import Problem, Submission
+from grader.services import SubmissionRejected
+
+router = Router(tags=["grader"])
+
+# The largest source any problem accepts; a problem may set a smaller limit of its own.
+MAX_SOURCE_BYTES = 256 * 1024
+# How often the event stream looks for new events, and how long it stays open without any.
+EVENTS_POLL_S = 0.25
+EVENTS_IDLE_TIMEOUT_S = 600
+FINAL_EVENT_KINDS = {"done", "aborted"}
+
+
+class ProblemOut(Schema):
+    slug: str
+    title: str
+    harness: str
+    queue: str
+
+
+class ProblemDetailOut(ProblemOut):
+    statement_md: str
+    starter_code: str
+    limits: dict
+
+
+class SubmissionIn(Schema):
+    problem: str = Field(
+        min_length=1, max_length=100, pattern=r"^[-a-z0-9]+$", description="problem slug"
+    )
+    code: str = Field(min_length=1, max_length=MAX_SOURCE_BYTES, description="Python source")
+
+
+class TestOut(Schema):
+    index: int
+    name: str
+    verdict: str
+    time_ms: float | None
+    message: str
+
+
+class SubmissionOut(Schema):
+    id: int
+    problem: str
+    state: str
+    phase: str
+    verdict: str
+    score: float | None
+    message: str
+    sandbox: str
+    hardware: str
+    created_at: datetime
+    graded_at: datetime | None
+    tests: list[TestOut]
+
+
+class ErrorOut(Schema):
+    detail: str
+    errors: list[dict] = []
+
+
+def submission_out(submission: Submission) -> SubmissionOut:
+    return SubmissionOut(
+        id=submission.pk,
+        problem=submission.problem.slug,
+        state=submission.state,
+        phase=submission.phase,
+        verdict=submission.verdict,
+        score=submission.score,
+        message=submission.message,
+        sandbox=submission.sandbox,
+        hardware=(submission.hardware or {}).get("label", ""),
+        created_at=submission.created_at,
+        graded_at=submission.graded_at,
+        tests=[
+            TestOut(
+                index=t.index, name=t.name, verdict=t.verdict, time_ms=t.time_ms, message=t.message
+            )
+            for t in submission.tests.all()
+        ],
+    )
+
+
+def _problem_or_404(slug: str) -> Problem:
+    try:
+        return selectors.problem_published_get(slug)
+    except Problem.DoesNotExist:
+        raise HttpError(404, f"problem: no published problem {slug!r}") from None
+
+
+@router.get("/problems", response=list[ProblemOut], summary="List the published coding problems")
+def problems_list(request: HttpRequest):
+    return list(selectors.problems_published())
+
+
+@router.get(
+    "/problems/{slug}",
+    response={200: ProblemDetailOut, 404: ErrorOut},
+    summary="A problem's statement and starter code",
+)
+def problem_detail(request: HttpRequest, slug: str):
+    problem = _problem_or_404(slug)
+    return ProblemDetailOut(
+        slug=problem.slug,
+        title=problem.title,
+        harness=problem.harness,
+        queue=problem.queue,
+        statement_md=problem.statement_md,
+        starter_code=problem.starter_code,
+        limits=problem.spec.get("limits", {}),
+    )
+
+
+@router.post(
+    "/submissions",
+    response={
+        201: SubmissionOut,
+        200: SubmissionOut,
+        404: ErrorOut,
+        409: ErrorOut,
+        422: ErrorOut,
+        429: ErrorOut,
+        503: ErrorOut,
+    },
+    summary="Submit code for grading (send Idempotency-Key to make retries safe)",
+)
+def submission_create(request: HttpRequest, payload: SubmissionIn):
+    key = request.headers.get("Idempotency-Key", "")
+    if len(key) > 255:
+        raise HttpError(422, "Idempotency-Key: at most 255 characters")
+    problem = _problem_or_404(payload.problem)
+    try:
+        submission, created = access.submission_create_limited(
+            user=request.auth, problem=problem, code=payload.code, idempotency_key=key
+        )
+    except SubmissionRejected as error:
+        raise HttpError(422, f"code: {error}") from None
+    return Status(201 if created else 200, submission_out(selectors.submission_get(submission.pk)))
+
+
+@router.get(
+    "/submissions",
+    response=list[SubmissionOut],
+    summary="Your submissions, newest first",
+)
+def submissions_list(
+    request: HttpRequest, problem: str | None = None, limit: int = Query(20, ge=1, le=100)
+):
+    return [
+        submission_out(s)
+        for s in selectors.submissions_of(request.auth, problem_slug=problem, limit=limit)
+    ]
+
+
+@router.get(
+    "/submissions/{submission_id}",
+    response={200: SubmissionOut, 404: ErrorOut},
+    summary="A submission with its per-test results",
+)
+def submission_detail(request: HttpRequest, submission_id: int):
+    if not selectors.submission_visible_to(submission_id, request.auth):
+        raise HttpError(404, f"no submission {submission_id} of yours")
+    return submission_out(selectors.submission_get(submission_id))
+
+
+def _sse(event) -> str:
+    return f"id: {event.seq}\nevent: {event.kind}\ndata: {json.dumps(event.as_message())}\n\n"
+
+
+async def _event_stream(submission_id: int, after_seq: int) -> AsyncIterator[str]:
+    idle_s = 0.0
+    while idle_s < EVENTS_IDLE_TIMEOUT_S:
+        events = await sync_to_async(selectors.submission_events_after)(submission_id, after_seq)
+        for event in events:
+            after_seq = event.seq
+            yield _sse(event)
+            if event.kind in FINAL_EVENT_KINDS:
+                return
+        if events:
+            idle_s = 0.0
+        else:
+            # A comment line keeps proxies from closing an idle stream.
+            yield ": waiting\n\n"
+            await asyncio.sleep(EVENTS_POLL_S)
+            idle_s += EVENTS_POLL_S
+
+
+@router.get(
+    "/submissions/{submission_id}/events",
+    response={200: None, 404: ErrorOut, 422: ErrorOut},
+    summary="Server-Sent Events of a submission's progress; resumes after Last-Event-ID",
+    openapi_extra={
+        "responses": {
+            "200": {"description": "text/event-stream", "content": {"text/event-stream": {}}}
+        }
+    },
+)
+async def submission_events(
+    request: HttpRequest, submission_id: int, last_event_id: int | None = None
+):
+    visible = await sync_to_async(selectors.submission_visible_to)(submission_id, request.auth)
+    if not visible:
+        raise HttpError(404, f"no submission {submission_id} of yours")
+    header = request.headers.get("Last-Event-ID", "")
+    if last_event_id is None and header:
+        if not header.isdigit():
+            raise HttpError(422, "Last-Event-ID: must be a whole number")
+        last_event_id = int(header)
+    response = StreamingHttpResponse(
+        _event_stream(submission_id, max(0, last_event_id or 0)), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+class TokenIn(Schema):
+    username: str = Field(min_length=1, max_length=150)
+    password: str = Field(min_length=1, max_length=1024)
+    name: str = Field("api", min_length=1, max_length=100)
+
+
+class TokenOut(Schema):
+    token: str
+    name: str
+    prefix: str
+
+
+@router.post(
+    "/auth/token",
+    auth=None,
+    response={201: TokenOut, 401: ErrorOut, 429: ErrorOut},
+    summary="Exchange a username and password for a new personal API token",
+)
+def token_create(request: HttpRequest, payload: TokenIn):
+    token, raw = access.api_token_create_with_password(
+        payload.username, payload.password, payload.name
+    )
+    return Status(201, TokenOut(token=raw, name=token.name, prefix=token.prefix))
