@@ -215,11 +215,11 @@ def cmd_submit(api: Api, args: argparse.Namespace) -> int:
     )
     print(f"submission {submission['id']} queued")
     for event in api.events(submission["id"]):
-        data = event["data"]
-        if event.get("event") == "test":
-            line = f"{progress_bar(data['index'] + 1, data['total'])} {data['name']}: {data['verdict']}"
+        step = event["data"].get("data", {})
+        if event.get("event") == "test" and step.get("total"):
+            line = f"{progress_bar(step['index'], step['total'])} {step.get('name', '')}"
         else:
-            line = f"{event.get('event')}"
+            line = str(event.get("event"))
         print(line, flush=True)
     return show_result(api.call("GET", f"/api/submissions/{submission['id']}"))
 
