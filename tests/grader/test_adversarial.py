@@ -253,7 +253,7 @@ def test_project_files_database_and_other_submissions_are_invisible(softmax_spec
     )
     report = _grade(softmax_spec, code)
     assert "READ " in report.message
-    seen = report.message.split("READ ", 1)[1]
+    seen = report.message.rsplit("READ ", 1)[1]
     for path in targets:
         assert f"'{path}': '" in seen, seen  # an error name, not bytes
 
@@ -278,7 +278,7 @@ def test_writes_outside_its_temporary_directory_fail(softmax_spec, tmp_path):
         "    raise RuntimeError('WRITE ' + json.dumps(results))\n"
     )
     report = _grade(softmax_spec, "import json\n" + code)
-    results = json.loads(report.message.split("WRITE ", 1)[1].strip().splitlines()[0])
+    results = json.loads(report.message.rsplit("WRITE ", 1)[1].strip().splitlines()[0])
     assert results.pop("/tmp/mine.txt") == "written"
     assert set(results.values()) <= {"FileNotFoundError", "PermissionError", "OSError"}, results
     for path in outside[:3]:
