@@ -78,6 +78,13 @@ class ErrorOut(Schema):
     errors: list[dict] = []
 
 
+# What any operation may answer besides success: unparseable body, no or bad token, an unknown
+# object, input that breaks a rule.
+ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+# A submission can also meet a reused idempotency key, a rate limit, or a full queue.
+SUBMIT_ERRORS = ERRORS | {409: ErrorOut, 429: ErrorOut, 503: ErrorOut}
+
+
 def submission_out(submission: Submission) -> SubmissionOut:
     return SubmissionOut(
         id=submission.pk,
@@ -107,14 +114,18 @@ def _problem_or_404(slug: str) -> Problem:
         raise HttpError(404, f"problem: no published problem {slug!r}") from None
 
 
-@router.get("/problems", response=list[ProblemOut], summary="List the published coding problems")
+@router.get(
+    "/problems",
+    response={200: list[ProblemOut], **ERRORS},
+    summary="List the published coding problems",
+)
 def problems_list(request: HttpRequest):
     return list(selectors.problems_published())
 
 
 @router.get(
     "/problems/{slug}",
-    response={200: ProblemDetailOut, 404: ErrorOut},
+    response={200: ProblemDetailOut, **ERRORS},
     summary="A problem's statement and starter code",
 )
 def problem_detail(request: HttpRequest, slug: str):
@@ -132,15 +143,7 @@ def problem_detail(request: HttpRequest, slug: str):
 
 @router.post(
     "/submissions",
-    response={
-        201: SubmissionOut,
-        200: SubmissionOut,
-        404: ErrorOut,
-        409: ErrorOut,
-        422: ErrorOut,
-        429: ErrorOut,
-        503: ErrorOut,
-    },
+    response={201: SubmissionOut, 200: SubmissionOut, **SUBMIT_ERRORS},
     summary="Submit code for grading (send Idempotency-Key to make retries safe)",
 )
 def submission_create(request: HttpRequest, payload: SubmissionIn):
@@ -159,7 +162,7 @@ def submission_create(request: HttpRequest, payload: SubmissionIn):
 
 @router.get(
     "/submissions",
-    response=list[SubmissionOut],
+    response={200: list[SubmissionOut], **ERRORS},
     summary="Your submissions, newest first",
 )
 def submissions_list(
@@ -173,7 +176,7 @@ def submissions_list(
 
 @router.get(
     "/submissions/{submission_id}",
-    response={200: SubmissionOut, 404: ErrorOut},
+    response={200: SubmissionOut, **ERRORS},
     summary="A submission with its per-test results",
 )
 def submission_detail(request: HttpRequest, submission_id: int):
@@ -206,7 +209,7 @@ async def _event_stream(submission_id: int, after_seq: int) -> AsyncIterator[str
 
 @router.get(
     "/submissions/{submission_id}/events",
-    response={200: None, 404: ErrorOut, 422: ErrorOut},
+    response={200: None, **ERRORS},
     summary="Server-Sent Events of a submission's progress; resumes after Last-Event-ID",
     openapi_extra={
         "responses": {
@@ -248,7 +251,7 @@ class TokenOut(Schema):
 @router.post(
     "/auth/token",
     auth=None,
-    response={201: TokenOut, 401: ErrorOut, 429: ErrorOut},
+    response={201: TokenOut, **ERRORS, 429: ErrorOut},
     summary="Exchange a username and password for a new personal API token",
 )
 def token_create(request: HttpRequest, payload: TokenIn):

@@ -17,7 +17,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer, django_auth
 
 from grader.access import LimitExceeded, api_token_authenticate
-from grader.api import ErrorOut
+from grader.api import ERRORS
 from grader.api import router as grader_router
 from interview import selectors, services
 from interview.grading import ResponseInvalid
@@ -163,7 +163,9 @@ def _question_or_404(question_id: str) -> Question:
         raise HttpError(404, f"no published question {question_id!r}") from None
 
 
-@router.get("/questions", response=list[QuestionOut], summary="Published concept questions")
+@router.get(
+    "/questions", response={200: list[QuestionOut], **ERRORS}, summary="Published concept questions"
+)
 def questions_list(
     request: HttpRequest,
     topic: str | None = Query(None, max_length=60),
@@ -174,7 +176,7 @@ def questions_list(
 
 @router.get(
     "/questions/{question_id}",
-    response={200: QuestionDrawOut, 404: ErrorOut},
+    response={200: QuestionDrawOut, **ERRORS},
     summary="A question, drawn afresh",
 )
 def question_draw(request: HttpRequest, question_id: str):
@@ -194,7 +196,7 @@ def question_draw(request: HttpRequest, question_id: str):
 
 @router.post(
     "/questions/{question_id}/answer",
-    response={200: AnswerOut, 404: ErrorOut, 422: ErrorOut},
+    response={200: AnswerOut, **ERRORS},
     summary="Answer a drawn question",
 )
 def question_answer(request: HttpRequest, question_id: str, payload: AnswerIn):
@@ -218,7 +220,11 @@ def question_answer(request: HttpRequest, question_id: str, payload: AnswerIn):
     }
 
 
-@router.get("/reviews", response=list[ReviewOut], summary="Your review cards that are due now")
+@router.get(
+    "/reviews",
+    response={200: list[ReviewOut], **ERRORS},
+    summary="Your review cards that are due now",
+)
 def reviews_due(request: HttpRequest):
     return [
         {
