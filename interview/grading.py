@@ -79,6 +79,8 @@ def _rubric_for(spec: Mapping[str, Any]):
             "text": entry["text"],
             "keywords": [rubric_rule(k) for k in entry["keywords"]],
         }
+        if entry.get("exemplars"):
+            converted["exemplars"] = list(entry["exemplars"])
         weight = entry.get("weight", entry.get("penalty"))
         return converted | ({"weight": weight} if weight is not None else {})
 

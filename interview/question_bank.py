@@ -224,6 +224,19 @@ def _validate_short_answer(spec: Mapping[str, Any], fail) -> None:
         penalty = entry.get("penalty")
         if not isinstance(penalty, int | float) or not 0 < penalty <= 1:
             fail(f"misconception {entry['id']} has a penalty between 0 and 1")
+    for entry in points + list(rubric.get("misconceptions") or []):
+        allowed = {
+            "id",
+            "text",
+            "keywords",
+            "exemplars",
+            "weight" if entry in points else "penalty",
+        }
+        if set(entry) - allowed:
+            fail(f"rubric entry {entry['id']} has unknown keys {sorted(set(entry) - allowed)}")
+        exemplars = entry.get("exemplars", [])
+        if not isinstance(exemplars, list) or not all(isinstance(e, str) for e in exemplars):
+            fail(f"rubric entry {entry['id']} lists exemplars as sentences")
     for entry in points:
         weight = entry.get("weight", 1)
         if not isinstance(weight, int | float) or weight <= 0:

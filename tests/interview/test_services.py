@@ -44,6 +44,12 @@ def test_a_misconception_subtracts_and_a_vague_answer_fails():
     assert graded.score == pytest.approx(max(0.0, (2 - 0.3) / 5))
 
 
+def test_a_point_stated_negatively_is_matched_through_its_exemplars():
+    spec = next(s for s in SHORT_ANSWERS if s["id"] == "tvi-why-not-fsdp-inference")
+    text = "Inference does not have optimizer states or gradients anyway."
+    assert "no-optimizer" not in response_grade(spec, {}, {"text": text}).missed_points
+
+
 def test_multiple_choice_partial_credit_and_refused_shapes():
     spec = next(q.spec for q in bank_read() if q.spec["id"] == "kv-why-it-matters")
     assert response_grade(spec, {}, {"choices": [0, 1, 3]}).correct
