@@ -70,7 +70,7 @@ def _memory_rows(calc: Calculation) -> list[dict[str, Any]]:
 @require_GET
 def calculator(request: HttpRequest) -> HttpResponse:
     """The form and, for valid input, the estimate; htmx asks for the result fragment only."""
-    form = CalculatorForm(request.GET if request.GET else DEFAULTS)
+    form = CalculatorForm({k: str(v) for k, v in DEFAULTS.items()} | request.GET.dict())
     context: dict[str, Any] = {"form": form}
     if form.is_valid():
         calc = form.result()

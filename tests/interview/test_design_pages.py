@@ -99,6 +99,12 @@ def test_calculator_bad_input_is_a_form_error(client, overrides, message):
         assert "chart-data" not in html
 
 
+def test_calculator_fills_unnamed_fields_with_defaults(client):
+    response = client.get(CALC, {"model": "qwen2.5-7b"})
+    assert response.status_code == 200
+    assert "Qwen2.5 7B on 1 × NVIDIA H100 SXM 80GB" in response.content.decode()
+
+
 def test_calculator_does_not_fit_says_so(client):
     html = client.get(CALC, calc_query(model="llama-3-70b", gpu="l4", gpus="1")).content.decode()
     assert "Does not fit" in html
