@@ -1,8 +1,9 @@
 """Measure the engine's prefill and decode step times, then check the capacity model against them.
 
 Times `ModelRunner.run` (the engine's forward pass with its host-side input building) on random
-weights for both engine shapes, fits `Efficiency` on one shape with `fit_efficiency`, and prints
-the other shape's predictions beside what was measured. One call does everything:
+weights for both engine shapes, fits `Efficiency` on one shape (per-layer overheads, the KV
+read's bandwidth apart from the weights'), and prints the other shape's predictions beside what
+was measured, both ways round. One call does everything; results in engine/README.md:
 
     python -m engine.capacity_check --out $OUT          # on the GPU machine
     python -m engine.capacity_check --device cpu --quick # a smoke run anywhere
@@ -29,7 +30,7 @@ from engine.capacity import (
     comparison_table,
     fit_efficiency,
 )
-from engine.config import ModelConfig
+from engine.config import EngineConfig, ModelConfig
 from engine.hardware import detect_hardware
 from engine.model_runner import ModelRunner
 from engine.sequence import Sequence
@@ -113,7 +114,7 @@ def measure_shape(name: str, device: str, gpu: str, quick: bool) -> list[Measure
     decode_batches = QUICK_DECODE if quick else DECODE_BATCHES
     context = 64 if quick else DECODE_CONTEXT_TOKENS
     longest = max([length for _, length in prefill_points] + [context])
-    bs = 16
+    bs = EngineConfig().block_size
     blocks = max(
         max(b * math.ceil(length / bs) for b, length in prefill_points),
         max(decode_batches) * math.ceil(context / bs),
