@@ -12,6 +12,7 @@ from django.utils import timezone
 from engine import capacity
 from interview.design import load_design_prompts, numeric_answer
 from interview.design.calculator import calculate
+from interview.design.practice import MAX_ANSWER_CHARS
 
 PROMPT_ID = "platform-100k-rps"
 PROMPT = next(p for p in load_design_prompts() if p.id == PROMPT_ID)
@@ -209,6 +210,9 @@ def test_bad_numbers_are_form_errors_and_nothing_is_graded(candidate):
     html = response.content.decode()
     assert "enter a number" in html and 'aria-invalid="true"' in html
     assert 'value="lots"' in html
+    assert attempt_of(candidate)["result"] is None
+    too_long = candidate.post(PAGE, {"section-observability": "x" * (MAX_ANSWER_CHARS + 1)})
+    assert too_long.status_code == 400 and "at most 6,000 characters" in too_long.content.decode()
     assert attempt_of(candidate)["result"] is None
 
 
