@@ -9,8 +9,11 @@ offline-mixed benchmarks (continuous, static, hf) for both random-weight shapes.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
 import os
+import pstats
 import random
 import subprocess
 import sys
@@ -125,6 +128,16 @@ def decode_roofline(name: str, batch: int, bandwidth_gbps: float, context: int =
         engine.step()
         torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
+    replay_ms = graph_replay_ms(engine, batch)
+    profile = io.StringIO()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(10):
+        engine.step()
+    torch.cuda.synchronize()
+    profiler.disable()
+    pstats.Stats(profiler, stream=profile).sort_stats("tottime").print_stats(12)
+    print(profile.getvalue()[-3500:], flush=True)
     config = engine.model_config
     step_ms = sorted(times)[len(times) // 2] * 1e3
     bytes_per_step = config.weight_bytes(2) + config.kv_bytes_per_token(2) * sum(kv_tokens) / len(
@@ -138,10 +151,25 @@ def decode_roofline(name: str, batch: int, bandwidth_gbps: float, context: int =
         "batch": batch,
         "context": context,
         "step_ms": step_ms,
+        "graph_replay_ms": replay_ms,
         "roofline_ms": roofline_ms,
         "ratio": step_ms / roofline_ms,
         "bytes_per_step": bytes_per_step,
     }
+
+
+def graph_replay_ms(engine: LLMEngine, batch: int) -> float:
+    """GPU time of one decode forward alone (the captured graph), median of 20 replays."""
+    graph = engine.runner.graphs[min(size for size in engine.runner.graphs if size >= batch)]
+    times = []
+    for _ in range(20):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return sorted(times)[10]
 
 
 def run_bench(model: str, mode: str, out: Path, requests: int) -> dict | None:

@@ -100,6 +100,7 @@ class LLMEngine:
         self.verifier = verifier or RejectionSampler()
         self.trace: list[StepRecord] = []
         self.rejected: list[RequestOutput] = []
+        self.spec_proposed = self.spec_accepted = 0
         self.start_time = time.perf_counter()
 
     def add_request(
@@ -153,10 +154,17 @@ class LLMEngine:
         self.runner.copy_blocks(self.allocator.take_copies())
         if not plan.scheduled:
             return finished + self._fail_oversized()
-        logits, sample_seqs = self.runner.run(plan.scheduled)
-        for seq, num_new in plan.scheduled:
-            seq.num_computed_tokens += num_new
-            self.allocator.cache_full_blocks(seq)
+        scheduled = plan.scheduled
+        if self.config.num_speculative_tokens:
+            scheduled, drafts = self._propose(scheduled)
+        logits, sample_seqs = self.runner.run(scheduled)
+        if self.config.num_speculative_tokens:
+            self._verify(scheduled, logits, sample_seqs, drafts, finished)
+            sample_seqs = []
+        else:
+            for seq, num_new in scheduled:
+                seq.num_computed_tokens += num_new
+                self.allocator.cache_full_blocks(seq)
         if sample_seqs:
             batch = SamplingBatch.build(
                 [s.params for s in sample_seqs],
@@ -176,12 +184,86 @@ class LLMEngine:
                 step=len(self.trace),
                 time_s=end - self.start_time,
                 duration_ms=(end - begin) * 1e3,
-                scheduled=[(s.request_id, n) for s, n in plan.scheduled],
+                scheduled=[(s.request_id, n) for s, n in scheduled],
                 preempted=[s.request_id for s in plan.preempted],
                 kv_blocks_used=self.allocator.num_blocks - self.allocator.num_free_blocks,
             )
         )
         return finished
+
+    def _propose(self, scheduled):
+        """Speculative decoding, draft side: for each decoding sequence that can get the slots,
+        the draft model (the target's first `draft_layers` layers, sharing their KV cache)
+        proposes `k` tokens one at a time; the sequence is then scheduled for `1 + k` tokens,
+        its last token plus the drafts, all verified in one target pass."""
+        k = self.config.num_speculative_tokens
+        decoding = [
+            seq for seq, n in scheduled
+            if n == 1 and seq.num_computed_tokens == len(seq.token_ids) - 1
+            and self.allocator.append_slots(seq, 1 + k)
+        ]  # fmt: skip
+        drafts: dict[int, list[torch.Tensor]] = {seq.seq_id: [] for seq in decoding}
+        for step in range(k):
+            if not decoding:
+                break
+            for seq in decoding:
+                seq.num_computed_tokens = len(seq.token_ids) - 1 + step
+            logits, _ = self.runner.run([(seq, 1) for seq in decoding], self.config.draft_layers)
+            batch = SamplingBatch.build(
+                [s.params for s in decoding], [s.rng.random() for s in decoding], logits.device
+            )
+            probs = self.sampler.probs(logits, batch)
+            tokens = self.sampler.sample(logits, batch).tolist()
+            for row, (seq, token) in enumerate(zip(decoding, tokens, strict=True)):
+                seq.spec_token_ids.append(token)
+                drafts[seq.seq_id].append(probs[row])
+        for seq in decoding:
+            seq.num_computed_tokens = len(seq.token_ids) - 1
+        return [(seq, 1 + len(seq.spec_token_ids)) for seq, _ in scheduled], drafts
+
+    def _verify(self, scheduled, logits, sample_seqs, drafts, finished) -> None:
+        """Speculative decoding, target side: accept drafts by rejection sampling, keep the
+        KV of the accepted ones, and append accepted tokens plus one more."""
+        row, now = 0, time.perf_counter()
+        by_id = {seq.seq_id: n for seq, n in scheduled}
+        for seq, num_new in scheduled:
+            if seq not in sample_seqs:
+                seq.num_computed_tokens += num_new
+                self.allocator.cache_full_blocks(seq)
+        for seq in sample_seqs:
+            k = len(seq.spec_token_ids)
+            rows = logits[row : row + min(by_id[seq.seq_id], 1 + k)]
+            row += rows.shape[0]
+            batch = SamplingBatch.build(
+                [seq.params] * rows.shape[0], [0.0] * rows.shape[0], logits.device
+            )
+            target = self.sampler.probs(rows, batch)
+            if k:
+                uniforms = torch.tensor(
+                    [[seq.rng.random() for _ in range(k + 1)]], dtype=torch.float64
+                )
+                tokens, accepted = self.verifier.verify(
+                    torch.tensor([seq.spec_token_ids], device=logits.device),
+                    torch.stack(drafts[seq.seq_id])[None],
+                    target[None],
+                    uniforms.to(logits.device),
+                )
+                new_tokens = tokens[0, : int(accepted[0]) + 1].tolist()
+                self.spec_proposed += k
+                self.spec_accepted += int(accepted[0])
+            else:
+                single = SamplingBatch.build([seq.params], [seq.rng.random()], logits.device)
+                new_tokens = self.sampler.sample(rows, single).tolist()
+            seq.num_computed_tokens += by_id[seq.seq_id] - k + len(new_tokens) - 1
+            seq.spec_token_ids = []
+            for token in new_tokens:
+                self._append(seq, token, now)
+                if seq.finish_reason:
+                    break
+            self.allocator.cache_full_blocks(seq)
+            if seq.finish_reason:
+                self.scheduler.finish(seq)
+                finished.append(self._output(seq))
 
     def _fail_oversized(self) -> list[RequestOutput]:
         """With nothing running, a waiting request that still cannot start needs more KV

@@ -67,7 +67,7 @@ class ModelRunner:
         """Flatten the step into token ids, positions, metadata; pick the rows that need logits.
 
         A sequence needs logits when this step reaches its last known token: at that token,
-        and also at each speculative draft token before it.
+        and, when it verifies draft tokens, at each of them and the token before them.
         """
         bs = self.config.block_size
         ids, positions, slots, query_start, seq_lens, query_lens = [], [], [], [0], [], []
@@ -86,7 +86,7 @@ class ModelRunner:
             seq_lens.append(end)
             query_lens.append(num_new)
             if end == seq.num_tokens:
-                rows = 1 + len(seq.spec_token_ids)
+                rows = min(num_new, 1 + len(seq.spec_token_ids))
                 logits_rows.extend(range(query_start[-1] - rows, query_start[-1]))
                 sample_seqs.append(seq)
         meta = AttentionMetadata(

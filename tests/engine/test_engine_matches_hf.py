@@ -75,6 +75,15 @@ def test_smollm2_greedy_equals_hf_together(smol_hf):
 
 
 @pytest.mark.slow
+def test_smollm2_speculative_greedy_equals_hf(smol_hf):
+    prompts = random_prompts(2, 49152, [4, 33], seed=4)
+    spec = make_engine(smol_hf, "smollm2-135m", num_speculative_tokens=3, draft_layers=20)
+    got = spec.generate(prompts, SamplingParams(temperature=0, max_tokens=8))
+    assert [out.output_token_ids for out in got] == [hf_greedy(smol_hf, p, 8) for p in prompts]
+    assert 0 < spec.spec_accepted < spec.spec_proposed
+
+
+@pytest.mark.slow
 def test_smollm2_shared_prefix_equals_hf(smol_hf):
     from engine.weights import load_tokenizer
 
@@ -88,3 +97,15 @@ def test_smollm2_shared_prefix_equals_hf(smol_hf):
     got = engine.generate(prompts, SamplingParams(temperature=0, max_tokens=8, ignore_eos=False))
     assert [out.output_token_ids for out in got] == [hf_greedy(smol_hf, p, 8) for p in prompts]
     assert [out.num_cached_tokens for out in got] == [len(system) // 16 * 16] * 8, len(system)
+
+
+@pytest.mark.parametrize("draft_tokens", [1, 3])
+def test_tiny_speculative_greedy_equals_hf(tiny_hf, tiny_reference, draft_tokens):
+    prompts, expected = tiny_reference
+    engine = make_engine(tiny_hf, num_speculative_tokens=draft_tokens, draft_layers=1, block_size=4)
+    outputs = engine.generate(prompts, GREEDY)
+    assert [out.output_token_ids for out in outputs] == expected
+    assert (
+        max(n for step in engine.trace for _, n in step.scheduled if n <= 1 + draft_tokens)
+        == 1 + draft_tokens
+    )
