@@ -1,0 +1,165 @@
+"""The engine-plugged problems: the candidate's class runs inside the engine, in the sandbox.
+
+Each problem's reference is accepted with a score; each wrong solution in its folder is
+rejected with the verdict and a message that names the fault; the starter runs and fails
+honestly; the engine's own classes are refused. One submission per problem goes through the
+real worker, and the published problems are listed by the API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from grader.bank import PROBLEMS_DIR, problem_read
+from grader.grading import grade
+from grader.harnesses.contract import ProblemSpec, Verdict
+from tests.grader.conftest import wait_graded
+
+ENGINE_PROBLEMS = ("priority-scheduler",)
+# Fewer timed repetitions than the shipped problems: the same checks, less CPU in CI.
+FAST_BENCHMARK = {"warmup": 1, "min_repetitions": 3, "max_repetitions": 4, "budget_s": 0.5}
+# (problem, solution file, verdict, words the first failing test's message must contain)
+CASES = [
+    ("priority-scheduler", "reference.py", Verdict.ACCEPTED, ""),
+    ("priority-scheduler", "wrong/fcfs_ignores_priority.py", Verdict.WRONG_ANSWER, "waited while"),
+    (
+        "priority-scheduler",
+        "wrong/no_preemption_for_arrivals.py",
+        Verdict.WRONG_ANSWER,
+        "preempting the lower-priority requests would have freed",
+    ),
+    (
+        "priority-scheduler",
+        "wrong/decode_tokens_not_budgeted.py",
+        Verdict.WRONG_ANSWER,
+        "over the token budget",
+    ),
+]
+# A submission of the engine's own class, per problem.
+ENGINE_CLASS_SUBMISSIONS = {
+    "priority-scheduler": (
+        "from engine.scheduler import PriorityScheduler\n\n\n"
+        "class PriorityPreemptScheduler(PriorityScheduler):\n    pass\n"
+    ),
+}
+
+
+def spec_of(slug: str) -> ProblemSpec:
+    spec = problem_read(PROBLEMS_DIR / slug).as_spec()
+    return dataclasses.replace(spec, benchmark=spec.benchmark | FAST_BENCHMARK)
+
+
+def _grade(slug: str, code: str, seed: int = 11):
+    return grade(spec_of(slug), code, seed=seed, hardware={})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("slug", "solution", "verdict", "words"), CASES, ids=[f"{s}:{f}" for s, f, _, _ in CASES]
+)
+def test_solution_gets_its_verdict(slug: str, solution: str, verdict: Verdict, words: str) -> None:
+    report = _grade(slug, (PROBLEMS_DIR / slug / solution).read_text())
+    assert report.verdict is verdict, report.message
+    assert report.harness_version.endswith("/1")
+    if verdict is Verdict.ACCEPTED:
+        assert all(test.verdict is Verdict.ACCEPTED for test in report.tests)
+        assert report.score > 0
+        assert report.candidate.p10_ns <= report.candidate.median_ns <= report.candidate.p90_ns
+        assert len(report.candidate.samples_ns) >= FAST_BENCHMARK["min_repetitions"]
+    else:
+        failed = [test for test in report.tests if test.verdict is not Verdict.ACCEPTED]
+        assert failed and failed[0].verdict is verdict
+        assert words in failed[0].message
+        assert report.message.startswith(f"{failed[0].name}: ")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("slug", ENGINE_PROBLEMS)
+def test_starter_runs_and_fails_honestly(slug: str) -> None:
+    report = _grade(slug, (PROBLEMS_DIR / slug / "starter.py").read_text())
+    assert report.verdict is Verdict.RUNTIME_ERROR
+    assert "NotImplementedError" in report.message
+    assert report.tests[0].verdict is Verdict.RUNTIME_ERROR
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("slug", ENGINE_PROBLEMS)
+def test_the_engine_own_class_is_refused(slug: str) -> None:
+    report = _grade(slug, ENGINE_CLASS_SUBMISSIONS[slug])
+    assert report.verdict is Verdict.POLICY
+    assert "the engine's own" in report.message
+
+
+@pytest.mark.parametrize("slug", ENGINE_PROBLEMS)
+def test_problem_folder_is_complete(slug: str) -> None:
+    folder = PROBLEMS_DIR / slug
+    problem = problem_read(folder)
+    assert problem.published and problem.queue == "cpu"
+    assert len(list((folder / "wrong").glob("*.py"))) >= 2
+    wrong_listed = {s for p, s, v, _ in CASES if p == slug and v is not Verdict.ACCEPTED}
+    assert wrong_listed == {f"wrong/{f.name}" for f in (folder / "wrong").glob("*.py")}
+    statement = problem.statement_md
+    for section in ("## The interface", "## A worked example", "## Score"):
+        assert section in statement
+    assert problem.entry_point in problem.starter_code
+    assert problem.entry_point in problem.reference_code
+
+
+def test_tiny_vocabulary_matches_the_engine() -> None:
+    from engine.config import MODELS
+    from grader.harnesses.engine_run import VOCAB_SIZE
+
+    assert MODELS["tiny"].vocab_size == VOCAB_SIZE
+
+
+def test_scheduler_replay_names_the_step_and_requests() -> None:
+    """A hand-made trace: request 1 (priority 0) waits while request 0 (priority 2) decodes."""
+    from grader.harnesses.base import CandidateFailure
+    from grader.harnesses.engine_scheduler import replay
+
+    requests = [
+        {"id": "0", "prompt": [1] * 8, "max_tokens": 4, "priority": 2, "arrival_step": 0},
+        {"id": "1", "prompt": [2] * 4, "max_tokens": 2, "priority": 0, "arrival_step": 1},
+    ]
+    config = {"block_size": 8, "num_kv_blocks": 2, "max_num_seqs": 4, "max_num_batched_tokens": 16}
+    trace = [
+        {"s": [["0", 8]], "l": [["0", "running", 0, 1]]},
+        {"s": [["0", 1]], "l": [["0", "running", 8, 2], ["1", "waiting", 0, 0]]},
+    ]
+    with pytest.raises(CandidateFailure) as failure:
+        replay(trace, requests, config)
+    assert failure.value.message == (
+        "step 1: request 1 (priority 0) waited while request 0 (priority 2) ran; preempting "
+        "the lower-priority requests would have freed 2 blocks (0 were already free) and it "
+        "needs 1"
+    )
+
+
+@pytest.mark.slow
+def test_engine_problems_are_graded_by_the_real_worker_and_listed(
+    module_worker, transactional_db, user
+):
+    from django.test import Client
+
+    from grader import access
+    from grader.bank import problems_load
+    from grader.models import Problem
+    from grader.services import submission_create
+
+    problems_load()
+    token = access.api_token_create(user, "tests")[1]
+    listed = Client(headers={"Authorization": f"Bearer {token}"}).get("/api/problems").json()
+    assert set(ENGINE_PROBLEMS) <= {p["slug"] for p in listed}
+    for slug in ENGINE_PROBLEMS:
+        problem = Problem.objects.get(slug=slug)
+        problem.spec = problem.spec | {"benchmark": problem.spec["benchmark"] | FAST_BENCHMARK}
+        problem.save()
+        submission = submission_create(user=user, problem=problem, code=problem.reference_code)
+        graded = wait_graded(submission.pk, timeout_s=240)
+        assert graded.verdict == Verdict.ACCEPTED, graded.message
+        assert graded.score > 0
+        assert graded.sandbox == "bubblewrap"
+        assert json.dumps(graded.timing)
