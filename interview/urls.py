@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from interview import views
+from interview import coding_views, dashboard_views, views
 from interview.api import api
 
 urlpatterns = [
@@ -26,6 +26,23 @@ urlpatterns = [
     path("progress/", views.progress, name="progress"),
     path("review/", views.review, name="review"),
     path("design/", include("interview.design.urls")),
+    path("problems/", coding_views.problems_index, name="problems"),
+    path("problems/<slug:slug>/", coding_views.problem_detail, name="problem"),
+    path("problems/<slug:slug>/submit/", coding_views.problem_submit, name="problem-submit"),
+    path("submissions/<int:submission_id>/", coding_views.submission_detail, name="submission"),
+    path(
+        "submissions/<int:submission_id>/results/",
+        coding_views.submission_results,
+        name="submission-results",
+    ),
+    path("dashboard/", dashboard_views.dashboard, name="dashboard"),
+    path("profile/", dashboard_views.profile, name="profile"),
+    path("profile/tokens/", dashboard_views.token_create, name="token-create"),
+    path(
+        "profile/tokens/<int:token_id>/revoke/", dashboard_views.token_revoke, name="token-revoke"
+    ),
+    path("leaderboards/", coding_views.leaderboards, name="leaderboards"),
+    path("leaderboards/<slug:slug>/", coding_views.leaderboard_problem, name="leaderboard"),
     path("api/", api.urls),
     path("admin/", admin.site.urls),
 ]

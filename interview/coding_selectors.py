@@ -1,0 +1,258 @@
+"""What the coding pages show: a submission's results as chart-ready data, and leaderboards.
+
+Selectors in the HackSoft sense (they only read). Everything a chart draws is computed here,
+so the templates and the JavaScript only lay it out.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import QuerySet
+
+from engine.capacity import GPUS
+from grader.models import Problem, Submission, TestResult
+
+# Verdicts a leaderboard never shows: a suspect time waits for an admin's review.
+HIDDEN_VERDICTS = ("suspect",)
+# How many samples the speed chart plots per solution; more only blurs the strip.
+MAX_SAMPLES_PLOTTED = 400
+
+
+@dataclass
+class Speed:
+    """One solution's measured time per call: median, p10 to p90 spread, the samples."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    samples_ms: list[float]
+    bytes_moved: int = 0
+
+    @classmethod
+    def from_timing(cls, timing: dict[str, Any] | None) -> Speed | None:
+        if not timing or "median_ns" not in timing:
+            return None
+        samples = [float(ns) / 1e6 for ns in timing.get("samples_ns", [])][:MAX_SAMPLES_PLOTTED]
+        return cls(
+            median_ms=float(timing["median_ns"]) / 1e6,
+            p10_ms=float(timing.get("p10_ns", timing["median_ns"])) / 1e6,
+            p90_ms=float(timing.get("p90_ns", timing["median_ns"])) / 1e6,
+            samples_ms=samples,
+            bytes_moved=int(timing.get("bytes_moved") or 0),
+        )
+
+    @property
+    def spread_pct(self) -> float:
+        """Half the p10-p90 range as a share of the median: ±% a reader can compare."""
+        return 50.0 * (self.p90_ms - self.p10_ms) / self.median_ms if self.median_ms else 0.0
+
+
+@dataclass
+class Roofline:
+    """Where a kernel sits against the card's memory and compute ceilings (datasheet peaks)."""
+
+    card: str
+    peak_bytes_per_s: float
+    peak_flops_per_s: float
+    flops: float
+    bytes: float
+    points: dict[str, float] = field(default_factory=dict)  # solution -> achieved FLOP/s
+
+    @property
+    def peak_gb_per_s(self) -> float:
+        return self.peak_bytes_per_s / 1e9
+
+    @property
+    def peak_tflops_per_s(self) -> float:
+        return self.peak_flops_per_s / 1e12
+
+    @property
+    def intensity(self) -> float:
+        return self.flops / self.bytes if self.bytes else 0.0
+
+
+@dataclass
+class Results:
+    """Everything the results section of a submission page draws."""
+
+    submission: Submission
+    tests: list[TestResult]
+    candidate: Speed | None
+    reference: Speed | None
+    roofline: Roofline | None
+    figures: list[dict[str, Any]]
+
+    def chart_data(self) -> dict[str, Any]:
+        """The JSON the page's charts read (json_script)."""
+        speed = None
+        if self.candidate and self.reference:
+            speed = {
+                name: vars(value)
+                for name, value in (("yours", self.candidate), ("reference", self.reference))
+            }
+        return {
+            "speed": speed,
+            "roofline": vars(self.roofline) | {"intensity": self.roofline.intensity}
+            if self.roofline
+            else None,
+            "figures": self.figures,
+        }
+
+
+def results_of(submission: Submission) -> Results:
+    """A graded (or still running) submission's results, whatever its harness stored."""
+    timing = submission.timing or {}
+    candidate = Speed.from_timing(timing.get("candidate"))
+    reference = Speed.from_timing(timing.get("reference"))
+    tests = list(submission.tests.all())
+    return Results(
+        submission=submission,
+        tests=tests,
+        candidate=candidate,
+        reference=reference,
+        roofline=_roofline(submission, candidate, reference),
+        figures=[figure for test in tests if (figure := _figure(test))],
+    )
+
+
+def _figure(test: TestResult) -> dict[str, Any] | None:
+    """A test's numeric details beside the reference's, when the harness stored both."""
+    details = test.details or {}
+    reference = details.get("reference")
+    if not isinstance(reference, dict):
+        return None
+    keys = [
+        key
+        for key, value in details.items()
+        if _number(value) and _number(reference.get(key)) and key != "fatal"
+    ]
+    if not keys:
+        return None
+    return {
+        "test": test.name,
+        "rows": [
+            {"metric": key.replace("_", " "), "yours": details[key], "reference": reference[key]}
+            for key in keys
+        ],
+    }
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _card(hardware: dict[str, Any]) -> Any:
+    label = (hardware.get("label") or "").lower()
+    for spec in GPUS.values():
+        key = spec.name.split("-")[0]
+        if key and key in label:
+            return spec
+    return None
+
+
+def _roofline(
+    submission: Submission, candidate: Speed | None, reference: Speed | None
+) -> Roofline | None:
+    if submission.problem.harness != "kernel" or not candidate or not candidate.bytes_moved:
+        return None
+    card = _card(submission.hardware or {})
+    work = _benchmark_work(submission.problem.pk, submission.problem.updated_at.isoformat())
+    if card is None or not work.get("flops"):
+        return None
+    points = {
+        name: float(work["flops"]) / (speed.median_ms / 1e3)
+        for name, speed in (("yours", candidate), ("reference", reference))
+        if speed and speed.median_ms
+    }
+    return Roofline(
+        card=card.title,
+        peak_bytes_per_s=card.hbm_bytes_per_s,
+        peak_flops_per_s=card.bf16_flops_per_s,
+        flops=float(work["flops"]),
+        bytes=float(work.get("bytes") or candidate.bytes_moved),
+        points=points,
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _benchmark_work(problem_id: int, updated_at: str) -> dict[str, float]:
+    """FLOPs and bytes of the problem's benchmark call, from its trusted oracle's ``work``."""
+    problem = Problem.objects.get(pk=problem_id)
+    namespace: dict[str, Any] = {"__name__": f"oracle_{problem.slug}"}
+    try:
+        exec(compile(problem.oracle_code, "oracle.py", "exec"), namespace)
+        return dict(namespace["work"](problem.spec["benchmark"]))
+    except Exception:  # an oracle without work(): the page shows no roofline, nothing more
+        return {}
+
+
+@dataclass
+class Entry:
+    rank: int
+    username: str
+    submission: Submission
+    speed: Speed | None
+
+
+@dataclass
+class Board:
+    """One problem on one kind of hardware: best accepted submission per user, fastest first."""
+
+    problem: Problem
+    hardware: str
+    entries: list[Entry]
+
+
+def leaderboard_submissions(problem: Problem | None = None) -> QuerySet[Submission]:
+    """Accepted, scored, not-under-review submissions (the only ones a board may show)."""
+    submissions = Submission.objects.filter(
+        state=Submission.State.GRADED,
+        verdict="accepted",
+        score__isnull=False,
+        needs_review=False,
+        problem__published=True,
+    ).select_related("user", "problem")
+    if problem is not None:
+        submissions = submissions.filter(problem=problem)
+    return submissions.exclude(verdict__in=HIDDEN_VERDICTS)
+
+
+def leaderboards(problem: Problem | None = None, hardware: str | None = None) -> list[Board]:
+    """Boards per (problem, hardware label): a CPU score is never ranked against an H100's."""
+    best: dict[tuple[int, str], dict[int, Submission]] = {}
+    problems: dict[int, Problem] = {}
+    for submission in leaderboard_submissions(problem).order_by("-score", "created_at"):
+        label = (submission.hardware or {}).get("label") or "unknown hardware"
+        if hardware and label != hardware:
+            continue
+        problems[submission.problem_id] = submission.problem
+        best.setdefault((submission.problem_id, label), {}).setdefault(
+            submission.user_id, submission
+        )
+    boards = []
+    for (problem_id, label), by_user in sorted(
+        best.items(), key=lambda item: (problems[item[0][0]].slug, item[0][1])
+    ):
+        entries = [
+            Entry(
+                rank=rank,
+                username=submission.user.username,
+                submission=submission,
+                speed=Speed.from_timing((submission.timing or {}).get("candidate")),
+            )
+            for rank, submission in enumerate(by_user.values(), start=1)
+        ]
+        boards.append(Board(problem=problems[problem_id], hardware=label, entries=entries))
+    return boards
+
+
+def hardware_labels() -> list[str]:
+    """Every hardware label a board has entries on."""
+    labels = {
+        (hardware or {}).get("label") or "unknown hardware"
+        for hardware in leaderboard_submissions().values_list("hardware", flat=True)
+    }
+    return sorted(labels)

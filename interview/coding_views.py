@@ -1,0 +1,163 @@
+"""Coding pages: problems with an editor, live submissions, results, leaderboards."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from grader.access import LimitExceeded, submission_create_limited
+from grader.models import Problem, Submission
+from grader.selectors import (
+    problem_published_get,
+    problems_published,
+    submission_get,
+    submission_visible_to,
+    submissions_of,
+)
+from grader.services import SubmissionRejected
+from interview import coding_selectors
+from interview.markdown_render import markdown_html
+
+
+def _problem_or_404(slug: str) -> Problem:
+    try:
+        return problem_published_get(slug)
+    except Problem.DoesNotExist:
+        raise Http404("no such problem") from None
+
+
+def _submission_or_404(request: HttpRequest, submission_id: int) -> Submission:
+    if not submission_visible_to(submission_id, request.user):
+        raise Http404("no such submission")
+    return submission_get(submission_id)
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+@login_required
+@require_GET
+def problems_index(request: HttpRequest) -> HttpResponse:
+    solved = set(
+        Submission.objects.filter(user=request.user, verdict="accepted").values_list(
+            "problem__slug", flat=True
+        )
+    )
+    return render(
+        request,
+        "coding/problems.html",
+        {"problems": problems_published(), "solved": solved},
+    )
+
+
+@login_required
+@require_GET
+def problem_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    problem = _problem_or_404(slug)
+    history = submissions_of(request.user, slug, limit=10)
+    return render(
+        request,
+        "coding/problem.html",
+        {
+            "problem": problem,
+            "statement_html": markdown_html(problem.statement_md),
+            # The editor opens on the last submitted code; a newer browser draft replaces it.
+            "initial_code": history[0].code if history else problem.starter_code,
+            "history": history,
+        },
+    )
+
+
+@login_required
+@require_POST
+def problem_submit(request: HttpRequest, slug: str) -> HttpResponse:
+    problem = _problem_or_404(slug)
+    try:
+        submission, _ = submission_create_limited(
+            user=request.user,
+            problem=problem,
+            code=request.POST.get("code", ""),
+            idempotency_key=request.POST.get("idempotency_key", "")[:255],
+        )
+    except LimitExceeded as error:
+        if _wants_json(request):
+            return JsonResponse({"error": str(error)}, status=error.status)
+        messages.error(request, str(error))
+        return redirect("problem", slug=slug)
+    except SubmissionRejected as error:
+        if _wants_json(request):
+            return JsonResponse({"error": str(error)}, status=400)
+        messages.error(request, str(error))
+        return redirect("problem", slug=slug)
+    url = reverse("submission", args=[submission.pk])
+    if _wants_json(request):
+        return JsonResponse(
+            {
+                "id": submission.pk,
+                "url": url,
+                "results_url": reverse("submission-results", args=[submission.pk]),
+            },
+            status=201,
+        )
+    return redirect(url)
+
+
+@login_required
+@require_GET
+def submission_detail(request: HttpRequest, submission_id: int) -> HttpResponse:
+    submission = _submission_or_404(request, submission_id)
+    results = coding_selectors.results_of(submission)
+    return render(
+        request,
+        "coding/submission.html",
+        {"submission": submission, "results": results, "charts": results.chart_data()},
+    )
+
+
+@login_required
+@require_GET
+def submission_results(request: HttpRequest, submission_id: int) -> HttpResponse:
+    """The results section alone: what the live page swaps in when the verdict arrives."""
+    submission = _submission_or_404(request, submission_id)
+    results = coding_selectors.results_of(submission)
+    return render(
+        request,
+        "coding/_results.html",
+        {"submission": submission, "results": results, "charts": results.chart_data()},
+    )
+
+
+@require_GET
+def leaderboards(request: HttpRequest) -> HttpResponse:
+    hardware = request.GET.get("hardware") or None
+    return render(
+        request,
+        "leaderboard/index.html",
+        {
+            "boards": coding_selectors.leaderboards(hardware=hardware),
+            "hardware": hardware,
+            "hardware_labels": coding_selectors.hardware_labels(),
+            "problems": problems_published(),
+        },
+    )
+
+
+@require_GET
+def leaderboard_problem(request: HttpRequest, slug: str) -> HttpResponse:
+    problem = _problem_or_404(slug)
+    hardware = request.GET.get("hardware") or None
+    return render(
+        request,
+        "leaderboard/problem.html",
+        {
+            "problem": problem,
+            "boards": coding_selectors.leaderboards(problem, hardware),
+            "hardware": hardware,
+            "hardware_labels": coding_selectors.hardware_labels(),
+        },
+    )

@@ -1,0 +1,32 @@
+"""Problem statements as HTML: Markdown with highlighted code, maths left for KaTeX."""
+
+from __future__ import annotations
+
+import re
+
+import markdown
+
+# $$...$$ and $...$ spans are lifted out before Markdown runs (it would read their `_` and `*`
+# as emphasis) and put back verbatim for KaTeX's auto-render to typeset in the browser.
+_MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.DOTALL)
+_EXTENSIONS = ["fenced_code", "codehilite", "tables", "sane_lists"]
+_EXTENSION_CONFIGS = {"codehilite": {"guess_lang": False, "css_class": "highlight"}}
+
+
+def markdown_html(text: str) -> str:
+    """The statement's HTML; raw HTML in the source is escaped, not passed through."""
+    spans: list[str] = []
+
+    def lift(match: re.Match[str]) -> str:
+        spans.append(match.group(0))
+        return f"MATHSPAN{len(spans) - 1}END"
+
+    renderer = markdown.Markdown(extensions=_EXTENSIONS, extension_configs=_EXTENSION_CONFIGS)
+    renderer.preprocessors.deregister("html_block")
+    renderer.inlinePatterns.deregister("html")
+    html = renderer.convert(_MATH.sub(lift, text))
+    return re.sub(r"MATHSPAN(\d+)END", lambda m: _escape(spans[int(m.group(1))]), html)
+
+
+def _escape(math: str) -> str:
+    return math.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
