@@ -11,6 +11,7 @@ import pytest
 from channels.db import database_sync_to_async as db_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
@@ -173,6 +174,8 @@ async def test_progress_socket_replays_after_the_last_seen_event_then_streams(mo
     stranger = await _socket_for(other, f"/ws/submissions/{submission.pk}/")
     connected, code = await stranger.connect()
     assert (connected, code) == (False, 4403)
+    # The consumer's queries ran on asgiref's shared thread; leave no session open in it.
+    await db_async(connections.close_all)()
 
 
 def _grade_command(*args: str) -> subprocess.CompletedProcess:
