@@ -13,7 +13,14 @@ from typing import Any
 
 from grader.harnesses import harness_get
 from grader.harnesses.base import CandidateFailure, Harness, ProblemError, Progress
-from grader.harnesses.contract import GradeReport, Measurement, ProblemSpec, TestOutcome, Verdict
+from grader.harnesses.contract import (
+    CallTiming,
+    GradeReport,
+    Measurement,
+    ProblemSpec,
+    TestOutcome,
+    Verdict,
+)
 from grader.harnesses.timing import TimedCall, gpu_available, measure_interleaved
 from grader.sandbox import SandboxSession, sandbox_kind
 
@@ -50,7 +57,7 @@ def _tests_run(
 def _reference_call(call: TimedCall) -> TimedCall:
     """The reference's timed call, whose failures are the problem's fault, not the candidate's."""
 
-    def checked() -> tuple[int, int]:
+    def checked() -> CallTiming:
         try:
             return call()
         except CandidateFailure as failure:
