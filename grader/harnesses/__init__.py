@@ -26,4 +26,9 @@ def harness_get(kind: str) -> type[Harness]:
         raise KeyError(f"no harness kind {kind!r}; known: {sorted(HARNESSES)}") from None
 
 
-from grader.harnesses import engine_scheduler, function, kernel  # noqa: E402,F401  (register themselves)
+from grader.harnesses import (  # noqa: E402,F401  (register themselves)
+    engine_allocator,
+    engine_scheduler,
+    function,
+    kernel,
+)

@@ -147,6 +147,12 @@ def random_workload(case: dict[str, Any], rng: random.Random) -> list[dict[str, 
     return requests
 
 
+def serial_bound(requests: list[dict[str, Any]], budget: int) -> int:
+    """Steps to serve every request alone, one after another: the starvation bound."""
+    last_arrival = max(r["arrival_step"] for r in requests)
+    return last_arrival + sum(-(-len(r["prompt"]) // budget) + r["max_tokens"] for r in requests)
+
+
 def expected_tokens(requests: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, list]:
     """Greedy tokens per request id from the engine's own parts, every request in one batch."""
     with one_thread():
@@ -198,7 +204,11 @@ def drive(
                 arrival_time=float(request["arrival_step"]),
             )
         for out in engine.step():
-            outputs[out.request_id] = {"tokens": out.output_token_ids, "error": out.error}
+            outputs[out.request_id] = {
+                "tokens": out.output_token_ids,
+                "error": out.error,
+                "cached_tokens": out.num_cached_tokens,
+            }
         steps += 1
     elapsed_ns = clock_ns() - start_ns
     return {"outputs": outputs, "steps": steps, "elapsed_ns": elapsed_ns}
@@ -212,7 +222,7 @@ def outputs_mismatch(
         rid = request["id"]
         got = outputs.get(rid)
         if got is None:
-            return f"request {rid} never finished"
+            return f"request {rid} did not finish in the steps allowed"
         if got.get("error"):
             return f"request {rid} failed in the engine: {got['error']}"
         want = expected[rid]

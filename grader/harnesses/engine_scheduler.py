@@ -42,6 +42,7 @@ from grader.harnesses.engine_run import (
     one_thread,
     outputs_mismatch,
     random_workload,
+    serial_bound,
     tiny_engine,
 )
 
@@ -54,12 +55,6 @@ ENGINE_KEYS = ("block_size", "num_kv_blocks", "max_num_seqs", "max_num_batched_t
 def engine_config(case: dict[str, Any]) -> dict[str, Any]:
     """The EngineConfig fields of a case: a small pool, prefix caching off (no shared blocks)."""
     return {key: int(case[key]) for key in ENGINE_KEYS} | {"enable_prefix_caching": False}
-
-
-def serial_bound(requests: list[dict[str, Any]], budget: int) -> int:
-    """Steps to serve every request alone, one after another: the starvation bound."""
-    last_arrival = max(r["arrival_step"] for r in requests)
-    return last_arrival + sum(-(-len(r["prompt"]) // budget) + r["max_tokens"] for r in requests)
 
 
 class _Request:

@@ -18,7 +18,7 @@ from grader.grading import grade
 from grader.harnesses.contract import ProblemSpec, Verdict
 from tests.grader.conftest import wait_graded
 
-ENGINE_PROBLEMS = ("priority-scheduler",)
+ENGINE_PROBLEMS = ("priority-scheduler", "kv-allocator")
 # Fewer timed repetitions than the shipped problems: the same checks, less CPU in CI.
 FAST_BENCHMARK = {"warmup": 1, "min_repetitions": 3, "max_repetitions": 4, "budget_s": 0.5}
 # (problem, solution file, verdict, words the first failing test's message must contain)
@@ -37,12 +37,30 @@ CASES = [
         Verdict.WRONG_ANSWER,
         "over the token budget",
     ),
+    ("kv-allocator", "reference.py", Verdict.ACCEPTED, ""),
+    ("kv-allocator", "wrong/no_copy_on_write.py", Verdict.WRONG_ANSWER, "copy-on-write missing"),
+    ("kv-allocator", "wrong/free_skips_last_block.py", Verdict.WRONG_ANSWER, "leak: "),
+    (
+        "kv-allocator",
+        "wrong/append_not_all_or_nothing.py",
+        Verdict.WRONG_ANSWER,
+        "returned False but changed the block table",
+    ),
+    (
+        "kv-allocator",
+        "wrong/prefix_hit_on_last_token.py",
+        Verdict.WRONG_ANSWER,
+        "the last known token must never count as a hit",
+    ),
 ]
 # A submission of the engine's own class, per problem.
 ENGINE_CLASS_SUBMISSIONS = {
     "priority-scheduler": (
         "from engine.scheduler import PriorityScheduler\n\n\n"
         "class PriorityPreemptScheduler(PriorityScheduler):\n    pass\n"
+    ),
+    "kv-allocator": (
+        "from engine.block_allocator import PrefixCachingAllocator as PagedAllocator\n"
     ),
 }
 
@@ -135,6 +153,28 @@ def test_scheduler_replay_names_the_step_and_requests() -> None:
         "step 1: request 1 (priority 0) waited while request 0 (priority 2) ran; preempting "
         "the lower-priority requests would have freed 2 blocks (0 were already free) and it "
         "needs 1"
+    )
+
+
+def test_allocator_model_names_double_ownership_and_leaks() -> None:
+    """Hand-made results: a block handed to a second sequence, then a free that keeps a block."""
+    from grader.harnesses.base import CandidateFailure
+    from grader.harnesses.engine_allocator import check_script
+
+    script = [["new", 0, [1, 2, 3]], ["advance", 0, 4, 9], ["new", 1, [5, 6]], ["advance", 1, 4, 9]]
+    results = [[0, [], 4], [3, True, [2], [], 3], [0, [], 3], [2, True, [2], [], 3]]
+    with pytest.raises(CandidateFailure) as failure:
+        check_script(script, results, num_blocks=4, block_size=4)
+    assert failure.value.message == (
+        "op 3 (advance 1): block 2 owned by sequences 0 and 1: it was handed out while still in use"
+    )
+    script = [["new", 0, [1, 2, 3, 4, 5]], ["advance", 0, 8, 9], ["free", 0]]
+    results = [[0, [], 4], [5, True, [0, 1], [], 2], [[], 3]]
+    with pytest.raises(CandidateFailure) as failure:
+        check_script(script, results, num_blocks=4, block_size=4)
+    assert failure.value.message == (
+        "leak: 1 blocks not freed after all sequences finished (op 2 (free 0); "
+        "num_free_blocks is 3 of 4)"
     )
 
 

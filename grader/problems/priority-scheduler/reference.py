@@ -5,8 +5,8 @@ from engine.sequence import Sequence, Status
 class PriorityPreemptScheduler(Scheduler):
     """Every step, serve requests best rank first (priority, then arrival); make room by
     preempting (by recompute) the worst-ranked resident request that has not run this step.
-    Once a request cannot get room, no worse one is admitted this step: the blocks it could
-    not get (or gave up) are not handed to lower-priority work."""
+    Once a request is left out (it could not get room, or was preempted), no worse one is
+    admitted this step: the blocks it could not get are not handed to lower-priority work."""
 
     @staticmethod
     def rank(seq: Sequence) -> tuple[int, float, int]:
@@ -17,7 +17,11 @@ class PriorityPreemptScheduler(Scheduler):
         budget = self.max_num_batched_tokens
         ran: set[int] = set()
         preempted: set[int] = set()
-        blocked = False
+        floor: tuple | None = None  # the best rank left out this step
+
+        def leave_out(seq: Sequence) -> None:
+            nonlocal floor
+            floor = self.rank(seq) if floor is None else min(floor, self.rank(seq))
 
         def make_room(seq: Sequence) -> bool:
             """Preempt the worst resident that ranks below `seq` and has not run; False if none."""
@@ -28,6 +32,7 @@ class PriorityPreemptScheduler(Scheduler):
             self.preempt(victim)
             out.preempted.append(victim)
             preempted.add(victim.seq_id)
+            leave_out(victim)
             return True
 
         for seq in sorted([*self.running, *self.waiting], key=self.rank):
@@ -42,15 +47,16 @@ class PriorityPreemptScheduler(Scheduler):
                         self.preempt(seq)
                         out.preempted.append(seq)
                         preempted.add(seq.seq_id)
-                        num_new, blocked = 0, True
+                        leave_out(seq)
+                        num_new = 0
                         break
-            elif blocked:
+            elif floor is not None and self.rank(seq) > floor:
                 continue
             else:
                 while len(self.running) >= self.max_num_seqs and make_room(seq):
                     pass
                 if len(self.running) >= self.max_num_seqs:
-                    blocked = True
+                    leave_out(seq)
                     continue
                 num_new = self.admit(seq, budget)
                 while not num_new and make_room(seq):
@@ -58,7 +64,7 @@ class PriorityPreemptScheduler(Scheduler):
                 if num_new:
                     self.waiting.remove(seq)
                 else:
-                    blocked = True
+                    leave_out(seq)
             if num_new:
                 out.scheduled.append((seq, num_new))
                 ran.add(seq.seq_id)

@@ -16,7 +16,11 @@ class PriorityPreemptScheduler(Scheduler):
         budget = self.max_num_batched_tokens
         ran: set[int] = set()
         preempted: set[int] = set()
-        blocked = False
+        floor: tuple | None = None  # the best rank left out this step
+
+        def leave_out(seq: Sequence) -> None:
+            nonlocal floor
+            floor = self.rank(seq) if floor is None else min(floor, self.rank(seq))
 
         def make_room(seq: Sequence) -> bool:
             victims = [s for s in self.running if s.seq_id not in ran and s is not seq]
@@ -26,6 +30,7 @@ class PriorityPreemptScheduler(Scheduler):
             self.preempt(victim)
             out.preempted.append(victim)
             preempted.add(victim.seq_id)
+            leave_out(victim)
             return True
 
         for seq in sorted([*self.running, *self.waiting], key=self.rank):
@@ -41,15 +46,16 @@ class PriorityPreemptScheduler(Scheduler):
                         self.preempt(seq)
                         out.preempted.append(seq)
                         preempted.add(seq.seq_id)
-                        num_new, blocked = 0, True
+                        leave_out(seq)
+                        num_new = 0
                         break
-            elif blocked or budget == 0:
+            elif budget == 0 or (floor is not None and self.rank(seq) > floor):
                 continue
             else:
                 while len(self.running) >= self.max_num_seqs and make_room(seq):
                     pass
                 if len(self.running) >= self.max_num_seqs:
-                    blocked = True
+                    leave_out(seq)
                     continue
                 num_new = self.admit(seq, budget)
                 while not num_new and make_room(seq):
@@ -57,7 +63,7 @@ class PriorityPreemptScheduler(Scheduler):
                 if num_new:
                     self.waiting.remove(seq)
                 else:
-                    blocked = True
+                    leave_out(seq)
             if num_new:
                 out.scheduled.append((seq, num_new))
                 ran.add(seq.seq_id)
