@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "ninja",
     "interview",
     "grader",
+    "lab",
 ]
 
 MIDDLEWARE = [

@@ -41,6 +41,7 @@ urlpatterns = [
     path(
         "profile/tokens/<int:token_id>/revoke/", dashboard_views.token_revoke, name="token-revoke"
     ),
+    path("lab/", include("lab.urls")),
     path("leaderboards/", coding_views.leaderboards, name="leaderboards"),
     path("leaderboards/<slug:slug>/", coding_views.leaderboard_problem, name="leaderboard"),
     path("api/", api.urls),

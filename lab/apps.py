@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class LabConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "lab"
+    verbose_name = "Engine lab"

@@ -1,0 +1,48 @@
+"""Engine-lab pages: choose settings, run the engine on a worker, watch what it did."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from lab.forms import LabForm
+from lab.models import LabRun
+from lab.selectors import labrun_summary, labruns_of
+from lab.services import LabRunRefused, labrun_create
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def lab_index(request: HttpRequest) -> HttpResponse:
+    form = LabForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = labrun_create(user=request.user, settings=form.cleaned_data["settings"])
+        except LabRunRefused as error:
+            messages.error(request, str(error))
+        else:
+            return redirect("lab-run", run_id=run.pk)
+    return render(
+        request,
+        "lab/index.html",
+        {"form": form, "runs": labruns_of(request.user)},
+        status=400 if form.errors else 200,
+    )
+
+
+def _run_or_404(request: HttpRequest, run_id: int) -> LabRun:
+    run = LabRun.objects.filter(pk=run_id, user=request.user).first()
+    if run is None:
+        raise Http404("no such experiment")
+    return run
+
+
+@login_required
+@require_GET
+def lab_run(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _run_or_404(request, run_id)
+    template = "lab/_run.html" if request.headers.get("HX-Request") else "lab/run.html"
+    return render(request, template, {"run": run, "summary": labrun_summary(run)})
