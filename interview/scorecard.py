@@ -24,7 +24,9 @@ def rating_for(score: float) -> int:
     return next(rating for floor, rating in RATING_THRESHOLDS if score >= floor)
 
 
-def design_grade(design: Mapping[str, Any], data: Mapping[str, Any]):
+def design_grade(
+    design: Mapping[str, Any], data: Mapping[str, Any]
+) -> tuple[dict[str, str], float, dict[str, Any]]:
     """Grade a design round: numbers against the capacity model, sections by rubric coverage."""
     from interview.design import (
         grade_section,

@@ -51,12 +51,6 @@ def loop_get(user, loop_id: int) -> Loop:
     return Loop.objects.get(pk=loop_id, user=user)
 
 
-def loop_round_get(user, loop_id: int, position: int) -> LoopRound:
-    return LoopRound.objects.select_related("loop").get(
-        loop_id=loop_id, loop__user=user, position=position
-    )
-
-
 def round_items_with_attempts(loop_round: LoopRound) -> list[dict[str, Any]]:
     """The round's questions in order, each with the candidate's attempt (or None)."""
     attempts = {a.question_id: a for a in Attempt.objects.filter(loop_round=loop_round)}
