@@ -162,6 +162,7 @@ class KernelHarness(Harness):
         self.calls = 0
         self.output_hashes: dict[bytes, int] = {}
         self.device = device_name()
+        self.last_memory: dict[str, Any] | None = None
 
     # -- sizes ----------------------------------------------------------------------------
 
@@ -224,7 +225,7 @@ class KernelHarness(Harness):
 
         timeout_s = float(case.get("time_limit_s", self.spec.limits.test_time_s))
         call_seed = self._seed(seed)
-        session.call(
+        prepared, _, _ = session.call(
             {
                 "op": "prepare",
                 "oracle": self.spec.oracle_code,
@@ -253,6 +254,10 @@ class KernelHarness(Harness):
                 f"{self.output_hashes[digest]}, on different inputs: a cached or replayed result",
             )
         self.output_hashes[digest] = self.calls
+        # What the set-up reports about itself (an int8 layer's bytes): shown, never trusted.
+        self.last_memory = (
+            prepared.get("memory") if isinstance(prepared.get("memory"), dict) else None
+        )
         timing = CallTiming(int(reply["elapsed_ns"]), outside_ns, cpu_ns)
         return got.to(want.device), want, timing
 
@@ -340,7 +345,8 @@ class KernelHarness(Harness):
                 failure.message,
                 failure.details | ({"fatal": True} if fatal else {}),
             )
-        return TestOutcome(case["name"], Verdict.ACCEPTED, inside_ns / 1e6)
+        details = {"memory": self.last_memory} if self.last_memory else {}
+        return TestOutcome(case["name"], Verdict.ACCEPTED, inside_ns / 1e6, "", details)
 
     def timed_call(self, session: SandboxSession, seed: int) -> TimedCall:
         case = self.spec.benchmark
@@ -391,7 +397,12 @@ def _sandbox_prepare(entry: Any, request: dict[str, Any]) -> dict[str, Any]:
     _PENDING.update(run=run, case=case, graph=None, oracle=oracle, inputs=inputs)
     if device == "cuda" and request.get("cuda_graph"):
         _PENDING["graph"] = _capture(run)
-    return {"ok": True, "graph": _PENDING["graph"] is not None}
+    memory = getattr(run, "memory", None)
+    return {
+        "ok": True,
+        "graph": _PENDING["graph"] is not None,
+        "memory": {k: int(v) for k, v in memory.items()} if isinstance(memory, dict) else None,
+    }
 
 
 def _capture(run: Callable[[], Any]) -> Any:
