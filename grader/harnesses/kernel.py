@@ -235,6 +235,11 @@ class KernelHarness(Harness):
             },
             timeout_s,
         )
+        if prepared.get("device") != self.device:
+            raise ProblemError(
+                f"the sandbox computes on {prepared.get('device')} but the grader on "
+                f"{self.device}: the sandbox does not see the GPU (bind /dev/nvidia* into it)"
+            )
         reply, outside_ns, cpu_ns = session.call({"op": "run"}, timeout_s, measure_cpu=timed)
         reply |= session.call({"op": "fetch"}, timeout_s)[0]
         want = self._expected(case, call_seed)
@@ -400,6 +405,7 @@ def _sandbox_prepare(entry: Any, request: dict[str, Any]) -> dict[str, Any]:
     memory = getattr(run, "memory", None)
     return {
         "ok": True,
+        "device": device,
         "graph": _PENDING["graph"] is not None,
         "memory": {k: int(v) for k, v in memory.items()} if isinstance(memory, dict) else None,
     }

@@ -7,12 +7,17 @@ and the timing run on a GPU only: ``python -m grader.gpu_check``.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from grader.bank import PROBLEMS_DIR, problem_read
 from grader.grading import grade
+from grader.harnesses.base import ProblemError
 from grader.harnesses.contract import Verdict
+from grader.harnesses.kernel import KernelHarness
 from grader.harnesses.timing import gpu_available
+from grader.sandbox import SandboxSession
 
 pytestmark = pytest.mark.skipif(gpu_available(), reason="the GPU run is grader/gpu_check.py")
 
@@ -86,3 +91,17 @@ def test_starter_is_not_accepted() -> None:
     report = _grade("int8-matmul", "starter.py")
     assert report.verdict is Verdict.RUNTIME_ERROR
     assert "NotImplementedError" in report.message
+
+
+def test_a_sandbox_without_the_gpu_is_our_fault_not_the_candidates() -> None:
+    """Both halves must draw inputs on the same device; a GPU missing in the sandbox says so."""
+    spec = problem_read(PROBLEMS_DIR / "int8-matmul").as_spec()
+    spec = dataclasses.replace(spec, tests=spec.tests[:1])
+    harness = KernelHarness(spec)
+    harness.device = "cuda"  # as on a GPU worker whose sandbox cannot see the card
+    with SandboxSession(
+        KernelHarness, spec.reference_code, spec.entry_point, spec.limits
+    ) as session:
+        session.start(harness.shared_bytes())
+        with pytest.raises(ProblemError, match="does not see the GPU"):
+            harness.check_tests(session, 7, lambda step, data: None)
