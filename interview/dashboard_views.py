@@ -28,6 +28,7 @@ def _progress_chart(topics: list[dict]) -> dict:
         "topics": [
             {
                 "topic": topic["topic"],
+                "overall": round(topic["share"] * 100, 1),
                 "share": [
                     next(
                         (round(w["share"] * 100, 1) for w in topic["weeks"] if w["week"] == week),
