@@ -28,6 +28,7 @@ def harness_get(kind: str) -> type[Harness]:
 
 from grader.harnesses import (  # noqa: E402,F401  (register themselves)
     engine_allocator,
+    engine_sampler,
     engine_scheduler,
     function,
     kernel,

@@ -132,6 +132,8 @@ def random_workload(case: dict[str, Any], rng: random.Random) -> list[dict[str, 
             "priority": priority,
             "arrival_step": arrival_step,
             "temperature": float(case.get("temperature", 0.0)),
+            "top_k": int(case.get("top_k", 0)),
+            "top_p": float(case.get("top_p", 1.0)),
             "seed": rng.randrange(2**31),
         }
 

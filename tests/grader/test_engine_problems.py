@@ -18,7 +18,7 @@ from grader.grading import grade
 from grader.harnesses.contract import ProblemSpec, Verdict
 from tests.grader.conftest import wait_graded
 
-ENGINE_PROBLEMS = ("priority-scheduler", "kv-allocator")
+ENGINE_PROBLEMS = ("priority-scheduler", "kv-allocator", "batched-sampler")
 # Fewer timed repetitions than the shipped problems: the same checks, less CPU in CI.
 FAST_BENCHMARK = {"warmup": 1, "min_repetitions": 3, "max_repetitions": 4, "budget_s": 0.5}
 # (problem, solution file, verdict, words the first failing test's message must contain)
@@ -52,6 +52,15 @@ CASES = [
         Verdict.WRONG_ANSWER,
         "the last known token must never count as a hit",
     ),
+    ("batched-sampler", "reference.py", Verdict.ACCEPTED, ""),
+    (
+        "batched-sampler",
+        "wrong/top_p_drops_crossing_token.py",
+        Verdict.WRONG_ANSWER,
+        "(the filters keep it)",
+    ),
+    ("batched-sampler", "wrong/temperature_after_filters.py", Verdict.WRONG_ANSWER, "probs row"),
+    ("batched-sampler", "wrong/one_uniform_gumbel.py", Verdict.WRONG_ANSWER, "chi-square"),
 ]
 # A submission of the engine's own class, per problem.
 ENGINE_CLASS_SUBMISSIONS = {
@@ -62,12 +71,21 @@ ENGINE_CLASS_SUBMISSIONS = {
     "kv-allocator": (
         "from engine.block_allocator import PrefixCachingAllocator as PagedAllocator\n"
     ),
+    "batched-sampler": "from engine.sampler import TopKTopPSampler as BatchedSampler\n",
 }
+
+
+# The sampler's timed batch, smaller in CI: every timed call is also checked on the trusted side.
+FAST_SHAPES = {"batched-sampler": {"rows": 64, "vocab": 8192}}
+
+
+def fast_benchmark(slug: str, benchmark: dict) -> dict:
+    return benchmark | FAST_BENCHMARK | FAST_SHAPES.get(slug, {})
 
 
 def spec_of(slug: str) -> ProblemSpec:
     spec = problem_read(PROBLEMS_DIR / slug).as_spec()
-    return dataclasses.replace(spec, benchmark=spec.benchmark | FAST_BENCHMARK)
+    return dataclasses.replace(spec, benchmark=fast_benchmark(slug, spec.benchmark))
 
 
 def _grade(slug: str, code: str, seed: int = 11):
@@ -178,6 +196,18 @@ def test_allocator_model_names_double_ownership_and_leaks() -> None:
     )
 
 
+def test_sampler_oracle_matches_the_worked_example() -> None:
+    import torch
+
+    from grader.harnesses.engine_sampler import SamplerHarness
+
+    harness = SamplerHarness(spec_of("batched-sampler"))
+    logits = torch.tensor([[2.0, 1.0, 0.0, float("-inf")]], dtype=torch.float64)
+    settings = [{"temperature": 1.0, "top_k": 0, "top_p": 0.8, "min_p": 0.0}]
+    probs = harness.target_probs(logits, settings)[0].tolist()
+    assert [round(p, 3) for p in probs] == [0.731, 0.269, 0.0, 0.0]
+
+
 @pytest.mark.slow
 def test_engine_problems_are_graded_by_the_real_worker_and_listed(
     module_worker, transactional_db, user
@@ -195,7 +225,7 @@ def test_engine_problems_are_graded_by_the_real_worker_and_listed(
     assert set(ENGINE_PROBLEMS) <= {p["slug"] for p in listed}
     for slug in ENGINE_PROBLEMS:
         problem = Problem.objects.get(slug=slug)
-        problem.spec = problem.spec | {"benchmark": problem.spec["benchmark"] | FAST_BENCHMARK}
+        problem.spec = problem.spec | {"benchmark": fast_benchmark(slug, problem.spec["benchmark"])}
         problem.save()
         submission = submission_create(user=user, problem=problem, code=problem.reference_code)
         graded = wait_graded(submission.pk, timeout_s=240)
