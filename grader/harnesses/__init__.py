@@ -30,6 +30,7 @@ from grader.harnesses import (  # noqa: E402,F401  (register themselves)
     engine_allocator,
     engine_sampler,
     engine_scheduler,
+    engine_verifier,
     function,
     kernel,
 )

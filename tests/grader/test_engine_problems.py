@@ -18,7 +18,7 @@ from grader.grading import grade
 from grader.harnesses.contract import ProblemSpec, Verdict
 from tests.grader.conftest import wait_graded
 
-ENGINE_PROBLEMS = ("priority-scheduler", "kv-allocator", "batched-sampler")
+ENGINE_PROBLEMS = ("priority-scheduler", "kv-allocator", "batched-sampler", "spec-verifier")
 # Fewer timed repetitions than the shipped problems: the same checks, less CPU in CI.
 FAST_BENCHMARK = {"warmup": 1, "min_repetitions": 3, "max_repetitions": 4, "budget_s": 0.5}
 # (problem, solution file, verdict, words the first failing test's message must contain)
@@ -61,6 +61,20 @@ CASES = [
     ),
     ("batched-sampler", "wrong/temperature_after_filters.py", Verdict.WRONG_ANSWER, "probs row"),
     ("batched-sampler", "wrong/one_uniform_gumbel.py", Verdict.WRONG_ANSWER, "chi-square"),
+    ("spec-verifier", "reference.py", Verdict.ACCEPTED, ""),
+    (
+        "spec-verifier",
+        "wrong/accept_when_p_at_least_q.py",
+        Verdict.WRONG_ANSWER,
+        "so it must be accepted",
+    ),
+    (
+        "spec-verifier",
+        "wrong/resample_from_target.py",
+        Verdict.WRONG_ANSWER,
+        "sampled from the residual max(0, p - q)",
+    ),
+    ("spec-verifier", "wrong/no_bonus_token.py", Verdict.WRONG_ANSWER, "the bonus token"),
 ]
 # A submission of the engine's own class, per problem.
 ENGINE_CLASS_SUBMISSIONS = {
@@ -72,6 +86,7 @@ ENGINE_CLASS_SUBMISSIONS = {
         "from engine.block_allocator import PrefixCachingAllocator as PagedAllocator\n"
     ),
     "batched-sampler": "from engine.sampler import TopKTopPSampler as BatchedSampler\n",
+    "spec-verifier": "from engine.spec_decode import RejectionSampler as SpecVerifier\n",
 }
 
 
@@ -206,6 +221,25 @@ def test_sampler_oracle_matches_the_worked_example() -> None:
     settings = [{"temperature": 1.0, "top_k": 0, "top_p": 0.8, "min_p": 0.0}]
     probs = harness.target_probs(logits, settings)[0].tolist()
     assert [round(p, 3) for p in probs] == [0.731, 0.269, 0.0, 0.0]
+
+
+def test_verifier_oracle_matches_the_worked_example() -> None:
+    import torch
+
+    from grader.harnesses.engine_verifier import VerifierHarness
+
+    harness = VerifierHarness(spec_of("spec-verifier"))
+    draft_tokens = torch.tensor([[0, 2]])
+    q = torch.tensor([[[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]]])
+    p = torch.tensor([[[0.3, 0.5, 0.2], [0.1, 0.1, 0.8], [0.5, 0.25, 0.25]]])
+    for uniforms, tokens, accepted in (
+        ([0.4, 0.9, 0.7], [0, 2, 1], 2),
+        ([0.6, 0.9, 0.7], [2, -1, -1], 0),
+    ):
+        got = harness.verify_expected(
+            draft_tokens, q, p, torch.tensor([uniforms], dtype=torch.float64)
+        )
+        assert got == ([tokens], [accepted], [False])
 
 
 @pytest.mark.slow

@@ -1,0 +1,30 @@
+import torch
+
+from engine.spec_decode import Verifier
+
+
+class SpecVerifier(Verifier):
+    """Wrong: a deterministic acceptance test. A draft token is accepted when p(x) >= q(x)
+    and rejected otherwise, ignoring the uniform: tokens the draft over-proposes are never
+    accepted, so the output is biased away from the target distribution."""
+
+    def verify(self, draft_tokens, draft_probs, target_probs, uniforms):
+        batch, k = draft_tokens.shape
+        rows = torch.arange(batch, device=draft_tokens.device)
+        index = draft_tokens[..., None]
+        p_x = target_probs[:, :k].gather(2, index).squeeze(2).double()
+        q_x = draft_probs.gather(2, index).squeeze(2).double()
+        # accepted drafts are a prefix: count the leading run of accepts per row
+        num_accepted = (q_x <= p_x).long().cumprod(dim=1).sum(dim=1)
+        residual = (target_probs[:, :k] - draft_probs).clamp(min=0)
+        weights = torch.cat([residual, target_probs[:, k:]], dim=1)[rows, num_accepted].double()
+        fallback = target_probs[rows, num_accepted].double()
+        weights = torch.where(weights.sum(-1, keepdim=True) > 0, weights, fallback)
+        cdf = weights.cumsum(dim=-1)
+        u = (uniforms[:, k] * cdf[:, -1]).unsqueeze(1)
+        extra = torch.searchsorted(cdf, u, right=True).squeeze(1).clamp(max=cdf.shape[-1] - 1)
+        positions = torch.arange(k + 1, device=draft_tokens.device)
+        padded = torch.cat([draft_tokens, draft_tokens.new_full((batch, 1), -1)], dim=1)
+        tokens = torch.where(positions < num_accepted[:, None], padded, -1)
+        tokens[rows, num_accepted] = extra
+        return tokens, num_accepted
