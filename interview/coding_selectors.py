@@ -17,6 +17,8 @@ from grader.models import Problem, Submission, TestResult
 
 # Verdicts a leaderboard never shows: a suspect time waits for an admin's review.
 HIDDEN_VERDICTS = ("suspect",)
+# Detail keys that are bookkeeping, not measurements.
+IGNORED_DETAILS = ("fatal", "index")
 # How many samples the speed chart plots per solution; more only blurs the strip.
 MAX_SAMPLES_PLOTTED = 400
 
@@ -69,6 +71,20 @@ class Roofline:
     def peak_tflops_per_s(self) -> float:
         return self.peak_flops_per_s / 1e12
 
+    def bandwidth(self) -> list[dict[str, Any]]:
+        """Per solution: bytes per second achieved, and its share of the card's peak."""
+        rows = []
+        for name, flops_per_s in self.points.items():
+            bytes_per_s = flops_per_s / self.intensity if self.intensity else 0.0
+            rows.append(
+                {
+                    "solution": name,
+                    "gb_per_s": bytes_per_s / 1e9,
+                    "peak_pct": 100 * bytes_per_s / self.peak_bytes_per_s,
+                }
+            )
+        return rows
+
     @property
     def intensity(self) -> float:
         return self.flops / self.bytes if self.bytes else 0.0
@@ -84,6 +100,15 @@ class Results:
     reference: Speed | None
     roofline: Roofline | None
     figures: list[dict[str, Any]]
+    measures: dict[str, Any] | None
+
+    @property
+    def message(self) -> str:
+        """The verdict's message, unless it only repeats the score the banner already shows."""
+        message, score = self.submission.message, self.submission.score
+        if score is not None and message == f"{score:.3f}x the reference's speed":
+            return ""
+        return message
 
     def chart_data(self) -> dict[str, Any]:
         """The JSON the page's charts read (json_script)."""
@@ -99,6 +124,7 @@ class Results:
             if self.roofline
             else None,
             "figures": self.figures,
+            "measures": self.measures,
         }
 
 
@@ -115,7 +141,36 @@ def results_of(submission: Submission) -> Results:
         reference=reference,
         roofline=_roofline(submission, candidate, reference),
         figures=[figure for test in tests if (figure := _figure(test))],
+        measures=_measures(tests),
     )
+
+
+def _measures(tests: list[TestResult]) -> dict[str, Any] | None:
+    """Every number the harness recorded per test (steps, tokens per step, p99 TTFT, ops/s…),
+    as a tests x measures table; None when the harness recorded none."""
+    metrics: list[str] = []
+    for test in tests:
+        for key, value in (test.details or {}).items():
+            if _number(value) and key not in metrics and key not in IGNORED_DETAILS:
+                metrics.append(key)
+    if not metrics:
+        return None
+    return {
+        "metrics": metrics,
+        "labels": [key.replace("_", " ") for key in metrics],
+        "rows": [
+            {
+                "test": test.name,
+                "values": [
+                    (test.details or {}).get(key)
+                    if _number((test.details or {}).get(key))
+                    else None
+                    for key in metrics
+                ],
+            }
+            for test in tests
+        ],
+    }
 
 
 def _figure(test: TestResult) -> dict[str, Any] | None:

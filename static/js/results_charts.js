@@ -48,6 +48,15 @@
     });
   }
 
+  function powersOfTen(value) {
+    const exponent = Math.log10(value);
+    return Math.abs(exponent - Math.round(exponent)) < 1e-9 ? String(Number(value.toPrecision(1))) : "";
+  }
+
+  function decadeGrid(context) {
+    return context.tick && powersOfTen(context.tick.value) ? "#d0d7de" : "transparent";
+  }
+
   function rooflineChart(canvas, roof) {
     const ridge = roof.peak_flops_per_s / roof.peak_bytes_per_s;
     const xs = [Math.min(roof.intensity, ridge) / 100, ridge, Math.max(roof.intensity, ridge) * 100];
@@ -60,7 +69,7 @@
             borderColor: "#57606a", borderWidth: 2 },
           ...Object.entries(roof.points).map(([name, flops]) => ({
             label: LABELS[name] || name, data: [{ x: roof.intensity, y: flops / 1e12 }],
-            pointRadius: 7, backgroundColor: COLORS[name] || "#1a7f37",
+            pointRadius: name === "yours" ? 6 : 9, backgroundColor: COLORS[name] || "#1a7f37",
             pointStyle: name === "yours" ? "circle" : "triangle",
           })),
         ],
@@ -68,10 +77,45 @@
       options: {
         maintainAspectRatio: false, animation: false,
         scales: {
-          x: { type: "logarithmic", title: { display: true, text: "arithmetic intensity (FLOP/byte)" } },
-          y: { type: "logarithmic", title: { display: true, text: "TFLOP/s" } },
+          x: { type: "logarithmic", title: { display: true, text: "arithmetic intensity (FLOP/byte)" },
+            ticks: { callback: powersOfTen, autoSkip: false, maxRotation: 0 }, grid: { color: decadeGrid } },
+          y: { type: "logarithmic", title: { display: true, text: "TFLOP/s" },
+            ticks: { callback: powersOfTen, autoSkip: false }, grid: { color: decadeGrid } },
         },
         plugins: { legend: { position: "bottom" } },
+      },
+    });
+  }
+
+  function figureChart(canvas, figure) {
+    new Chart(canvas, {
+      type: "bar",
+      data: {
+        labels: figure.rows.map((r) => r.metric),
+        datasets: [{ label: "yours / reference", backgroundColor: COLORS.yours,
+          data: figure.rows.map((r) => (r.reference ? r.yours / r.reference : null)) }],
+      },
+      options: {
+        indexAxis: "y", maintainAspectRatio: false, animation: false,
+        scales: { x: { beginAtZero: true, title: { display: true, text: "yours ÷ reference" } } },
+        plugins: { legend: { display: false } },
+      },
+    });
+  }
+
+  function measureChart(canvas, measures, index) {
+    const rows = measures.rows.filter((r) => r.values[index] !== null);
+    new Chart(canvas, {
+      type: "bar",
+      data: {
+        labels: rows.map((r) => r.test),
+        datasets: [{ label: measures.labels[index], backgroundColor: COLORS.yours,
+          data: rows.map((r) => r.values[index]) }],
+      },
+      options: {
+        indexAxis: "y", maintainAspectRatio: false, animation: false,
+        scales: { x: { beginAtZero: true } },
+        plugins: { legend: { display: false } },
       },
     });
   }
@@ -84,6 +128,10 @@
     if (speed && data.speed) speedChart(speed, data.speed);
     const roof = root.querySelector("#roofline-chart");
     if (roof && data.roofline) rooflineChart(roof, data.roofline);
+    root.querySelectorAll(".figure-chart").forEach((canvas) =>
+      figureChart(canvas, data.figures[Number(canvas.dataset.index)]));
+    root.querySelectorAll(".measure-chart").forEach((canvas) =>
+      measureChart(canvas, data.measures, Number(canvas.dataset.index)));
   }
 
   window.InferPrep = Object.assign(window.InferPrep || {}, { drawCharts });
