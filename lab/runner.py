@@ -174,10 +174,23 @@ def _mode_run(settings: LabSettings, mode: str, requests: list[Request]) -> dict
     padding = sum(n for step in steps for _, n, kind in step["scheduled"] if kind == "padding")
     return {
         "metrics": metrics.as_dict(),
+        "latency": [_latency(out) for out in sorted(outputs, key=lambda o: int(o.request_id))],
         "steps": steps,
         "num_kv_blocks": engine.allocator.num_blocks,
         "computed_tokens": computed,
         "padding_tokens": padding,
+    }
+
+
+def _latency(output: Any) -> dict[str, Any]:
+    """One request's time to first token and to its last, from its arrival, in ms."""
+    times = output.token_times or [output.arrival_time]
+    return {
+        "id": output.request_id,
+        "priority": output.priority,
+        "ttft_ms": round((times[0] - output.arrival_time) * 1e3, 3),
+        "e2e_ms": round((times[-1] - output.arrival_time) * 1e3, 3),
+        "preemptions": output.num_preemptions,
     }
 
 

@@ -64,6 +64,33 @@
     });
   }
 
+  function drawTtftCdf(canvas, latency) {
+    const classes = [...new Set(latency.map((r) => r.priority))].sort();
+    const colors = ["#cf222e", "#0b5cad", "#1a7f37", "#8c6d00"];
+    new Chart(canvas, {
+      type: "scatter",
+      data: {
+        datasets: classes.map((priority, i) => {
+          const ttfts = latency.filter((r) => r.priority === priority).map((r) => r.ttft_ms).sort((a, b) => a - b);
+          return {
+            label: `priority ${priority}${priority === 0 ? " (most urgent)" : ""}`,
+            data: ttfts.map((ms, k) => ({ x: ms, y: (100 * (k + 1)) / ttfts.length })),
+            showLine: true, stepped: "after", pointRadius: 2, borderColor: colors[i % colors.length],
+            backgroundColor: colors[i % colors.length],
+          };
+        }),
+      },
+      options: {
+        maintainAspectRatio: false, animation: false,
+        scales: {
+          x: { beginAtZero: true, title: { display: true, text: "TTFT ms" } },
+          y: { min: 0, max: 100, title: { display: true, text: "% of requests" } },
+        },
+        plugins: { legend: { position: "bottom" } },
+      },
+    });
+  }
+
   function drawBlockMap(section, steps, numBlocks) {
     const map = section.querySelector(".kv-map");
     const slider = section.querySelector(".kv-step");
@@ -109,6 +136,7 @@
     root.querySelectorAll(".lab-mode").forEach((section) => {
       const result = data.modes[section.dataset.mode];
       drawTimeline(section.querySelector(".timeline"), data.requests, result.steps);
+      drawTtftCdf(section.querySelector(".ttft-cdf"), result.latency);
       drawKvChart(section.querySelector(".kv-chart"), result.steps, result.num_kv_blocks);
       drawBlockMap(section, result.steps, result.num_kv_blocks);
     });

@@ -13,6 +13,7 @@ LAB_TIMEOUT_MS = 120_000
 def test_run_the_engine_lab(live_stack, page):
     log_in(live_stack, page, "edsger", "pw-edsger-lab-1")
     page.get_by_role("navigation").get_by_role("link", name="Engine lab").click()
+    page.get_by_label("Scheduler policy").select_option("priority")
     page.get_by_label("KV block size").select_option("8")
     page.get_by_label("KV blocks").fill("40")
     page.get_by_label("Arrival rate (requests/s)").fill("60")
@@ -35,11 +36,21 @@ def test_run_the_engine_lab(live_stack, page):
     assert page.locator(".lab-mode[data-mode=static] .kv-map span").count() == 40
     colored = page.locator(".lab-mode[data-mode=static] .kv-map span[style*=background]")
     assert colored.count() > 0
+    cdf = page.evaluate(
+        "Chart.getChart(document.querySelector('[data-mode=continuous] .ttft-cdf'))"
+        ".data.datasets.map(d => d.data.length)"
+    )
+    assert sum(cdf) == 16  # every request, in its priority class
     page.screenshot(path=str(screenshot_path("41-lab-results")), full_page=True)
 
     slider = page.get_by_label("Step", exact=True).first
     slider.fill("0")
     assert page.locator(".lab-mode[data-mode=continuous] .kv-step-out").inner_text() == "0"
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    page.locator(".lab-mode .kv-map span").first.wait_for()
+    page.screenshot(path=str(screenshot_path("42-lab-results-phone")), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 860})
 
     page.goto(live_stack.base_url + "/lab/")
     page.get_by_label("KV blocks").fill("2")
