@@ -20,7 +20,7 @@ from tests.grader.conftest import wait_graded
 
 ENGINE_PROBLEMS = ("priority-scheduler", "kv-allocator", "batched-sampler", "spec-verifier")
 # Fewer timed repetitions than the shipped problems: the same checks, less CPU in CI.
-FAST_BENCHMARK = {"warmup": 1, "min_repetitions": 3, "max_repetitions": 4, "budget_s": 0.5}
+FAST_BENCHMARK = {"warmup": 0, "min_repetitions": 2, "max_repetitions": 3, "budget_s": 0.5}
 # (problem, solution file, verdict, words the first failing test's message must contain)
 CASES = [
     ("priority-scheduler", "reference.py", Verdict.ACCEPTED, ""),
