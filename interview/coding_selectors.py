@@ -103,6 +103,14 @@ class Results:
     measures: dict[str, Any] | None
 
     @property
+    def shows_score(self) -> bool:
+        """A score means something only when the solution was correct and timed."""
+        return self.submission.score is not None and self.submission.verdict in (
+            "accepted",
+            "suspect",
+        )
+
+    @property
     def message(self) -> str:
         """The verdict's message, unless it only repeats the score the banner already shows."""
         message, score = self.submission.message, self.submission.score
@@ -259,6 +267,15 @@ class Board:
     problem: Problem
     hardware: str
     entries: list[Entry]
+
+
+def problems_solved_by(user) -> set[str]:
+    """Slugs of the problems ``user`` has an accepted submission of."""
+    return set(
+        Submission.objects.filter(user=user, verdict="accepted").values_list(
+            "problem__slug", flat=True
+        )
+    )
 
 
 def leaderboard_submissions(problem: Problem | None = None) -> QuerySet[Submission]:

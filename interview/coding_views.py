@@ -43,15 +43,13 @@ def _wants_json(request: HttpRequest) -> bool:
 @login_required
 @require_GET
 def problems_index(request: HttpRequest) -> HttpResponse:
-    solved = set(
-        Submission.objects.filter(user=request.user, verdict="accepted").values_list(
-            "problem__slug", flat=True
-        )
-    )
     return render(
         request,
         "coding/problems.html",
-        {"problems": problems_published(), "solved": solved},
+        {
+            "problems": problems_published(),
+            "solved": coding_selectors.problems_solved_by(request.user),
+        },
     )
 
 

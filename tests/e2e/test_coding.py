@@ -73,6 +73,7 @@ def test_solve_a_problem_in_the_editor(live_stack, page):
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{live_stack.base_url}/problems/cpu-softmax/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing runs off-screen
     page.screenshot(path=str(screenshot_path("14-problem-phone")), full_page=True)
 
 
