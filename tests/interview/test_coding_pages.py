@@ -1,0 +1,116 @@
+"""Coding pages' selectors and views: leaderboards, results as chart data, statements, submit."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from grader import models as grader_models
+from grader.bank import problems_load
+from grader.models import Problem, Submission
+from interview.coding_selectors import leaderboards, results_of
+from interview.markdown_render import markdown_html
+
+pytestmark = pytest.mark.django_db
+
+
+def graded(username: str, score: float, label: str, **fields) -> Submission:
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    return Submission.objects.create(
+        user=user,
+        problem=Problem.objects.get(slug="cpu-softmax"),
+        code="pass\n",
+        seed=1,
+        state=Submission.State.GRADED,
+        verdict=fields.pop("verdict", "accepted"),
+        score=score,
+        graded_at=timezone.now(),
+        hardware={"label": label},
+        timing={"candidate": {"median_ns": 2e6, "p10_ns": 1.8e6, "p90_ns": 2.4e6}},
+        **fields,
+    )
+
+
+def test_leaderboards_rank_each_persons_best_per_hardware_and_hide_suspects():
+    problems_load()
+    graded("ada", 1.1, "cpu-a")
+    graded("ada", 1.5, "cpu-a")
+    graded("bob", 1.3, "cpu-a")
+    graded("eve", 9.0, "cpu-a", verdict="suspect", needs_review=True)
+    graded("carl", 0.9, "cpu-a", verdict="wrong_answer")
+    graded("dan", 3.0, "gpu-b")
+
+    boards = leaderboards()
+    assert [
+        (b.hardware, [(e.rank, e.username, e.submission.score) for e in b.entries]) for b in boards
+    ] == [
+        ("cpu-a", [(1, "ada", 1.5), (2, "bob", 1.3)]),
+        ("gpu-b", [(1, "dan", 3.0)]),
+    ]
+    entry = boards[0].entries[0]
+    assert entry.speed.median_ms == 2.0 and entry.speed.spread_pct == pytest.approx(15.0)
+    assert [b.hardware for b in leaderboards(hardware="gpu-b")] == ["gpu-b"]
+
+
+def test_results_chart_every_number_a_harness_recorded():
+    problems_load()
+    submission = graded("kim", 1.0, "cpu-a", message="1.000x the reference's speed")
+    grader_models.TestResult.objects.bulk_create(
+        [
+            grader_models.TestResult(
+                submission=submission, index=0, name="small", verdict="accepted",
+                details={"steps": 12, "preemptions": 0, "fatal": False},
+            ),
+            grader_models.TestResult(
+                submission=submission, index=1, name="score", verdict="accepted",
+                details={"steps": 80, "tokens_per_step": 3.5,
+                         "reference": {"steps": 40, "tokens_per_step": 3.5}},
+            ),
+        ]
+    )  # fmt: skip
+    results = results_of(Submission.objects.get(pk=submission.pk))
+    assert results.measures == {
+        "metrics": ["steps", "preemptions", "tokens_per_step"],
+        "labels": ["steps", "preemptions", "tokens per step"],
+        "rows": [
+            {"test": "small", "values": [12, 0, None]},
+            {"test": "score", "values": [80, None, 3.5]},
+        ],
+    }
+    assert results.figures == [
+        {
+            "test": "score",
+            "rows": [
+                {"metric": "steps", "yours": 80, "reference": 40},
+                {"metric": "tokens per step", "yours": 3.5, "reference": 3.5},
+            ],
+        }
+    ]
+    assert results.shows_score and results.message == ""  # the banner already says 1.000x
+    assert results.roofline is None  # a function problem has no roofline
+
+
+def test_statements_keep_maths_for_katex_and_escape_html():
+    html = markdown_html("Cost $O(n_i^2)$ per *row*.\n\n<script>alert(1)</script>\n")
+    assert "$O(n_i^2)$" in html and "<em>row</em>" in html
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_submitting_from_the_page_answers_json_and_refuses_past_the_limit(client):
+    problems_load()
+    user = get_user_model().objects.create_user("sam")
+    client.force_login(user)
+    reply = client.post(
+        "/problems/cpu-softmax/submit/", {"code": "x = 1\n"}, HTTP_ACCEPT="application/json"
+    )
+    assert reply.status_code == 201
+    submission = Submission.objects.get(user=user)
+    assert reply.json() == {
+        "id": submission.pk,
+        "url": f"/submissions/{submission.pk}/",
+        "results_url": f"/submissions/{submission.pk}/results/",
+    }
+    other = get_user_model().objects.create_user("nosy")
+    client.force_login(other)
+    assert client.get(f"/submissions/{submission.pk}/").status_code == 404

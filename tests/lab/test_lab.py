@@ -1,0 +1,76 @@
+"""The engine lab: settings validation, what an experiment records, running it exactly once."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from lab.models import LabRun
+from lab.runner import LabSettings, experiment_run, workload
+from lab.services import MAX_PENDING_PER_USER, LabRunRefused, labrun_create, labrun_execute
+
+# All at once (rate 0) into one batch: the step counts do not depend on the clock.
+ONE_BATCH = LabSettings(arrival_rate_per_s=0, requests=6, max_num_seqs=8, num_kv_blocks=128)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"block_size": 5}, "block_size must be one of (4, 8, 16, 32)"),
+        ({"modes": ()}, "modes must be some of"),
+        ({"policy": "lifo"}, "policy must be one of ['fcfs', 'priority']"),
+        ({"requests": 33}, "requests must be between 1 and 32, got 33"),
+        ({"block_size": 4, "num_kv_blocks": 20}, "num_kv_blocks must be at least 28"),
+    ],
+    ids=["block-size", "no-modes", "policy", "too-many-requests", "cache-too-small"],
+)
+def test_settings_refuse_what_the_engine_cannot_run(changes, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        LabSettings(**changes)
+
+
+def test_the_workload_is_the_same_for_the_same_seed():
+    first, again = workload(ONE_BATCH), workload(ONE_BATCH)
+    assert [r.prompt_token_ids for r in first] == [r.prompt_token_ids for r in again]
+    assert [r.params.max_tokens for r in first] == [r.params.max_tokens for r in again]
+    assert {r.arrival_s for r in first} == {0.0}
+
+
+def test_static_batching_pads_and_continuous_does_not():
+    results = experiment_run(ONE_BATCH)
+    longest = max(r["output_tokens"] for r in results["requests"])
+    wanted = sum(r["output_tokens"] for r in results["requests"])
+    continuous, static = results["modes"]["continuous"], results["modes"]["static"]
+    # One batch either way: as many steps as the longest output.
+    assert continuous["metrics"]["steps"] == static["metrics"]["steps"] == longest
+    assert continuous["padding_tokens"] == 0
+    # Static keeps every member decoding until the longest is done.
+    assert static["padding_tokens"] == sum(
+        longest - r["output_tokens"] for r in results["requests"]
+    )
+    assert continuous["metrics"]["output_tokens"] == static["metrics"]["output_tokens"] == wanted
+    for step in continuous["steps"] + static["steps"]:
+        held = [block for blocks in step["blocks"].values() for block in blocks]
+        assert len(held) == len(set(held))  # no block belongs to two requests
+    assert [r["id"] for r in continuous["latency"]] == [str(i) for i in range(6)]
+
+
+@pytest.mark.django_db
+def test_an_experiment_runs_once_and_a_user_has_at_most_two_in_flight():
+    user = get_user_model().objects.create_user("lab-user")
+    run = labrun_create(user=user, settings=ONE_BATCH)
+    assert run.state == LabRun.State.QUEUED and run.settings["modes"] == ["continuous", "static"]
+
+    done = labrun_execute(run.pk, hostname="w1")
+    assert done.state == LabRun.State.DONE and done.worker_hostname == "w1"
+    assert set(done.results["modes"]) == {"continuous", "static"}
+    assert labrun_execute(run.pk, hostname="w2") is None  # a redelivered message does nothing
+    assert LabRun.objects.get(pk=run.pk).worker_hostname == "w1"
+
+    for _ in range(MAX_PENDING_PER_USER):
+        labrun_create(user=user, settings=ONE_BATCH)
+    with pytest.raises(LabRunRefused):
+        labrun_create(user=user, settings=ONE_BATCH)
+    assert LabRun.objects.filter(user=user).count() == 1 + MAX_PENDING_PER_USER
