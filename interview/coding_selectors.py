@@ -154,8 +154,10 @@ def results_of(submission: Submission) -> Results:
 
 
 def _measures(tests: list[TestResult]) -> dict[str, Any] | None:
-    """Every number the harness recorded per test (steps, tokens per step, p99 TTFT, ops/s…),
-    as a tests x measures table; None when the harness recorded none."""
+    """Every number the harness recorded per passed test (steps, tokens per step, p99 TTFT,
+    ops/s…), as a tests x measures table; None when it recorded none. A failed test's numbers
+    describe the failure, which its message already says."""
+    tests = [test for test in tests if test.verdict == "accepted"]
     metrics: list[str] = []
     for test in tests:
         for key, value in (test.details or {}).items():

@@ -20,7 +20,7 @@ from grader.selectors import (
 )
 from grader.services import SubmissionRejected
 from interview import coding_selectors
-from interview.markdown_render import markdown_html
+from interview.markdown_render import markdown_html, python_html
 
 
 def _problem_or_404(slug: str) -> Problem:
@@ -113,7 +113,12 @@ def submission_detail(request: HttpRequest, submission_id: int) -> HttpResponse:
     return render(
         request,
         "coding/submission.html",
-        {"submission": submission, "results": results, "charts": results.chart_data()},
+        {
+            "submission": submission,
+            "results": results,
+            "charts": results.chart_data(),
+            "code_html": python_html(submission.code),
+        },
     )
 
 

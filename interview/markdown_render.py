@@ -1,10 +1,13 @@
-"""Problem statements as HTML: Markdown with highlighted code, maths left for KaTeX."""
+"""Problem statements and code as HTML: Markdown with highlighted code, maths left for KaTeX."""
 
 from __future__ import annotations
 
 import re
 
 import markdown
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
 
 # $$...$$ and $...$ spans are lifted out before Markdown runs (it would read their `_` and `*`
 # as emphasis) and put back verbatim for KaTeX's auto-render to typeset in the browser.
@@ -30,3 +33,8 @@ def markdown_html(text: str) -> str:
 
 def _escape(math: str) -> str:
     return math.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def python_html(code: str) -> str:
+    """Python source as highlighted HTML (the classes static/css/pygments.css styles)."""
+    return highlight(code, PythonLexer(), HtmlFormatter(cssclass="highlight"))

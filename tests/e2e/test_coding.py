@@ -67,6 +67,8 @@ def test_solve_a_problem_in_the_editor(live_stack, page):
     page.screenshot(path=str(screenshot_path("12-problem-verdict")), full_page=True)
 
     page.get_by_role("link", name="Permalink").click()
+    page.wait_for_url(f"{live_stack.base_url}/submissions/{submission.pk}/")
+    page.wait_for_load_state("load")
     assert page.locator("#verdict-heading").inner_text() == "Accepted"
     assert page.evaluate("Chart.getChart('speed-chart') !== undefined")
     page.screenshot(path=str(screenshot_path("13-submission-results")), full_page=True)
@@ -92,4 +94,5 @@ def test_a_wrong_solution_shows_the_failing_test(live_stack, page):
     )
     assert failing.count() >= 1
     assert page.locator("#speed-chart").count() == 0
+    assert page.locator(".measures").count() == 0  # the failure's numbers are in its message
     page.screenshot(path=str(screenshot_path("15-problem-wrong-answer")), full_page=True)
