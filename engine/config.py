@@ -128,7 +128,7 @@ MODEL_NAMES = ("tiny", "smollm2-135m", "smollm2-135m-random", "llama-1b-random")
 class EngineConfig:
     """Limits and switches of one engine instance.
 
-    `num_kv_blocks` None means: 4096 blocks on CPU, or `gpu_memory_fraction` of the free GPU
+    `num_kv_blocks` None means: 256 MiB of KV cache (at most 4096 blocks) on CPU, or `gpu_memory_fraction` of the free GPU
     memory after the weights are loaded.
     """
 

@@ -10,7 +10,8 @@ from engine.config import EngineConfig, ModelConfig
 from engine.model import LlamaModel
 from engine.sequence import Sequence
 
-CPU_DEFAULT_BLOCKS = 4096  # 64k tokens at block size 16: ample for CPU tests and benchmarks
+CPU_KV_BYTES = 256 << 20  # CPU tests and benchmarks need a few thousand tokens; zeroing GBs is slow
+CPU_MAX_BLOCKS = 4096
 
 
 class ModelRunner:
@@ -43,12 +44,12 @@ class ModelRunner:
             self._capture_graphs()
 
     def _default_num_blocks(self) -> int:
-        if self.device.type != "cuda":
-            return CPU_DEFAULT_BLOCKS
-        free, _ = torch.cuda.mem_get_info(self.device)
         block_bytes = (
             self.model_config.kv_bytes_per_token(self.dtype.itemsize) * self.config.block_size
         )
+        if self.device.type != "cuda":
+            return min(CPU_MAX_BLOCKS, CPU_KV_BYTES // block_bytes)
+        free, _ = torch.cuda.mem_get_info(self.device)
         return int(free * self.config.gpu_memory_fraction) // block_bytes
 
     def _tensor(self, data, dtype) -> torch.Tensor:
