@@ -40,7 +40,7 @@
       "Shift-Tab": (cm) => cm.indentSelection("subtract"),
       "Ctrl-Enter": () => form.requestSubmit(),
       "Cmd-Enter": () => form.requestSubmit(),
-      Esc: (cm) => cm.getInputField().blur(),
+      Esc: () => button.focus(),
     },
   });
   window.InferPrep = Object.assign(window.InferPrep || {}, { editor });

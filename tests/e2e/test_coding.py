@@ -49,7 +49,10 @@ def test_solve_a_problem_in_the_editor(live_stack, page):
     assert page.inner_text("#draft-status") == "Your last draft was restored."
     assert page.evaluate("InferPrep.editor.getValue()") == reference
 
-    page.get_by_role("button", name="Submit").click()
+    page.locator(".CodeMirror").click()
+    page.keyboard.press("Escape")  # the keyboard way out of the editor
+    assert page.evaluate("document.activeElement.id") == "submit-button"
+    page.keyboard.press("Enter")
     page.locator("#live-tests tr").first.wait_for()
     page.screenshot(path=str(screenshot_path("11-problem-grading-live")), full_page=True)
     heading = page.locator("#verdict-heading")
