@@ -17,7 +17,9 @@ from lab.services import LabRunRefused, labrun_create
 @login_required
 @require_http_methods(["GET", "POST"])
 def lab_index(request: HttpRequest) -> HttpResponse:
-    form = LabForm(request.POST or None)
+    # A link may preset fields (the scheduler problem links here with ?policy=priority).
+    preset = {name: value for name, value in request.GET.items() if name in LabForm.base_fields}
+    form = LabForm(request.POST or None, initial=preset)
     if request.method == "POST" and form.is_valid():
         try:
             run = labrun_create(user=request.user, settings=form.cleaned_data["settings"])

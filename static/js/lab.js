@@ -2,7 +2,7 @@
 // batch timeline (requests x steps), KV blocks in use over time, and a KV block map per step.
 (function () {
   "use strict";
-  const KIND_COLORS = { prefill: "#0b3d73", decode: "#3d8bd9", padding: "#bf5a00" };
+  const KIND_COLORS = { prefill: "#0b3d73", decode: "#2a6cb0", padding: "#bf5a00" };
   const PREEMPTED = "#cf222e";
   const REQUEST_COLORS = ["#0b5cad", "#bf3989", "#1a7f37", "#8c6d00", "#6639ba", "#0a7ea4",
     "#cf222e", "#57606a", "#953800", "#116329", "#8250df", "#1f6feb"];

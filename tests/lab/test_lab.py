@@ -74,3 +74,11 @@ def test_an_experiment_runs_once_and_a_user_has_at_most_two_in_flight():
     with pytest.raises(LabRunRefused):
         labrun_create(user=user, settings=ONE_BATCH)
     assert LabRun.objects.filter(user=user).count() == 1 + MAX_PENDING_PER_USER
+
+
+@pytest.mark.django_db
+def test_a_link_presets_the_lab_form(client):
+    client.force_login(get_user_model().objects.create_user("linked"))
+    page = client.get("/lab/?policy=priority&num_kv_blocks=32&unknown=1").content.decode()
+    assert '<option value="priority" selected>' in page
+    assert 'name="num_kv_blocks" value="32"' in page
