@@ -3,7 +3,7 @@
 Each problem's reference is accepted with a score; each wrong solution in its folder is
 rejected with the verdict and a message that names the fault; the starter runs and fails
 honestly; the engine's own classes are refused. One submission per problem goes through the
-real worker, and the published problems are listed by the API.
+real worker, and the published problems are listed by the API and on the problem pages.
 """
 
 from __future__ import annotations
@@ -257,6 +257,14 @@ def test_engine_problems_are_graded_by_the_real_worker_and_listed(
     token = access.api_token_create(user, "tests")[1]
     listed = Client(headers={"Authorization": f"Bearer {token}"}).get("/api/problems").json()
     assert set(ENGINE_PROBLEMS) <= {p["slug"] for p in listed}
+    browser = Client()
+    browser.force_login(user)
+    index = browser.get("/problems/").content.decode()
+    for slug in ENGINE_PROBLEMS:
+        assert f"/problems/{slug}/" in index
+        page = browser.get(f"/problems/{slug}/")
+        assert page.status_code == 200
+        assert "The interface" in page.content.decode()
     for slug in ENGINE_PROBLEMS:
         problem = Problem.objects.get(slug=slug)
         problem.spec = problem.spec | {"benchmark": fast_benchmark(slug, problem.spec["benchmark"])}
