@@ -7,6 +7,7 @@ so the templates and the JavaScript only lay it out.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,13 +210,20 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _card(hardware: dict[str, Any]) -> Any:
+def card_of(hardware: dict[str, Any]) -> Any:
+    """The datasheet entry of the card a submission ran on, or None when unsure (a PCIe H100,
+    a card we have no datasheet for): no roofline beats one drawn against the wrong ceilings."""
     label = (hardware.get("label") or "").lower()
-    for spec in GPUS.values():
-        key = spec.name.split("-")[0]
-        if key and key in label:
-            return spec
-    return None
+    words = set(re.split(r"[^a-z0-9]+", label))
+    if "pcie" in words:
+        return None
+    gpus = hardware.get("gpus") or [{}]
+    memory_gib = (gpus[0].get("memory_bytes") or 0) / 2**30
+    matches = [spec for spec in GPUS.values() if spec.name.split("-")[0] in words]
+    if len(matches) > 1 and memory_gib:
+        # Same model, two memory sizes (A100 40GB / 80GB): the closer size is the card.
+        matches = [min(matches, key=lambda spec: abs(spec.memory_bytes / 2**30 - memory_gib))]
+    return matches[0] if len(matches) == 1 else None
 
 
 def _roofline(
@@ -223,7 +231,7 @@ def _roofline(
 ) -> Roofline | None:
     if submission.problem.harness != "kernel" or not candidate or not candidate.bytes_moved:
         return None
-    card = _card(submission.hardware or {})
+    card = card_of(submission.hardware or {})
     work = _benchmark_work(submission.problem.pk, submission.problem.updated_at.isoformat())
     if card is None or not work.get("flops"):
         return None

@@ -9,7 +9,7 @@ from django.utils import timezone
 from grader import models as grader_models
 from grader.bank import problems_load
 from grader.models import Problem, Submission
-from interview.coding_selectors import leaderboards, results_of
+from interview.coding_selectors import card_of, leaderboards, results_of
 from interview.markdown_render import markdown_html
 
 pytestmark = pytest.mark.django_db
@@ -114,3 +114,22 @@ def test_submitting_from_the_page_answers_json_and_refuses_past_the_limit(client
     other = get_user_model().objects.create_user("nosy")
     client.force_login(other)
     assert client.get(f"/submissions/{submission.pk}/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("hardware", "card"),
+    [
+        ({"label": "NVIDIA H100 80GB HBM3"}, "h100-sxm"),
+        ({"label": "NVIDIA H200"}, "h200"),
+        ({"label": "NVIDIA A100-SXM4-40GB", "gpus": [{"memory_bytes": 40 * 2**30}]}, "a100-40gb"),
+        ({"label": "NVIDIA A100-SXM4-80GB", "gpus": [{"memory_bytes": 80 * 2**30}]}, "a100-80gb"),
+        ({"label": "NVIDIA L40S"}, "l40s"),
+        ({"label": "NVIDIA L4"}, "l4"),
+        ({"label": "NVIDIA H100 PCIe"}, None),
+        ({"label": "AMD EPYC 7B13"}, None),
+    ],
+    ids=["h100", "h200", "a100-40", "a100-80", "l40s", "l4", "h100-pcie", "cpu"],
+)
+def test_the_roofline_uses_the_datasheet_of_the_card_it_ran_on(hardware, card):
+    found = card_of(hardware)
+    assert (found.name if found else None) == card
