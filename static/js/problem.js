@@ -61,6 +61,15 @@
     status.textContent = "Starter code restored.";
   });
 
+  // The statement's list of your submissions, re-read from the server once a verdict is in.
+  async function refreshHistory() {
+    const response = await fetch(location.pathname, { headers: { Accept: "text/html" } });
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    const section = document.getElementById("history");
+    section.innerHTML = fresh.getElementById("history").innerHTML;
+    section.hidden = false;
+  }
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     editor.save();
@@ -83,6 +92,7 @@
       const live = document.getElementById("live");
       button.textContent = "Grading…";
       await window.InferPrep.watchSubmission(live, reply.id, reply.results_url);
+      await refreshHistory();
     } catch (error) {
       status.textContent = `Submitting failed: ${error}. Your draft is safe; try again.`;
     } finally {

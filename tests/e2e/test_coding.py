@@ -67,6 +67,9 @@ def test_solve_a_problem_in_the_editor(live_stack, page):
     assert page.locator("#live-tests tr").count() == submission.tests.count()  # one per test event
     assert page.locator("#speed-chart").is_visible()
     assert page.evaluate("Chart.getChart('speed-chart').data.datasets.length") == 6
+    history = page.locator("#history tbody tr")
+    history.first.wait_for()
+    assert history.count() == 1 and "Accepted" in history.first.inner_text()
     page.screenshot(path=str(screenshot_path("12-problem-verdict")), full_page=True)
 
     page.get_by_role("link", name="Permalink").click()
