@@ -32,6 +32,8 @@ def editor_replace(page, code: str) -> None:
 def test_solve_a_problem_in_the_editor(live_stack, page):
     problems_load()
     log_in(live_stack, page, "grace", "pw-grace-coding-1")
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
 
     page.get_by_role("navigation").get_by_role("link", name="Coding").click()
     page.get_by_role("link", name="Fast, stable softmax on the CPU").click()
@@ -83,6 +85,7 @@ def test_solve_a_problem_in_the_editor(live_stack, page):
     page.goto(f"{live_stack.base_url}/problems/cpu-softmax/")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing runs off-screen
     page.screenshot(path=str(screenshot_path("14-problem-phone")), full_page=True)
+    assert errors == []  # no script failed on any page
 
 
 def test_a_wrong_solution_shows_the_failing_test(live_stack, page):

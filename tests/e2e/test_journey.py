@@ -10,6 +10,8 @@ from tests.e2e.conftest import screenshot_path
 
 def test_sign_up_practise_and_finish_a_mock_loop(live_stack, page):
     questions_load()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(live_stack.base_url + "/accounts/signup/")
     page.get_by_label("Username").fill("hopper")
     page.get_by_label("Email").fill("hopper@example.com")
@@ -49,3 +51,4 @@ def test_sign_up_practise_and_finish_a_mock_loop(live_stack, page):
     assert "rating" in page.inner_text("#loops-h + ul") or "Finished" in page.inner_text(
         "#loops-h + ul"
     )
+    assert errors == []  # no script failed on any page

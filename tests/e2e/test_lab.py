@@ -12,6 +12,8 @@ LAB_TIMEOUT_MS = 120_000
 
 def test_run_the_engine_lab(live_stack, page):
     log_in(live_stack, page, "edsger", "pw-edsger-lab-1")
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     page.get_by_role("navigation").get_by_role("link", name="Engine lab").click()
     page.get_by_label("Scheduler policy").select_option("priority")
     page.get_by_label("KV block size").select_option("8")
@@ -57,3 +59,4 @@ def test_run_the_engine_lab(live_stack, page):
     page.get_by_role("button", name="Run the experiment").click()
     assert "Ensure this value is greater than or equal to 4" in page.inner_text(".lab-form")
     assert LabRun.objects.count() == 1
+    assert errors == []  # no script failed on any page

@@ -53,6 +53,8 @@ def stored(username: str, slug: str, report: dict, hardware: dict) -> Submission
 def test_scheduler_results_show_measures_and_the_reference(live_stack, page):
     problems_load()
     log_in(live_stack, page, "kelly", "pw-kelly-results-1")
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     report = json.loads((FIXTURES / "priority-scheduler-report.json").read_text())
     submission = stored("kelly", "priority-scheduler", report, {"label": "AMD EPYC 7B13"})
 
@@ -68,6 +70,7 @@ def test_scheduler_results_show_measures_and_the_reference(live_stack, page):
     assert ratios == [1.0, 1.0, 1.0, 1.0]  # the reference scored against itself
     assert page.locator("#speed-chart").is_visible()
     page.screenshot(path=str(screenshot_path("16-results-scheduler")), full_page=True)
+    assert errors == []  # no script failed on any page
 
 
 def test_kernel_results_place_the_kernel_on_the_roofline(live_stack, page):
