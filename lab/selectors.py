@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from lab.models import LabRun
+from lab.runner import MODES
 
 # How many past experiments the lab page lists.
 RECENT_RUNS = 10
@@ -19,7 +20,10 @@ def labruns_of(user) -> QuerySet[LabRun]:
 def labrun_summary(run: LabRun) -> list[dict[str, Any]]:
     """Per mode, the figures the comparison table shows (empty until the run is done)."""
     rows = []
-    for mode, result in (run.results.get("modes") or {}).items():
+    results = run.results.get("modes") or {}
+    # In MODES' order, not the stored mapping's: PostgreSQL's jsonb does not keep key order.
+    for mode in [mode for mode in MODES if mode in results]:
+        result = results[mode]
         metrics = result["metrics"]
         computed = result["computed_tokens"] or 1
         rows.append(

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 
 from lab.models import LabRun
 from lab.runner import LabSettings, experiment_run, workload
+from lab.selectors import labrun_summary
 from lab.services import MAX_PENDING_PER_USER, LabRunRefused, labrun_create, labrun_execute
 
 # All at once (rate 0) into one batch: the step counts do not depend on the clock.
@@ -82,3 +83,14 @@ def test_a_link_presets_the_lab_form(client):
     page = client.get("/lab/?policy=priority&num_kv_blocks=32&unknown=1").content.decode()
     assert '<option value="priority" selected>' in page
     assert 'name="num_kv_blocks" value="32"' in page
+
+
+def test_the_summary_lists_modes_in_a_fixed_order_whatever_the_stored_order():
+    metrics = {
+        "output_tokens_per_s": 1.0, "requests_per_s": 1.0, "wall_s": 1.0, "steps": 2,
+        "ttft_ms": {"p50": 1.0, "p90": 2.0}, "tpot_ms": {"p50": 1.0},
+        "kv_utilization": {"mean": 0.5, "peak": 1.0}, "preemptions": 0,
+    }  # fmt: skip
+    result = {"metrics": metrics, "computed_tokens": 10, "padding_tokens": 0}
+    run = LabRun(settings={}, results={"modes": {"static": result, "continuous": result}})
+    assert [row["mode"] for row in labrun_summary(run)] == ["continuous", "static"]
