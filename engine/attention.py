@@ -92,34 +92,49 @@ class AttentionBackend(ABC):
 class TorchAttention(AttentionBackend):
     """The readable reference: gather each sequence's context padded to the longest, mask, softmax.
 
-    Queries are padded per sequence to `[B, max_query_len]`, keys and values gathered through
-    the block tables to `[B, max_seq_len]`; one masked softmax serves prefill and decode alike.
+    Decoding sequences (one new token) and prefilling ones are attended separately, so a
+    prompt chunk in the step does not pad every decode row to its length. Within a group,
+    queries are padded per sequence to `[S, max_query_len]` and keys and values gathered
+    through the block tables to `[S, max_seq_len]`; one masked softmax serves every row.
     """
 
     def forward(self, q, k, v, k_cache, v_cache, meta, scale):
         self.store_kv(k, v, k_cache, v_cache, meta.slot_mapping)
-        device, num_seqs = q.device, meta.seq_lens.shape[0]
-        group = q.shape[1] // k_cache.shape[2]
         starts = meta.query_start_loc.long()
         query_lens = starts[1:] - starts[:-1]
-        token_seq = torch.repeat_interleave(torch.arange(num_seqs, device=device), query_lens)
-        token_row = torch.arange(q.shape[0], device=device) - starts[token_seq]
-        queries = q.new_zeros(num_seqs, meta.max_query_len, *q.shape[1:])
-        queries[token_seq, token_row] = q
-        key_pos = torch.arange(meta.max_seq_len, device=device)
-        page = (key_pos // meta.block_size).clamp(max=meta.block_tables.shape[1] - 1)
-        blocks = meta.block_tables.long()[:, page]
+        token_seq = torch.repeat_interleave(
+            torch.arange(len(query_lens), device=q.device), query_lens
+        )
+        token_row = torch.arange(q.shape[0], device=q.device) - starts[token_seq]
+        decoding = query_lens[token_seq] == 1
+        out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+        for rows in (decoding, ~decoding):
+            if bool(rows.any()):
+                out[rows] = self._attend(
+                    q[rows], token_seq[rows], token_row[rows], k_cache, v_cache, meta, scale
+                )
+        return out
+
+    @staticmethod
+    def _attend(q, token_seq, token_row, k_cache, v_cache, meta, scale):
+        seqs, local = torch.unique(token_seq, return_inverse=True)
+        group = q.shape[1] // k_cache.shape[2]
+        seq_lens = meta.seq_lens.long()[seqs]
+        query_lens = torch.bincount(local, minlength=len(seqs))
+        max_query_len, max_seq_len = int(query_lens.max()), int(seq_lens.max())
+        queries = q.new_zeros(len(seqs), max_query_len, *q.shape[1:])
+        queries[local, token_row] = q
+        key_pos = torch.arange(max_seq_len, device=q.device)
+        tables = meta.block_tables.long()[seqs]
+        blocks = tables[:, (key_pos // meta.block_size).clamp(max=tables.shape[1] - 1)]
         slots = blocks * meta.block_size + key_pos % meta.block_size
         keys = k_cache.flatten(0, 1)[slots].repeat_interleave(group, dim=2).float()
         values = v_cache.flatten(0, 1)[slots].repeat_interleave(group, dim=2).float()
         scores = torch.einsum("bqhd,bkhd->bhqk", queries.float(), keys) * scale
-        seq_lens = meta.seq_lens.long()
-        query_pos = (seq_lens - query_lens)[:, None] + torch.arange(
-            meta.max_query_len, device=device
-        )
+        query_pos = (seq_lens - query_lens)[:, None] + torch.arange(max_query_len, device=q.device)
         visible = (key_pos[None, None, :] <= query_pos[:, :, None]) & (
             key_pos[None, None, :] < seq_lens[:, None, None]
         )
         scores.masked_fill_(~visible[:, None], float("-inf"))
         out = torch.einsum("bhqk,bkhd->bqhd", scores.softmax(dim=-1), values)
-        return out[token_seq, token_row].to(q.dtype)
+        return out[local, token_row].to(q.dtype)

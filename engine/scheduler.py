@@ -59,7 +59,7 @@ class Scheduler(ABC):
         scheduler.add(Sequence([1, 2, 3, 4, 5, 6]))
         scheduler.add(Sequence([7, 8, 9, 10, 11]))
         out = scheduler.schedule()
-        [(s.request_id, n) for s, n in out.scheduled]    # [('0', 6), ('1', 2)]  chunked
+        [n for _, n in out.scheduled]    # [6, 2]: the second prompt is chunked (budget 8)
 
     To plug in a candidate's class, pass it to the engine: `LLMEngine(model, config,
     scheduler_cls=MyScheduler)`; it is constructed as
