@@ -24,18 +24,35 @@ class SamplingBatch:
     min_p: torch.Tensor  # [B] float32; 0.0 = off
     uniforms: torch.Tensor  # [B] float64
 
+    all_greedy: bool = False
+    any_greedy: bool = True
+    any_filter: bool = True
+
     @classmethod
     def build(
         cls, params: list[SamplingParams], uniforms: list[float], device: torch.device | str
     ) -> SamplingBatch:
+        """Pack per-request settings into one host buffer and copy it over once, asynchronously."""
+        host = torch.tensor(
+            [
+                [p.temperature, p.top_k, p.top_p, p.min_p, u]
+                for p, u in zip(params, uniforms, strict=True)
+            ],
+            dtype=torch.float64,
+        )
+        if torch.device(device).type == "cuda":
+            host = host.pin_memory()
+        packed = host.to(device, non_blocking=True).T
+        greedy = [p.temperature == 0 for p in params]
         return cls(
-            temperature=torch.tensor(
-                [p.temperature for p in params], dtype=torch.float32, device=device
-            ),
-            top_k=torch.tensor([p.top_k for p in params], dtype=torch.int64, device=device),
-            top_p=torch.tensor([p.top_p for p in params], dtype=torch.float32, device=device),
-            min_p=torch.tensor([p.min_p for p in params], dtype=torch.float32, device=device),
-            uniforms=torch.tensor(uniforms, dtype=torch.float64, device=device),
+            temperature=packed[0].float(),
+            top_k=packed[1].long(),
+            top_p=packed[2].float(),
+            min_p=packed[3].float(),
+            uniforms=packed[4],
+            all_greedy=all(greedy),
+            any_greedy=any(greedy),
+            any_filter=any(p.top_k > 0 or p.top_p < 1 or p.min_p > 0 for p in params),
         )
 
 
@@ -71,7 +88,7 @@ class Sampler(ABC):
 
     def sample(self, logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
         greedy = logits.argmax(dim=-1)
-        if bool((batch.temperature == 0).all()):
+        if batch.all_greedy:
             return greedy
         cdf = self.probs(logits, batch).double().cumsum(dim=-1)
         u = (batch.uniforms * cdf[:, -1]).unsqueeze(1)
@@ -86,13 +103,13 @@ class TopKTopPSampler(Sampler):
         temperature = torch.where(batch.temperature == 0, 1.0, batch.temperature)
         logits = logits.float() / temperature[:, None]
         vocab = logits.shape[-1]
-        if not bool(((batch.top_k > 0) | (batch.top_p < 1) | (batch.min_p > 0)).any()):
+        if not batch.any_filter:
             probs = logits.softmax(dim=-1)
-            if not bool((batch.temperature == 0).any()):
+            if not batch.any_greedy:
                 return probs
             one_hot = torch.nn.functional.one_hot(logits.argmax(-1), vocab).float()
             return torch.where((batch.temperature == 0)[:, None], one_hot, probs)
-        if bool((batch.temperature == 0).any()):
+        if batch.any_greedy:
             greedy = torch.nn.functional.one_hot(logits.argmax(-1), vocab).bool()
             logits = torch.where((batch.temperature == 0)[:, None] & ~greedy, float("-inf"), logits)
         sorted_logits, order = logits.sort(dim=-1, descending=True)
