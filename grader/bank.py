@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from grader.harnesses.contract import Limits, ProblemSpec
+from grader.harnesses.contract import ProblemSpec, problem_spec_from
 
 PROBLEMS_DIR = Path(__file__).resolve().parent / "problems"
 SPEC_KEYS = ("limits", "tolerance", "tests", "benchmark", "speed_of_light_bytes_per_s")
@@ -37,19 +37,7 @@ class BankProblem:
     published: bool
 
     def as_spec(self) -> ProblemSpec:
-        return ProblemSpec(
-            slug=self.slug,
-            harness=self.harness,
-            entry_point=self.entry_point,
-            reference_code=self.reference_code,
-            oracle_code=self.oracle_code,
-            tests=self.spec["tests"],
-            benchmark=self.spec["benchmark"],
-            limits=Limits.from_dict(self.spec.get("limits")),
-            tolerance=self.spec.get("tolerance", {}),
-            speed_of_light_bytes_per_s=float(self.spec.get("speed_of_light_bytes_per_s", 0)),
-            queue=self.queue,
-        )
+        return problem_spec_from(self)
 
 
 def problem_read(folder: Path) -> BankProblem:

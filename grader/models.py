@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from grader.harnesses.contract import Limits, ProblemSpec, Verdict
+from grader.harnesses.contract import ProblemSpec, Verdict, problem_spec_from
 
 VERDICT_CHOICES = [(v.value, v.label) for v in Verdict]
 
@@ -50,19 +50,7 @@ class Problem(models.Model):
         return self.slug
 
     def as_spec(self) -> ProblemSpec:
-        return ProblemSpec(
-            slug=self.slug,
-            harness=self.harness,
-            entry_point=self.entry_point,
-            reference_code=self.reference_code,
-            oracle_code=self.oracle_code,
-            tests=self.spec["tests"],
-            benchmark=self.spec["benchmark"],
-            limits=Limits.from_dict(self.spec.get("limits")),
-            tolerance=self.spec.get("tolerance", {}),
-            speed_of_light_bytes_per_s=float(self.spec.get("speed_of_light_bytes_per_s", 0)),
-            queue=self.queue,
-        )
+        return problem_spec_from(self)
 
 
 class Submission(models.Model):

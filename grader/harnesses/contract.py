@@ -75,6 +75,26 @@ class ProblemSpec:
     queue: str = "cpu"
 
 
+def problem_spec_from(problem: Any) -> ProblemSpec:
+    """The spec of a problem read from its bank folder or loaded from its database row: both
+    carry the same fields (slug, harness, entry_point, reference_code, oracle_code, queue and
+    the ``spec`` data with tests, benchmark, limits and tolerance)."""
+    data = problem.spec
+    return ProblemSpec(
+        slug=problem.slug,
+        harness=problem.harness,
+        entry_point=problem.entry_point,
+        reference_code=problem.reference_code,
+        oracle_code=problem.oracle_code,
+        tests=data["tests"],
+        benchmark=data["benchmark"],
+        limits=Limits.from_dict(data.get("limits")),
+        tolerance=data.get("tolerance", {}),
+        speed_of_light_bytes_per_s=float(data.get("speed_of_light_bytes_per_s", 0)),
+        queue=problem.queue,
+    )
+
+
 @dataclass
 class TestOutcome:
     """One test's verdict, time and message, in the order the tests ran."""
