@@ -7,10 +7,8 @@ and priorities), so their timelines and throughputs compare like for like.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,6 +17,7 @@ from engine.llm_engine import LLMEngine
 from engine.metrics import compute_metrics
 from engine.scheduler import FCFSScheduler, PriorityScheduler
 from engine.workloads import Request
+from grader.harnesses.engine_run import one_thread
 
 MODES = ("continuous", "static")
 POLICIES = {"fcfs": FCFSScheduler, "priority": PriorityScheduler}
@@ -92,23 +91,10 @@ def workload(settings: LabSettings) -> list[Request]:
     return requests
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """torch on one thread: a shared worker's cores belong to grading too."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def experiment_run(settings: LabSettings) -> dict[str, Any]:
     """Run every chosen mode on the same workload; returns JSON-ready results per mode."""
     requests = workload(settings)
-    with _one_thread():
+    with one_thread():
         return {
             "requests": [
                 {
