@@ -217,7 +217,15 @@ def cmd_submit(api: Api, args: argparse.Namespace) -> int:
     for event in api.events(submission["id"]):
         step = event["data"].get("data", {})
         if event.get("event") == "test" and step.get("total"):
-            line = f"{progress_bar(step['index'], step['total'])} {step.get('name', '')}"
+            line = (
+                f"{progress_bar(step['index'] - 1, step['total'])} running {step.get('name', '')}"
+            )
+        elif event.get("event") == "test_done" and step.get("total"):
+            time_ms = "" if step.get("time_ms") is None else f" ({step['time_ms']:.2f} ms)"
+            line = (
+                f"{progress_bar(step['index'], step['total'])} {step.get('name', '')}: "
+                f"{str(step.get('verdict', '')).replace('_', ' ')}{time_ms}"
+            )
         else:
             line = str(event.get("event"))
         print(line, flush=True)

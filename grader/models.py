@@ -173,6 +173,7 @@ class SubmissionEvent(models.Model):
         STARTED = "started"
         SANDBOX_STARTED = "sandbox_started"
         TEST = "test"
+        TEST_DONE = "test_done"
         BENCHMARKING = "benchmarking"
         REFERENCE = "reference"
         REQUEUED = "requeued"

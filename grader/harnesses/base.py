@@ -24,7 +24,7 @@ Example (a new kind is a file in this package)::
         version = "1"
         sandbox_packages = ("engine",)
 
-        def check_tests(self, session, seed, progress): ...
+        def run_test(self, session, case, seed): ...
         def timed_call(self, session, seed): ...
         def bytes_moved(self): ...
 
@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 # who patches deeper is caught by the outside wall clock).
 clock_ns = time.perf_counter_ns
 
-#: progress(step, data): called by the trusted half before each test; may raise to cancel.
+#: progress(step, data): called by the trusted half before each test ("test") and with its
+#: verdict once the trusted half has judged it ("test_done"); may raise to cancel.
 Progress = Callable[[str, dict[str, Any]], None]
 
 
@@ -89,11 +90,34 @@ class Harness(ABC):
     def shared_bytes(self) -> int:
         """How large the shared memory between the two halves must be for this problem."""
 
+    def test_cases(self) -> list[dict[str, Any]]:
+        """The correctness tests this host runs, in order: all of the problem's by default."""
+        return self.spec.tests
+
     @abstractmethod
+    def run_test(self, session: SandboxSession, case: dict[str, Any], seed: int) -> TestOutcome:
+        """Run and judge one correctness test; a sandbox that died sets ``details["fatal"]``."""
+
     def check_tests(
         self, session: SandboxSession, seed: int, progress: Progress
     ) -> list[TestOutcome]:
-        """Run every correctness test in order; a dead sandbox raises :class:`CandidateFailure`."""
+        """Run every correctness test in order, stopping after a fatal one.
+
+        Each test is announced before it runs and reported with its verdict, time and message
+        once this (trusted) side has judged it: the live page shows what the grader decided,
+        never what the sandbox claimed.
+        """
+        outcomes = []
+        cases = self.test_cases()
+        for index, case in enumerate(cases, start=1):
+            test = {"index": index, "total": len(cases), "name": case["name"]}
+            progress("test", test)
+            outcome = self.run_test(session, case, seed)
+            outcomes.append(outcome)
+            progress("test_done", test | outcome.event_data())
+            if outcome.details.get("fatal"):
+                break
+        return outcomes
 
     @abstractmethod
     def timed_call(self, session: SandboxSession, seed: int) -> TimedCall:

@@ -95,6 +95,10 @@ def problem_spec_from(problem: Any) -> ProblemSpec:
     )
 
 
+# A live progress event carries this much of a test's message; the results table has it all.
+EVENT_MESSAGE_CHARS = 400
+
+
 @dataclass
 class TestOutcome:
     """One test's verdict, time and message, in the order the tests ran."""
@@ -107,6 +111,14 @@ class TestOutcome:
 
     def as_dict(self) -> dict[str, Any]:
         return json_safe(asdict(self) | {"verdict": str(self.verdict)})
+
+    def event_data(self) -> dict[str, Any]:
+        """What the live progress event says of this test: verdict, time, a capped message."""
+        message = self.message
+        if len(message) > EVENT_MESSAGE_CHARS:
+            message = message[: EVENT_MESSAGE_CHARS - 1] + "…"
+        time_ms = None if self.time_ms is None else round(self.time_ms, 3)
+        return json_safe({"verdict": str(self.verdict), "time_ms": time_ms, "message": message})
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from grader.harnesses.base import CandidateFailure, Harness, Progress
+from grader.harnesses.base import CandidateFailure, Harness
 from grader.harnesses.contract import CallTiming, ProblemSpec, TestOutcome, Verdict
 from grader.harnesses.timing import TimedCall
 
@@ -274,40 +274,26 @@ class EngineHarness(Harness):
     ) -> CaseResult:
         """One checked sandbox call on a fresh input; raises CandidateFailure when wrong."""
 
-    def check_tests(
-        self, session: SandboxSession, seed: int, progress: Progress
-    ) -> list[TestOutcome]:
-        outcomes = []
-        total = len(self.spec.tests)
-        for index, case in enumerate(self.spec.tests):
-            progress("test", {"index": index + 1, "total": total, "name": case["name"]})
-            started = time.perf_counter()
-            try:
-                result = self.run_case(session, case, self.rng(seed), timed=False)
-            except CandidateFailure as failure:
-                fatal = not session.alive()
-                outcomes.append(
-                    TestOutcome(
-                        case["name"],
-                        failure.verdict,
-                        (time.perf_counter() - started) * 1e3,
-                        failure.message,
-                        failure.details | ({"fatal": True} if fatal else {}),
-                    )
-                )
-                if fatal:
-                    break
-                continue
-            outcomes.append(
-                TestOutcome(
-                    case["name"],
-                    Verdict.ACCEPTED,
-                    result.timing.inside_ns / 1e6,
-                    result.message,
-                    result.details,
-                )
+    def run_test(self, session: SandboxSession, case: dict[str, Any], seed: int) -> TestOutcome:
+        started = time.perf_counter()
+        try:
+            result = self.run_case(session, case, self.rng(seed), timed=False)
+        except CandidateFailure as failure:
+            fatal = not session.alive()
+            return TestOutcome(
+                case["name"],
+                failure.verdict,
+                (time.perf_counter() - started) * 1e3,
+                failure.message,
+                failure.details | ({"fatal": True} if fatal else {}),
             )
-        return outcomes
+        return TestOutcome(
+            case["name"],
+            Verdict.ACCEPTED,
+            result.timing.inside_ns / 1e6,
+            result.message,
+            result.details,
+        )
 
     def timed_call(self, session: SandboxSession, seed: int) -> TimedCall:
         case = self.spec.benchmark

@@ -21,7 +21,6 @@ from grader.harnesses.base import (
     CandidateFailure,
     Harness,
     ProblemError,
-    Progress,
     clock_ns,
 )
 from grader.harnesses.contract import CallTiming, ProblemSpec, TestOutcome, Verdict
@@ -205,20 +204,7 @@ class FunctionHarness(Harness):
         if details is not None:
             raise CandidateFailure(Verdict.WRONG_ANSWER, _mismatch_message(details), details)
 
-    def check_tests(
-        self, session: SandboxSession, seed: int, progress: Progress
-    ) -> list[TestOutcome]:
-        outcomes = []
-        total = len(self.spec.tests)
-        for index, case in enumerate(self.spec.tests):
-            progress("test", {"index": index + 1, "total": total, "name": case["name"]})
-            outcome = self._test(session, case, seed)
-            outcomes.append(outcome)
-            if outcome.details.get("fatal"):
-                break
-        return outcomes
-
-    def _test(self, session: SandboxSession, case: dict[str, Any], seed: int) -> TestOutcome:
+    def run_test(self, session: SandboxSession, case: dict[str, Any], seed: int) -> TestOutcome:
         timeout_s = float(case.get("time_limit_s", self.spec.limits.test_time_s))
         x, base = self._input(case, seed)
         want = self._expected(x)

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from grader.harnesses import register
 from grader.harnesses import timing as _timing
-from grader.harnesses.base import CandidateFailure, Harness, ProblemError, Progress, clock_ns
+from grader.harnesses.base import CandidateFailure, Harness, ProblemError, clock_ns
 from grader.harnesses.contract import CallTiming, ProblemSpec, TestOutcome, Verdict
 from grader.harnesses.timing import CudaTimer, TimedCall, gpu_visible
 
@@ -173,10 +173,10 @@ class KernelHarness(Harness):
         return math.prod(self.oracle["output_shape"](case)) * itemsize
 
     def shared_bytes(self) -> int:
-        cases = [*self.tests(), self.spec.benchmark]
+        cases = [*self.test_cases(), self.spec.benchmark]
         return max(mmap.PAGESIZE, *(self._out_bytes(case) for case in cases))
 
-    def tests(self) -> list[dict[str, Any]]:
+    def test_cases(self) -> list[dict[str, Any]]:
         """The tests this host can run: ``gpu_only`` ones need a GPU."""
         on_gpu = self.device == "cuda"
         return [case for case in self.spec.tests if on_gpu or not case.get("gpu_only")]
@@ -319,20 +319,7 @@ class KernelHarness(Harness):
 
     # -- tests and timing ---------------------------------------------------------------------
 
-    def check_tests(
-        self, session: SandboxSession, seed: int, progress: Progress
-    ) -> list[TestOutcome]:
-        outcomes = []
-        tests = self.tests()
-        for index, case in enumerate(tests):
-            progress("test", {"index": index + 1, "total": len(tests), "name": case["name"]})
-            outcome = self._test(session, case, seed)
-            outcomes.append(outcome)
-            if outcome.details.get("fatal"):
-                break
-        return outcomes
-
-    def _test(self, session: SandboxSession, case: dict[str, Any], seed: int) -> TestOutcome:
+    def run_test(self, session: SandboxSession, case: dict[str, Any], seed: int) -> TestOutcome:
         started = time.perf_counter()
         inside_ns = 0
         try:

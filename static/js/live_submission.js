@@ -15,14 +15,23 @@
     done: "Graded",
   };
 
+  // As the results table says it: the verdict's label with a capital first letter.
+  function verdictLabel(verdict) {
+    const label = String(verdict || "").replaceAll("_", " ");
+    return label.charAt(0).toUpperCase() + label.slice(1);
+  }
+
+  // One row per test: #, name, verdict (or "running…"), time, message.
   function row(tbody, index, name) {
     let tr = tbody.querySelector(`tr[data-index="${index}"]`);
     if (!tr) {
       tr = document.createElement("tr");
       tr.dataset.index = index;
-      for (const text of [String(index), name, "running…"]) {
+      for (const [text, cls] of [[String(index), ""], [name, ""], ["running…", "status"],
+        ["", "num"], ["", "message"]]) {
         const td = document.createElement("td");
         td.textContent = text;
+        if (cls) td.className = cls;
         tr.appendChild(td);
       }
       tbody.appendChild(tr);
@@ -30,8 +39,20 @@
     return tr;
   }
 
+  // The trusted grader's verdict for one test, as it was judged.
+  function verdictRow(tr, data) {
+    const [, , status, time, message] = tr.children;
+    const badge = document.createElement("span");
+    badge.className = `verdict verdict-${data.verdict}`;
+    badge.textContent = verdictLabel(data.verdict);
+    status.replaceChildren(badge);
+    tr.dataset.verdict = data.verdict;
+    time.textContent = typeof data.time_ms === "number" ? data.time_ms.toFixed(3) : "–";
+    message.textContent = data.message || "";
+  }
+
   function finishRow(tr, text) {
-    const cell = tr.lastChild;
+    const cell = tr.querySelector(".status");
     if (cell.textContent === "running…") cell.textContent = text;
   }
 
@@ -52,20 +73,26 @@
       lastSeq = event.seq;
       const data = event.data || {};
       if (event.kind === "test") {
-        const previous = tbody.querySelector(`tr[data-index="${data.index - 1}"]`);
-        if (previous) finishRow(previous, "ran");
         row(tbody, data.index, data.name);
         const total = Math.max(data.total || 1, 1);
-        setProgress(10 + (70 * (data.index - 1)) / total,
+        setProgress(Math.max(bar.value, 10 + (70 * (data.index - 1)) / total),
           `Test ${data.index} of ${total}: ${data.name}`);
+      } else if (event.kind === "test_done") {
+        verdictRow(row(tbody, data.index, data.name), data);
+        const total = Math.max(data.total || 1, 1);
+        const passed = tbody.querySelectorAll('tr[data-verdict="accepted"]').length;
+        setProgress(10 + (70 * data.index) / total,
+          `${data.index} of ${total} tests done, ${passed} passed`);
       } else if (event.kind === "done" || event.kind === "aborted") {
-        tbody.querySelectorAll("tr").forEach((tr) => finishRow(tr, "ran"));
+        tbody.querySelectorAll("tr").forEach((tr) => finishRow(tr, "not judged"));
         setProgress(100, event.kind === "done"
           ? `Graded: ${String(data.verdict || "").replaceAll("_", " ")}` : PHASES.aborted);
         finished = true;
         socket.close();
         onDone();
       } else {
+        // A re-queued job runs every test again from the first.
+        if (event.kind === "requeued") { tbody.replaceChildren(); bar.value = 0; }
         const percent = { queued: 2, started: 5, sandbox_started: 8, reference: 82,
           benchmarking: 88, requeued: 2 }[event.kind];
         setProgress(percent === undefined ? bar.value : Math.max(bar.value, percent),

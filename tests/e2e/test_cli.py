@@ -56,12 +56,15 @@ def test_cli_login_problems_show_and_submit(live_stack, tmp_path):
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert "verdict: accepted" in accepted.stdout
     assert "] " in accepted.stdout  # the progress bar
+    # each test's verdict as the grader judged it, the bar advancing per finished test
+    assert "] 10/10 same-input-twice: accepted (" in accepted.stdout
 
     wrong = tmp_path / "wrong.py"
     wrong.write_text((PROBLEMS_DIR / "cpu-softmax" / "wrong" / "unstable_exponent.py").read_text())
     rejected = inferprep(live_stack, tmp_path, "submit", "cpu-softmax", str(wrong))
     assert rejected.returncode == 1
     assert "verdict: wrong_answer" in rejected.stdout or "verdict: runtime_error" in rejected.stdout
+    assert ": wrong answer (" in rejected.stdout or ": runtime error (" in rejected.stdout
 
 
 def test_cli_without_login_says_how(live_stack, tmp_path):

@@ -64,6 +64,60 @@ def test_wrong_solutions_get_wrong_answer_with_the_first_mismatch(
     assert report.reference is None
 
 
+def test_each_test_is_reported_live_with_the_verdict_the_grader_gave_it(softmax_spec):
+    """Before a test runs its start is reported; once judged, its verdict, time and message."""
+    events: list[tuple[str, dict]] = []
+    code = (
+        "import numpy as np\n\ndef softmax(x):\n"
+        "    if x.dtype == np.float64:\n        return np.zeros_like(x)\n"
+        "    e = np.exp(x - x.max(axis=-1, keepdims=True))\n"
+        "    return e / e.sum(axis=-1, keepdims=True)\n"
+    )
+    report = grade(
+        softmax_spec,
+        code,
+        seed=20261127,
+        hardware={},
+        progress=lambda step, data: events.append((step, data)),
+    )
+    assert report.verdict is Verdict.WRONG_ANSWER
+    per_test = [(step, data) for step, data in events if step in ("test", "test_done")]
+    total = len(softmax_spec.tests)
+    assert per_test == [
+        pair
+        for index, test in enumerate(report.tests, start=1)
+        for pair in (
+            ("test", {"index": index, "total": total, "name": test.name}),
+            (
+                "test_done",
+                {
+                    "index": index,
+                    "total": total,
+                    "name": test.name,
+                    "verdict": str(test.verdict),
+                    "time_ms": round(test.time_ms, 3),
+                    "message": test.message,
+                },
+            ),
+        )
+    ]
+    verdicts = {data["verdict"] for step, data in per_test if step == "test_done"}
+    assert verdicts == {"accepted", "wrong_answer"}
+
+
+def test_a_long_message_is_capped_in_the_live_event_and_whole_in_the_results():
+    from grader.harnesses.contract import EVENT_MESSAGE_CHARS, TestOutcome
+
+    outcome = TestOutcome("big", Verdict.RUNTIME_ERROR, 1.23456, "x" * 5000)
+    data = outcome.event_data()
+    assert data == {
+        "verdict": "runtime_error",
+        "time_ms": 1.235,
+        "message": "x" * (EVENT_MESSAGE_CHARS - 1) + "…",
+    }
+    assert outcome.as_dict()["message"] == "x" * 5000
+
+
 def test_syntax_error_is_a_compile_error_with_its_line(softmax_spec):
     report = _grade(softmax_spec, "import numpy as np\n\ndef softmax(x):\n    return x +\n")
     assert report.verdict is Verdict.COMPILE_ERROR

@@ -34,6 +34,10 @@ def test_reference_is_graded_through_the_queue_with_persisted_events(
     kinds = list(SubmissionEvent.objects.filter(submission=graded).values_list("kind", flat=True))
     assert kinds[:3] == ["queued", "started", "sandbox_started"]
     assert kinds.count("test") == 10
+    done = SubmissionEvent.objects.filter(submission=graded, kind="test_done")
+    assert [(e.data["name"], e.data["verdict"]) for e in done] == [
+        (t.name, t.verdict) for t in tests
+    ]
     assert kinds[-1] == "done"
     seqs = list(SubmissionEvent.objects.filter(submission=graded).values_list("seq", flat=True))
     assert seqs == list(range(1, len(kinds) + 1))
