@@ -5,9 +5,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from interview import rubric
 from interview.rubric import (
     DEFAULT_THRESHOLD,
     MISCONCEPTION_THRESHOLD,
+    NEGATION_PENALTY,
     LabelledCase,
     Rubric,
     RubricPoint,
@@ -19,14 +21,13 @@ from interview.rubric import (
     rubric_point_from_dict,
     rule_fires,
     split_sentences,
+    split_units,
     tune_threshold,
 )
 
 CASES_PATH = Path(__file__).with_name("rubric_cases.yaml")
 POINTS_PATH = Path(__file__).resolve().parents[2] / "interview" / "design" / "_points.yaml"
 HELD_OUT_AGREEMENT_GOAL = 0.85
-# Below this the matcher has regressed from what it measured when it was frozen.
-HELD_OUT_AGREEMENT_FLOOR = 0.80
 # Set before the shared-point cases were first measured; two cases a point is a coarse check.
 SHARED_POINTS_AGREEMENT_FLOOR = 0.75
 
@@ -70,6 +71,17 @@ def test_thresholds_are_the_ones_tuned_on_the_tune_half(labelled):
     assert (best, best_m) == (DEFAULT_THRESHOLD, MISCONCEPTION_THRESHOLD)
 
 
+def test_negation_penalty_is_the_one_tuned_on_the_tune_half(labelled, monkeypatch):
+    """The smallest penalty with the best tune-half agreement at its own tuned threshold."""
+    points, _, cases = labelled
+    tune = _half(cases, "tune", points)
+    scores = {}
+    for penalty in (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3):
+        monkeypatch.setattr(rubric, "NEGATION_PENALTY", penalty)
+        scores[penalty] = tune_threshold(tune, points)[1]
+    assert NEGATION_PENALTY == max(scores, key=lambda p: (scores[p], -p))
+
+
 def _agreement(labelled, split):
     points, misconceptions, cases = labelled
     held_points = _half(cases, split, points)
@@ -83,19 +95,18 @@ def _agreement(labelled, split):
     return right / total
 
 
-def test_held_out_agreement_stays_above_floor(labelled):
-    """The first, blind measurement was 82.7% (43 of 52); it revealed one bug (a negation
-    anywhere in a sentence blocked keyword rules), fixed since: now 84.6% (44 of 52). This
-    half is no longer blind; the "fresh" cases are.
+def test_held_out_agreement_meets_the_goal(labelled):
+    """The issue's goal: at least 85% agreement on the held-out half.
 
-    The issue's goal, 85% on the held-out half, is unmet (one case short). The figure is
-    printed, not tuned toward: changing the matcher to pass these 52 cases would only
-    measure how well we fit them.
+    History. The first set's 52 held-out cases measured 82.7% blind, then 84.6% after one
+    bug fix. A second set (4 + 4 cases a measured point, half of them held out by a fixed
+    rule) was written and committed before the second round of matcher changes (negation
+    scope, excluded terms, clause pairs, keyword rules, the penalty), which were tuned on
+    the tune half alone. Before those changes the held-out half measured 86.5% (90 of 104:
+    44 of the first 52, 46 of the second); after them 89.4% (93 of 104: 45 and 48).
     """
     figure = _agreement(labelled, "heldout")
-    verdict = "meets" if figure >= HELD_OUT_AGREEMENT_GOAL else "misses"
-    print(f"held-out agreement {figure:.1%} {verdict} the {HELD_OUT_AGREEMENT_GOAL:.0%} goal")
-    assert figure >= HELD_OUT_AGREEMENT_FLOOR
+    assert figure >= HELD_OUT_AGREEMENT_GOAL
 
 
 def test_fresh_agreement(labelled):
@@ -118,15 +129,49 @@ def test_shared_points_agreement(labelled):
         ("kv block*", "KV-blocks are 16 tokens.", True),
         ("tp", "We set TP=4.", True),
         ("tp", "The http gateway.", False),
+        ("kv cache", "We do not need a KV cache.", False),
+        ("kv cache", "A KV cache is not needed.", False),
+        ("kv cache", "Instead of a KV cache we recompute.", False),
+        ("continuous batching", "Continuous batching lets requests join without waiting.", True),
+        ("paged attention", "Paged attention means no fragmentation.", True),
+        ("prefix cach*", "Prefix caching not only saves prefill but also cost.", True),
+        ("decode + compute bound + !large batch*", "Decode is compute-bound.", True),
+        ("decode + compute bound + !large batch*", "At large batches decode is compute-bound.", False),
     ],
-)
+    ids=[
+        "rule", "negated", "other-phase", "prefix", "hyphen", "word", "not-a-word",
+        "do-not", "is-not", "instead-of", "without-after", "no-after", "not-only",
+        "exclusion-absent", "exclusion-present",
+    ],
+)  # fmt: skip
 def test_keyword_rules(rule, sentence, fires):
     assert rule_fires(rule, sentence) is fires
 
 
-def test_split_sentences_handles_bullets():
+def test_a_star_inside_a_word_is_refused():
+    with pytest.raises(ValueError, match="only ends an alternative"):
+        rule_fires("warm* up", "We warm up the cache.")
+    assert rule_fires("2 * layers", "KV is 2 * layers * heads.")
+
+
+def test_split_sentences_handles_bullets_and_abbreviations():
     answer = "First point. Second one!\n- bullet one\n2) numbered item"
     assert split_sentences(answer) == ["First point.", "Second one!", "bullet one", "numbered item"]
+    assert split_sentences("Use a cache, e.g. Redis. Then i.e. LRU.") == [
+        "Use a cache, e.g. Redis.", "Then i.e. LRU.",
+    ]  # fmt: skip
+
+
+def test_units_are_sentences_clauses_and_adjacent_clause_pairs():
+    sentence = "If a client falls behind, we stop generating for it, and we free its blocks."
+    assert split_units([sentence]) == [
+        sentence,
+        "If a client falls behind",
+        "we stop generating for it",
+        "and we free its blocks.",
+        "If a client falls behind, we stop generating for it",
+        "we stop generating for it, and we free its blocks.",
+    ]
 
 
 def test_evidence_for_keyword_and_embedding_matches(labelled):
