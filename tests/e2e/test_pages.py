@@ -78,6 +78,10 @@ def test_leaderboards_per_hardware_hide_suspects(live_stack, page):
     graded("bob", 1.3, EPYC)
     graded("mallory", 9.0, EPYC, verdict="suspect", review=True)
     graded("carol", 3.0, H100)
+    # The boards are public: a visitor reaches them from the nav before logging in.
+    page.goto(live_stack.base_url + "/")
+    page.get_by_role("navigation").get_by_role("link", name="Leaderboards").click()
+    assert page.locator("section.board").count() == 2
     log_in(live_stack, page, "viewer", "pw-viewer-pages-1")
 
     page.get_by_role("navigation").get_by_role("link", name="Leaderboards").click()

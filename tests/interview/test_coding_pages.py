@@ -91,6 +91,16 @@ def test_results_chart_every_number_a_harness_recorded():
     assert results.roofline is None  # a function problem has no roofline
 
 
+def test_a_visitor_finds_the_public_leaderboards_in_the_nav(client):
+    problems_load()
+    graded("ada", 1.5, "cpu-a")
+    nav = client.get("/").content.decode().split('<nav aria-label="Main">')[1].split("</nav>")[0]
+    assert '<a href="/leaderboards/">Leaderboards</a>' in nav
+    board = client.get("/leaderboards/")
+    assert board.status_code == 200 and "ada" in board.content.decode()
+    assert client.get("/problems/").status_code == 302  # the problems themselves need a login
+
+
 def test_statements_keep_maths_for_katex_and_escape_html():
     html = markdown_html("Cost $O(n_i^2)$ per *row*.\n\n<script>alert(1)</script>\n")
     assert "$O(n_i^2)$" in html and "<em>row</em>" in html
