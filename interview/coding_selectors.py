@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from engine.capacity import GPUS
+from engine.metrics import percentiles
 from grader.models import Problem, Submission, TestResult
 
 # Verdicts a leaderboard never shows: a suspect time waits for an admin's review.
@@ -102,6 +103,7 @@ class Results:
     roofline: Roofline | None
     figures: list[dict[str, Any]]
     measures: dict[str, Any] | None
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def shows_score(self) -> bool:
@@ -134,6 +136,7 @@ class Results:
             else None,
             "figures": self.figures,
             "measures": self.measures,
+            "runs": self.runs,
         }
 
 
@@ -151,7 +154,45 @@ def results_of(submission: Submission) -> Results:
         roofline=_roofline(submission, candidate, reference),
         figures=[figure for test in tests if (figure := _figure(test))],
         measures=_measures(tests),
+        runs=[run for test in tests if (run := _run(test))],
     )
+
+
+def _run(test: TestResult) -> dict[str, Any] | None:
+    """The picture of the candidate's own run that an engine harness stored with a passed test
+    (``grader/harnesses/engine_scheduler.py``'s ``run_picture``, the allocator's
+    ``usage_picture``), with the per-priority latency summary its table shows."""
+    picture = (test.details or {}).get("trace")
+    if test.verdict != "accepted" or not isinstance(picture, dict):
+        return None
+    run = {"test": test.name} | picture
+    if picture.get("kind") == "schedule":
+        run["classes"] = _latency_classes(picture["requests"])
+    elif picture.get("kind") == "kv_blocks":
+        run["peak_used"] = max(picture["used"], default=0)
+        run["peak_shared"] = max(picture["shared"], default=0)
+    return run
+
+
+def _latency_classes(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per priority class, most urgent first: requests, TTFT and end-to-end p50/p90 in steps."""
+    rows = []
+    for priority in sorted({r["priority"] for r in requests}):
+        members = [r for r in requests if r["priority"] == priority]
+        ttft = percentiles([r["ttft"] for r in members if r["ttft"] is not None])
+        e2e = percentiles([r["e2e"] for r in members if r["e2e"] is not None])
+        rows.append(
+            {
+                "priority": priority,
+                "requests": len(members),
+                "ttft_p50": ttft["p50"],
+                "ttft_p90": ttft["p90"],
+                "e2e_p50": e2e["p50"],
+                "e2e_p90": e2e["p90"],
+                "preemptions": sum(r["preemptions"] for r in members),
+            }
+        )
+    return rows
 
 
 def _measures(tests: list[TestResult]) -> dict[str, Any] | None:

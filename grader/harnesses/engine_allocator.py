@@ -56,6 +56,10 @@ from grader.harnesses.engine_run import (
 if TYPE_CHECKING:
     from grader.sandbox import SandboxSession
 
+# A run's picture on the results page: KV blocks in use at this many points at most (a long
+# script puts several ops in a point): about 2 KB of JSON per test.
+PICTURE_POINTS = 200
+
 
 def run_script(
     allocator_cls: Any, num_blocks: int, block_size: int, script: list[list], clock: Callable
@@ -413,8 +417,18 @@ class CacheModel:
         self.check_free(where, free)
 
 
-def check_script(script: list[list], results: Any, num_blocks: int, block_size: int) -> None:
-    """Replay ``script`` with the sandbox's ``results`` on the trusted model; raise when wrong."""
+def check_script(
+    script: list[list],
+    results: Any,
+    num_blocks: int,
+    block_size: int,
+    usage: list[tuple[int, int]] | None = None,
+) -> None:
+    """Replay ``script`` with the sandbox's ``results`` on the trusted model; raise when wrong.
+
+    ``usage``, when given, receives (blocks in use, blocks shared by several sequences) after
+    every op, as the trusted model counts them.
+    """
     if not isinstance(results, list) or len(results) != len(script):
         raise fail("the sandbox did not report a result for every op")
     model = CacheModel(num_blocks, block_size)
@@ -431,6 +445,25 @@ def check_script(script: list[list], results: Any, num_blocks: int, block_size: 
                 model.free(where, op[1], result)
         except (TypeError, ValueError, IndexError, KeyError) as error:
             raise fail(f"{where}: malformed result {result!r} ({error})") from None
+        if usage is not None:
+            holders = model.holders()
+            usage.append((len(holders), sum(count > 1 for count in holders.values())))
+
+
+def usage_picture(usage: list[tuple[int, int]], num_blocks: int) -> dict[str, Any]:
+    """What the results page draws of one checked op script: KV blocks in use and blocks
+    shared, op by op; a long script is binned (``stride`` ops a point, each point the bin's
+    peak) to at most ``PICTURE_POINTS`` points."""
+    stride = max(1, -(-len(usage) // PICTURE_POINTS))
+    bins = [usage[start : start + stride] for start in range(0, len(usage), stride)]
+    return {
+        "kind": "kv_blocks",
+        "ops": len(usage),
+        "stride": stride,
+        "num_blocks": num_blocks,
+        "used": [max(used for used, _ in part) for part in bins],
+        "shared": [max(shared for _, shared in part) for part in bins],
+    }
 
 
 @register
@@ -449,8 +482,15 @@ class AllocatorHarness(EngineHarness):
         script = capacity_script(case, rng) if mode == "capacity" else make_script(case, rng)
         request = {"op": "script", "num_blocks": num_blocks, "block_size": block_size}
         reply, timing = self.call(session, request | {"script": script}, case, timed)
-        check_script(script, reply.get("results"), num_blocks, block_size)
-        details = {"ops": len(script), "ops_per_s": round(len(script) / timing.inside_ns * 1e9)}
+        usage: list[tuple[int, int]] | None = None if timed else []
+        check_script(script, reply.get("results"), num_blocks, block_size, usage)
+        if timed:
+            return CaseResult(timing)
+        details = {
+            "ops": len(script),
+            "ops_per_s": round(len(script) / timing.inside_ns * 1e9),
+            "trace": usage_picture(usage, num_blocks),
+        }
         if mode != "capacity":
             return CaseResult(timing, details=details)
         fitted = capacity_of(script, reply["results"])

@@ -26,6 +26,7 @@ calls measure wall-clock throughput, scored relative to the reference by ``gradi
 
 from __future__ import annotations
 
+import json
 import mmap
 import random
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,12 @@ if TYPE_CHECKING:
     from grader.sandbox import SandboxSession
 
 ENGINE_KEYS = ("block_size", "num_kv_blocks", "max_num_seqs", "max_num_batched_tokens")
+# A run's picture on the results page (one per test, stored with its result): this many
+# requests at most, this many timeline columns (a longer run puts several steps in a column),
+# and this many bytes of JSON at most, so eight tests stay well under a megabyte.
+PICTURE_REQUESTS = 64
+PICTURE_COLUMNS = 160
+PICTURE_BYTES = 24 * 1024
 
 
 def engine_config(case: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +78,9 @@ class _Request:
         self.preemptions = 0
         self.first_token_step: int | None = None
         self.finished_step: int | None = None
+        #: (step, "prefill" or "decode") for every step it ran; the steps it was preempted at.
+        self.runs: list[tuple[int, str]] = []
+        self.preempted_steps: list[int] = []
 
     @property
     def known(self) -> int:
@@ -107,6 +117,7 @@ def replay(
                     )
                 request.computed = 0
                 request.preemptions += 1
+                request.preempted_steps.append(step)
             live[rid] = (status, computed, num_table)
         used = sum(num_table for _, _, num_table in live.values())
         if used > num_blocks:
@@ -144,6 +155,8 @@ def replay(
         _check_priority(step, plan, live, state, num_blocks - used, blocks)
         for rid, num_new in plan.items():
             request = state[rid]
+            decode = request.outputs > 0 and request.computed == request.known - 1
+            request.runs.append((step, "decode" if decode else "prefill"))
             request.computed += num_new
             if request.computed == request.known:
                 request.outputs += 1
@@ -196,6 +209,74 @@ def figures(state: dict[str, _Request], steps: int) -> dict[str, float]:
     }
 
 
+def run_picture(
+    trace: list[dict[str, Any]], state: dict[str, _Request], num_blocks: int
+) -> dict[str, Any]:
+    """What the results page draws of one judged run, from the replayed (checked) trace.
+
+    Per request (in arrival order, at most ``PICTURE_REQUESTS``): priority, arrival step,
+    TTFT and end-to-end latency in steps, preemptions. Per timeline column: who ran a prefill
+    chunk (``p``) or a decode (``d``), who was preempted (``x``), the most KV blocks in use
+    (``kv``). A long run is binned, ``stride`` steps a column, until the JSON fits
+    ``PICTURE_BYTES``.
+    """
+    ordered = sorted(state.values(), key=lambda r: (r.arrival_step, len(r.id), r.id))
+    shown = ordered[:PICTURE_REQUESTS]
+    requests = [
+        {
+            "id": r.id,
+            "priority": r.priority,
+            "arrival": r.arrival_step,
+            "ttft": _steps_since(r.arrival_step, r.first_token_step),
+            "e2e": _steps_since(r.arrival_step, r.finished_step),
+            "preemptions": r.preemptions,
+        }
+        for r in shown
+    ]
+    kv = [sum(int(entry[3]) for entry in record["l"]) for record in trace]
+    stride = max(1, -(-len(trace) // PICTURE_COLUMNS))
+    while True:
+        picture = {
+            "kind": "schedule",
+            "steps": len(trace),
+            "stride": stride,
+            "num_kv_blocks": num_blocks,
+            "requests_total": len(ordered),
+            "requests": requests,
+            "columns": _columns(shown, kv, stride),
+        }
+        if stride >= len(trace) or len(json.dumps(picture)) <= PICTURE_BYTES:
+            return picture
+        stride *= 2
+
+
+def _steps_since(arrival_step: int, step: int | None) -> int | None:
+    """Steps from a request's arrival to the end of ``step``, counting both (None: never)."""
+    return None if step is None else step - arrival_step + 1
+
+
+def _columns(requests: list[_Request], kv: list[int], stride: int) -> list[dict[str, Any]]:
+    columns: list[dict[str, Any]] = [
+        {"p": [], "d": [], "x": [], "kv": max(kv[start : start + stride])}
+        for start in range(0, len(kv), stride)
+    ]
+    for request in requests:
+        decoded: set[int] = set()
+        for step, kind in request.runs:
+            column = columns[step // stride]
+            if kind == "prefill" and request.id not in column["p"]:
+                column["p"].append(request.id)
+            elif kind == "decode":
+                decoded.add(step // stride)
+        for index in sorted(decoded):
+            if request.id not in columns[index]["p"]:
+                columns[index]["d"].append(request.id)
+        for step in request.preempted_steps:
+            if request.id not in columns[step // stride]["x"]:
+                columns[step // stride]["x"].append(request.id)
+    return [{key: value for key, value in column.items() if value != []} for column in columns]
+
+
 @register
 class SchedulerHarness(EngineHarness):
     kind = "scheduler"
@@ -217,8 +298,11 @@ class SchedulerHarness(EngineHarness):
         reply, timing = self.call(session, request, case, timed)
         state, steps = self._judge(reply, requests, config, expected, max_steps)
         found = figures(state, steps)
+        if timed:
+            return CaseResult(timing)
+        picture = run_picture(reply["trace"], state, config["num_kv_blocks"])
         if not case.get("score"):
-            return CaseResult(timing, details=found)
+            return CaseResult(timing, details=found | {"trace": picture})
         reference = self._reference_figures(requests, config, max_steps)
         message = (
             f"{found['output_tokens_per_step']} output tokens/step (reference "
@@ -226,7 +310,7 @@ class SchedulerHarness(EngineHarness):
             f"{found['p99_ttft_steps_priority_0']} steps (reference "
             f"{reference['p99_ttft_steps_priority_0']})"
         )
-        return CaseResult(timing, message, found | {"reference": reference})
+        return CaseResult(timing, message, found | {"reference": reference, "trace": picture})
 
     def _judge(self, reply, requests, config, expected, max_steps):
         trace, outputs = reply.get("trace"), reply.get("outputs")

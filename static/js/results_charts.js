@@ -1,5 +1,6 @@
 // Charts of a submission's results, drawn from the page's #chart-data JSON (json_script):
-// speed against the reference with its spread, and the roofline for kernels.
+// speed against the reference with its spread, the roofline for kernels, and the engine
+// problems' pictures of the candidate's own run (with charts.js's shared kit).
 (function () {
   "use strict";
   const COLORS = { yours: "#0b5cad", reference: "#8c6d00" };
@@ -88,36 +89,59 @@
   }
 
   function figureChart(canvas, figure) {
-    new Chart(canvas, {
-      type: "bar",
-      data: {
-        labels: figure.rows.map((r) => r.metric),
-        datasets: [{ label: "yours / reference", backgroundColor: COLORS.yours,
-          data: figure.rows.map((r) => (r.reference ? r.yours / r.reference : null)) }],
-      },
-      options: {
-        indexAxis: "y", maintainAspectRatio: false, animation: false,
-        scales: { x: { beginAtZero: true, title: { display: true, text: "yours ÷ reference" } } },
-        plugins: { legend: { display: false } },
-      },
-    });
+    InferPrep.charts.bars(canvas, figure.rows.map((r) => r.metric),
+      [{ label: "yours / reference", color: COLORS.yours,
+        values: figure.rows.map((r) => (r.reference ? r.yours / r.reference : null)) }],
+      { horizontal: true, valueLabel: "yours ÷ reference" });
   }
 
   function measureChart(canvas, measures, index) {
     const rows = measures.rows.filter((r) => r.values[index] !== null);
-    new Chart(canvas, {
-      type: "bar",
-      data: {
-        labels: rows.map((r) => r.test),
-        datasets: [{ label: measures.labels[index], backgroundColor: COLORS.yours,
-          data: rows.map((r) => r.values[index]) }],
-      },
-      options: {
-        indexAxis: "y", maintainAspectRatio: false, animation: false,
-        scales: { x: { beginAtZero: true } },
-        plugins: { legend: { display: false } },
-      },
+    InferPrep.charts.bars(canvas, rows.map((r) => r.test),
+      [{ label: measures.labels[index], color: COLORS.yours, values: rows.map((r) => r.values[index]) }],
+      { horizontal: true });
+  }
+
+  // The candidate's own run of one test, as the grader recorded and checked it (see
+  // interview/coding_selectors.py _run): the scheduler's batch timeline, latency CDFs per
+  // priority class and KV blocks in use; the allocator's KV blocks in use, op by op.
+  function drawRun(root, runs, index) {
+    const charts = InferPrep.charts;
+    const run = runs[index];
+    const part = (id) => root.querySelector(`#${id}`);
+    if (run.kind === "schedule") {
+      const columns = run.columns.map((c) => ({
+        cells: [...(c.p || []).map((id) => [id, "prefill"]), ...(c.d || []).map((id) => [id, "decode"])],
+        preempted: c.x || [],
+      }));
+      const timeline = part("run-timeline");
+      charts.timeline(timeline, run.requests.map((r) => r.id), columns, run.stride);
+      const preemptions = run.requests.reduce((n, r) => n + r.preemptions, 0);
+      timeline.setAttribute("aria-label", `Batch timeline of test ${run.test}: ` +
+        `${run.requests.length} requests over ${run.steps} engine steps, ${preemptions} preemptions`);
+      charts.cdf(part("run-ttft-cdf"), charts.byPriority(run.requests, (r) => r.ttft),
+        "time to first token (engine steps)");
+      charts.cdf(part("run-e2e-cdf"), charts.byPriority(run.requests, (r) => r.e2e),
+        "end-to-end latency (engine steps)");
+      charts.usage(part("run-kv-chart"), run.columns.map((_, i) => i * run.stride),
+        [{ label: "blocks in use", values: run.columns.map((c) => c.kv) }],
+        { max: run.num_kv_blocks, xLabel: "step", yLabel: "KV blocks" });
+    } else if (run.kind === "kv_blocks") {
+      charts.usage(part("run-kv-chart"), run.used.map((_, i) => i * run.stride),
+        [{ label: "blocks in use", values: run.used },
+          { label: "blocks shared by several sequences", values: run.shared }],
+        { max: run.num_blocks, xLabel: "op", yLabel: "KV blocks" });
+    }
+    root.querySelectorAll(".run-summary").forEach((el) => {
+      el.hidden = el.dataset.index !== String(index);
     });
+  }
+
+  function drawRuns(root, runs) {
+    if (!runs || !runs.length || !root.querySelector("#runs")) return;
+    const choice = root.querySelector("#run-test");
+    drawRun(root, runs, choice ? Number(choice.value) : runs.length - 1);
+    if (choice) choice.addEventListener("change", () => drawRun(root, runs, Number(choice.value)));
   }
 
   function drawCharts(root) {
@@ -132,6 +156,7 @@
       figureChart(canvas, data.figures[Number(canvas.dataset.index)]));
     root.querySelectorAll(".measure-chart").forEach((canvas) =>
       measureChart(canvas, data.measures, Number(canvas.dataset.index)));
+    drawRuns(root, data.runs);
   }
 
   window.InferPrep = Object.assign(window.InferPrep || {}, { drawCharts });

@@ -118,11 +118,46 @@ def test_solution_gets_its_verdict(slug: str, solution: str, verdict: Verdict, w
         assert report.score > 0
         assert report.candidate.p10_ns <= report.candidate.median_ns <= report.candidate.p90_ns
         assert len(report.candidate.samples_ns) >= FAST_BENCHMARK["min_repetitions"]
+        _assert_run_pictures(slug, report.tests)
     else:
         failed = [test for test in report.tests if test.verdict is not Verdict.ACCEPTED]
         assert failed and failed[0].verdict is verdict
         assert words in failed[0].message
         assert report.message.startswith(f"{failed[0].name}: ")
+
+
+def _assert_run_pictures(slug: str, tests: list) -> None:
+    """The scheduler and allocator store a small picture of every test's own run."""
+    from grader.harnesses.engine_allocator import PICTURE_POINTS
+    from grader.harnesses.engine_scheduler import PICTURE_BYTES
+
+    cases = {case["name"]: case for case in spec_of(slug).tests}
+    if slug == "priority-scheduler":
+        for test in tests:
+            case, picture = cases[test.name], test.details["trace"]
+            assert len(json.dumps(picture)) <= PICTURE_BYTES
+            wanted = case["requests"] + case.get("burst", {}).get("requests", 0)
+            assert len(picture["requests"]) == picture["requests_total"] == wanted
+            assert {r["priority"] for r in picture["requests"]} <= set(
+                case["priorities"] + [case.get("burst", {}).get("priority", 0)]
+            )
+            assert all(r["ttft"] >= 1 and r["e2e"] >= r["ttft"] for r in picture["requests"])
+            assert picture["stride"] == 1 and len(picture["columns"]) == test.details["steps"]
+            marked = sum(len(column.get("x", [])) for column in picture["columns"])
+            assert marked == test.details["preemptions"]
+        assert sum(test.details["preemptions"] for test in tests) > 0
+    elif slug == "kv-allocator":
+        for test in tests:
+            case = cases[test.name]
+            if case["mode"] == "engine":
+                assert "trace" not in test.details
+                continue
+            picture = test.details["trace"]
+            assert picture["ops"] == test.details["ops"]
+            assert len(picture["used"]) == -(-picture["ops"] // picture["stride"]) <= PICTURE_POINTS
+            assert 0 < max(picture["used"]) <= case["num_blocks"] == picture["num_blocks"]
+            if case["mode"] == "ops" and picture["stride"] == 1:
+                assert picture["used"][-1] == 0  # every script ends by freeing every sequence
 
 
 @pytest.mark.slow

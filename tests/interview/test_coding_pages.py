@@ -91,6 +91,47 @@ def test_results_chart_every_number_a_harness_recorded():
     assert results.roofline is None  # a function problem has no roofline
 
 
+def test_results_draw_the_run_pictures_of_passed_tests_only(client):
+    from grader.harnesses.engine_scheduler import replay, run_picture
+    from tests.grader.test_run_pictures import CONFIG, REQUESTS, TRACE
+
+    problems_load()
+    submission = graded("ida", 1.0, "cpu-a")
+    picture = run_picture(TRACE, replay(TRACE, REQUESTS, CONFIG), CONFIG["num_kv_blocks"])
+    grader_models.TestResult.objects.bulk_create(
+        [
+            grader_models.TestResult(
+                submission=submission, index=0, name="burst", verdict="accepted",
+                details={"steps": 4, "preemptions": 1, "trace": picture},
+            ),
+            grader_models.TestResult(
+                submission=submission, index=1, name="later", verdict="wrong_answer",
+                message="step 3: request 2 waited", details={"trace": picture},
+            ),
+        ]
+    )  # fmt: skip
+    results = results_of(Submission.objects.get(pk=submission.pk))
+    classes = [
+        {"priority": 0, "requests": 1, "ttft_p50": 1.0, "ttft_p90": 1.0,
+         "e2e_p50": 1.0, "e2e_p90": 1.0, "preemptions": 0},
+        {"priority": 1, "requests": 1, "ttft_p50": 1.0, "ttft_p90": 1.0,
+         "e2e_p50": 4.0, "e2e_p90": 4.0, "preemptions": 1},
+    ]  # fmt: skip
+    assert results.runs == [{"test": "burst"} | picture | {"classes": classes}]
+    assert results.measures["metrics"] == ["steps", "preemptions"]  # the picture is no measure
+    assert results.chart_data()["runs"] == results.runs
+
+    client.force_login(submission.user)
+    page = client.get(f"/submissions/{submission.pk}/").content.decode()
+    assert 'id="run-timeline"' in page and 'id="run-ttft-cdf"' in page
+    assert 'id="run-test"' not in page  # one run: nothing to choose
+    assert "burst: 2 requests, 4 steps" in page
+    assert (
+        '<th scope="row">1</th><td class="num">1</td><td class="num">1 / 1</td>'
+        '<td class="num">4 / 4</td><td class="num">1</td>'
+    ) in page
+
+
 def test_a_visitor_finds_the_public_leaderboards_in_the_nav(client):
     problems_load()
     graded("ada", 1.5, "cpu-a")
