@@ -48,11 +48,11 @@ NEGATION = re.compile(
     r"|n't\b",
     re.IGNORECASE,
 )
-# A keyword is denied by any negation before it in its clause ("we do not need a KV cache",
-# "instead of paged attention"), but after it only by a negated verb ("a KV cache is not
-# needed"): "continuous batching, so requests join without waiting" still makes the point.
+# A keyword is denied by any negation before it in its clause ("we do not need a KV cache"),
+# but after it only by a negated verb ("a KV cache is not needed"): "continuous batching, so
+# requests join without waiting" still makes the point. ("Instead of recomputing" is how an
+# answer says it avoids recomputing, so "instead of" denies nothing.)
 NEGATED_AFTER = re.compile(r"\b(not(?! only)|never|cannot|no longer)\b|n't\b", re.IGNORECASE)
-NEGATED_BEFORE = re.compile(rf"{NEGATION.pattern}|\b(instead of|rather than)\b", re.IGNORECASE)
 
 CLAUSE_BREAK = re.compile(r"[,;:()]|\s[-–—]\s|\s(?:but|while|whereas|although)\s", re.IGNORECASE)
 # A full stop after these does not end a sentence.
@@ -70,7 +70,7 @@ class RubricPoint:
     `keywords` are rules: terms joined by " + " must all occur in one sentence; a term's
     alternatives are separated by "|"; a trailing "*" matches any word ending, else a plural
     "s" is allowed; spaces and hyphens are interchangeable. A term does not count where its
-    clause negates it (see NEGATED_BEFORE). A term starting with "!" must not occur in the
+    clause negates it (see NEGATED_AFTER). A term starting with "!" must not occur in the
     sentence: "decode + compute bound + !large batch*" skips the hedged "at large batch".
     """
 
@@ -230,7 +230,7 @@ def _compile_rule(rule: str) -> _Rule:
 def _affirmed(pattern: re.Pattern[str], clause: str) -> bool:
     """Whether `pattern` occurs in `clause` at least once where the clause does not negate it."""
     return any(
-        not NEGATED_BEFORE.search(clause, 0, match.start())
+        not NEGATION.search(clause, 0, match.start())
         and not NEGATED_AFTER.search(clause, match.end())
         for match in pattern.finditer(clause)
     )

@@ -131,7 +131,7 @@ def test_shared_points_agreement(labelled):
         ("tp", "The http gateway.", False),
         ("kv cache", "We do not need a KV cache.", False),
         ("kv cache", "A KV cache is not needed.", False),
-        ("kv cache", "Instead of a KV cache we recompute.", False),
+        ("recomput*", "We append them instead of recomputing the prefix.", True),
         ("continuous batching", "Continuous batching lets requests join without waiting.", True),
         ("paged attention", "Paged attention means no fragmentation.", True),
         ("prefix cach*", "Prefix caching not only saves prefill but also cost.", True),
@@ -140,7 +140,7 @@ def test_shared_points_agreement(labelled):
     ],
     ids=[
         "rule", "negated", "other-phase", "prefix", "hyphen", "word", "not-a-word",
-        "do-not", "is-not", "instead-of", "without-after", "no-after", "not-only",
+        "do-not", "is-not", "instead-of-is-no-negation", "without-after", "no-after", "not-only",
         "exclusion-absent", "exclusion-present",
     ],
 )  # fmt: skip
