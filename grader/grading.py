@@ -18,6 +18,7 @@ from grader.harnesses.contract import (
     GradeReport,
     Measurement,
     ProblemSpec,
+    SpeedOfLight,
     TestOutcome,
     Verdict,
 )
@@ -71,12 +72,13 @@ def _reference_call(call: TimedCall) -> TimedCall:
 
 
 def timing_verdict(
-    candidate: Measurement, reference: Measurement, speed_of_light_bytes_per_s: float
+    candidate: Measurement, reference: Measurement, speed_of_light: SpeedOfLight | None
 ) -> tuple[Verdict, str, float]:
     """Cross-check the candidate's timings against the outside clocks and score them.
 
     Returns (verdict, message, score); the score is the reference's median time over the
-    candidate's, both measured interleaved in the same job.
+    candidate's, both measured interleaved in the same job. Faster than ``speed_of_light``
+    or more than ``SUSPECT_SPEEDUP`` times the reference is ``suspect``.
     """
     for index, (inside, outside) in enumerate(
         zip(candidate.samples_ns, candidate.outside_ns, strict=True)
@@ -105,16 +107,14 @@ def timing_verdict(
             0.0,
         )
     score = round(reference.median_ns / max(candidate.median_ns, 1.0), 3)
-    if speed_of_light_bytes_per_s and candidate.bytes_moved:
-        floor_ns = candidate.bytes_moved / speed_of_light_bytes_per_s * 1e9
-        if candidate.median_ns < floor_ns:
-            return (
-                Verdict.SUSPECT,
-                f"{candidate.median_ns / 1e6:.4f} ms is faster than moving its bytes at the "
-                f"speed-of-light bound ({floor_ns / 1e6:.4f} ms); hidden until an admin "
-                "reviews it",
-                score,
-            )
+    if speed_of_light is not None and candidate.median_ns < speed_of_light.time_ns:
+        return (
+            Verdict.SUSPECT,
+            f"{candidate.median_ns / 1e6:.4f} ms is faster than the speed-of-light bound "
+            f"({speed_of_light.time_ns / 1e6:.4f} ms: {_ceilings(speed_of_light)}); hidden "
+            "until an admin reviews it",
+            score,
+        )
     if score > SUSPECT_SPEEDUP:
         return (
             Verdict.SUSPECT,
@@ -122,6 +122,14 @@ def timing_verdict(
             score,
         )
     return Verdict.ACCEPTED, f"{score:.3f}x the reference's speed", score
+
+
+def _ceilings(bound: SpeedOfLight) -> str:
+    """What a speed-of-light time is made of, in words."""
+    parts = [f"{bound.bytes:,} bytes at {bound.bytes_per_s / 1e9:,.0f} GB/s"]
+    if bound.flops and bound.flops_per_s:
+        parts.append(f"{bound.flops:,} FLOPs at {bound.flops_per_s / 1e12:,.0f} TFLOP/s")
+    return " or ".join(parts) + (f", {bound.basis}" if bound.basis else "")
 
 
 def grade(
@@ -184,8 +192,9 @@ def grade(
             {"candidate": candidate.bytes_moved(), "reference": reference.bytes_moved()},
         )
         report.candidate, report.reference = measured["candidate"], measured["reference"]
+        report.speed_of_light = candidate.speed_of_light()
         report.verdict, report.message, report.score = timing_verdict(
-            report.candidate, report.reference, spec.speed_of_light_bytes_per_s
+            report.candidate, report.reference, report.speed_of_light
         )
     except CandidateFailure as failure:
         report.verdict, report.message, report.score = failure.verdict, failure.message, 0.0

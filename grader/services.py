@@ -353,6 +353,7 @@ def _result_store(
             "candidate": report.candidate.as_dict() if report.candidate else None,
             "reference": report.reference.as_dict() if report.reference else None,
             "nonces": report.nonces,
+            "speed_of_light": report.speed_of_light.as_dict() if report.speed_of_light else None,
         }
         submission.output = {"stdout": report.stdout, "stderr": report.stderr}
         submission.needs_review = report.verdict == Verdict.SUSPECT

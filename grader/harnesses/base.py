@@ -41,7 +41,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from grader.harnesses.contract import ProblemSpec, TestOutcome, Verdict
+from grader.harnesses.contract import ProblemSpec, SpeedOfLight, TestOutcome, Verdict
 from grader.harnesses.timing import MeasureSettings, TimedCall
 
 if TYPE_CHECKING:
@@ -134,6 +134,17 @@ class Harness(ABC):
     def bytes_moved(self) -> int:
         """Bytes one timed call must read and write at least (for the speed-of-light check)."""
         return 0
+
+    def speed_of_light(self) -> SpeedOfLight | None:
+        """The fastest a timed call could be: by default its bytes at the problem's bound."""
+        if not self.spec.speed_of_light_bytes_per_s or not self.bytes_moved():
+            return None
+        return SpeedOfLight(
+            bytes=self.bytes_moved(),
+            flops=0,
+            bytes_per_s=self.spec.speed_of_light_bytes_per_s,
+            basis="the problem's bound",
+        )
 
     @staticmethod
     @abstractmethod

@@ -191,6 +191,41 @@ def _median(values: list[float]) -> float:
     return (ordered[middle - 1] + ordered[middle]) / 2
 
 
+@dataclass(frozen=True)
+class SpeedOfLight:
+    """The fastest one timed call could be: its bytes at the copy bandwidth or its FLOPs at the
+    matmul peak, whichever takes longer. A time below it is ``suspect``, never celebrated.
+
+    ``basis`` says where the ceilings come from: "measured on NVIDIA H100 80GB HBM3" (the
+    kernel kind measures the card that times it) or "the problem's bound" (its YAML).
+    """
+
+    bytes: int
+    flops: int
+    bytes_per_s: float
+    flops_per_s: float = 0.0
+    basis: str = ""
+
+    def _seconds(self) -> tuple[float, float]:
+        """(memory time, compute time) at the ceilings; 0 where a ceiling is not given."""
+        memory_s = self.bytes / self.bytes_per_s if self.bytes_per_s else 0.0
+        compute_s = self.flops / self.flops_per_s if self.flops_per_s else 0.0
+        return memory_s, compute_s
+
+    @property
+    def time_ns(self) -> float:
+        return max(self._seconds()) * 1e9
+
+    @property
+    def bound(self) -> str:
+        """Which ceiling sets the time: "memory" or "compute"."""
+        memory_s, compute_s = self._seconds()
+        return "compute" if compute_s > memory_s else "memory"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"time_ns": self.time_ns, "bound": self.bound}
+
+
 @dataclass
 class GradeReport:
     """The graded outcome of one submission: what `manage.py grade --json` prints."""
@@ -208,6 +243,8 @@ class GradeReport:
     stderr: str = ""
     #: per-run nonces: with the secret seed they regenerate every input of the job.
     nonces: dict[str, int] = field(default_factory=dict)
+    #: the timed call's floor on the card that timed it (None: the problem has no bound).
+    speed_of_light: SpeedOfLight | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -223,4 +260,5 @@ class GradeReport:
             "stdout": self.stdout,
             "stderr": self.stderr,
             "nonces": self.nonces,
+            "speed_of_light": self.speed_of_light.as_dict() if self.speed_of_light else None,
         }

@@ -23,6 +23,9 @@ the output check, the trusted side fails with ``policy`` a call that left a thre
 whose output changed after it returned (work on another stream or thread that the caller's
 stream did not wait for), that returned byte for byte an earlier call's output on different
 inputs (a cached or replayed result), or after which the harness's timer had been replaced.
+Its speed of light is the benchmark's bytes at the card's measured copy bandwidth or its FLOPs
+at its measured bf16 matmul peak (:func:`grader.harnesses.timing.card_peaks`): faster than
+that, the grade is ``suspect``.
 
 Without a GPU the Triton code runs under ``TRITON_INTERPRET=1``: correctness only; tests
 marked ``gpu_only`` (bf16: the interpreter miscomputes bf16 arithmetic) are left out and
@@ -44,8 +47,8 @@ from typing import TYPE_CHECKING, Any
 from grader.harnesses import register
 from grader.harnesses import timing as _timing
 from grader.harnesses.base import CandidateFailure, Harness, ProblemError, clock_ns
-from grader.harnesses.contract import CallTiming, ProblemSpec, TestOutcome, Verdict
-from grader.harnesses.timing import CudaTimer, TimedCall, gpu_visible
+from grader.harnesses.contract import CallTiming, ProblemSpec, SpeedOfLight, TestOutcome, Verdict
+from grader.harnesses.timing import CudaTimer, TimedCall, card_peaks, gpu_visible
 
 if TYPE_CHECKING:
     import torch
@@ -187,6 +190,21 @@ class KernelHarness(Harness):
 
     def bytes_moved(self) -> int:
         return int(self.work()["bytes"])
+
+    def speed_of_light(self) -> SpeedOfLight | None:
+        """The benchmark's bytes at this card's measured copy bandwidth or its FLOPs at its
+        measured bf16 matmul peak, whichever takes longer; None without a GPU (no timing)."""
+        if self.device != "cuda":
+            return None
+        peaks = card_peaks()
+        work = self.work()
+        return SpeedOfLight(
+            bytes=int(work["bytes"]),
+            flops=int(work["flops"]),
+            bytes_per_s=peaks.copy_bytes_per_s,
+            flops_per_s=peaks.matmul_flops_per_s,
+            basis=f"measured on {peaks.card}",
+        )
 
     # -- one call ---------------------------------------------------------------------------
 

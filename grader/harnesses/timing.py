@@ -10,19 +10,21 @@ process tree), so it can neither burn CPU to slow the other down nor notice bein
 
 GPU (used by kernel kinds inside the sandbox): :class:`CudaTimer` flushes twice the L2,
 synchronises the device, and times the call (or its CUDA graph's replay) with CUDA events on
-the caller's stream, reporting work left on other streams; :func:`device_state` logs clocks,
-temperature, power and throttle reasons.
+the caller's stream, reporting work left on other streams; :func:`card_peaks` measures the
+card's bf16 matmul peak and copy bandwidth once per process (the trusted side's speed of
+light); :func:`device_state` logs clocks, temperature, power and throttle reasons.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import statistics
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from grader.harnesses.contract import CallTiming, Measurement
@@ -239,6 +241,68 @@ class CudaTimer:
         elapsed_ns = int(start.elapsed_time(end) * 1e6)
         gap_ns = int(end.elapsed_time(end_all) * 1e6)
         return elapsed_ns, gap_ns, result, snapshot
+
+
+@dataclass(frozen=True)
+class CardPeaks:
+    """What this card measured: bf16 matmul FLOP/s on random data, copy bytes (read + write)/s."""
+
+    card: str
+    matmul_flops_per_s: float
+    copy_bytes_per_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# The peak measurement: an 8192^3 bf16 product (~1.4 ms at 780 TFLOP/s) and a 2 GiB copy
+# (~1.4 ms at 3 TB/s), each the median of this many timed calls after three untimed ones.
+PEAK_MATMUL_SIZE = 8192
+PEAK_COPY_BYTES = 2 * 1024**3
+PEAK_REPEATS = 15
+
+
+def _median_ns(timer: CudaTimer, call: Callable[[], Any]) -> float:
+    for _ in range(3):
+        call()
+    return statistics.median(timer.time_call(call)[0] for _ in range(PEAK_REPEATS))
+
+
+def _matmul_ns(timer: CudaTimer) -> float:
+    import torch
+
+    a, b = (
+        torch.randn(PEAK_MATMUL_SIZE, PEAK_MATMUL_SIZE, device="cuda", dtype=torch.bfloat16)
+        for _ in range(2)
+    )
+    return _median_ns(timer, lambda: a @ b)
+
+
+def _copy_ns(timer: CudaTimer) -> float:
+    import torch
+
+    source = torch.empty(PEAK_COPY_BYTES, dtype=torch.uint8, device="cuda").random_()
+    target = torch.empty_like(source)
+    return _median_ns(timer, lambda: target.copy_(source))
+
+
+@functools.lru_cache(maxsize=1)
+def card_peaks() -> CardPeaks:
+    """This process's GPU, measured once (about a second, 4.3 GB of card memory, freed after).
+
+    The speed of light of a kernel problem is its bytes over the copy bandwidth or its FLOPs
+    over the matmul peak, measured here, on the card that timed it, with :class:`CudaTimer`.
+    """
+    import torch
+
+    timer = CudaTimer()
+    matmul_ns, copy_ns = _matmul_ns(timer), _copy_ns(timer)
+    torch.cuda.empty_cache()  # the sandboxes need the card's memory, not this process's cache
+    return CardPeaks(
+        card=torch.cuda.get_device_name(),
+        matmul_flops_per_s=2 * PEAK_MATMUL_SIZE**3 / (matmul_ns / 1e9),
+        copy_bytes_per_s=2 * PEAK_COPY_BYTES / (copy_ns / 1e9),
+    )
 
 
 def device_state() -> dict[str, Any]:

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from grader.grading import timing_verdict
-from grader.harnesses.contract import CallTiming, Verdict
+from grader.harnesses.contract import CallTiming, SpeedOfLight, Verdict
 from grader.harnesses.timing import (
     MeasureSettings,
     measure,
@@ -17,18 +17,18 @@ from grader.harnesses.timing import (
 )
 
 MS = 1_000_000
+# A CPU problem's bound: bytes at 500 GB/s (cpu-softmax's YAML).
+BOUND = SpeedOfLight(bytes=1_000_000, flops=0, bytes_per_s=5e11, basis="the problem's bound")
 
 
-def _measurement(
-    inside_ms: list[float], untimed_cpu_ms: float, bytes_moved: int = 0, wait_ms: float = 0.5
-):
+def _measurement(inside_ms: list[float], untimed_cpu_ms: float, wait_ms: float = 0.5):
     calls = [
         CallTiming(
             int(v * MS), int((v + untimed_cpu_ms + wait_ms) * MS), int((v + untimed_cpu_ms) * MS)
         )
         for v in inside_ms
     ]
-    return summarize(calls, warmup=1, bytes_moved=bytes_moved)
+    return summarize(calls, warmup=1)
 
 
 def test_percentiles_and_summary_are_exact():
@@ -86,7 +86,7 @@ def test_interleaved_timing_alternates_blocks_and_freezes_the_idle_solution():
 def test_honest_timings_are_accepted_with_the_ratio_as_score():
     reference = _measurement([4.0] * 9, untimed_cpu_ms=0.3)
     candidate = _measurement([2.0] * 9, untimed_cpu_ms=0.3)
-    verdict, _, score = timing_verdict(candidate, reference, 5e11)
+    verdict, _, score = timing_verdict(candidate, reference, BOUND)
     assert (verdict, score) == (Verdict.ACCEPTED, 2.0)
 
 
@@ -98,25 +98,65 @@ def test_honest_timings_are_accepted_with_the_ratio_as_score():
 def test_machine_load_is_not_tampering(reference_untimed_ms, candidate_untimed_ms):
     reference = _measurement([4.0] * 9, untimed_cpu_ms=reference_untimed_ms, wait_ms=0.5)
     candidate = _measurement([2.0] * 9, untimed_cpu_ms=candidate_untimed_ms, wait_ms=9.0)
-    verdict, _, score = timing_verdict(candidate, reference, 5e11)
+    verdict, _, score = timing_verdict(candidate, reference, BOUND)
     assert (verdict, score) == (Verdict.ACCEPTED, 2.0)
 
 
+# On a card that measured 800 TFLOP/s and 3 TB/s: 1.5 GB take 0.5 ms, 2.4 TFLOP take 3 ms.
+CARD = {"bytes_per_s": 3e12, "flops_per_s": 8e14, "basis": "measured on NVIDIA H100 80GB HBM3"}
+
+
 @pytest.mark.parametrize(
-    ("candidate_ms", "untimed_cpu_ms", "bytes_moved", "verdict", "words"),
+    ("candidate_ms", "untimed_cpu_ms", "bound", "verdict", "words"),
     [
-        ([0.3] * 9, 0.3, 0, Verdict.SUSPECT, "implausible"),
-        ([2.0] * 9, 0.3, 10**12, Verdict.SUSPECT, "speed-of-light"),
-        ([1.0] * 9, 9.0, 0, Verdict.POLICY, "disagree with the CPU time it used"),
+        ([0.3] * 9, 0.3, BOUND, Verdict.SUSPECT, "implausible"),
+        (
+            [2.0] * 9,
+            0.3,
+            SpeedOfLight(bytes=10**12, flops=0, bytes_per_s=5e11),
+            Verdict.SUSPECT,
+            "faster than the speed-of-light bound (2000.0000 ms: 1,000,000,000,000 bytes at 500 "
+            "GB/s)",
+        ),
+        (
+            [2.0] * 9,
+            0.3,
+            SpeedOfLight(bytes=1_500_000_000, flops=2_400_000_000_000, **CARD),
+            Verdict.SUSPECT,
+            "(3.0000 ms: 1,500,000,000 bytes at 3,000 GB/s or 2,400,000,000,000 FLOPs at 800 "
+            "TFLOP/s, measured on NVIDIA H100 80GB HBM3)",
+        ),
+        (
+            [3.5] * 9,
+            0.3,
+            SpeedOfLight(bytes=1_500_000_000, flops=2_400_000_000_000, **CARD),
+            Verdict.ACCEPTED,
+            "1.143x the reference's speed",
+        ),
+        ([1.0] * 9, 9.0, None, Verdict.POLICY, "disagree with the CPU time it used"),
     ],
-    ids=["more-than-10x", "beyond-speed-of-light", "untimed-work"],
+    ids=[
+        "more-than-10x",
+        "beyond-the-bytes-bound",
+        "beyond-the-flops-bound-on-the-card",
+        "within-the-flops-bound",
+        "untimed-work",
+    ],
 )
-def test_implausible_timings_are_flagged(candidate_ms, untimed_cpu_ms, bytes_moved, verdict, words):
+def test_implausible_timings_are_flagged(candidate_ms, untimed_cpu_ms, bound, verdict, words):
     reference = _measurement([4.0] * 9, untimed_cpu_ms=0.3)
-    candidate = _measurement(candidate_ms, untimed_cpu_ms, bytes_moved)
-    got, message, _ = timing_verdict(candidate, reference, 5e11)
+    candidate = _measurement(candidate_ms, untimed_cpu_ms)
+    got, message, _ = timing_verdict(candidate, reference, bound)
     assert got is verdict
     assert words in message
+
+
+def test_speed_of_light_is_the_slower_of_the_two_ceilings():
+    memory = SpeedOfLight(bytes=3_000_000_000, flops=8 * 10**10, **CARD)
+    compute = SpeedOfLight(bytes=3_000_000, flops=8 * 10**11, **CARD)
+    assert (memory.time_ns, memory.bound) == (1_000_000.0, "memory")
+    assert (compute.time_ns, compute.bound) == (1_000_000.0, "compute")
+    assert compute.as_dict()["time_ns"] == 1_000_000.0
 
 
 def test_inside_time_longer_than_the_wall_clock_is_policy():
@@ -124,6 +164,6 @@ def test_inside_time_longer_than_the_wall_clock_is_policy():
     candidate = summarize(
         [CallTiming(3 * MS, 4 * MS, 3 * MS), CallTiming(3 * MS, 2 * MS, 3 * MS)], warmup=0
     )
-    verdict, message, score = timing_verdict(candidate, reference, 5e11)
+    verdict, message, score = timing_verdict(candidate, reference, BOUND)
     assert (verdict, score) == (Verdict.POLICY, 0.0)
     assert "timed call 2" in message
