@@ -23,7 +23,7 @@ from grader.harnesses.contract import (
     Verdict,
 )
 from grader.harnesses.timing import TimedCall, gpu_available, measure_interleaved
-from grader.sandbox import SandboxSession, sandbox_kind
+from grader.sandbox import SandboxSession, compile_cache_dir, sandbox_kind
 
 # A solution more than this many times faster than the reference is suspect until reviewed.
 SUSPECT_SPEEDUP = 10.0
@@ -155,10 +155,25 @@ def grade(
         sandbox=sandbox_kind(),
         harness_version=f"{harness_class.kind}/{harness_class.version}",
     )
-    candidate_session = SandboxSession(harness_class, code, spec.entry_point, spec.limits)
-    reference_session = SandboxSession(
-        harness_class, spec.reference_code, spec.entry_point, spec.limits
+    # Compiled kernels persist only for the problem's own reference code (and a submission of
+    # exactly that code): no other code can write what a later run of the reference loads.
+    reference_cache = compile_cache_dir(spec.reference_code) if harness_class.needs_gpu else None
+    candidate_session = SandboxSession(
+        harness_class,
+        code,
+        spec.entry_point,
+        spec.limits,
+        compile_cache=reference_cache if code == spec.reference_code else None,
     )
+    reference_session = SandboxSession(
+        harness_class,
+        spec.reference_code,
+        spec.entry_point,
+        spec.limits,
+        compile_cache=reference_cache,
+    )
+    # The session's own kind: a GPU problem whose sandbox cannot reach the card runs unsandboxed.
+    report.sandbox = candidate_session.kind
     try:
         candidate, reference = harness_class(spec), harness_class(spec)
         report.nonces = {"candidate": candidate.nonce, "reference": reference.nonce}

@@ -13,14 +13,26 @@ and stderr capped, and the whole tree killed at the end (PID namespace plus
 
 Where ``bwrap`` is missing or cannot create namespaces, the run falls back to a plain
 subprocess with the same rlimits and every verdict says ``unsandboxed``; with ``DEBUG`` off
-the app refuses to start that way (``grader/apps.py``).
+the app refuses to start that way (``grader/apps.py``). ``$INFERPREP_BWRAP`` names a ``bwrap``
+binary that is not on ``PATH`` (one unpacked from Debian's package on a host without it).
+
+A GPU problem's sandbox also gets the NVIDIA device nodes (``--dev-bind``), ``/sys`` read-only
+(the driver reads its PCI devices there), the directory of the CUDA driver library read-only
+and its path for Triton. Once per process a sandboxed child must see the GPU and run a Triton
+kernel (:func:`gpu_sandbox_check`, ``python -m grader.sandbox --check-gpu``); where it cannot,
+GPU problems run unsandboxed and their verdicts say so. Compiled kernels persist between runs
+only for the problem's reference code (:func:`compile_cache_dir`).
 
 This module imports no Django: the worker passes everything in.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import hashlib
+import json
+import logging
 import mmap
 import os
 import shutil
@@ -45,6 +57,9 @@ from grader.harnesses.channel import (
     message_send,
 )
 from grader.harnesses.contract import Limits, SandboxKind, Verdict
+from grader.harnesses.timing import gpu_visible
+
+logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Where the harness package appears inside the sandbox.
@@ -54,6 +69,9 @@ NOBODY_UID = 65534
 START_TIMEOUT_S = 30.0
 # A private /tmp large enough for a solution's scratch files, small enough not to fill RAM.
 TMPFS_BYTES = 64 * 1024**2
+# A GPU problem's /tmp also holds Triton's cache of every kernel variant its tests compile
+# (IR, PTX, cubin and a launcher each: tens of MB for a problem's nine tests).
+GPU_TMPFS_BYTES = 512 * 1024**2
 # How often the whole sandbox tree's resident memory is summed against the memory cap; the
 # per-process address-space rlimit alone would let each of its processes take the cap.
 MEMORY_WATCH_INTERVAL_S = 0.1
@@ -71,35 +89,147 @@ _BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
     "from grader.harnesses.runner import main; main(int(sys.argv[2]), int(sys.argv[3]))"
 )
+# Read-only in every sandbox; /sbin too, for the ``/sbin/ldconfig -p`` Triton runs when it is
+# not told where the CUDA driver library is.
+SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/bin", "/sbin")
+DEV_DIR = Path("/dev")
+# Where distributions and container runtimes put the CUDA driver library (libcuda.so.1).
+DRIVER_LIBRARY_DIRS = (
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/local/nvidia/lib64",
+    "/usr/local/nvidia/lib",
+    "/usr/lib/wsl/lib",
+)
+# Where a run of the reference finds its persistent kernel cache inside the sandbox.
+COMPILE_CACHE_IN_SANDBOX = "/var/cache/inferprep-kernels"
+# torch's import, the CUDA context and one Triton compile (gcc for the launcher, then ptxas).
+GPU_PROBE_TIMEOUT_S = 180.0
+_GPU_PROBE = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from grader.harnesses.gpu_probe import main; main()"
+)
 
 
-def _bwrap_command(packages: tuple[str, ...]) -> list[str]:
-    """The bwrap arguments up to (not including) the program it runs."""
+def bwrap_path() -> str | None:
+    """The bubblewrap binary: ``$INFERPREP_BWRAP`` when set (and executable), else ``bwrap``."""
+    configured = os.environ.get("INFERPREP_BWRAP")
+    if configured:
+        return configured if os.access(configured, os.X_OK) else None
+    return shutil.which("bwrap")
+
+
+def nvidia_device_nodes(dev_dir: Path = DEV_DIR) -> list[Path]:
+    """The NVIDIA device nodes in ``dev_dir``: nvidia0.., nvidiactl, nvidia-uvm, nvidia-caps."""
+    if not dev_dir.is_dir():
+        return []
+    return sorted(path for path in dev_dir.iterdir() if path.name.startswith("nvidia"))
+
+
+def driver_library_dirs(
+    maps: Path = Path("/proc/self/maps"), candidates: tuple[str, ...] = DRIVER_LIBRARY_DIRS
+) -> list[str]:
+    """Directories holding ``libcuda.so.1``: first where this process loaded it (the trusted
+    side has, once torch initialised CUDA), then the usual places."""
+    found = []
+    with contextlib.suppress(OSError):
+        for line in maps.read_text().splitlines():
+            path = line.rsplit(maxsplit=1)[-1]
+            if "/libcuda.so" in path:
+                found.append(str(Path(path).parent))
+    found += candidates
+    return [
+        directory
+        for directory in dict.fromkeys(found)
+        if (Path(directory) / "libcuda.so.1").exists()
+    ]
+
+
+def _gpu_env(driver_dirs: list[str]) -> dict[str, str]:
+    """What CUDA and Triton need to be told in a scrubbed environment."""
+    env = {}
+    if driver_dirs:
+        env["TRITON_LIBCUDA_PATH"] = driver_dirs[0]
+        env["LD_LIBRARY_PATH"] = ":".join(driver_dirs)
+    if "CUDA_VISIBLE_DEVICES" in os.environ:  # a worker pinned to one card stays on it
+        env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+    return env
+
+
+def compile_cache_dir(source: str) -> Path:
+    """The persistent kernel-compile cache of exactly this source, writable by its sandbox.
+
+    ``$INFERPREP_VAR_DIR/compile-cache/<sha256 of the source>``: only a sandbox running this
+    very source is given it, so no other code can plant a kernel that a later run loads.
+    """
+    root = Path(os.environ.get("INFERPREP_VAR_DIR") or PROJECT_ROOT / "var") / "compile-cache"
+    directory = root / hashlib.sha256(source.encode()).hexdigest()[:32]
+    directory.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(directory, NOBODY_UID, NOBODY_UID)  # the sandbox runs as nobody
+    directory.chmod(0o700)
+    return directory
+
+
+def _bwrap_command(
+    packages: tuple[str, ...],
+    *,
+    gpu: bool = False,
+    compile_cache: Path | None = None,
+    dev_dir: Path = DEV_DIR,
+    driver_dirs: list[str] | None = None,
+) -> list[str]:
+    """The bwrap arguments up to (not including) the program it runs.
+
+    ``gpu`` adds the NVIDIA device nodes found in ``dev_dir``, ``/sys`` and the driver
+    library's directories (``driver_dirs``, found when not given).
+    """
     # /tmp first: a virtual environment that lives under /tmp is bound on top of it, not hidden.
-    command = ["bwrap", "--size", str(TMPFS_BYTES), "--perms", "1777", "--tmpfs", "/tmp"]
-    for system_dir in ("/usr", "/lib", "/lib64", "/bin", "/etc/ld.so.cache"):
+    tmpfs_bytes = GPU_TMPFS_BYTES if gpu else TMPFS_BYTES
+    command = [bwrap_path() or "bwrap", "--size", str(tmpfs_bytes), "--perms", "1777"]
+    command += ["--tmpfs", "/tmp"]
+    for system_dir in (*SYSTEM_DIRS, "/etc/ld.so.cache"):
         command += ["--ro-bind-try", system_dir, system_dir]
-    created: set[str] = {"/", "/usr", "/lib", "/lib64", "/bin", "/etc", "/tmp"}
+    created: set[str] = {"/", *SYSTEM_DIRS, "/etc", "/tmp"}
+    prefixes = sorted({sys.base_prefix, sys.prefix})
 
-    def bind(source: Path, target: str) -> None:
+    def bind(source: Path, target: str, writable: bool = False) -> None:
         parents = [p for p in reversed(Path(target).parents) if str(p) not in created]
         for parent in parents:  # bwrap would make them 0700, unreadable to nobody
             command.extend(["--perms", "0755", "--dir", str(parent)])
             created.add(str(parent))
-        command.extend(["--ro-bind", str(source), target])
+        command.extend(["--bind" if writable else "--ro-bind", str(source), target])
         created.add(target)
 
-    for prefix in sorted({sys.base_prefix, sys.prefix}):
+    for prefix in prefixes:
         bind(Path(prefix), prefix)
     bind(PROJECT_ROOT / "grader" / "__init__.py", f"{SANDBOX_CODE_DIR}/grader/__init__.py")
     bind(PROJECT_ROOT / "grader" / "harnesses", f"{SANDBOX_CODE_DIR}/grader/harnesses")
     for package in packages:
         bind(PROJECT_ROOT / package, f"{SANDBOX_CODE_DIR}/{package}")
-    command += ["--dev", "/dev", "--proc", "/proc"]
+    if compile_cache is not None:
+        bind(compile_cache, COMPILE_CACHE_IN_SANDBOX, writable=True)
+    command += ["--dev", "/dev"]
+    if gpu:
+        driver_dirs = driver_library_dirs() if driver_dirs is None else driver_dirs
+        # --dev-bind: the /dev that --dev makes is mounted nodev, so a plain bind of a device
+        # node cannot be opened. Without /sys, cuInit fails (304, "OS call failed").
+        for node in nvidia_device_nodes(dev_dir):
+            command += ["--dev-bind", str(node), f"/dev/{node.name}"]
+        command += ["--ro-bind-try", "/sys", "/sys"]
+        bound = [Path(root).resolve() for root in (*SYSTEM_DIRS, *prefixes)]
+        for directory in driver_dirs:
+            if not any(Path(directory).resolve().is_relative_to(root) for root in bound):
+                bind(Path(directory), directory)
+    command += ["--proc", "/proc"]
     command += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     command += ["--unshare-cgroup-try", "--hostname", "sandbox"]
     command += ["--die-with-parent", "--new-session", "--clearenv", "--chdir", "/tmp"]
-    for name, value in _sandbox_env("/tmp").items():
+    env = _sandbox_env("/tmp", COMPILE_CACHE_IN_SANDBOX if compile_cache is not None else None)
+    if gpu:
+        env |= _gpu_env(driver_dirs)
+    for name, value in env.items():
         command += ["--setenv", name, value]
     if os.geteuid() == 0:
         command += [
@@ -118,16 +248,17 @@ def _bwrap_command(packages: tuple[str, ...]) -> list[str]:
     return command
 
 
-def _sandbox_env(tmp_dir: str) -> dict[str, str]:
-    return {"PATH": "/usr/bin:/bin", "HOME": tmp_dir, "TMPDIR": tmp_dir, "LANG": "C.UTF-8"} | (
-        THREAD_ENV
-    )
+def _sandbox_env(tmp_dir: str, triton_cache: str | None = None) -> dict[str, str]:
+    env = {"PATH": "/usr/bin:/bin", "HOME": tmp_dir, "TMPDIR": tmp_dir, "LANG": "C.UTF-8"}
+    if triton_cache is not None:
+        env["TRITON_CACHE_DIR"] = triton_cache
+    return env | THREAD_ENV
 
 
 @lru_cache(maxsize=1)
 def sandbox_kind() -> SandboxKind:
     """Whether bubblewrap is installed and really works here (probed once per process)."""
-    if shutil.which("bwrap") is None or (os.geteuid() == 0 and shutil.which("setpriv") is None):
+    if bwrap_path() is None or (os.geteuid() == 0 and shutil.which("setpriv") is None):
         return SandboxKind.UNSANDBOXED
     probe = _bwrap_command(()) + [sys.executable, "-I", "-c", "import os; print(os.getuid())"]
     try:
@@ -137,6 +268,62 @@ def sandbox_kind() -> SandboxKind:
     if result.returncode == 0 and result.stdout.strip() == str(NOBODY_UID):
         return SandboxKind.BUBBLEWRAP
     return SandboxKind.UNSANDBOXED
+
+
+@lru_cache(maxsize=1)
+def gpu_sandbox_check() -> dict[str, Any]:
+    """Whether a sandboxed child reaches the GPU: torch sees it and a Triton kernel runs.
+
+    Once per process (a few seconds), before the first GPU sandbox. ``ok`` false with a
+    ``reason`` means GPU problems run unsandboxed here.
+    """
+    nodes = nvidia_device_nodes()
+    driver_dirs = driver_library_dirs()
+    check: dict[str, Any] = {
+        "ok": False,
+        "bwrap": bwrap_path(),
+        "sandbox": str(sandbox_kind()),
+        "device_nodes": [str(node) for node in nodes],
+        "driver_library_dirs": driver_dirs,
+    }
+    if sandbox_kind() is not SandboxKind.BUBBLEWRAP:
+        return check | {"reason": "bubblewrap is missing or cannot create namespaces here"}
+    if not nodes:
+        return check | {"reason": f"no NVIDIA device nodes in {DEV_DIR}"}
+    command = _bwrap_command((), gpu=True, driver_dirs=driver_dirs)
+    command += [sys.executable, "-I", "-B", "-c", _GPU_PROBE, SANDBOX_CODE_DIR]
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=GPU_PROBE_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return check | {"reason": f"the sandboxed child took over {GPU_PROBE_TIMEOUT_S:g} s"}
+    check["seconds"] = round(time.monotonic() - started, 2)
+    lines = result.stdout.strip().splitlines()
+    try:
+        child = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        child = {}
+    check["child"] = child
+    check["ok"] = bool(child.get("cuda") and child.get("triton_ok"))
+    if not check["ok"]:
+        check["reason"] = (
+            child.get("error") or result.stderr[-2000:] or f"exit status {result.returncode}"
+        )
+    return check
+
+
+def session_kind(needs_gpu: bool) -> SandboxKind:
+    """How a run is isolated: bubblewrap where it works, and for a GPU problem only where a
+    sandboxed child reaches the card; else unsandboxed (every verdict says which)."""
+    kind = sandbox_kind()
+    if needs_gpu and kind is SandboxKind.BUBBLEWRAP and gpu_visible():
+        check = gpu_sandbox_check()
+        if not check["ok"]:
+            logger.warning("GPU problems run unsandboxed: %s", check["reason"])
+            return SandboxKind.UNSANDBOXED
+    return kind
 
 
 class _CappedReader(threading.Thread):
@@ -195,13 +382,21 @@ class SandboxSession:
     """
 
     def __init__(
-        self, harness: type[Harness], source: str, entry_point: str, limits: Limits
+        self,
+        harness: type[Harness],
+        source: str,
+        entry_point: str,
+        limits: Limits,
+        compile_cache: Path | None = None,
     ) -> None:
+        """``compile_cache``: a directory of :func:`compile_cache_dir`, given only to a run of
+        the very source it belongs to."""
         self.harness = harness
         self.source = source
         self.entry_point = entry_point
         self.limits = limits
-        self.kind = sandbox_kind()
+        self.compile_cache = compile_cache
+        self.kind = session_kind(harness.needs_gpu)
         self.process: subprocess.Popen | None = None
         self.control: socket.socket | None = None
         self.shared: mmap.mmap | None = None
@@ -227,14 +422,21 @@ class SandboxSession:
         self.shared = mmap.mmap(shared_fd, shared_bytes)
         passed = (sandbox_end.fileno(), shared_fd)
         program = ["-I", "-B", "-c", _BOOTSTRAP]
+        gpu = self.harness.needs_gpu and gpu_visible()
         if self.kind is SandboxKind.BUBBLEWRAP:
-            command = _bwrap_command(self.harness.sandbox_packages) + [sys.executable, *program]
-            command += [SANDBOX_CODE_DIR, *map(str, passed)]
+            command = _bwrap_command(
+                self.harness.sandbox_packages, gpu=gpu, compile_cache=self.compile_cache
+            )
+            command += [sys.executable, *program, SANDBOX_CODE_DIR, *map(str, passed)]
             env, cwd = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, None
         else:
             self._tmp = tempfile.TemporaryDirectory(prefix="inferprep-run-")
             command = [sys.executable, *program, str(PROJECT_ROOT), *map(str, passed)]
-            env, cwd = _sandbox_env(self._tmp.name), self._tmp.name
+            cache = str(self.compile_cache) if self.compile_cache is not None else None
+            env = _sandbox_env(self._tmp.name, cache)
+            if gpu:
+                env |= _gpu_env(driver_library_dirs())
+            cwd = self._tmp.name
         try:
             self.process = subprocess.Popen(
                 command,
@@ -455,3 +657,19 @@ class SandboxSession:
             self.stdout.text() if self.stdout else "",
             self.stderr.text() if self.stderr else "",
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m grader.sandbox --check-gpu``: does a sandboxed child see the GPU? (JSON)"""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--check-gpu", action="store_true", required=True)
+    parser.parse_args(argv)
+    check = gpu_sandbox_check()
+    print(json.dumps(check, indent=1))
+    verdict = "yes" if check["ok"] else f"no ({check.get('reason', '')[:300]})"
+    print(f"a sandboxed child sees the GPU and runs a Triton kernel: {verdict}")
+    return 0 if check["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
