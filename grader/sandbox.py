@@ -57,7 +57,7 @@ from grader.harnesses.channel import (
     message_send,
 )
 from grader.harnesses.contract import Limits, SandboxKind, Verdict
-from grader.harnesses.timing import gpu_visible
+from grader.harnesses.timing import gpu_available, gpu_visible
 
 logger = logging.getLogger(__name__)
 
@@ -275,8 +275,12 @@ def gpu_sandbox_check() -> dict[str, Any]:
     """Whether a sandboxed child reaches the GPU: torch sees it and a Triton kernel runs.
 
     Once per process (a few seconds), before the first GPU sandbox. ``ok`` false with a
-    ``reason`` means GPU problems run unsandboxed here.
+    ``reason`` means GPU problems run unsandboxed here. CUDA starts in this process first: as
+    root that creates device nodes the driver makes on first use (nvidia-uvm), and it loads
+    the driver library whose folder the sandbox is given.
     """
+    if not gpu_available():
+        return {"ok": False, "sandbox": str(sandbox_kind()), "reason": "torch sees no GPU here"}
     nodes = nvidia_device_nodes()
     driver_dirs = driver_library_dirs()
     check: dict[str, Any] = {
