@@ -18,6 +18,7 @@ from interview import selectors, services
 from interview.forms import LoopStartForm, SignupForm
 from interview.grading import ResponseInvalid
 from interview.health import health_report
+from interview.markdown_render import markdown_html
 from interview.models import Attempt, Level, Loop, LoopStatus, Question, ReviewCard, RoundKind
 from interview.question_bank import (
     expected_number,
@@ -225,6 +226,8 @@ def loop_round(request: HttpRequest, loop_id: int, position: int) -> HttpRespons
         ]
     elif round_.kind == RoundKind.CODING:
         context |= selectors.coding_round_context(request.user, round_)
+        if context["problem"]:
+            context["statement_html"] = markdown_html(context["problem"].statement_md)
     else:
         context |= selectors.design_round_context(round_)
     return render(request, "interview/loop_round.html", context)

@@ -1,65 +1,12 @@
-// The problem page: CodeMirror on the solution's textarea, drafts kept in this browser,
-// submit without leaving the page, then live progress and the verdict (live_submission.js).
+// The problem page: submit without leaving the page, then live progress and the verdict
+// (live_submission.js). The editor is editor.js's, the statement's maths statement.js's.
 (function () {
   "use strict";
   const form = document.getElementById("submit-form");
-  const textarea = document.getElementById("code");
   const status = document.getElementById("draft-status");
   const button = document.getElementById("submit-button");
-  const draftKey = `inferprep:draft:${form.dataset.user}:${form.dataset.slug}`;
-  const SAVE_DELAY_MS = 400;
 
-  if (window.renderMathInElement) {
-    renderMathInElement(document.querySelector(".statement"), {
-      delimiters: [
-        { left: "$$", right: "$$", display: true },
-        { left: "$", right: "$", display: false },
-      ],
-      throwOnError: false,
-    });
-  }
-
-  const draft = localStorage.getItem(draftKey);
-  if (draft !== null && draft !== textarea.value) {
-    textarea.value = draft;
-    status.textContent = "Your last draft was restored.";
-  }
-
-  const editor = CodeMirror.fromTextArea(textarea, {
-    mode: "python",
-    lineNumbers: true,
-    indentUnit: 4,
-    tabSize: 4,
-    indentWithTabs: false,
-    matchBrackets: true,
-    autoCloseBrackets: true,
-    viewportMargin: Infinity,
-    screenReaderLabel: "Your solution (Python)",
-    extraKeys: {
-      Tab: (cm) => cm.somethingSelected() ? cm.indentSelection("add") : cm.replaceSelection("    "),
-      "Shift-Tab": (cm) => cm.indentSelection("subtract"),
-      "Ctrl-Enter": () => form.requestSubmit(),
-      "Cmd-Enter": () => form.requestSubmit(),
-      Esc: () => button.focus(),
-    },
-  });
-  window.InferPrep = Object.assign(window.InferPrep || {}, { editor });
-
-  let timer = null;
-  editor.on("change", () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      localStorage.setItem(draftKey, editor.getValue());
-      status.textContent = `Draft saved ${new Date().toLocaleTimeString()}.`;
-    }, SAVE_DELAY_MS);
-  });
-
-  document.getElementById("reset-button").addEventListener("click", () => {
-    if (!confirm("Replace your code with the starter code? Your draft will be lost.")) return;
-    editor.setValue(form.dataset.starter);
-    localStorage.removeItem(draftKey);
-    status.textContent = "Starter code restored.";
-  });
+  const editor = window.InferPrep.editor;  // editor.js: CodeMirror with the browser draft
 
   // The statement's list of your submissions, re-read from the server once a verdict is in.
   async function refreshHistory() {

@@ -1,15 +1,20 @@
 """A newcomer's first session: sign up, answer a practice question, see it on the dashboard,
-start a mock interview from there and finish it to its scorecard."""
+start a mock interview from there, write code in its coding round's editor, and finish it to
+its scorecard."""
 
 from __future__ import annotations
 
+from grader.bank import problems_load
+from grader.models import Problem, Submission
 from interview.models import Attempt, Loop
 from interview.question_bank import questions_load
 from tests.e2e.conftest import screenshot_path
+from tests.e2e.test_coding import editor_replace
 
 
 def test_sign_up_practise_and_finish_a_mock_loop(live_stack, page):
     questions_load()
+    problems_load()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(live_stack.base_url + "/accounts/signup/")
@@ -41,9 +46,36 @@ def test_sign_up_practise_and_finish_a_mock_loop(live_stack, page):
     assert page.locator("#countdown").is_visible()
     page.screenshot(path=str(screenshot_path("50-mock-round")), full_page=True)
 
+    # The coding round: the same editor as the problem pages, on the starter code.
+    loop = Loop.objects.get(user__username="hopper")
+    coding = loop.rounds.get(kind="coding")
+    problem = Problem.objects.get(slug=coding.problem_slug)
+    page.get_by_role("link", name=f"Next round: {coding.title}").click()
+    page.locator(".CodeMirror").wait_for()
+    assert page.evaluate("InferPrep.editor.getValue()") == problem.starter_code
+    solution = "def answer():\n    return 42\n"
+    editor_replace(page, solution)
+    page.wait_for_function(
+        "() => document.getElementById('draft-status').textContent.startsWith('Draft saved')"
+    )
+    page.reload()  # the draft of this round comes back
+    assert page.inner_text("#draft-status") == "Your last draft was restored."
+    assert page.evaluate("InferPrep.editor.getValue()") == solution
+    page.screenshot(path=str(screenshot_path("52-mock-coding-round-editor")), full_page=True)
+    page.locator(".CodeMirror").click()
+    page.keyboard.press("Control+Enter")  # submits what the editor holds
+    page.get_by_text("Submitted.", exact=True).wait_for()
+    page.locator(".CodeMirror").wait_for()  # the round again, its editor on what was sent
+    submitted = Submission.objects.get(user__username="hopper")
+    # A form posts its text with CRLF line breaks (HTML's rule); Python reads either.
+    assert submitted.code.replace("\r\n", "\n") == solution
+    assert submitted.purpose == "interview"
+    assert page.locator("main li a", has_text=f"#{submitted.pk}").is_visible()
+    assert page.evaluate("InferPrep.editor.getValue()") == solution
+
     page.get_by_role("button", name="Finish the loop").click()
     page.get_by_role("heading", name="Scorecard").wait_for()
-    loop = Loop.objects.get(user__username="hopper")
+    loop.refresh_from_db()
     assert loop.status == "finished"
     page.screenshot(path=str(screenshot_path("51-mock-scorecard")), full_page=True)
 
