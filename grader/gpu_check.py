@@ -1,15 +1,26 @@
-"""Every kernel problem through the grader on a GPU: verdicts, speed, stability, one table.
+"""Every kernel problem through the grader on a GPU: verdicts, speed, ten-grade stability, one table.
 
-    python -m grader.gpu_check [--problems triton-attention,...] [--repeats 10] [--json FILE]
+    python -m grader.gpu_check --part 1 --json $OUT/kernels-1.json   # int8, attention stability
+    python -m grader.gpu_check --part 2 --json $OUT/kernels-2.json   # sweep, paged, the rest
+    python -m grader.gpu_check --merge kernels-1.json kernels-2.json --json kernels.json
+    python -m grader.gpu_check --dry-run   # the whole flow on a CPU: one test each, Triton's interpreter
 
-For each problem: the card's measured peaks (a bf16 8192^3 matmul, a 2 GiB device copy); the
-reference graded against itself, against the baseline (``torch`` SDPA, the engine's decode
-kernel) and every wrong and cheating solution, all through :func:`grader.grading.grade`; the
-stability check (the coefficient of variation of the reference's median over ``--repeats``
-timing phases in one pair of sandboxes, and over the fresh sandboxes of the grades); for
-int8-matmul the bf16 ``torch.matmul`` comparison at m = 1, 16, 64, 2048, timed in this
-process with the harness's :class:`~grader.harnesses.timing.CudaTimer`. Where bubblewrap is
-missing the sandbox runs unsandboxed: the output says which.
+Each problem's work comes in stages, every grade through :func:`grader.grading.grade` (fresh
+sandboxes, the harness's own timing, the speed of light on the card that timed it):
+
+* ``stability``: the reference graded against itself ``--repeats`` times (ten): the CV of the
+  score (reference median over candidate median) and of the candidate's median;
+* ``baseline``: the reference against the baseline (``torch`` SDPA, the engine's decode kernel);
+  int8-matmul's baseline is the sweep's;
+* ``failing``: every wrong and cheating solution, each with the verdict it must get;
+* ``sweep`` (int8-matmul): the W8A16 reference against bf16 ``torch.matmul`` at m = 1, 16, 64,
+  2048, timed in this process with the harness's :class:`~grader.harnesses.timing.CudaTimer`.
+
+A part is a list of stages sized for one device command; each grade is written to the JSON file
+as soon as it ends, and no grade starts past ``--deadline-s``, so a part cut short still says
+what it measured and what it skipped. ``--merge`` turns the parts' files into one table. The
+card's peaks (bf16 matmul, device copy) and whether a sandboxed child sees the GPU are recorded
+with every part. No Django: this runs on a bare GPU host.
 """
 
 from __future__ import annotations
@@ -18,153 +29,431 @@ import argparse
 import dataclasses
 import importlib.util
 import json
+import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from grader.bank import PROBLEMS_DIR, problem_read
-from grader.grading import _reference_call, _tests_run, grade
-from grader.harnesses import harness_get
-from grader.harnesses.contract import GradeReport, ProblemSpec, Verdict
-from grader.harnesses.timing import CudaTimer, MeasureSettings, device_state, measure_interleaved
-from grader.sandbox import SandboxSession, sandbox_kind
+from grader.grading import grade
+from grader.harnesses.contract import GradeReport, ProblemSpec, SandboxKind, Verdict
+from grader.harnesses.timing import CudaTimer, card_peaks, device_state, gpu_available
+from grader.sandbox import gpu_sandbox_check, sandbox_kind, session_kind
 
 SEED = 20261127
-# What the ratio column compares the reference with; int8's baseline is timed in-process.
+PROBLEMS = ("int8-matmul", "triton-attention", "paged-decode-attention")
+STAGES = ("stability", "sweep", "baseline", "failing")
+# Two device commands of under 500 s each: twenty grades of the reference (about 16 s each once
+# its kernels are compiled), then ten more and the cheaper rest. Most wanted first: int8's
+# stability is the one not yet shown; the wrong and cheating verdicts are also checked in CI.
+PARTS: dict[int, tuple[tuple[str, str], ...]] = {
+    1: (("stability", "int8-matmul"), ("stability", "triton-attention")),
+    2: (
+        ("sweep", "int8-matmul"),
+        ("stability", "paged-decode-attention"),
+        ("baseline", "triton-attention"),
+        ("baseline", "paged-decode-attention"),
+        ("failing", "int8-matmul"),
+        ("failing", "triton-attention"),
+        ("failing", "paged-decode-attention"),
+    ),
+}
+# What the ratio column compares the reference with; int8's baseline is the sweep's bf16 matmul.
 BASELINES = {
     "triton-attention": "solutions/torch_sdpa.py",
     "paged-decode-attention": "solutions/engine_kernel.py",
 }
-# The stability phases: enough calls for a median, few enough for ten phases per problem.
-STABILITY_SETTINGS = {"warmup": 2, "min_repetitions": 15, "max_repetitions": 15, "budget_s": 30}
-INT8_SWEEP_M = (1, 16, 64, 2048)
-SWEEP_CALLS = 30
+# The verdict each kind of solution must get.
+EXPECTED = {"wrong": Verdict.WRONG_ANSWER, "cheats": Verdict.POLICY}
+STABILITY_GOAL_CV_PCT = 2.0
+# No new grade starts after this many seconds of a part: a device command may run 600 s, and
+# the last grade, the table and copying the results back need the rest.
+DEADLINE_S = 440.0
+# A grade whose time is not yet known in this part is assumed to take this long.
+FIRST_GRADE_S = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSettings:
+    """The W8A16-against-bf16 sweep: shapes, dtype, input sets rotated, timed calls per m."""
+
+    ms: tuple[int, ...] = (1, 16, 64, 2048)
+    k: int = 4096
+    n: int = 14336
+    dtype: str = "bfloat16"
+    # Rotated input sets: no call finds its weights (58.7 MB at this shape) in the L2.
+    sets: int = 4
+    calls: int = 30
+
+
+# The dry run: shapes the Triton interpreter finishes in seconds, fp16 (it miscomputes bf16).
+DRY_SWEEP = SweepSettings(ms=(1, 3), k=64, n=96, dtype="float16", sets=2, calls=2)
+DRY_REPEATS = 2
 
 
 def card_record() -> dict[str, Any]:
-    """The card, driver and software every number in the table was measured with."""
+    """The card, driver and software every number was measured with ("cpu" without a GPU)."""
     import torch
     import triton
 
-    properties = torch.cuda.get_device_properties(0)
-    driver = subprocess.run(
-        ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return {
-        "card": torch.cuda.get_device_name(0),
-        "driver": driver,
+    record = {
+        "card": "cpu (no GPU)",
+        "driver": "",
         "torch": torch.__version__,
         "triton": triton.__version__,
         "cuda": torch.version.cuda,
-        "sms": properties.multi_processor_count,
-        "l2_bytes": int(getattr(properties, "L2_cache_size", 0)),
         "python": platform.python_version(),
-        "sandbox": str(sandbox_kind()),
+        "host": platform.node(),
     }
+    if gpu_available():
+        properties = torch.cuda.get_device_properties(0)
+        driver = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        record |= {
+            "card": torch.cuda.get_device_name(0),
+            "driver": driver,
+            "sms": properties.multi_processor_count,
+            "l2_bytes": int(getattr(properties, "L2_cache_size", 0)),
+        }
+    return record
 
 
-def _event_median_ms(call, repeats: int = 20) -> float:
-    import torch
-
-    timer = CudaTimer()
-    for _ in range(3):
-        call()
-    samples = [timer.time_call(call)[0] / 1e6 for _ in range(repeats)]
-    torch.cuda.synchronize()
-    return statistics.median(samples)
-
-
-def measure_peaks() -> dict[str, float]:
-    """Measured ceilings: bf16 matmul FLOP/s on random data, device copy bytes (read + write)/s."""
-    import torch
-
-    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    matmul_ms = _event_median_ms(lambda: a @ b)
-    source = torch.empty(2 * 1024**3, dtype=torch.uint8, device="cuda").random_()
-    target = torch.empty_like(source)
-    copy_ms = _event_median_ms(lambda: target.copy_(source))
-    return {
-        "matmul_flops_per_s": 2 * 8192**3 / (matmul_ms / 1e3),
-        "copy_bytes_per_s": 2 * 2 * 1024**3 / (copy_ms / 1e3),
-    }
+def _spec(slug: str, dry_run: bool) -> ProblemSpec:
+    """The problem as the bank ships it; in a dry run, only its first CPU test."""
+    spec = problem_read(PROBLEMS_DIR / slug).as_spec()
+    if dry_run:
+        spec = dataclasses.replace(
+            spec, tests=[test for test in spec.tests if not test.get("gpu_only")][:1]
+        )
+    return spec
 
 
-def _code(slug: str, name: str) -> str:
-    return (PROBLEMS_DIR / slug / name).read_text()
-
-
-def _speed(slug: str, work: dict[str, int], median_ns: float, peaks: dict[str, float]) -> dict:
-    """TFLOP/s or GB/s of one median, and its share of the measured peak."""
+def speed_fields(
+    bound: dict[str, Any] | None, median_ns: float | None, peaks: dict[str, float] | None
+) -> dict[str, Any]:
+    """TFLOP/s (compute-bound) or GB/s (memory-bound) of one median, its share of the measured
+    peak and of the speed of light (``bound``: a :class:`SpeedOfLight` as a dict)."""
+    if not (bound and median_ns and peaks):
+        return {}
     seconds = median_ns / 1e9
-    if slug == "triton-attention":
-        rate = work["flops"] / seconds
+    sol_pct = 100 * bound["time_ns"] / median_ns
+    if bound["bound"] == "compute":
+        rate = bound["flops"] / seconds
+        peak_pct = 100 * rate / peaks["matmul_flops_per_s"]
+        return {"unit": "TFLOP/s", "rate": rate / 1e12, "peak_pct": peak_pct, "sol_pct": sol_pct}
+    rate = bound["bytes"] / seconds
+    peak_pct = 100 * rate / peaks["copy_bytes_per_s"]
+    return {"unit": "GB/s", "rate": rate / 1e9, "peak_pct": peak_pct, "sol_pct": sol_pct}
+
+
+def _expected(solution: str) -> Verdict:
+    return EXPECTED.get(solution.split("/")[0], Verdict.ACCEPTED)
+
+
+class Part:
+    """One device command's worth of grades, written to ``json_path`` after each one."""
+
+    def __init__(self, name: str, json_path: Path, dry_run: bool, deadline_s: float) -> None:
+        self.started = time.monotonic()
+        self.json_path = json_path
+        self.dry_run = dry_run
+        self.deadline_s = deadline_s
+        self.hardware = card_record()
+        print(json.dumps(self.hardware), flush=True)
+        self.peaks = card_peaks().as_dict() if gpu_available() else None
+        print(f"peaks: {self.peaks}", flush=True)
+        self.sandbox_check = gpu_sandbox_check()
+        print(f"sandbox check: {json.dumps(self.sandbox_check)}", flush=True)
+        self.info: dict[str, Any] = {
+            "part": name,
+            "hardware": self.hardware,
+            "peaks": self.peaks,
+            "sandbox_check": self.sandbox_check,
+            "skipped": [],
+            "wall_s": 0.0,
+        }
+        self.rows: list[dict[str, Any]] = []
+        self.sweeps: list[dict[str, Any]] = []
+        self.last_grade_s: dict[str, float] = {}
+        self.fallback_tried = False
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+    def room_for(self, what: str, stage: str) -> bool:
+        """Whether a grade of ``stage`` fits before the deadline; if not, it is recorded skipped."""
+        expected_s = self.last_grade_s.get(stage, FIRST_GRADE_S)
+        if self.elapsed_s() + expected_s <= self.deadline_s:
+            return True
+        self.info["skipped"].append(what)
+        print(f"  skipped (deadline): {what}", flush=True)
+        self.write()
+        return False
+
+    def write(self) -> None:
+        self.info["wall_s"] = round(self.elapsed_s(), 1)
+        data = {"parts": [self.info], "rows": self.rows, "sweeps": self.sweeps}
+        self.json_path.write_text(json.dumps(data, indent=1, default=str))
+
+    def graded(self, spec: ProblemSpec, solution: str, role: str, stage: str) -> GradeReport | None:
+        """Grade one solution file of the problem against ``spec`` and record its row.
+
+        The first time the reference fails in the sandbox it is graded once more unsandboxed;
+        if it passes there, the sandbox was the fault and the rest of this part runs
+        unsandboxed (said in the part's ``sandbox_fallback``), so one device command still
+        measures something.
+        """
+        what = f"{spec.slug} {solution} ({role})"
+        if not self.room_for(what, stage):
+            return None
+        report = self._grade(spec, solution, role, stage)
+        failed = report is None or report.verdict not in (Verdict.ACCEPTED, Verdict.SUSPECT)
+        sandboxed = session_kind(needs_gpu=True) is SandboxKind.BUBBLEWRAP
+        if solution == "reference.py" and failed and sandboxed and not self.fallback_tried:
+            self.fallback_tried = True
+            print("  the reference failed in the sandbox: again, unsandboxed", flush=True)
+            _bubblewrap(enabled=False)
+            again = self._grade(spec, solution, f"{role}, unsandboxed", stage)
+            if again is not None and again.verdict is Verdict.ACCEPTED:
+                self.info["sandbox_fallback"] = self.rows[-2]["message"] or "it failed"
+                return again
+            _bubblewrap(enabled=True)
+        return report
+
+    def _grade(self, spec: ProblemSpec, solution: str, role: str, stage: str) -> GradeReport | None:
+        """grade() once, its row recorded; an exception (ours, not the code's) is a row too."""
+        state = device_state()
+        started = time.monotonic()
+        code = (PROBLEMS_DIR / spec.slug / solution).read_text()
+        try:
+            report = grade(spec, code, seed=SEED, hardware=self.hardware)
+        except Exception as error:  # the part goes on: one broken grade is one row
+            report = None
+            row = self._row(spec.slug, solution, role, None, time.monotonic() - started)
+            row |= {"verdict": "harness_error", "message": f"{type(error).__name__}: {error}"}
+        else:
+            row = self._row(spec.slug, solution, role, report, time.monotonic() - started)
+        self.last_grade_s[stage] = row["wall_s"]
+        print(f"  {spec.slug} {solution} ({role}): {row['verdict']} in {row['wall_s']} s: "
+              f"{row['message'][:140]}", flush=True)  # fmt: skip
+        self.rows.append(row | {"device_state": state})
+        self.write()
+        return report
+
+    def _row(
+        self,
+        slug: str,
+        solution: str,
+        role: str,
+        report: GradeReport | None,
+        wall_s: float,
+        side: str = "candidate",
+    ) -> dict[str, Any]:
+        """One solution's line; ``side`` "reference" makes it the line of the grade's reference."""
+        mine = other = bound = None
+        score, verdict, message = 0.0, "", ""
+        if report is not None:
+            mine, other, score = report.candidate, report.reference, report.score
+            if side == "reference":
+                mine, other = other, mine
+                score = round(1 / score, 3) if score else 0.0
+            bound = report.speed_of_light.as_dict() if report.speed_of_light else None
+            verdict = str(report.verdict)
+            message = report.message.splitlines()[0][:200] if report.message else ""
+        median = mine.median_ns if mine else None
         return {
-            "unit": "TFLOP/s",
-            "rate": rate / 1e12,
-            "peak_pct": 100 * rate / peaks["matmul_flops_per_s"],
+            "part": self.info["part"],
+            "problem": slug,
+            "solution": solution,
+            "role": role,
+            "expected": str(_expected(solution)),
+            "verdict": verdict,
+            "message": message,
+            "score": score,
+            "candidate_median_ns": median,
+            "reference_median_ns": other.median_ns if other else None,
+            "samples": len(mine.samples_ns) if mine else 0,
+            "sandboxed": report is not None and report.sandbox is SandboxKind.BUBBLEWRAP,
+            "wall_s": round(wall_s, 1),
+            "speed_of_light": bound,
+        } | speed_fields(bound, median, self.peaks)
+
+    def stability(self, slug: str, repeats: int) -> None:
+        """The reference graded against itself ``repeats`` times, fresh sandboxes each time."""
+        spec = _spec(slug, self.dry_run)
+        for index in range(1, repeats + 1):
+            self.graded(spec, "reference.py", f"stability {index}/{repeats}", "stability")
+
+    def baseline(self, slug: str) -> None:
+        """The reference graded against the problem's baseline (none: nothing to do)."""
+        baseline = BASELINES.get(slug)
+        if baseline is None:
+            return
+        spec = _spec(slug, self.dry_run)
+        code = (PROBLEMS_DIR / slug / baseline).read_text()
+        against = dataclasses.replace(spec, reference_code=code)
+        report = self.graded(against, "reference.py", f"vs {baseline}", "baseline")
+        if report is not None and report.reference:
+            # The baseline's own line: the reference side of that same grade.
+            wall_s = self.rows[-1]["wall_s"]
+            self.rows.append(
+                self._row(slug, baseline, "baseline", report, wall_s, side="reference")
+            )
+            self.write()
+
+    def failing(self, slug: str) -> None:
+        """Every wrong and cheating solution, each of which must get its verdict."""
+        spec = _spec(slug, self.dry_run)
+        folder = PROBLEMS_DIR / slug
+        for solution in sorted(
+            str(path.relative_to(folder))
+            for pattern in ("wrong/*.py", "cheats/*.py")
+            for path in folder.glob(pattern)
+        ):
+            self.graded(spec, solution, "must fail", "failing")
+
+    def sweep(self, settings: SweepSettings) -> None:
+        if not self.room_for("int8-matmul sweep", "sweep"):
+            return
+        started = time.monotonic()
+        self.sweeps.extend(int8_sweep(settings, self.peaks))
+        self.last_grade_s["sweep"] = time.monotonic() - started
+        self.write()
+
+
+def _bubblewrap(enabled: bool) -> None:
+    """Turn the sandbox off for the rest of this process (``INFERPREP_BWRAP`` naming no binary
+    makes :func:`grader.sandbox.bwrap_path` find none), or back to how it was."""
+    if enabled:
+        if "value" not in _SAVED_BWRAP:
+            return
+        saved = _SAVED_BWRAP.pop("value")
+        if saved is None:
+            os.environ.pop("INFERPREP_BWRAP", None)
+        else:
+            os.environ["INFERPREP_BWRAP"] = saved
+    else:
+        _SAVED_BWRAP["value"] = os.environ.get("INFERPREP_BWRAP")
+        os.environ["INFERPREP_BWRAP"] = "/nonexistent/bwrap"
+    sandbox_kind.cache_clear()
+    gpu_sandbox_check.cache_clear()
+
+
+_SAVED_BWRAP: dict[str, str | None] = {}
+
+
+def _timed_ns(call: Callable[[], Any], graph: tuple[Any, Any] | None, timer: Any) -> float:
+    """One call's time: the harness's CudaTimer on a GPU, the wall clock on a CPU."""
+    if timer is not None:
+        return timer.time_call(call, graph)[0]
+    started = time.perf_counter_ns()
+    call()
+    return time.perf_counter_ns() - started
+
+
+def int8_sweep(settings: SweepSettings, peaks: dict[str, float] | None) -> list[dict[str, Any]]:
+    """Reference W8A16 against ``x @ w.T`` at each m, same timer, CUDA graphs on a GPU."""
+    import torch
+
+    path = PROBLEMS_DIR / "int8-matmul" / "reference.py"
+    module_spec = importlib.util.spec_from_file_location("int8_reference", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)  # from its file: Triton's @jit reads the source
+    layer_class = module.W8A16Linear
+    on_gpu = gpu_available()
+    device, dtype = ("cuda" if on_gpu else "cpu"), getattr(torch, settings.dtype)
+    timer = CudaTimer() if on_gpu else None
+    k, n = settings.k, settings.n
+    rows = []
+    for m in settings.ms:
+        sets = []
+        for _ in range(settings.sets):
+            weight = torch.randn(n, k, device=device, dtype=dtype) * 0.05
+            x = torch.randn(m, k, device=device, dtype=dtype)
+            sets.append((x, weight, layer_class(weight)))
+        times: dict[str, list[float]] = {"bf16": [], "int8": []}
+        for name in times:
+            prepared = []
+            for x, weight, layer in sets:
+                call = (
+                    (lambda x=x, w=weight: x @ w.T)
+                    if name == "bf16"
+                    else (lambda x=x, layer=layer: layer(x))
+                )
+                call()
+                graph = None
+                if on_gpu:
+                    graph = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(graph):
+                        out = call()
+                    graph.replay()  # the first replay uploads the graph: keep it untimed
+                    graph = (graph, out)
+                prepared.append((call, graph))
+            for index in range(settings.calls):
+                call, graph = prepared[index % len(prepared)]
+                times[name].append(_timed_ns(call, graph, timer))
+        bf16_ns, int8_ns = statistics.median(times["bf16"]), statistics.median(times["int8"])
+        item = dtype.itemsize
+        int8_bytes = n * k + 4 * n + item * (m * k + m * n)
+        row = {
+            "m": m,
+            "k": k,
+            "n": n,
+            "dtype": settings.dtype,
+            "bf16_us": bf16_ns / 1e3,
+            "int8_us": int8_ns / 1e3,
+            "speedup": bf16_ns / int8_ns,
+            "int8_gb_s": int8_bytes / int8_ns,
+            "int8_tflops": 2 * m * n * k / int8_ns / 1e3,
+            "bf16_tflops": 2 * m * n * k / bf16_ns / 1e3,
         }
-    rate = work["bytes"] / seconds
-    return {"unit": "GB/s", "rate": rate / 1e9, "peak_pct": 100 * rate / peaks["copy_bytes_per_s"]}
+        if peaks:
+            row["int8_copy_pct"] = 100 * int8_bytes / (int8_ns / 1e9) / peaks["copy_bytes_per_s"]
+        rows.append(row)
+        print(f"  int8 sweep m={m}: {row}", flush=True)
+    return rows
 
 
-def _suspect(meta: dict, work: dict[str, int], median_ns: float) -> str:
-    """Faster than the spec-sheet floor (bytes over HBM, FLOPs over tensor peak) is suspect."""
-    floor_s = max(
-        work["bytes"] / float(meta.get("speed_of_light_bytes_per_s") or 1e30),
-        work["flops"] / float(meta.get("speed_of_light_flops_per_s") or 1e30),
-    )
-    return "suspect: beyond speed of light" if median_ns / 1e9 < floor_s else ""
+def run_part(
+    items: tuple[tuple[str, str], ...],
+    name: str,
+    json_path: Path,
+    repeats: int,
+    dry_run: bool = False,
+    deadline_s: float = DEADLINE_S,
+) -> dict[str, Any]:
+    """Run ``items`` (stage, problem) in order; returns what it wrote to ``json_path``."""
+    part = Part(name, json_path, dry_run, deadline_s)
+    for stage, slug in items:
+        print(f"{stage} {slug} at {part.elapsed_s():.0f} s", flush=True)
+        if stage == "stability":
+            part.stability(slug, repeats)
+        elif stage == "sweep":
+            part.sweep(DRY_SWEEP if dry_run else SweepSettings())
+        else:
+            getattr(part, stage)(slug)
+    part.write()
+    print(f"part {name}: {part.elapsed_s():.0f} s", flush=True)
+    return json.loads(json_path.read_text())
 
 
-def _row(slug: str, solution: str, report: GradeReport, **extra: Any) -> dict[str, Any]:
+def merge(datas: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several parts' results as one."""
     return {
-        "problem": slug,
-        "solution": solution,
-        "verdict": str(report.verdict),
-        "message": report.message.splitlines()[0][:160] if report.message else "",
-        "score": report.score,
-        "candidate_median_ns": report.candidate.median_ns if report.candidate else None,
-        "reference_median_ns": report.reference.median_ns if report.reference else None,
-        "candidate_samples": len(report.candidate.samples_ns) if report.candidate else 0,
-        **extra,
+        "parts": [info for data in datas for info in data["parts"]],
+        "rows": [row for data in datas for row in data["rows"]],
+        "sweeps": [row for data in datas for row in data["sweeps"]],
     }
-
-
-def stability(spec: ProblemSpec, repeats: int) -> list[float]:
-    """The reference's median over ``repeats`` timing phases, interleaved with a second copy."""
-    harness_class = harness_get(spec.harness)
-    spec = dataclasses.replace(spec, benchmark=spec.benchmark | STABILITY_SETTINGS)
-    sessions = [
-        SandboxSession(harness_class, spec.reference_code, spec.entry_point, spec.limits)
-        for _ in range(2)
-    ]
-    harnesses = [harness_class(dataclasses.replace(spec, tests=[])) for _ in range(2)]
-    medians = []
-    try:
-        for harness, session in zip(harnesses, sessions, strict=True):
-            _tests, verdict, message = _tests_run(harness, session, SEED, lambda *_: None)
-            if verdict is not Verdict.ACCEPTED:
-                raise RuntimeError(f"stability sandbox did not start: {message}")
-        calls = {
-            name: (_reference_call(h.timed_call(s, SEED)), s)
-            for name, h, s in zip(("first", "second"), harnesses, sessions, strict=True)
-        }
-        settings = MeasureSettings.from_dict(spec.benchmark)
-        for _ in range(repeats):
-            medians.append(measure_interleaved(calls, settings)["first"].median_ns)
-    finally:
-        for session in sessions:
-            session.close()
-    return medians
 
 
 def _cv_pct(values: list[float]) -> float | None:
@@ -173,179 +462,157 @@ def _cv_pct(values: list[float]) -> float | None:
     return 100 * statistics.stdev(values) / statistics.fmean(values)
 
 
-def int8_sweep(peaks: dict[str, float]) -> list[dict[str, Any]]:
-    """Reference W8A16 against bf16 torch.matmul at decode and prefill m, same timer, graphs."""
-    import torch
-
-    path = PROBLEMS_DIR / "int8-matmul" / "reference.py"
-    module_spec = importlib.util.spec_from_file_location("int8_reference", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)  # from its file: Triton's @jit reads the source
-    layer_class = module.W8A16Linear
-    k, n = 4096, 14336
-    timer = CudaTimer()
-    rows = []
-    for m in INT8_SWEEP_M:
-        sets = []
-        for _ in range(4):  # rotate input sets: no call finds its weights in a cache
-            weight = torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.05
-            x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-            sets.append((x, weight, layer_class(weight)))
-        times: dict[str, list[float]] = {"bf16": [], "int8": []}
-        for name in times:
-            graphs = []
-            for x, weight, layer in sets:
-                call = (
-                    (lambda x=x, w=weight: x @ w.T)
-                    if name == "bf16"
-                    else (lambda x=x, layer=layer: layer(x))
-                )
-                call()
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
-                    out = call()
-                graphs.append((call, (graph, out)))
-            for index in range(SWEEP_CALLS):
-                call, graph = graphs[index % len(graphs)]
-                times[name].append(timer.time_call(call, graph)[0])
-        bf16_ns, int8_ns = statistics.median(times["bf16"]), statistics.median(times["int8"])
-        int8_bytes = n * k + 4 * n + 2 * m * k + 2 * m * n
-        rows.append(
-            {
-                "m": m,
-                "bf16_us": bf16_ns / 1e3,
-                "int8_us": int8_ns / 1e3,
-                "speedup": bf16_ns / int8_ns,
-                "int8_gb_s": int8_bytes / int8_ns,
-                "int8_copy_pct": 100 * int8_bytes / (int8_ns / 1e9) / peaks["copy_bytes_per_s"],
-                "int8_tflops": 2 * m * n * k / int8_ns / 1e3,
-                "bf16_tflops": 2 * m * n * k / bf16_ns / 1e3,
-            }
-        )
-        print(f"  int8 m={m}: {rows[-1]}", flush=True)
-    return rows
-
-
-def check_problem(slug: str, peaks: dict[str, float], hardware: dict, repeats: int) -> dict:
-    folder = PROBLEMS_DIR / slug
-    meta = yaml.safe_load((folder / "problem.yaml").read_text())
-    spec = problem_read(folder).as_spec()
-    work = harness_get("kernel")(spec).work()
-    rows, states = [], []
-
-    def graded(solution: str, against: ProblemSpec = spec) -> GradeReport:
-        started = time.monotonic()
-        states.append(device_state())
-        code = spec.reference_code if solution == "reference.py" else _code(slug, solution)
-        report = grade(against, code, seed=SEED, hardware=hardware)
-        print(f"  {slug} {solution}: {report.verdict} in {time.monotonic() - started:.0f} s: "
-              f"{report.message[:140]}", flush=True)  # fmt: skip
-        return report
-
-    own = graded("reference.py")
-    reference_medians = [own.candidate.median_ns, own.reference.median_ns] if own.candidate else []
-    rows.append(_row(slug, "reference.py", own, role="reference vs itself"))
-    baseline = BASELINES.get(slug)
-    if baseline:
-        against = dataclasses.replace(spec, reference_code=_code(slug, baseline))
-        versus = graded("reference.py", against)
-        rows.append(_row(slug, "reference.py", versus, role=f"reference vs {baseline}"))
-        if versus.candidate:
-            reference_medians.append(versus.candidate.median_ns)
-            rows.append(
-                {
-                    **_row(slug, baseline, versus, role="baseline"),
-                    "candidate_median_ns": versus.reference.median_ns,
-                    "score": round(1 / versus.score, 3) if versus.score else 0.0,
-                }
-            )
-    for solution in sorted(
-        str(path.relative_to(folder))
-        for pattern in ("wrong/*.py", "cheats/*.py")
-        for path in folder.glob(pattern)
-    ):
-        rows.append(_row(slug, solution, graded(solution), role="must fail"))
-    for row in rows:
-        if row["candidate_median_ns"]:
-            row |= _speed(slug, work, row["candidate_median_ns"], peaks)
-            row["suspect"] = _suspect(meta, work, row["candidate_median_ns"])
-    started = time.monotonic()
-    phases = stability(spec, repeats)
-    print(
-        f"  {slug} stability: {len(phases)} phases in {time.monotonic() - started:.0f} s",
-        flush=True,
-    )
-    result = {
-        "problem": slug,
-        "work": work,
-        "rows": rows,
-        "stability_phase_medians_ns": phases,
-        "stability_phase_cv_pct": _cv_pct(phases),
-        "fresh_sandbox_medians_ns": reference_medians,
-        "fresh_sandbox_cv_pct": _cv_pct(reference_medians),
-        "device_states": states + [device_state()],
+def stability_stats(rows: list[dict[str, Any]], slug: str) -> dict[str, Any]:
+    """The CV of the score and of the median over one problem's stability grades."""
+    graded = [r for r in rows if r["problem"] == slug and r["role"].startswith("stability")]
+    timed = [r for r in graded if r["candidate_median_ns"]]
+    medians = [r["candidate_median_ns"] for r in timed]
+    cv_score, cv_median = _cv_pct([r["score"] for r in timed]), _cv_pct(medians)
+    worst = max((cv for cv in (cv_score, cv_median) if cv is not None), default=None)
+    return {
+        "grades": len(graded),
+        "timed": len(timed),
+        "verdicts": sorted({r["verdict"] for r in graded}),
+        "cv_score_pct": cv_score,
+        "cv_median_pct": cv_median,
+        "median_ns": statistics.median(medians) if medians else None,
+        "goal_met": worst is not None and worst <= STABILITY_GOAL_CV_PCT and len(timed) >= 10,
     }
-    if slug == "int8-matmul":
-        result["bf16_sweep"] = int8_sweep(peaks)
-    return result
 
 
-def table(results: list[dict], hardware: dict, peaks: dict[str, float]) -> str:
-    lines = [
-        f"card: {hardware['card']}, driver {hardware['driver']}, torch {hardware['torch']}, "
-        f"triton {hardware['triton']}, CUDA {hardware['cuda']}, sandbox: {hardware['sandbox']}",
-        f"measured peaks: bf16 matmul {peaks['matmul_flops_per_s'] / 1e12:.0f} TFLOP/s, "
-        f"copy {peaks['copy_bytes_per_s'] / 1e9:.0f} GB/s (read + write)",
-        "",
-        f"{'problem':<24}{'solution':<32}{'verdict':<15}{'speed':>16}{'% peak':>8}"
-        f"{'ratio':>8}{'CV %':>7}  note",
-    ]
-    for result in results:
-        cv = result["stability_phase_cv_pct"]
-        for row in result["rows"]:
-            speed = f"{row['rate']:.1f} {row['unit']}" if row.get("rate") else ""
-            peak = f"{row['peak_pct']:.1f}" if row.get("rate") else ""
-            ratio = f"{row['score']:.3f}" if row.get("rate") else ""
-            stable = f"{cv:.2f}" if cv is not None and row["role"] == "reference vs itself" else ""
-            note = row.get("suspect") or (row["role"] if row.get("rate") else row["message"][:70])
-            lines.append(
-                f"{row['problem']:<24}{row['solution']:<32}{row['verdict']:<15}{speed:>16}"
-                f"{peak:>8}{ratio:>8}{stable:>7}  {note}"
-            )
-        fresh = result["fresh_sandbox_cv_pct"]
+def _fmt(value: float | None, pattern: str) -> str:
+    return "" if value is None else format(value, pattern)
+
+
+def table(data: dict[str, Any]) -> str:
+    """The merged results as text: header per card, one line per solution, the sweep."""
+    lines = []
+    for info in data["parts"]:
+        hw, peaks, check = info["hardware"], info["peaks"], info["sandbox_check"]
         lines.append(
-            f"{'':<24}stability: {len(result['stability_phase_medians_ns'])} timing phases CV "
-            f"{cv if cv is None else round(cv, 2)} %; {len(result['fresh_sandbox_medians_ns'])} "
-            f"fresh sandboxes CV {fresh if fresh is None else round(fresh, 2)} %"
+            f"part {info['part']} ({info['wall_s']:.0f} s): {hw['card']}, driver {hw['driver']},"
+            f" torch {hw['torch']}, triton {hw['triton']}, CUDA {hw['cuda']}, host {hw['host']}"
         )
-        for row in result.get("bf16_sweep", []):
+        if peaks:
             lines.append(
-                f"{'':<24}m={row['m']:<5} bf16 torch.matmul {row['bf16_us']:8.1f} us, W8A16 "
-                f"{row['int8_us']:8.1f} us ({row['int8_gb_s']:.0f} GB/s, "
-                f"{row['int8_copy_pct']:.0f}% of copy): {row['speedup']:.2f}x"
+                f"  measured peaks: bf16 matmul {peaks['matmul_flops_per_s'] / 1e12:.0f} TFLOP/s,"
+                f" copy {peaks['copy_bytes_per_s'] / 1e9:.0f} GB/s (read + write)"
             )
+        sees = "yes" if check["ok"] else f"no: {str(check.get('reason', ''))[:160]}"
+        lines.append(f"  sandbox: {check['sandbox']}; a sandboxed child runs CUDA + Triton: {sees}")
+        if info.get("sandbox_fallback"):
+            fault = info["sandbox_fallback"][:160]
+            lines.append(f"  the reference failed sandboxed ({fault}): the rest ran unsandboxed")
+        if info["skipped"]:
+            lines.append(f"  skipped at the deadline: {'; '.join(info['skipped'])}")
+    if len({info["hardware"]["card"] for info in data["parts"]}) > 1:
+        lines.append("  NOTE: the parts ran on different cards; compare numbers within a part.")
+    lines += [
+        "",
+        f"{'problem':<23}{'solution':<30}{'verdict':<22}{'speed':>15}{'% peak':>7}"
+        f"{'ratio':>7}{'CV score/median %':>19}{'SoL us':>9}{'% SoL':>7}  suspect sandboxed  note",
+    ]
+    sweeps = {row["m"]: row for row in data["sweeps"]}
+    for slug in PROBLEMS:
+        rows = [r for r in data["rows"] if r["problem"] == slug]
+        if not rows:
+            continue
+        stats = stability_stats(rows, slug)
+        stable = [r for r in rows if r["role"].startswith("stability")]
+        versus = [r for r in rows if r["role"].startswith("vs ")]
+        if stable:
+            peaks = next(i["peaks"] for i in data["parts"] if i["part"] == stable[0]["part"])
+            first = stable[0] | speed_fields(stable[0]["speed_of_light"], stats["median_ns"], peaks)
+            ratio, note = None, f"reference x{stats['grades']}, median of medians"
+            if versus and versus[0]["score"]:
+                ratio, note = versus[0]["score"], note + f"; ratio {versus[0]['role']}"
+            elif slug == "int8-matmul" and 16 in sweeps:
+                ratio, note = sweeps[16]["speedup"], note + "; ratio vs bf16 torch.matmul, m=16"
+            cv = f"{_fmt(stats['cv_score_pct'], '.2f')}/{_fmt(stats['cv_median_pct'], '.2f')}"
+            cv += " ok" if stats["goal_met"] else " NOT MET"
+            verdict = "+".join(stats["verdicts"]) + f" x{stats['grades']}"
+            lines.append(_line(first, verdict, ratio, cv, note, stable))
+        for row in rows:
+            if row["role"].startswith("stability") or row["role"].startswith("vs "):
+                continue
+            verdict = row["verdict"] + ("" if row["verdict"] == row["expected"] else " UNEXPECTED")
+            ratio = row["score"] if row.get("rate") else None
+            note = row["role"] if row.get("rate") else row["message"][:70]
+            lines.append(_line(row, verdict, ratio, "", note, [row]))
+    for row in data["sweeps"]:
+        lines.append(
+            f"{'int8-matmul sweep':<23}m={row['m']:<5} k={row['k']} n={row['n']} {row['dtype']}:"
+            f" bf16 torch.matmul {row['bf16_us']:8.1f} us, W8A16 {row['int8_us']:8.1f} us"
+            f" ({row['int8_gb_s']:.0f} GB/s, {_fmt(row.get('int8_copy_pct'), '.0f')}% of copy):"
+            f" {row['speedup']:.2f}x"
+        )
     return "\n".join(lines)
+
+
+def _line(
+    row: dict[str, Any], verdict: str, ratio: float | None, cv: str, note: str, group: list
+) -> str:
+    speed = f"{row['rate']:.1f} {row['unit']}" if row.get("rate") else ""
+    bound = row["speed_of_light"]
+    sol_us = bound["time_ns"] / 1e3 if bound else None
+    suspect = "SUSPECT" if any(r["verdict"] == "suspect" for r in group) else "-"
+    sandboxed = "/".join(sorted({"yes" if r["sandboxed"] else "no" for r in group}))
+    return (
+        f"{row['problem']:<23}{row['solution']:<30}{verdict:<22}{speed:>15}"
+        f"{_fmt(row.get('peak_pct'), '.1f'):>7}{_fmt(ratio, '.3f'):>7}{cv:>19}"
+        f"{_fmt(sol_us, '.1f'):>9}{_fmt(row.get('sol_pct'), '.1f'):>7}  {suspect:<8}"
+        f"{sandboxed:<10}{note}"
+    )
+
+
+def dry_run(out_dir: Path, deadline_s: float) -> dict[str, Any]:
+    """Both parts on this host (a CPU: Triton's interpreter, one test per problem), merged."""
+    datas = [
+        run_part(
+            items,
+            f"{number} (dry run)",
+            out_dir / f"dry-{number}.json",
+            DRY_REPEATS,
+            True,
+            deadline_s,
+        )  # fmt: skip
+        for number, items in PARTS.items()
+    ]
+    return merge(datas)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problems", default="int8-matmul,paged-decode-attention,triton-attention")
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--json", type=Path, default=Path("gpu_check.json"))
+    parser.add_argument("--part", type=int, choices=sorted(PARTS), help="one preset of stages")
+    parser.add_argument("--problems", default=",".join(PROBLEMS), help="without --part")
+    parser.add_argument("--stages", default=",".join(STAGES), help="without --part")
+    parser.add_argument("--repeats", type=int, default=10, help="stability grades per problem")
+    parser.add_argument("--deadline-s", type=float, default=DEADLINE_S)
+    parser.add_argument("--json", type=Path, help="where the results go")
+    parser.add_argument("--merge", type=Path, nargs="+", help="parts' JSON files to tabulate")
+    parser.add_argument("--dry-run", action="store_true", help="both parts on a CPU, tiny")
     args = parser.parse_args(argv)
-    hardware = card_record()
-    print(json.dumps(hardware), flush=True)
-    peaks = measure_peaks()
-    print(json.dumps(peaks), flush=True)
-    results = []
-    for slug in args.problems.split(","):
-        results.append(check_problem(slug, peaks, hardware, args.repeats))
-        args.json.write_text(
-            json.dumps(
-                {"hardware": hardware, "peaks": peaks, "results": results}, indent=1, default=str
-            )
-        )
-    print(table(results, hardware, peaks))
+    stages, problems = args.stages.split(","), args.problems.split(",")
+    unknown = sorted(set(stages) - set(STAGES) | set(problems) - set(PROBLEMS))
+    if unknown:
+        parser.error(f"unknown stages or problems: {unknown}")
+    if args.merge:
+        data = merge([json.loads(path.read_text()) for path in args.merge])
+    elif args.dry_run:
+        with tempfile.TemporaryDirectory(prefix="gpu-check-dry-") as out_dir:
+            data = dry_run(Path(out_dir), args.deadline_s)
+    else:
+        if args.part:
+            items, name = PARTS[args.part], str(args.part)
+        else:
+            items = tuple((stage, slug) for slug in problems for stage in stages)
+            items = tuple(i for i in items if i[0] != "sweep" or i[1] == "int8-matmul")
+            name = "all"
+        json_path = args.json or Path(f"gpu_check-{name}.json")
+        data = run_part(items, name, json_path, args.repeats, deadline_s=args.deadline_s)
+    if args.json and (args.merge or args.dry_run):
+        args.json.write_text(json.dumps(data, indent=1, default=str))
+    print(table(data))
     return 0
 
 
