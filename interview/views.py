@@ -25,6 +25,7 @@ from interview.question_bank import (
     option_label,
     template_render,
 )
+from interview.scorecard_selectors import scorecard_charts
 
 
 def question_view_model(
@@ -291,7 +292,8 @@ def loop_scorecard(request: HttpRequest, loop_id: int) -> HttpResponse:
     loop = _loop_or_404(request, loop_id)
     if loop.status != LoopStatus.FINISHED:
         return redirect("loop-detail", loop_id=loop.pk)
-    return render(request, "interview/scorecard.html", {"loop": loop, "card": loop.scorecard})
+    context = {"loop": loop, "card": loop.scorecard, "charts": scorecard_charts(loop)}
+    return render(request, "interview/scorecard.html", context)
 
 
 @login_required

@@ -1,6 +1,6 @@
 """A newcomer's first session: sign up, answer a practice question, see it on the dashboard,
 start a mock interview from there, write code in its coding round's editor, and finish it to
-its scorecard."""
+its scorecard and its charts."""
 
 from __future__ import annotations
 
@@ -75,8 +75,24 @@ def test_sign_up_practise_and_finish_a_mock_loop(live_stack, page):
 
     page.get_by_role("button", name="Finish the loop").click()
     page.get_by_role("heading", name="Scorecard").wait_for()
+    page.wait_for_function("() => window.Chart && Chart.getChart('round-time-chart')")
     loop.refresh_from_db()
+    coding.refresh_from_db()
     assert loop.status == "finished"
+    # Its charts: score per round, and time used against time allotted.
+    rounds = list(loop.rounds.order_by("position"))
+    labels = [f"{r.position + 1}. {r.get_kind_display()}" for r in rounds]
+    assert page.evaluate("Chart.getChart('round-score-chart').data.labels") == labels
+    scores = [round(100 * r["score"], 1) for r in loop.scorecard["rounds"]]
+    assert page.evaluate("Chart.getChart('round-score-chart').data.datasets[0].data") == scores
+    times = page.evaluate(
+        "Chart.getChart('round-time-chart').data.datasets.map(d => [d.label, d.data])"
+    )
+    used = round((submitted.created_at - coding.started_at).total_seconds() / 60, 2)
+    assert times == [
+        ["allotted", [r.duration_s / 60 for r in rounds]],
+        ["used (to your last answer)", [used if r.kind == "coding" else 0 for r in rounds]],
+    ]
     page.screenshot(path=str(screenshot_path("51-mock-scorecard")), full_page=True)
 
     page.get_by_role("navigation").get_by_role("link", name="Dashboard").click()
