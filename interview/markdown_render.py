@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import markdown
+from django.utils.html import escape, linebreaks
+from django.utils.safestring import SafeString, mark_safe
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
@@ -14,6 +16,7 @@ from pygments.lexers import PythonLexer
 _MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.DOTALL)
 _EXTENSIONS = ["fenced_code", "codehilite", "tables", "sane_lists"]
 _EXTENSION_CONFIGS = {"codehilite": {"guess_lang": False, "css_class": "highlight"}}
+_BOLD = re.compile(r"\*\*(.+?)\*\*", re.DOTALL)
 
 
 def markdown_html(text: str) -> str:
@@ -38,3 +41,8 @@ def _escape(math: str) -> str:
 def python_html(code: str) -> str:
     """Python source as highlighted HTML (the classes static/css/pygments.css styles)."""
     return highlight(code, PythonLexer(), HtmlFormatter(cssclass="highlight"))
+
+
+def prose(text: str) -> SafeString:
+    """Escaped paragraphs with the design prompts' one piece of Markdown, **bold**, rendered."""
+    return mark_safe(linebreaks(_BOLD.sub(r"<strong>\1</strong>", escape(text))))  # noqa: S308

@@ -1,9 +1,11 @@
 """A design round practised on its own: draw, time, grade with evidence, scripted follow-ups.
 
-An attempt is a JSON-ready mapping (the page keeps it in the server-side session): the drawn
-parameters, when it started, the graded answer and the graded follow-ups. The server decides
-when each follow-up is due: `after_minutes` into the round, or at once when the main answer is
-in. Plain Python: no Django.
+An attempt is a JSON-ready mapping (the page keeps it in the server-side session; a loop's
+design round builds the same mapping from its row): the drawn parameters, when it started, the
+graded answer and the graded follow-ups. The server decides when each follow-up is due:
+`after_minutes` into the round, scaled by the attempt's `follow_up_scale` when the round is
+shorter than the prompt's own length, or at once when the main answer is in. Plain Python: no
+Django.
 """
 
 from __future__ import annotations
@@ -136,9 +138,10 @@ def attempt_grade(
 
 
 def follow_up_due_at(attempt: Mapping[str, Any], follow_up: FollowUp) -> datetime:
-    """When the server releases a follow-up: `after_minutes` in, or once the answer is in."""
+    """When the server releases a follow-up: `after_minutes` (times the attempt's
+    `follow_up_scale`, 1 by default) in, or once the answer is in."""
     scheduled = datetime.fromisoformat(attempt["started_at"]) + timedelta(
-        minutes=follow_up.after_minutes
+        minutes=follow_up.after_minutes * attempt.get("follow_up_scale", 1.0)
     )
     if attempt.get("result"):
         return min(scheduled, datetime.fromisoformat(attempt["result"]["submitted_at"]))
@@ -170,6 +173,50 @@ def next_follow_up_at(
     """When the next follow-up comes, or None when all are out."""
     pending = [follow_up_due_at(attempt, f) for f in prompt.follow_ups]
     return min((d for d in pending if d > now), default=None)
+
+
+def after_count(raw: str | None) -> int:
+    """A page's `after=N`: how many follow-ups it shows already (0 when absent or no number)."""
+    try:
+        return max(int(raw or 0), 0)
+    except ValueError:
+        return 0
+
+
+def follow_ups_state(
+    prompt: DesignPrompt, attempt: Mapping[str, Any], now: datetime, after: int = 0
+) -> dict[str, Any]:
+    """What a page shows of the follow-ups: those released from index `after` on, how many
+    are out and still to come, and when the next one is due."""
+    released = follow_ups_due(prompt, attempt, now)
+    return {
+        "prompt": prompt,
+        "follow_ups": released[after:],
+        "released": len(released),
+        "pending": len(prompt.follow_ups) - len(released),
+        "next_follow_up_at": next_follow_up_at(prompt, attempt, now),
+    }
+
+
+def answer_fields(
+    prompt: DesignPrompt,
+    params: Mapping[str, Any],
+    data: Mapping[str, Any],
+    errors: Mapping[str, str],
+) -> dict[str, list[dict[str, Any]]]:
+    """The answer form's numeric and section fields, with the values and errors of `data`."""
+    numeric = [
+        {"id": q.id, "question": numeric_answer(q, params).question, "unit": q.unit,
+         "tolerance": q.tolerance, "error": errors.get(f"numeric-{q.id}"),
+         "value": data.get(f"numeric-{q.id}", "")}
+        for q in prompt.numeric
+    ]  # fmt: skip
+    sections = [
+        {"name": s.name, "title": s.name.replace("_", " "), "question": s.question,
+         "error": errors.get(f"section-{s.name}"), "value": data.get(f"section-{s.name}", "")}
+        for s in prompt.sections
+    ]  # fmt: skip
+    return {"numeric": numeric, "sections": sections}
 
 
 def follow_up_grade(

@@ -8,39 +8,34 @@ not the browser, holds the clock that releases follow-ups.
 from __future__ import annotations
 
 import random
-import re
 import secrets
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import escape, linebreaks
-from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from interview.design import DesignPrompt, load_design_prompts, numeric_answer
+from interview.design import DesignPrompt, load_design_prompts
 from interview.design import render as design_render
 from interview.design.calculator import Calculation
 from interview.design.forms import DEFAULTS, CalculatorForm
 from interview.design.practice import (
     AnswerInvalid,
     FollowUpNotDue,
+    after_count,
+    answer_fields,
     attempt_grade,
     attempt_start,
     follow_up_grade,
     follow_ups_due,
-    next_follow_up_at,
+    follow_ups_state,
 )
+from interview.markdown_render import prose
 
 GB = 10**9
-BOLD = re.compile(r"\*\*(.+?)\*\*", re.DOTALL)
-
-
-def prose(text: str) -> SafeString:
-    """Escaped paragraphs with the prompts' one piece of Markdown, **bold**, rendered."""
-    return mark_safe(linebreaks(BOLD.sub(r"<strong>\1</strong>", escape(text))))  # noqa: S308
 
 
 def _is_htmx(request: HttpRequest) -> bool:
@@ -114,18 +109,17 @@ def _save(request: HttpRequest, prompt: DesignPrompt, attempt: dict[str, Any]) -
     request.session.modified = True
 
 
+# The standalone page asks for follow-ups every few seconds; a loop's round has them pushed.
+POLL_TRIGGER = "every 5s"
+
+
 def _follow_ups_context(
     prompt: DesignPrompt, attempt: dict[str, Any], after: int = 0
 ) -> dict[str, Any]:
     """Released follow-ups from index `after` on, and whether the page should keep polling."""
-    now = timezone.now()
-    released = follow_ups_due(prompt, attempt, now)
-    return {
-        "prompt": prompt,
-        "follow_ups": released[after:],
-        "released": len(released),
-        "pending": len(prompt.follow_ups) - len(released),
-        "next_follow_up_at": next_follow_up_at(prompt, attempt, now),
+    return follow_ups_state(prompt, attempt, timezone.now(), after) | {
+        "follow_ups_url": reverse("design-follow-ups", args=[prompt.id]),
+        "follow_up_trigger": POLL_TRIGGER,
     }
 
 
@@ -149,18 +143,6 @@ def practice(request: HttpRequest, prompt_id: str) -> HttpResponse:
         except AnswerInvalid as error:
             errors, status = error.errors, 400
     params = attempt["params"]
-    numeric = [
-        {"id": q.id, "question": numeric_answer(q, params).question, "unit": q.unit,
-         "tolerance": q.tolerance, "error": errors.get(f"numeric-{q.id}"),
-         "value": request.POST.get(f"numeric-{q.id}", "")}
-        for q in prompt.numeric
-    ]  # fmt: skip
-    sections = [
-        {"name": s.name, "title": s.name.replace("_", " "), "question": s.question,
-         "error": errors.get(f"section-{s.name}"),
-         "value": request.POST.get(f"section-{s.name}", "")}
-        for s in prompt.sections
-    ]  # fmt: skip
     context = {
         "attempt": attempt,
         "result": attempt["result"],
@@ -170,10 +152,11 @@ def practice(request: HttpRequest, prompt_id: str) -> HttpResponse:
             n | {"derivation_html": prose(n["derivation"])}
             for n in (attempt["result"] or {}).get("numeric", [])
         ],
-        "numeric": numeric,
-        "sections": sections,
         "errors": errors,
-    } | _follow_ups_context(prompt, attempt)
+        "answer_url": reverse("design-practice", args=[prompt.id]),
+    }
+    context |= answer_fields(prompt, params, request.POST, errors)
+    context |= _follow_ups_context(prompt, attempt)
     return render(request, "design/practice.html", context, status=status)
 
 
@@ -191,12 +174,10 @@ def practice_new(request: HttpRequest, prompt_id: str) -> HttpResponse:
 def follow_ups(request: HttpRequest, prompt_id: str) -> HttpResponse:
     """Follow-ups released since the page's last poll (`?after=N`), then a new poller."""
     prompt = _prompt_or_404(prompt_id)
-    attempt = _attempt(request, prompt)
-    try:
-        after = max(int(request.GET.get("after", "0")), 0)
-    except ValueError:
-        after = 0
-    return render(request, "design/_follow_ups.html", _follow_ups_context(prompt, attempt, after))
+    context = _follow_ups_context(
+        prompt, _attempt(request, prompt), after_count(request.GET.get("after"))
+    )
+    return render(request, "design/_follow_ups.html", context)
 
 
 @login_required
@@ -226,5 +207,6 @@ def follow_up_answer(request: HttpRequest, prompt_id: str, follow_up_id: str) ->
         "item": item,
         "error": error,
         "value": request.POST.get("text", ""),
+        "follow_ups_url": reverse("design-follow-ups", args=[prompt.id]),
     }
     return render(request, "design/_follow_up.html", context, status=status)
