@@ -118,6 +118,8 @@ class LoopRound(models.Model):
     late = models.BooleanField(default=False)
     score = models.FloatField(null=True, blank=True)
     feedback = models.JSONField(default=dict, blank=True)
+    # A design round's graded follow-up answers by follow-up id, each answered once.
+    follow_ups = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["loop", "position"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from interview.consumers import user_group
+from interview.consumers import round_group, user_group
 
 
 def user_notify(user_id: int, payload: dict) -> None:
@@ -13,3 +13,8 @@ def user_notify(user_id: int, payload: dict) -> None:
     async_to_sync(get_channel_layer().group_send)(
         user_group(user_id), {"type": "notify", "payload": payload}
     )
+
+
+def round_notify(round_id: int) -> None:
+    """Tell a loop round's open pages that its state changed (an answer releases follow-ups)."""
+    async_to_sync(get_channel_layer().group_send)(round_group(round_id), {"type": "round.changed"})

@@ -6,6 +6,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from interview import selectors
+from interview.design import DesignPrompt, render
+from interview.design.practice import grade_dict
 from interview.models import Attempt, Loop, RoundKind
 from interview.question_bank import template_render
 
@@ -16,7 +19,7 @@ RATING_LABELS = {4: "Strong hire", 3: "Hire", 2: "Lean no hire", 1: "No hire"}
 WENT_WELL = 0.75
 STUDY_PLAN_TOPICS = 3
 STUDY_PLAN_QUESTIONS = 3
-# Design rounds: numeric sub-questions and written sections weigh the same.
+# Design rounds: the numeric sub-questions weigh as much as all written answers together.
 DESIGN_NUMERIC_WEIGHT = 0.5
 
 
@@ -24,61 +27,45 @@ def rating_for(score: float) -> int:
     return next(rating for floor, rating in RATING_THRESHOLDS if score >= floor)
 
 
-def design_grade(
-    design: Mapping[str, Any], data: Mapping[str, Any]
-) -> tuple[dict[str, str], float, dict[str, Any]]:
-    """Grade a design round: numbers against the capacity model, sections by rubric coverage."""
-    from interview.design import (
-        grade_section,
-        load_design_prompts,
-        numeric_answer,
-        numeric_correct,
-    )
+def design_round_score(
+    prompt: DesignPrompt, result: Mapping[str, Any] | None, follow_ups: Mapping[str, Any]
+) -> float:
+    """What a loop's design round earns: DESIGN_NUMERIC_WEIGHT × the share of numbers within
+    tolerance, the rest × the mean rubric score over its sections and follow-ups alike. A
+    missing or late answer, the main one or a follow-up, earns nothing."""
+    main = result if result and not result["late"] else None
+    numeric_share = main["numeric_correct"] / len(prompt.numeric) if main else 0.0
+    written = sum(s["score"] for s in main["sections"]) if main else 0.0
+    written += sum(f["score"] for f in follow_ups.values() if not f["late"])
+    written_share = written / (len(prompt.sections) + len(prompt.follow_ups))
+    weight = DESIGN_NUMERIC_WEIGHT
+    return round(weight * numeric_share + (1 - weight) * written_share, 4)
 
-    prompt = next(p for p in load_design_prompts() if p.id == design["id"])
-    params = design["params"]
-    numeric = []
-    for question in prompt.numeric:
-        answer = numeric_answer(question, params)
-        raw = str(data.get(f"numeric-{question.id}", "")).replace(",", "").strip()
-        try:
-            given = float(raw)
-        except ValueError:
-            given = None
-        numeric.append(
-            {
-                "id": question.id,
-                "question": answer.question,
-                "given": given,
-                "expected": answer.value,
-                "unit": answer.unit,
-                "correct": given is not None and numeric_correct(answer, given),
-                "derivation": answer.derivation,
-            }
-        )
-    sections = []
-    for section in prompt.sections:
-        text = str(data.get(f"section-{section.name}", "")).strip()
-        grade = grade_section(section.rubric, text, params) if text else None
-        sections.append(
-            {
-                "name": section.name,
-                "score": round(grade.score, 4) if grade else 0.0,
-                "covered": [e.point_id for e in grade.points if e.covered] if grade else [],
-                "missed": [e.point_id for e in grade.points if not e.covered]
-                if grade
-                else [p.id for p in section.rubric.points],
-            }
-        )
-    numeric_share = sum(n["correct"] for n in numeric) / len(numeric) if numeric else None
-    section_share = sum(s["score"] for s in sections) / len(sections) if sections else 0.0
-    score = (
-        section_share
-        if numeric_share is None
-        else DESIGN_NUMERIC_WEIGHT * numeric_share + (1 - DESIGN_NUMERIC_WEIGHT) * section_share
-    )
-    response = {k: str(v) for k, v in data.items() if k.startswith(("numeric-", "section-"))}
-    return response, round(score, 4), {"numeric": numeric, "sections": sections}
+
+def _design_entry(loop_round) -> dict[str, Any]:
+    """A design round's scorecard row: its score and the evidence for every graded answer."""
+    entry = {
+        "score": loop_round.score or 0.0,
+        "design": loop_round.design_id,
+        "submitted": loop_round.submitted_at is not None,
+        "late": loop_round.late,
+    }
+    prompt = selectors.design_round_prompt(loop_round)
+    if prompt is None:
+        return entry
+    params = loop_round.design["params"]
+    result = loop_round.feedback if loop_round.submitted_at else {}
+    follow_ups = [
+        {"id": f.id, "prompt": render(f.prompt, params)}
+        | loop_round.follow_ups.get(f.id, grade_dict(f.rubric, "", params))
+        for f in prompt.follow_ups
+    ]
+    return entry | {
+        "numeric": result.get("numeric", []),
+        "numeric_correct": result.get("numeric_correct", 0),
+        "sections": result.get("sections", []),
+        "follow_ups": follow_ups,
+    }
 
 
 def _coding_result(loop: Loop, loop_round, now: datetime) -> dict[str, Any]:
@@ -173,15 +160,7 @@ def scorecard_compute(loop: Loop, now: datetime) -> dict[str, Any]:
             if result["score"] < WENT_WELL:
                 problems_to_study.append(loop_round.problem_slug)
         else:
-            submitted = loop_round.submitted_at is not None and not loop_round.late
-            entry |= {
-                "score": loop_round.score if submitted and loop_round.score is not None else 0.0,
-                "design": loop_round.design_id,
-                "submitted": loop_round.submitted_at is not None,
-                "late": loop_round.late,
-                "numeric": loop_round.feedback.get("numeric", []),
-                "sections": loop_round.feedback.get("sections", []),
-            }
+            entry |= _design_entry(loop_round)
         rounds.append(entry)
     for topic in topics.values():
         topic["score"] = round(topic["score"], 4)

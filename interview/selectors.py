@@ -9,7 +9,17 @@ from typing import Any
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from interview.models import Attempt, Loop, LoopRound, LoopStatus, Question, ReviewCard
+from interview.design import DesignPrompt, load_design_prompts
+from interview.design.practice import follow_ups_state
+from interview.models import (
+    Attempt,
+    Loop,
+    LoopRound,
+    LoopStatus,
+    Question,
+    ReviewCard,
+    RoundKind,
+)
 
 
 def questions_published(topic: str | None = None, level: str | None = None) -> QuerySet[Question]:
@@ -114,17 +124,36 @@ def coding_round_context(user, loop_round: LoopRound) -> dict[str, Any]:
     return {"problem": problem, "submissions": submissions}
 
 
-def design_round_context(loop_round: LoopRound) -> dict[str, Any]:
-    """The design prompt with this loop's drawn numbers, its numeric questions and sections."""
-    from interview.design import load_design_prompts, numeric_answer, render
+def design_round_prompt(loop_round: LoopRound) -> DesignPrompt | None:
+    """The design round's prompt, or None when the bank no longer has it."""
+    return next((p for p in load_design_prompts() if p.id == loop_round.design_id), None)
 
-    prompt = next((p for p in load_design_prompts() if p.id == loop_round.design_id), None)
-    if prompt is None:
-        return {"design_prompt": None}
-    params = loop_round.design["params"]
+
+def design_round_attempt(loop_round: LoopRound, prompt: DesignPrompt) -> dict[str, Any]:
+    """An opened design round as the standalone round's attempt mapping, so that both
+    release, grade and show follow-ups with the same code (`interview.design.practice`)."""
     return {
-        "design_prompt": prompt,
-        "design_text": render(prompt.prompt, params),
-        "design_numeric": [(q.id, numeric_answer(q, params)) for q in prompt.numeric],
-        "design_sections": prompt.sections,
+        "prompt_id": prompt.id,
+        "params": loop_round.design["params"],
+        "started_at": loop_round.started_at.isoformat(),
+        "deadline": loop_round.deadline.isoformat(),
+        # A loop's round is shorter than the prompt's own length: follow-ups come at the same
+        # share of it ("traffic grows 10x" 20 minutes into 45 comes 4.4 minutes into 10).
+        "follow_up_scale": loop_round.duration_s / (prompt.minutes * 60),
+        "result": loop_round.feedback if loop_round.submitted_at else None,
+        "follow_ups": loop_round.follow_ups,
     }
+
+
+def design_round_follow_ups(user, round_id: int, now: datetime, after: int) -> dict | None:
+    """The user's opened design round's follow-ups released by `now` from index `after` on,
+    as `follow_ups_state` gives them; None for a round that is not such a round of theirs."""
+    loop_round = (
+        LoopRound.objects.select_related("loop")
+        .filter(pk=round_id, loop__user=user, kind=RoundKind.DESIGN, started_at__isnull=False)
+        .first()
+    )
+    prompt = design_round_prompt(loop_round) if loop_round else None
+    if prompt is None:
+        return None
+    return follow_ups_state(prompt, design_round_attempt(loop_round, prompt), now, after)

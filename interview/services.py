@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from django.utils import timezone
 from fsrs import Card, Rating, Scheduler
 
 from interview import scorecard as scorecards
+from interview import selectors
+from interview.design import DesignPrompt, practice
 from interview.grading import GradeResult, ResponseInvalid, response_grade, response_parse
 from interview.models import (
     LEVEL_ORDER,
@@ -33,6 +36,7 @@ from interview.models import (
     ReviewRating,
     RoundKind,
 )
+from interview.notifications import round_notify
 from interview.question_bank import parameters_draw
 
 PRACTICE_SALT = "interview.practice"
@@ -385,11 +389,11 @@ def round_submit(
     *, user, round_id: int, data: Mapping[str, Any], now: datetime | None = None
 ) -> LoopRound:
     """Submit a round's work. Coding: each call sends code to the grader (the best verdict before
-    the deadline counts). Design: graded once; later submissions change nothing."""
+    the deadline counts). Design: graded once, as the standalone round grades it (evidence per
+    rubric point, roofline flags); later submissions change nothing. A design answer that
+    cannot be graded raises AnswerInvalid with its field errors, and nothing is stored."""
     now = now or timezone.now()
-    loop_round = round_open(user=user, round_id=round_id, now=now)
-    if loop_round.loop.status != LoopStatus.ACTIVE:
-        raise LoopError("this loop is finished; answers are closed")
+    loop_round = _round_open_active(user, round_id, now)
     if loop_round.kind == RoundKind.CODING:
         _coding_submit(user, loop_round, data)
         return loop_round
@@ -397,16 +401,64 @@ def round_submit(
         raise LoopError("concept rounds are answered question by question")
     if loop_round.submitted_at is not None:
         return loop_round
-    response, score, feedback = scorecards.design_grade(loop_round.design, data)
-    LoopRound.objects.filter(pk=round_id, submitted_at__isnull=True).update(
-        response=response,
-        score=score,
-        feedback=feedback,
-        submitted_at=now,
-        late=now > loop_round.deadline,
-    )
-    loop_round.refresh_from_db()
+    prompt = _design_prompt(loop_round)
+    attempt = selectors.design_round_attempt(loop_round, prompt)
+    result = practice.attempt_grade(prompt, attempt, data, now)
+    with transaction.atomic():
+        locked = LoopRound.objects.select_for_update().get(pk=round_id)
+        if locked.submitted_at is None:
+            locked.response = {
+                k: str(v) for k, v in data.items() if k.startswith(("numeric-", "section-"))
+            }
+            locked.feedback, locked.submitted_at, locked.late = result, now, result["late"]
+            locked.score = scorecards.design_round_score(prompt, result, locked.follow_ups)
+            locked.save(update_fields=["response", "feedback", "submitted_at", "late", "score"])
+            # The answer releases the remaining follow-ups: tell the round's open pages.
+            transaction.on_commit(functools.partial(round_notify, round_id))
+    locked.refresh_from_db()  # the feedback as stored: JSON lists, not the grader's tuples
+    return locked
+
+
+def design_follow_up_answer(
+    *, user, round_id: int, follow_up_id: str, text: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """Grade one follow-up of a loop's design round against its own rubric, once: a second
+    answer returns the first, unchanged. FollowUpNotDue before the server released it,
+    AnswerInvalid for a text too long; an answer after the deadline is kept and marked late."""
+    now = now or timezone.now()
+    loop_round = _round_open_active(user, round_id, now)
+    if loop_round.kind != RoundKind.DESIGN:
+        raise LoopError("only design rounds have follow-ups")
+    if follow_up_id in loop_round.follow_ups:
+        return loop_round.follow_ups[follow_up_id]
+    prompt = _design_prompt(loop_round)
+    attempt = selectors.design_round_attempt(loop_round, prompt)
+    graded = practice.follow_up_grade(prompt, attempt, follow_up_id, text, now)
+    with transaction.atomic():
+        locked = LoopRound.objects.select_for_update().get(pk=round_id)
+        if follow_up_id not in locked.follow_ups:
+            locked.follow_ups = locked.follow_ups | {
+                follow_up_id: graded | {"late": now > locked.deadline}
+            }
+            result = locked.feedback if locked.submitted_at else None
+            locked.score = scorecards.design_round_score(prompt, result, locked.follow_ups)
+            locked.save(update_fields=["follow_ups", "score"])
+    locked.refresh_from_db(fields=["follow_ups"])
+    return locked.follow_ups[follow_up_id]
+
+
+def _round_open_active(user, round_id: int, now: datetime) -> LoopRound:
+    loop_round = round_open(user=user, round_id=round_id, now=now)
+    if loop_round.loop.status != LoopStatus.ACTIVE:
+        raise LoopError("this loop is finished; answers are closed")
     return loop_round
+
+
+def _design_prompt(loop_round: LoopRound) -> DesignPrompt:
+    prompt = selectors.design_round_prompt(loop_round)
+    if prompt is None:
+        raise LoopError("this design prompt is no longer available")
+    return prompt
 
 
 def _coding_submit(user, loop_round: LoopRound, data: Mapping[str, Any]) -> int:

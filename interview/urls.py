@@ -20,6 +20,16 @@ urlpatterns = [
         views.loop_round_submit,
         name="loop-round-submit",
     ),
+    path(
+        "loops/<int:loop_id>/rounds/<int:position>/follow-ups",
+        views.loop_follow_ups,
+        name="loop-follow-ups",
+    ),
+    path(
+        "loops/<int:loop_id>/rounds/<int:position>/follow-ups/<slug:follow_up_id>",
+        views.loop_follow_up_answer,
+        name="loop-follow-up-answer",
+    ),
     path("loops/<int:loop_id>/items/<int:item_id>/answer/", views.loop_answer, name="loop-answer"),
     path("loops/<int:loop_id>/finish/", views.loop_finish, name="loop-finish"),
     path("loops/<int:loop_id>/scorecard/", views.loop_scorecard, name="loop-scorecard"),

@@ -15,10 +15,18 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from interview import selectors, services
+from interview.design import render as design_render
+from interview.design.practice import (
+    AnswerInvalid,
+    FollowUpNotDue,
+    after_count,
+    answer_fields,
+    follow_ups_state,
+)
 from interview.forms import LoopStartForm, SignupForm
 from interview.grading import ResponseInvalid
 from interview.health import health_report
-from interview.markdown_render import markdown_html
+from interview.markdown_render import markdown_html, prose
 from interview.models import Attempt, Level, Loop, LoopStatus, Question, ReviewCard, RoundKind
 from interview.question_bank import (
     expected_number,
@@ -217,9 +225,15 @@ def loop_round(request: HttpRequest, loop_id: int, position: int) -> HttpRespons
     if loop.status == LoopStatus.FINISHED:
         return redirect("loop-scorecard", loop_id=loop.pk)
     round_ = get_object_or_404(loop.rounds, position=position)
-    round_ = services.round_open(user=request.user, round_id=round_.pk)
+    return _round_page(request, loop, services.round_open(user=request.user, round_id=round_.pk))
+
+
+def _round_page(
+    request: HttpRequest, loop: Loop, round_, errors: dict[str, str] | None = None
+) -> HttpResponse:
+    """A round's page; a design answer that could not be graded comes back with its errors."""
     context: dict[str, Any] = {"loop": loop, "round": round_, "now": timezone.now()}
-    context["next_round"] = loop.rounds.filter(position=position + 1).first()
+    context["next_round"] = loop.rounds.filter(position=round_.position + 1).first()
     if round_.kind == RoundKind.CONCEPTS:
         context["items"] = [
             row | {"q": question_view_model(row["question"], row["item"].params, row["attempt"])}
@@ -230,8 +244,39 @@ def loop_round(request: HttpRequest, loop_id: int, position: int) -> HttpRespons
         if context["problem"]:
             context["statement_html"] = markdown_html(context["problem"].statement_md)
     else:
-        context |= selectors.design_round_context(round_)
-    return render(request, "interview/loop_round.html", context)
+        context |= _design_round_context(request, loop, round_, errors or {})
+    return render(request, "interview/loop_round.html", context, status=400 if errors else 200)
+
+
+def _design_round_context(
+    request: HttpRequest, loop: Loop, round_, errors: dict[str, str]
+) -> dict[str, Any]:
+    """The standalone design round's form and follow-ups, on this round's numbers and clock;
+    follow-ups are pushed over the round's WebSocket, their grades wait for the scorecard."""
+    prompt = selectors.design_round_prompt(round_)
+    if prompt is None:
+        return {"design_prompt": None}
+    attempt = selectors.design_round_attempt(round_, prompt)
+    return (
+        {
+            "design_prompt": prompt,
+            "statement": prose(design_render(prompt.prompt, attempt["params"])),
+            "result": attempt["result"],
+            "errors": errors,
+            "answer_url": reverse("loop-round-submit", args=[loop.pk, round_.position]),
+            "follow_ups_socket": f"/ws/loops/rounds/{round_.pk}/follow-ups/",
+            "feedback_later": True,
+        }
+        | _follow_ups_urls(loop, round_)
+        | answer_fields(prompt, attempt["params"], request.POST if errors else {}, errors)
+        | follow_ups_state(prompt, attempt, timezone.now())
+    )
+
+
+def _follow_ups_urls(loop: Loop, round_) -> dict[str, str]:
+    # No trigger of its own: the page's script fetches the fragment when the socket says so.
+    url = reverse("loop-follow-ups", args=[loop.pk, round_.position])
+    return {"follow_ups_url": url, "follow_up_trigger": ""}
 
 
 @login_required
@@ -264,6 +309,8 @@ def loop_round_submit(request: HttpRequest, loop_id: int, position: int) -> Http
         round_ = services.round_submit(user=request.user, round_id=round_.pk, data=request.POST)
     except services.LoopError as error:
         return HttpResponse(str(error), status=409, content_type="text/plain")
+    except AnswerInvalid as invalid:
+        return _round_page(request, loop, round_, invalid.errors)
     except ResponseInvalid as error:
         messages.error(request, str(error))
     else:
@@ -272,6 +319,47 @@ def loop_round_submit(request: HttpRequest, loop_id: int, position: int) -> Http
         else:
             messages.success(request, "Submitted.")
     return redirect("loop-round", loop_id=loop_id, position=position)
+
+
+@login_required
+@require_GET
+def loop_follow_ups(request: HttpRequest, loop_id: int, position: int) -> HttpResponse:
+    """The design round's follow-ups released since the page's last fetch (`?after=N`)."""
+    loop = _loop_or_404(request, loop_id)
+    round_ = get_object_or_404(loop.rounds, position=position)
+    after = after_count(request.GET.get("after"))
+    state = selectors.design_round_follow_ups(request.user, round_.pk, timezone.now(), after)
+    if state is None:
+        raise Http404("this round has no follow-ups")
+    context = state | _follow_ups_urls(loop, round_) | {"feedback_later": True}
+    return render(request, "design/_follow_ups.html", context)
+
+
+@login_required
+@require_POST
+def loop_follow_up_answer(
+    request: HttpRequest, loop_id: int, position: int, follow_up_id: str
+) -> HttpResponse:
+    """Grade one follow-up's answer (once); htmx gets that item back, a plain form the round."""
+    loop = _loop_or_404(request, loop_id)
+    round_ = get_object_or_404(loop.rounds, position=position)
+    text = request.POST.get("text", "")
+    status, error = 200, ""
+    try:
+        services.design_follow_up_answer(
+            user=request.user, round_id=round_.pk, follow_up_id=follow_up_id, text=text
+        )
+    except (services.LoopError, FollowUpNotDue) as refused:
+        return HttpResponse(str(refused), status=409, content_type="text/plain")
+    except AnswerInvalid as invalid:
+        status, error = 400, "; ".join(invalid.errors.values())
+    if request.headers.get("HX-Request") != "true" and status == 200:
+        return redirect("loop-round", loop_id=loop.pk, position=position)
+    state = selectors.design_round_follow_ups(request.user, round_.pk, timezone.now(), 0)
+    item = next(v for v in state["follow_ups"] if v.follow_up.id == follow_up_id)
+    context = {"item": item, "error": error, "value": text, "feedback_later": True}
+    context |= _follow_ups_urls(loop, round_)
+    return render(request, "design/_follow_up.html", context, status=status)
 
 
 @login_required

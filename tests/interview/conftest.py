@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from interview.models import Question
+from interview.models import LoopRound, Question
 from interview.question_bank import expected_number, questions_load
 
 
@@ -52,3 +53,13 @@ def wrong_answer(question: Question, params: dict[str, Any]) -> dict[str, Any]:
     if spec["type"] in ("numeric", "parametric"):
         return {"value": repr(expected_number(spec, params) * 3 + 1)}
     return {"text": "I am not sure."}
+
+
+def clock_back(loop_round: LoopRound, minutes: float) -> LoopRound:
+    """Move an opened round's start and deadline back by `minutes`, as if they had passed."""
+    shift = timedelta(minutes=minutes)
+    LoopRound.objects.filter(pk=loop_round.pk).update(
+        started_at=loop_round.started_at - shift, deadline=loop_round.deadline - shift
+    )
+    loop_round.refresh_from_db()
+    return loop_round

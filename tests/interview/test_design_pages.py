@@ -1,4 +1,5 @@
-"""Design pages through real HTTP: the calculator, and a design round answered end to end."""
+"""Design pages through real HTTP: the calculator, and a design round answered end to end, on
+its own and inside a mock-interview loop."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import pytest
 from django.utils import timezone
 
 from engine import capacity
-from interview.design import load_design_prompts, numeric_answer
+from interview.design import load_design_prompts, numeric_answer, render
 from interview.design.calculator import calculate
 from interview.design.practice import MAX_ANSWER_CHARS
+from interview.models import Loop, RoundKind
+from interview.scorecard import design_round_score
+from tests.interview.conftest import clock_back
 
 PROMPT_ID = "platform-100k-rps"
 PROMPT = next(p for p in load_design_prompts() if p.id == PROMPT_ID)
@@ -268,3 +272,94 @@ def test_new_numbers_restart_the_round(candidate):
     after = attempt_of(candidate)
     assert after["started_at"] > before and after["result"] is None
     assert datetime.fromisoformat(after["started_at"]) <= timezone.now()
+
+
+# ---------------------------------------------------------------- a loop's design round over HTTP
+
+
+def test_a_loops_design_round_end_to_end(candidate, alice):
+    """The standalone round's form, follow-ups and evidence, inside a timed loop."""
+    candidate.post("/loops/start/", {"level": "senior", "length_min": "30"})
+    loop = Loop.objects.get(user=alice)
+    design = loop.rounds.get(kind=RoundKind.DESIGN)
+    prompt = next(p for p in load_design_prompts() if p.id == design.design_id)
+    params = design.design["params"]
+    first, second = prompt.follow_ups
+    page_url = f"/loops/{loop.pk}/rounds/{design.position}/"
+    follow_ups = f"/loops/{loop.pk}/rounds/{design.position}/follow-ups"
+
+    page = candidate.get(page_url).content.decode()
+    design.refresh_from_db()
+    assert design.deadline - design.started_at == timedelta(minutes=10)
+    for question in prompt.numeric:
+        assert numeric_answer(question, params).question.replace("'", "&#x27;") in page
+    assert f'data-socket="/ws/loops/rounds/{design.pk}/follow-ups/"' in page
+    assert "2 more follow-ups to come" in page and 'src="/static/js/design_round.js"' in page
+    assert "every 5s" not in page  # pushed over the socket, not polled
+
+    early = candidate.get(f"{follow_ups}?after=0", **HTMX).content.decode()
+    assert f'id="follow-up-{first.id}"' not in early
+    refused = candidate.post(f"{follow_ups}/{first.id}", {"text": "Early."}, **HTMX)
+    assert refused.status_code == 409
+    design.refresh_from_db()
+    assert design.follow_ups == {}
+
+    # The first follow-up comes at its share of the 10-minute round.
+    clock_back(design, first.after_minutes * 10 / prompt.minutes)
+    released = candidate.get(f"{follow_ups}?after=0", **HTMX).content.decode()
+    assert f'id="follow-up-{first.id}"' in released
+    assert f'id="follow-up-{second.id}"' not in released
+    assert f'data-url="{follow_ups}?after=1"' in released and "hx-trigger" not in released
+    text = " ".join(p.text for p in first.rubric.points)
+    graded = candidate.post(f"{follow_ups}/{first.id}", {"text": text}, **HTMX)
+    assert graded.status_code == 200
+    assert "Answer recorded" in graded.content.decode()
+    assert "Matched sentence" not in graded.content.decode()  # the grade waits for the scorecard
+    design.refresh_from_db()
+    stored = design.follow_ups[first.id]
+    assert stored["answer"] == text and not stored["late"]
+    assert all(p["covered"] and p["sentence"] for p in stored["points"])
+
+    # A number that does not parse: nothing is graded and the answers come back with the error.
+    sections = {
+        "section-throughput_model": "An 8B model on one H100 serves 20,000 tokens/s at batch 1.",
+        "section-observability": "We alert on p99 TTFT and on queue depth.",
+    }
+    bad = candidate.post(
+        f"{page_url}submit/", sections | {f"numeric-{prompt.numeric[0].id}": "lots"}
+    )
+    assert bad.status_code == 400
+    html = bad.content.decode()
+    assert "enter a number" in html and 'value="lots"' in html
+    assert "We alert on p99 TTFT and on queue depth." in html
+    design.refresh_from_db()
+    assert design.submitted_at is None and design.feedback == {}
+
+    numbers = {f"numeric-{q.id}": repr(numeric_answer(q, params).value) for q in prompt.numeric}
+    assert candidate.post(f"{page_url}submit/", numbers | sections).status_code == 302
+    design.refresh_from_db()
+    result = design.feedback
+    assert design.submitted_at and not design.late
+    assert result["numeric_correct"] == len(prompt.numeric)
+    throughput = next(s for s in result["sections"] if s["name"] == "throughput_model")
+    assert throughput["roofline_flags"][0]["claimed_tokens_per_s"] == 20_000
+    page = candidate.get(page_url).content.decode()
+    assert "Design submitted" in page and "more follow-up" not in page
+    assert f'id="follow-up-{second.id}"' in page  # the answer released the rest
+
+    plain = candidate.post(f"{follow_ups}/{second.id}", {"text": "We would shed load early."})
+    assert (plain.status_code, plain.url) == (302, page_url)
+
+    assert candidate.post(f"/loops/{loop.pk}/finish/").status_code == 302
+    loop.refresh_from_db()
+    design.refresh_from_db()
+    [row] = [r for r in loop.scorecard["rounds"] if r["kind"] == "design"]
+    assert row["score"] == design.score
+    assert design.score == design_round_score(prompt, design.feedback, design.follow_ups)
+    card = candidate.get(f"/loops/{loop.pk}/scorecard/").content.decode()
+    assert "Matched sentence" in card and "Threshold" in card
+    assert "Roofline:" in card and "exceeds the" in card
+    for follow_up in prompt.follow_ups:
+        assert f"Follow-up: {render(follow_up.prompt, params)}".replace("'", "&#x27;") in card
+    for point in stored["points"]:
+        assert f"{point['similarity']:.2f}" in card and f"{point['threshold']:.2f}" in card

@@ -10,8 +10,9 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from interview import services
+from interview import selectors, services
 from interview.design import load_design_prompts, numeric_answer
+from interview.design.practice import AnswerInvalid, FollowUpNotDue
 from interview.grading import ResponseInvalid, response_grade, response_parse
 from interview.models import Attempt, Loop, LoopStatus, Question, ReviewCard, RoundKind
 from interview.question_bank import bank_read
@@ -157,15 +158,107 @@ def test_design_round_numbers_are_checked_by_the_capacity_model(bank, alice):
     submitted = services.round_submit(user=alice, round_id=design.pk, data=numbers | sections)
     feedback = submitted.feedback
     right = sum(n["correct"] for n in feedback["numeric"])
-    assert right == len(prompt.numeric) - 1
-    section_mean = sum(s["score"] for s in feedback["sections"]) / len(feedback["sections"])
-    expected = round(0.5 * right / len(prompt.numeric) + 0.5 * section_mean, 4)
+    assert right == feedback["numeric_correct"] == len(prompt.numeric) - 1
+    # Follow-ups count like sections; an unanswered one earns nothing.
+    written_parts = len(prompt.sections) + len(prompt.follow_ups)
+    sections_total = sum(s["score"] for s in feedback["sections"])
+    expected = round(0.5 * right / len(prompt.numeric) + 0.5 * sections_total / written_parts, 4)
     assert submitted.score == expected and not submitted.late
+    for section in feedback["sections"]:  # the standalone round's evidence, point by point
+        assert [p["point_id"] for p in section["points"]] == [
+            p.id for s in prompt.sections if s.name == section["name"] for p in s.rubric.points
+        ]
+        assert all(p["covered"] and p["sentence"] for p in section["points"])
     again = services.round_submit(user=alice, round_id=design.pk, data={})
     assert again.score == expected
+
+    first = prompt.follow_ups[0]  # the answer released every follow-up
+    text = " ".join(p.text for p in first.rubric.points)
+    graded = services.design_follow_up_answer(
+        user=alice, round_id=design.pk, follow_up_id=first.id, text=text
+    )
+    assert graded["answer"] == text and graded["answered"] and not graded["late"]
+    assert [p["point_id"] for p in graded["points"]] == [p.id for p in first.rubric.points]
+    assert graded["score"] > 0
+    second = services.design_follow_up_answer(
+        user=alice, round_id=design.pk, follow_up_id=first.id, text="Something else."
+    )
+    assert second == graded  # answered once
+    written = sections_total + graded["score"]
+    expected = round(0.5 * right / len(prompt.numeric) + 0.5 * written / written_parts, 4)
+    design.refresh_from_db()
+    assert design.score == expected
     loop = services.loop_finish(user=alice, loop_id=loop.pk)
     [row] = [r for r in loop.scorecard["rounds"] if r["kind"] == "design"]
     assert row["score"] == expected
+    assert [f["id"] for f in row["follow_ups"]] == [f.id for f in prompt.follow_ups]
+    assert row["follow_ups"][0]["points"] == graded["points"]
+    assert [f["answered"] for f in row["follow_ups"]] == [f is first for f in prompt.follow_ups]
+    with pytest.raises(services.LoopError, match="finished"):
+        services.design_follow_up_answer(
+            user=alice, round_id=design.pk, follow_up_id=prompt.follow_ups[1].id, text=text
+        )
+
+
+@pytest.mark.django_db
+def test_design_follow_ups_come_at_the_same_share_of_a_shorter_round(bank, alice, bob):
+    loop = services.loop_start(user=alice, level="senior", length_min=30, rng=random.Random(3))
+    design = loop.rounds.get(kind=RoundKind.DESIGN)
+    prompt = next(p for p in load_design_prompts() if p.id == design.design_id)
+    start = timezone.now()
+    design = services.round_open(user=alice, round_id=design.pk, now=start)
+    assert design.deadline - start == timedelta(minutes=10)
+    first = prompt.follow_ups[0]
+    due = start + timedelta(minutes=first.after_minutes * 10 / prompt.minutes)
+    assert due < design.deadline
+
+    with pytest.raises(FollowUpNotDue):
+        services.design_follow_up_answer(
+            user=alice, round_id=design.pk, follow_up_id=first.id, text="Early.",
+            now=due - timedelta(seconds=1),
+        )  # fmt: skip
+    design.refresh_from_db()
+    assert design.follow_ups == {} and design.score is None
+    early = selectors.design_round_follow_ups(alice, design.pk, due - timedelta(seconds=1), 0)
+    assert early["follow_ups"] == [] and early["next_follow_up_at"] == due
+    state = selectors.design_round_follow_ups(alice, design.pk, due, 0)
+    assert [v.follow_up.id for v in state["follow_ups"]] == [first.id]
+    assert (state["released"], state["pending"]) == (1, len(prompt.follow_ups) - 1)
+    assert selectors.design_round_follow_ups(bob, design.pk, due, 0) is None
+    with pytest.raises(services.LoopNotYours):
+        services.design_follow_up_answer(
+            user=bob, round_id=design.pk, follow_up_id=first.id, text="Mine.", now=due
+        )
+    with pytest.raises(FollowUpNotDue):
+        services.design_follow_up_answer(
+            user=alice, round_id=design.pk, follow_up_id="no-such-follow-up", text="?", now=due
+        )
+
+    text = " ".join(p.text for p in first.rubric.points)
+    late = services.design_follow_up_answer(
+        user=alice, round_id=design.pk, follow_up_id=first.id, text=text,
+        now=design.deadline + timedelta(seconds=1),
+    )  # fmt: skip
+    assert late["late"] and late["score"] > 0
+    design.refresh_from_db()
+    assert design.follow_ups == {first.id: late}
+    assert design.score == 0.0  # kept and marked late, but it earns nothing
+
+
+@pytest.mark.django_db
+def test_a_design_answer_that_cannot_be_graded_stores_nothing(bank, alice):
+    loop = services.loop_start(user=alice, level="senior", length_min=30, rng=random.Random(3))
+    design = loop.rounds.get(kind=RoundKind.DESIGN)
+    prompt = next(p for p in load_design_prompts() if p.id == design.design_id)
+    with pytest.raises(AnswerInvalid) as invalid:
+        services.round_submit(
+            user=alice, round_id=design.pk, data={f"numeric-{prompt.numeric[0].id}": "lots"}
+        )
+    assert list(invalid.value.errors) == [f"numeric-{prompt.numeric[0].id}"]
+    design.refresh_from_db()
+    assert (design.submitted_at, design.score, design.feedback, design.response) == (
+        None, None, {}, {},
+    )  # fmt: skip
 
 
 @pytest.mark.django_db
