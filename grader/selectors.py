@@ -17,6 +17,11 @@ def workers_alive() -> QuerySet[Worker]:
     return Worker.objects.filter(last_seen_at__gte=since).order_by("hostname")
 
 
+def workers_serving(queue: str) -> list[Worker]:
+    """Live workers (see ``workers_alive``) that consume ``queue``."""
+    return [worker for worker in workers_alive() if queue in worker.queues]
+
+
 def submission_get(submission_id: int) -> Submission:
     """One submission with its problem and tests (raises Submission.DoesNotExist)."""
     return (

@@ -6,11 +6,18 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from grader.selectors import workers_serving
 from lab.models import LabRun
 from lab.runner import MODES
+from lab.services import LAB_QUEUE
 
 # How many past experiments the lab page lists.
 RECENT_RUNS = 10
+
+
+def lab_queue_served() -> bool:
+    """Whether a live worker consumes the lab's queue: an experiment queued now would run."""
+    return bool(workers_serving(LAB_QUEUE))
 
 
 def labruns_of(user) -> QuerySet[LabRun]:

@@ -10,8 +10,16 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from lab.forms import LabForm
 from lab.models import LabRun
-from lab.selectors import labrun_summary, labruns_of
-from lab.services import LabRunRefused, labrun_create
+from lab.selectors import lab_queue_served, labrun_summary, labruns_of
+from lab.services import (
+    LAB_QUEUE,
+    UNSERVED_WAIT_S,
+    LabQueueUnserved,
+    LabRunRefused,
+    labrun_create,
+    labrun_fail_if_unserved,
+    no_worker_message,
+)
 
 
 @login_required
@@ -23,6 +31,8 @@ def lab_index(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             run = labrun_create(user=request.user, settings=form.cleaned_data["settings"])
+        except LabQueueUnserved:
+            pass  # the page says so, whenever no worker serves the queue
         except LabRunRefused as error:
             messages.error(request, str(error))
         else:
@@ -30,7 +40,11 @@ def lab_index(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "lab/index.html",
-        {"form": form, "runs": labruns_of(request.user)},
+        {
+            "form": form,
+            "runs": labruns_of(request.user),
+            "no_worker": "" if lab_queue_served() else no_worker_message(),
+        },
         status=400 if form.errors else 200,
     )
 
@@ -45,6 +59,13 @@ def _run_or_404(request: HttpRequest, run_id: int) -> LabRun:
 @login_required
 @require_GET
 def lab_run(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = _run_or_404(request, run_id)
+    run = labrun_fail_if_unserved(_run_or_404(request, run_id))
     template = "lab/_run.html" if request.headers.get("HX-Request") else "lab/run.html"
-    return render(request, template, {"run": run, "summary": labrun_summary(run)})
+    context = {
+        "run": run,
+        "summary": labrun_summary(run),
+        "served": run.state != LabRun.State.QUEUED or lab_queue_served(),
+        "queue": LAB_QUEUE,
+        "wait_s": UNSERVED_WAIT_S,
+    }
+    return render(request, template, context)

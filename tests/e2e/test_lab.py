@@ -1,8 +1,17 @@
-"""A person runs the engine lab once: both batching modes on a worker, side by side."""
+"""A person runs the engine lab once: both batching modes on a worker, side by side; and
+with no worker alive, the lab says so instead of waiting forever."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from grader.models import Worker
 from lab.models import LabRun
+from lab.runner import LabSettings
+from lab.services import UNSERVED_WAIT_S
 from tests.e2e.conftest import screenshot_path
 from tests.e2e.test_coding import log_in
 
@@ -59,4 +68,44 @@ def test_run_the_engine_lab(live_stack, page):
     page.get_by_role("button", name="Run the experiment").click()
     assert "Ensure this value is greater than or equal to 4" in page.inner_text(".lab-form")
     assert LabRun.objects.count() == 1
+    assert errors == []  # no script failed on any page
+
+
+def test_with_no_worker_the_lab_says_so_instead_of_waiting(live_stack, page):
+    log_in(live_stack, page, "grace-h", "pw-grace-lab-2")
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    live_stack.worker.stop()  # a clean shutdown withdraws its heartbeat at once
+    assert not Worker.objects.exists()
+
+    page.get_by_role("navigation").get_by_role("link", name="Engine lab").click()
+    notice = page.locator("#no-worker")
+    assert notice.inner_text().startswith("No worker is serving the cpu queue right now")
+    page.get_by_role("button", name="Run the experiment").click()
+    page.wait_for_url(live_stack.base_url + "/lab/")
+    assert notice.inner_text().startswith("No worker is serving the cpu queue right now")
+    assert LabRun.objects.count() == 0  # refused at once: nothing waits in the queue
+    page.screenshot(path=str(screenshot_path("43-lab-no-worker")), full_page=True)
+
+    # Experiments queued before the worker died: one still within the bounded wait says that
+    # no worker serves its queue; one older than the wait is marked failed, and says why.
+    user = get_user_model().objects.get(username="grace-h")
+    waiting = LabRun.objects.create(user=user, settings=LabSettings().as_dict())
+    page.goto(f"{live_stack.base_url}/lab/runs/{waiting.pk}/")
+    assert page.locator("#lab-run .error").inner_text() == (
+        "No worker is serving the cpu queue right now: none has sent a heartbeat lately. If "
+        f"none starts this experiment within {UNSERVED_WAIT_S} s of its submission, it is "
+        "marked failed."
+    )
+    stale = LabRun.objects.create(user=user, settings=LabSettings().as_dict())
+    LabRun.objects.filter(pk=stale.pk).update(
+        created_at=timezone.now() - timedelta(seconds=UNSERVED_WAIT_S + 5)
+    )
+    page.goto(f"{live_stack.base_url}/lab/runs/{stale.pk}/")
+    assert page.locator("#lab-run .error").inner_text() == (
+        f"The experiment failed: no worker started it within {UNSERVED_WAIT_S} s: none is "
+        "serving the cpu queue."
+    )
+    assert LabRun.objects.get(pk=stale.pk).state == LabRun.State.FAILED
+    page.screenshot(path=str(screenshot_path("44-lab-run-failed-no-worker")), full_page=True)
     assert errors == []  # no script failed on any page

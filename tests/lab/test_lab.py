@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
+from grader.models import Worker
 from lab.models import LabRun
 from lab.runner import LabSettings, experiment_run, workload
 from lab.selectors import labrun_summary
-from lab.services import MAX_PENDING_PER_USER, LabRunRefused, labrun_create, labrun_execute
+from lab.services import (
+    MAX_PENDING_PER_USER,
+    UNSERVED_WAIT_S,
+    LabQueueUnserved,
+    LabRunRefused,
+    labrun_create,
+    labrun_execute,
+    labrun_fail_if_unserved,
+)
 
 # All at once (rate 0) into one batch: the step counts do not depend on the clock.
 ONE_BATCH = LabSettings(arrival_rate_per_s=0, requests=6, max_num_seqs=8, num_kv_blocks=128)
@@ -58,8 +70,20 @@ def test_static_batching_pads_and_continuous_does_not():
     assert [r["id"] for r in continuous["latency"]] == [str(i) for i in range(6)]
 
 
+def worker_seen(hostname: str, queues: list[str], seconds_ago: float = 0) -> Worker:
+    seen = timezone.now() - timedelta(seconds=seconds_ago)
+    return Worker.objects.create(
+        hostname=hostname, queues=queues, started_at=seen, last_seen_at=seen
+    )
+
+
+@pytest.fixture
+def cpu_worker(db) -> Worker:
+    return worker_seen("w1@test", ["cpu", "gpu"])
+
+
 @pytest.mark.django_db
-def test_an_experiment_runs_once_and_a_user_has_at_most_two_in_flight():
+def test_an_experiment_runs_once_and_a_user_has_at_most_two_in_flight(cpu_worker):
     user = get_user_model().objects.create_user("lab-user")
     run = labrun_create(user=user, settings=ONE_BATCH)
     assert run.state == LabRun.State.QUEUED and run.settings["modes"] == ["continuous", "static"]
@@ -75,6 +99,44 @@ def test_an_experiment_runs_once_and_a_user_has_at_most_two_in_flight():
     with pytest.raises(LabRunRefused):
         labrun_create(user=user, settings=ONE_BATCH)
     assert LabRun.objects.filter(user=user).count() == 1 + MAX_PENDING_PER_USER
+
+
+@pytest.mark.django_db
+def test_without_a_worker_on_the_cpu_queue_an_experiment_is_refused_at_once(client):
+    user = get_user_model().objects.create_user("alone")
+    worker_seen("gpu-only@test", ["gpu"])
+    worker_seen("gone@test", ["cpu"], seconds_ago=settings.WORKER_ALIVE_S + 1)
+    with pytest.raises(LabQueueUnserved, match="No worker is serving the cpu queue right now"):
+        labrun_create(user=user, settings=ONE_BATCH)
+    assert LabRun.objects.count() == 0
+
+    client.force_login(user)
+    page = client.post("/lab/", {"batching": "both", "policy": "fcfs", "block_size": 8,
+                                 "num_kv_blocks": 48, "max_num_seqs": 8, "requests": 4,
+                                 "arrival_rate_per_s": 0, "seed": 0}).content.decode()  # fmt: skip
+    assert '<p class="error" role="alert" id="no-worker">No worker is serving' in page
+    assert LabRun.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_queued_experiment_no_worker_serves_fails_after_a_bounded_wait(cpu_worker):
+    run = labrun_create(user=get_user_model().objects.create_user("waiter"), settings=ONE_BATCH)
+    cpu_worker.delete()  # the worker died after the experiment was queued
+    created = run.created_at
+    soon = created + timedelta(seconds=UNSERVED_WAIT_S - 1)
+    assert labrun_fail_if_unserved(run, now=soon).state == LabRun.State.QUEUED
+    late = created + timedelta(seconds=UNSERVED_WAIT_S + 1)
+    worker_seen("busy@test", ["cpu"])  # a live worker, busy with other jobs: keep waiting
+    assert labrun_fail_if_unserved(run, now=late).state == LabRun.State.QUEUED
+    Worker.objects.all().delete()
+
+    failed = labrun_fail_if_unserved(run, now=late)
+    assert (failed.state, failed.finished_at) == (LabRun.State.FAILED, late)
+    assert failed.error == (
+        f"no worker started it within {UNSERVED_WAIT_S} s: none is serving the cpu queue"
+    )
+    assert labrun_execute(run.pk, hostname="late@test") is None  # a worker that comes later
+    assert LabRun.objects.get(pk=run.pk).state == LabRun.State.FAILED
 
 
 @pytest.mark.django_db
