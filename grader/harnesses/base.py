@@ -67,6 +67,17 @@ class CandidateFailure(Exception):
         self.details = details or {}
 
 
+def failed_outcome(
+    session: SandboxSession, case: dict[str, Any], failure: CandidateFailure, time_ms: float
+) -> TestOutcome:
+    """A test's failure as its outcome; ``fatal`` in its details when the sandbox died of it
+    (the tests after it cannot run)."""
+    fatal = {"fatal": True} if not session.alive() else {}
+    return TestOutcome(
+        case["name"], failure.verdict, time_ms, failure.message, failure.details | fatal
+    )
+
+
 class ProblemError(Exception):
     """The problem itself is broken (a too-weak test, a failing reference): an internal error."""
 

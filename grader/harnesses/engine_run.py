@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from grader.harnesses.base import CandidateFailure, Harness
+from grader.harnesses.base import CandidateFailure, Harness, failed_outcome
 from grader.harnesses.contract import CallTiming, ProblemSpec, TestOutcome, Verdict
 from grader.harnesses.timing import TimedCall
 
@@ -279,14 +279,7 @@ class EngineHarness(Harness):
         try:
             result = self.run_case(session, case, self.rng(seed), timed=False)
         except CandidateFailure as failure:
-            fatal = not session.alive()
-            return TestOutcome(
-                case["name"],
-                failure.verdict,
-                (time.perf_counter() - started) * 1e3,
-                failure.message,
-                failure.details | ({"fatal": True} if fatal else {}),
-            )
+            return failed_outcome(session, case, failure, (time.perf_counter() - started) * 1e3)
         return TestOutcome(
             case["name"],
             Verdict.ACCEPTED,

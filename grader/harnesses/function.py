@@ -22,6 +22,7 @@ from grader.harnesses.base import (
     Harness,
     ProblemError,
     clock_ns,
+    failed_outcome,
 )
 from grader.harnesses.contract import CallTiming, ProblemSpec, TestOutcome, Verdict
 from grader.harnesses.timing import TimedCall
@@ -225,16 +226,10 @@ class FunctionHarness(Harness):
                     "two calls on the same input returned different outputs",
                 )
         except CandidateFailure as failure:
-            fatal = not session.alive()
             # the call's own time when it returned, else how long we waited for it
             waited_ns = (time.perf_counter() - started) * 1e9
-            return TestOutcome(
-                case["name"],
-                failure.verdict,
-                (inside_ns if inside_ns is not None else waited_ns) / 1e6,
-                failure.message,
-                failure.details | ({"fatal": True} if fatal else {}),
-            )
+            time_ms = (inside_ns if inside_ns is not None else waited_ns) / 1e6
+            return failed_outcome(session, case, failure, time_ms)
         return TestOutcome(case["name"], Verdict.ACCEPTED, inside_ns / 1e6)
 
     def timed_call(self, session: SandboxSession, seed: int) -> TimedCall:

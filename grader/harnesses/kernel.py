@@ -46,7 +46,13 @@ from typing import TYPE_CHECKING, Any
 
 from grader.harnesses import register
 from grader.harnesses import timing as _timing
-from grader.harnesses.base import CandidateFailure, Harness, ProblemError, clock_ns
+from grader.harnesses.base import (
+    CandidateFailure,
+    Harness,
+    ProblemError,
+    clock_ns,
+    failed_outcome,
+)
 from grader.harnesses.contract import CallTiming, ProblemSpec, SpeedOfLight, TestOutcome, Verdict
 from grader.harnesses.timing import CudaTimer, TimedCall, card_peaks, gpu_visible
 
@@ -347,14 +353,7 @@ class KernelHarness(Harness):
                 self._check(got, want, case["dtype"])
                 inside_ns = timing.inside_ns
         except CandidateFailure as failure:
-            fatal = not session.alive()
-            return TestOutcome(
-                case["name"],
-                failure.verdict,
-                (time.perf_counter() - started) * 1e3,
-                failure.message,
-                failure.details | ({"fatal": True} if fatal else {}),
-            )
+            return failed_outcome(session, case, failure, (time.perf_counter() - started) * 1e3)
         details = {"memory": self.last_memory} if self.last_memory else {}
         return TestOutcome(case["name"], Verdict.ACCEPTED, inside_ns / 1e6, "", details)
 
