@@ -310,6 +310,7 @@ def loop_round_submit(request: HttpRequest, loop_id: int, position: int) -> Http
     except services.LoopError as error:
         return HttpResponse(str(error), status=409, content_type="text/plain")
     except AnswerInvalid as invalid:
+        round_.refresh_from_db()  # the submit opened its clock if the page never had
         return _round_page(request, loop, round_, invalid.errors)
     except ResponseInvalid as error:
         messages.error(request, str(error))

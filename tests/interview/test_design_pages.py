@@ -299,8 +299,9 @@ def test_a_loops_design_round_end_to_end(candidate, alice):
 
     early = candidate.get(f"{follow_ups}?after=0", **HTMX).content.decode()
     assert f'id="follow-up-{first.id}"' not in early
-    refused = candidate.post(f"{follow_ups}/{first.id}", {"text": "Early."}, **HTMX)
-    assert refused.status_code == 409
+    for follow_up_id in (first.id, "no-such-follow-up"):
+        refused = candidate.post(f"{follow_ups}/{follow_up_id}", {"text": "Early."}, **HTMX)
+        assert refused.status_code == 409
     design.refresh_from_db()
     assert design.follow_ups == {}
 
@@ -310,6 +311,11 @@ def test_a_loops_design_round_end_to_end(candidate, alice):
     assert f'id="follow-up-{first.id}"' in released
     assert f'id="follow-up-{second.id}"' not in released
     assert f'data-url="{follow_ups}?after=1"' in released and "hx-trigger" not in released
+    too_long = "x" * (MAX_ANSWER_CHARS + 1)
+    refused = candidate.post(f"{follow_ups}/{first.id}", {"text": too_long}, **HTMX)
+    assert refused.status_code == 400 and "at most 6,000 characters" in refused.content.decode()
+    design.refresh_from_db()
+    assert design.follow_ups == {}
     text = " ".join(p.text for p in first.rubric.points)
     graded = candidate.post(f"{follow_ups}/{first.id}", {"text": text}, **HTMX)
     assert graded.status_code == 200
@@ -363,3 +369,34 @@ def test_a_loops_design_round_end_to_end(candidate, alice):
         assert f"Follow-up: {render(follow_up.prompt, params)}".replace("'", "&#x27;") in card
     for point in stored["points"]:
         assert f"{point['similarity']:.2f}" in card and f"{point['threshold']:.2f}" in card
+
+
+def test_a_loops_design_round_is_its_owners_alone(client, alice, bob):
+    client.force_login(alice)
+    client.post("/loops/start/", {"level": "senior", "length_min": "30"})
+    loop = Loop.objects.get(user=alice)
+    design = loop.rounds.get(kind=RoundKind.DESIGN)
+    prompt = next(p for p in load_design_prompts() if p.id == design.design_id)
+    follow_ups = f"/loops/{loop.pk}/rounds/{design.position}/follow-ups"
+    client.force_login(bob)
+    assert client.get(f"{follow_ups}?after=0").status_code == 404
+    answer = client.post(f"{follow_ups}/{prompt.follow_ups[0].id}", {"text": "Mine now."})
+    assert answer.status_code == 404
+    submit = client.post(f"/loops/{loop.pk}/rounds/{design.position}/submit/", {})
+    assert submit.status_code == 404
+    design.refresh_from_db()
+    assert (design.follow_ups, design.submitted_at) == ({}, None)
+
+
+def test_a_design_submitted_before_its_page_was_opened_gets_its_errors(candidate, alice, bank):
+    candidate.post("/loops/start/", {"level": "senior", "length_min": "30"})
+    design = Loop.objects.get(user=alice).rounds.get(kind=RoundKind.DESIGN)
+    assert design.position > 0 and design.started_at is None
+    prompt = next(p for p in load_design_prompts() if p.id == design.design_id)
+    response = candidate.post(
+        f"/loops/{design.loop_id}/rounds/{design.position}/submit/",
+        {f"numeric-{prompt.numeric[0].id}": "lots"},
+    )
+    assert response.status_code == 400 and "enter a number" in response.content.decode()
+    design.refresh_from_db()
+    assert design.started_at is not None and design.submitted_at is None
