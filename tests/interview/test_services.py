@@ -7,6 +7,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from channels.layers import get_channel_layer
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -243,6 +244,26 @@ def test_design_follow_ups_come_at_the_same_share_of_a_shorter_round(bank, alice
     design.refresh_from_db()
     assert design.follow_ups == {first.id: late}
     assert design.score == 0.0  # kept and marked late, but it earns nothing
+
+
+@pytest.mark.django_db
+def test_a_design_answer_is_kept_when_its_pages_cannot_be_told(
+    alice, monkeypatch, django_capture_on_commit_callbacks
+):
+    loop = services.loop_start(user=alice, level="senior", length_min=30, rng=random.Random(3))
+    design = loop.rounds.get(kind=RoundKind.DESIGN)
+
+    async def unreachable(*args, **kwargs):
+        raise ConnectionError("the channel layer is down")
+
+    monkeypatch.setattr(get_channel_layer(), "group_send", unreachable)
+    with django_capture_on_commit_callbacks(execute=True) as told:
+        submitted = services.round_submit(
+            user=alice, round_id=design.pk, data={"section-observability": "We alert on p99."}
+        )
+    assert len(told) == 1  # the pages were to be told, and the failure did not reach here
+    design.refresh_from_db()
+    assert design.submitted_at == submitted.submitted_at is not None
 
 
 @pytest.mark.django_db
