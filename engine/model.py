@@ -1,7 +1,9 @@
 """A Llama-family decoder over the paged KV cache: RMSNorm, RoPE, GQA attention, SwiGLU MLP.
 
 Q, K and V share one fused projection, gate and up another; the residual add is fused into
-the next norm; the LM head runs only on the rows that need logits.
+the next norm; the LM head runs only on the rows that need logits. With `use_fused_ops()`
+(CUDA), norms, RoPE and the SwiGLU activation run as single Triton kernels
+(`engine/triton_ops.py`); the torch code here is their reference.
 """
 
 from __future__ import annotations
@@ -21,10 +23,15 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(size))
         self.eps = eps
+        self.fused = False
 
     def forward(
         self, x: torch.Tensor, residual: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.fused:
+            from engine.triton_ops import add_rmsnorm
+
+            return add_rmsnorm(x, residual, self.weight, self.eps)
         if residual is not None:
             x = x + residual
         residual = x
@@ -64,12 +71,19 @@ class Attention(nn.Module):
         self.qkv_proj = nn.Linear(config.hidden_size, self.q_size + 2 * self.kv_size, bias=False)
         self.o_proj = nn.Linear(self.q_size, config.hidden_size, bias=False)
         self.scale = config.head_dim**-0.5
+        self.fused = False
 
     def forward(self, x, positions, rope, k_cache, v_cache, meta, backend: AttentionBackend):
         q, k, v = self.qkv_proj(x).split([self.q_size, self.kv_size, self.kv_size], dim=-1)
-        q = rope(q.view(-1, self.num_heads, self.head_dim), positions)
-        k = rope(k.view(-1, self.num_kv_heads, self.head_dim), positions)
+        q = q.view(-1, self.num_heads, self.head_dim)
+        k = k.view(-1, self.num_kv_heads, self.head_dim)
         v = v.view(-1, self.num_kv_heads, self.head_dim)
+        if self.fused:
+            from engine.triton_ops import rope_
+
+            rope_(q, k, rope.cos, rope.sin, positions)
+        else:
+            q, k = rope(q, positions), rope(k, positions)
         out = backend.forward(q, k, v, k_cache, v_cache, meta, self.scale)
         return self.o_proj(out.flatten(1))
 
@@ -79,8 +93,13 @@ class MLP(nn.Module):
         super().__init__()
         self.gate_up_proj = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+        self.fused = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            from engine.triton_ops import silu_mul
+
+            return self.down_proj(silu_mul(self.gate_up_proj(x)))
         gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
         return self.down_proj(F.silu(gate) * up)
 
@@ -140,6 +159,13 @@ class LlamaModel(nn.Module):
                 backend,
             )
         return self.norm(x, residual)[0]
+
+    def use_fused_ops(self) -> None:
+        """Run norms, RoPE and SwiGLU as fused Triton kernels (needs Triton: CUDA, or the
+        interpreter on CPU)."""
+        for module in self.modules():
+            if hasattr(module, "fused"):
+                module.fused = True
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.lm_head(hidden)

@@ -65,6 +65,27 @@ def test_triton_kernels_equal_torch_reference(query_lens, context_lens, block_si
     torch.testing.assert_close(got_cache[3], ref_cache[3])
 
 
+@pytest.mark.parametrize("split", [16, 32])
+def test_split_decode_merges_splits_like_one_pass(split):
+    """Contexts many splits long, ragged, one shorter than a split: the flash-decoding merge."""
+    case = random_case(
+        [1] * 4, [100, 7, 63, 250], 16, num_heads=6, num_kv_heads=2, head_dim=32, seed=4
+    )
+    expected = TorchAttention().forward(*case.args(), case.meta, case.scale)
+    got = TritonAttention(block_n=16, decode_split=split).forward(
+        *case.args(), case.meta, case.scale
+    )
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=2e-5)
+
+
+def test_prefill_long_chunk_after_prefix_skips_mask_correctly():
+    """Query blocks far from the diagonal take the unmasked path; rows near it the masked one."""
+    case = random_case([70, 45], [50, 0], 16, num_heads=4, num_kv_heads=2, head_dim=32, seed=5)
+    expected = TorchAttention().forward(*case.args(), case.meta, case.scale)
+    got = TritonAttention(block_m=16, block_n=16).forward(*case.args(), case.meta, case.scale)
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=2e-5)
+
+
 def test_store_kv_writes_exactly_the_mapped_slots():
     case = random_case([3], [2], block_size=2, num_heads=2, num_kv_heads=1, head_dim=16)
     _, _, _, k_cache, v_cache = case.args()
