@@ -130,6 +130,10 @@ class EngineConfig:
 
     `num_kv_blocks` None means: 256 MiB of KV cache (at most 4096 blocks) on CPU, or `gpu_memory_fraction` of the free GPU
     memory after the weights are loaded.
+
+    `async_scheduling` overlaps the host with the GPU: step N+1 is scheduled and launched
+    while step N still runs, its sampled tokens standing in as placeholders (negative ids)
+    that the GPU fills in; a request that stops computes one token more that is thrown away.
     """
 
     block_size: int = 16
@@ -142,6 +146,8 @@ class EngineConfig:
     dtype: str = "float32"
     attention: str = "torch"
     cuda_graphs: bool = False
+    fused_ops: bool = False
+    async_scheduling: bool = False
     gpu_memory_fraction: float = 0.8
     num_speculative_tokens: int = 0
     draft_layers: int = 0
@@ -153,6 +159,8 @@ class EngineConfig:
             raise ValueError("num_kv_blocks must be >= 1")
         if self.attention not in ("torch", "triton"):
             raise ValueError("attention must be 'torch' or 'triton'")
+        if self.async_scheduling and self.num_speculative_tokens:
+            raise ValueError("async scheduling does not run speculative decoding")
         if self.num_speculative_tokens and self.draft_layers < 1:
             raise ValueError("speculative decoding needs draft_layers >= 1")
 

@@ -34,6 +34,18 @@ class RequestOutput:
 
 
 @dataclass
+class InFlightStep:
+    """A launched async step: its sampled tokens (on the device, and being copied to the
+    host) and, per sampled sequence, where its placeholder sits in `token_ids`."""
+
+    tokens: torch.Tensor
+    host_tokens: torch.Tensor
+    done: torch.cuda.Event | None
+    placed: list[tuple[Sequence, int]]
+    scheduled: list[Sequence]
+
+
+@dataclass
 class StepRecord:
     """One line of the per-step trace."""
 
@@ -101,6 +113,7 @@ class LLMEngine:
         self.trace: list[StepRecord] = []
         self.rejected: list[RequestOutput] = []
         self.spec_proposed = self.spec_accepted = 0
+        self.in_flight: InFlightStep | None = None
         self.start_time = time.perf_counter()
 
     def add_request(
@@ -144,10 +157,14 @@ class LLMEngine:
         return None
 
     def has_unfinished(self) -> bool:
-        return self.scheduler.has_unfinished() or bool(self.rejected)
+        return (
+            self.scheduler.has_unfinished() or bool(self.rejected) or self.in_flight is not None
+        )
 
     def step(self) -> list[RequestOutput]:
         """Schedule, run the model, sample, and return the requests that finished."""
+        if self.config.async_scheduling:
+            return self._step_async()
         finished, self.rejected = self.rejected, []
         begin = time.perf_counter()
         plan = self.scheduler.schedule()
@@ -189,6 +206,87 @@ class LLMEngine:
                 kv_blocks_used=self.allocator.num_blocks - self.allocator.num_free_blocks,
             )
         )
+        return finished
+
+    def _step_async(self) -> list[RequestOutput]:
+        """Launch this step, then wait for the previous one: the host schedules and prepares
+        step N+1 while the GPU runs step N. Each sampled sequence gets a placeholder token at
+        once, so the scheduler can give it its next decode token before the real one is known.
+        """
+        finished, self.rejected = self.rejected, []
+        begin = time.perf_counter()
+        plan = self.scheduler.schedule()
+        self.runner.copy_blocks(self.allocator.take_copies())
+        launched = self._launch(plan.scheduled) if plan.scheduled else None
+        if self.in_flight is not None:
+            finished += self._resolve(self.in_flight)
+        self.in_flight = launched
+        if launched is None and self.in_flight is None:
+            return finished + self._fail_oversized()
+        end = time.perf_counter()
+        if plan.scheduled:
+            self.trace.append(
+                StepRecord(
+                    step=len(self.trace),
+                    time_s=end - self.start_time,
+                    duration_ms=(end - begin) * 1e3,
+                    scheduled=[(s.request_id, n) for s, n in plan.scheduled],
+                    preempted=[s.request_id for s in plan.preempted],
+                    kv_blocks_used=self.allocator.num_blocks - self.allocator.num_free_blocks,
+                )
+            )
+        return finished
+
+    def _launch(self, scheduled: list[tuple[Sequence, int]]) -> InFlightStep:
+        previous = self.in_flight.tokens if self.in_flight is not None else None
+        logits, sample_seqs = self.runner.run(scheduled, placeholders=previous)
+        for seq, num_new in scheduled:
+            seq.num_computed_tokens += num_new
+        placed = []
+        if sample_seqs:
+            batch = SamplingBatch.build(
+                [s.params for s in sample_seqs],
+                [s.rng.random() for s in sample_seqs],
+                logits.device,
+            )
+            tokens = self.sampler.sample(logits, batch)
+            for row, seq in enumerate(sample_seqs):
+                placed.append((seq, len(seq.token_ids)))
+                seq.token_ids.append(-1 - row)
+        else:
+            tokens = torch.empty(0, dtype=torch.int64, device=logits.device)
+        done = None
+        if tokens.is_cuda:
+            host_tokens = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
+            host_tokens.copy_(tokens, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+        else:
+            host_tokens = tokens
+        return InFlightStep(tokens, host_tokens, done, placed, [s for s, _ in scheduled])
+
+    def _resolve(self, step: InFlightStep) -> list[RequestOutput]:
+        """Wait for a launched step; put its real tokens in place of the placeholders, then
+        finish the sequences that stopped (dropping the token they computed since)."""
+        if step.done is not None:
+            step.done.synchronize()
+        tokens, now = step.host_tokens.tolist(), time.perf_counter()
+        placed = [(seq, index) for seq, index in step.placed if not seq.is_finished]
+        for seq, index in placed:
+            seq.token_ids[index] = tokens[-1 - seq.token_ids[index]]
+        for seq in step.scheduled:
+            if not seq.is_finished:
+                self.allocator.cache_full_blocks(seq)
+        finished = []
+        for seq, index in placed:
+            seq.token_times.append(now)
+            self._check_stop(seq, seq.token_ids[index], index + 1)
+            if seq.finish_reason:
+                del seq.token_ids[index + 1 :]
+                if seq in self.scheduler.waiting:  # preempted while its last token was pending
+                    self.scheduler.waiting.remove(seq)
+                self.scheduler.finish(seq)
+                finished.append(self._output(seq))
         return finished
 
     def _propose(self, scheduled):
@@ -286,8 +384,12 @@ class LLMEngine:
     def _append(self, seq: Sequence, token: int, now: float) -> None:
         seq.token_ids.append(token)
         seq.token_times.append(now)
+        self._check_stop(seq, token, len(seq.token_ids))
+
+    def _check_stop(self, seq: Sequence, token: int, num_tokens: int) -> None:
+        """Set `finish_reason` if `token`, the sequence's `num_tokens`-th, ends it."""
         limit = max(seq.params.max_tokens, seq.pad_to_tokens)
-        if seq.num_output_tokens >= limit or len(seq.token_ids) >= self.config.max_model_len:
+        if num_tokens - seq.num_prompt_tokens >= limit or num_tokens >= self.config.max_model_len:
             seq.finish_reason = "length"
         elif token == self.model_config.eos_token_id and not seq.params.ignore_eos:
             seq.finish_reason = "stop"

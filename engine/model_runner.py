@@ -31,6 +31,8 @@ class ModelRunner:
         model = LlamaModel(model_config)
         model.load_hf_state_dict(state_dict)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        if config.fused_ops:
+            self.model.use_fused_ops()
         self.model.rope.to(dtype=torch.float32)
         self.num_blocks = config.num_kv_blocks or self._default_num_blocks()
         self.max_blocks_per_seq = -(-config.max_model_len // config.block_size)
@@ -52,37 +54,61 @@ class ModelRunner:
         free, _ = torch.cuda.mem_get_info(self.device)
         return int(free * self.config.gpu_memory_fraction) // block_bytes
 
-    def _tensor(self, data, dtype) -> torch.Tensor:
-        tensor = (
-            torch.from_numpy(data)
-            if isinstance(data, np.ndarray)
-            else torch.tensor(data, dtype=dtype)
-        )
+    def _upload(self, arrays: list[np.ndarray], dtype: np.dtype) -> list[torch.Tensor]:
+        """Copy host arrays of one dtype to the device in one transfer; views of the result.
+
+        Each view starts 16-byte aligned: Triton specialises kernels on pointer alignment, and
+        a view whose alignment changed with the batch size would recompile mid-run. Each call
+        pins a fresh buffer: the caching host allocator does not reuse it until the copy has
+        run, which async scheduling relies on.
+        """
+        itemsize = np.dtype(dtype).itemsize
+        align = 16 // itemsize
+        sizes = [array.size for array in arrays]
+        starts = np.cumsum([0] + [-(-size // align) * align for size in sizes])
+        host = np.zeros(starts[-1], dtype=dtype)
+        for array, start in zip(arrays, starts, strict=False):
+            host[start : start + array.size] = array.ravel()
+        packed = torch.from_numpy(host)
         if self.device.type == "cuda":
-            return tensor.pin_memory().to(self.device, non_blocking=True)
-        return tensor
+            packed = packed.pin_memory().to(self.device, non_blocking=True)
+        return [
+            packed[start : start + array.size].view(array.shape)
+            for array, start in zip(arrays, starts, strict=False)
+        ]
 
     def prepare(
-        self, scheduled: list[tuple[Sequence, int]]
+        self, scheduled: list[tuple[Sequence, int]], placeholders: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, AttentionMetadata, list[int], list[Sequence]]:
         """Flatten the step into token ids, positions, metadata; pick the rows that need logits.
 
         A sequence needs logits when this step reaches its last known token: at that token,
         and, when it verifies draft tokens, at each of them and the token before them.
+        A negative token id `-1 - i` (async scheduling) is row `i` of `placeholders`, the
+        previous step's sampled tokens, still on the device.
         """
         bs = self.config.block_size
+        seqs = [seq for seq, _ in scheduled]
+        widths = [len(seq.block_table) for seq in seqs]
+        tables = np.zeros((len(seqs), max(widths)), dtype=np.int32)
+        for row, seq in enumerate(seqs):
+            tables[row, : widths[row]] = seq.block_table
+        if all(
+            num_new == 1
+            and not seq.spec_token_ids
+            and seq.num_computed_tokens == len(seq.token_ids) - 1
+            for seq, num_new in scheduled
+        ):
+            return self._prepare_decode(seqs, tables, placeholders)
         ids, positions, slots, query_start, seq_lens, query_lens = [], [], [], [0], [], []
         logits_rows, sample_seqs = [], []
-        width = max(len(seq.block_table) for seq, _ in scheduled)
-        tables = np.zeros((len(scheduled), width), dtype=np.int32)
         for seq, num_new in scheduled:
             start, end = seq.num_computed_tokens, seq.num_computed_tokens + num_new
             tokens = seq.all_token_ids if seq.spec_token_ids else seq.token_ids
+            table = seq.block_table
             ids.extend(tokens[start:end])
             positions.extend(range(start, end))
-            table = seq.block_table
             slots.extend(table[p // bs] * bs + p % bs for p in range(start, end))
-            tables[len(query_lens), : len(table)] = table
             query_start.append(query_start[-1] + num_new)
             seq_lens.append(end)
             query_lens.append(num_new)
@@ -90,26 +116,57 @@ class ModelRunner:
                 rows = min(num_new, 1 + len(seq.spec_token_ids))
                 logits_rows.extend(range(query_start[-1] - rows, query_start[-1]))
                 sample_seqs.append(seq)
-        meta = AttentionMetadata(
-            slot_mapping=self._tensor(slots, torch.int64),
-            query_start_loc=self._tensor(query_start, torch.int32),
-            seq_lens=self._tensor(seq_lens, torch.int32),
-            block_tables=self._tensor(tables, torch.int32),
-            max_query_len=max(query_lens),
-            max_seq_len=max(seq_lens),
-            block_size=bs,
-            query_lens_cpu=query_lens,
-            seq_lens_cpu=seq_lens,
+        return self._finish_prepare(
+            np.array(ids, dtype=np.int64), np.array(positions), np.array(slots),
+            np.array(query_start), np.array(seq_lens), tables, query_lens, placeholders,
+        ) + (logits_rows, sample_seqs)  # fmt: skip
+
+    def _prepare_decode(self, seqs, tables, placeholders):
+        """`prepare` when every sequence decodes its last token: numpy instead of a loop."""
+        bs, count = self.config.block_size, len(seqs)
+        positions = np.array([seq.num_computed_tokens for seq in seqs], dtype=np.int64)
+        ids = np.array([seq.token_ids[-1] for seq in seqs], dtype=np.int64)
+        slots = tables[np.arange(count), positions // bs].astype(np.int64) * bs + positions % bs
+        query_start = np.arange(count + 1)
+        return self._finish_prepare(
+            ids, positions, slots, query_start, positions + 1, tables, [1] * count, placeholders
+        ) + (list(range(count)), seqs)
+
+    def _finish_prepare(
+        self, ids, positions, slots, query_start, seq_lens, tables, query_lens, placeholders
+    ) -> tuple[torch.Tensor, torch.Tensor, AttentionMetadata]:
+        input_ids, positions_t, slots_t = self._upload([ids, positions, slots], np.int64)
+        query_start_t, seq_lens_t, tables_t = self._upload(
+            [query_start, seq_lens, tables], np.int32
         )
-        input_ids = self._tensor(ids, torch.int64)
-        return input_ids, self._tensor(positions, torch.int64), meta, logits_rows, sample_seqs
+        if placeholders is not None and (ids < 0).any():
+            taken = placeholders[(-1 - input_ids).clamp(min=0)]
+            input_ids = torch.where(input_ids < 0, taken, input_ids)
+        meta = AttentionMetadata(
+            slot_mapping=slots_t,
+            query_start_loc=query_start_t,
+            seq_lens=seq_lens_t,
+            block_tables=tables_t,
+            max_query_len=max(query_lens),
+            max_seq_len=int(seq_lens.max()),
+            block_size=self.config.block_size,
+            query_lens_cpu=query_lens,
+            seq_lens_cpu=seq_lens.tolist(),
+        )
+        return input_ids, positions_t, meta
 
     @torch.inference_mode()
     def run(
-        self, scheduled: list[tuple[Sequence, int]], num_layers: int | None = None
+        self,
+        scheduled: list[tuple[Sequence, int]],
+        num_layers: int | None = None,
+        placeholders: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[Sequence]]:
-        """Logits `[rows, vocab]` (float32) for the rows that need them, and their sequences."""
-        input_ids, positions, meta, logits_rows, sample_seqs = self.prepare(scheduled)
+        """Logits `[rows, vocab]` (float32) for the rows that need them, and their sequences.
+
+        Nothing here waits for the GPU: the logits are queued work until something reads them.
+        """
+        input_ids, positions, meta, logits_rows, sample_seqs = self.prepare(scheduled, placeholders)
         num_seqs = len(scheduled)
         graph_bs = next((size for size in sorted(self.graphs) if size >= num_seqs), None)
         if meta.decode_only and num_layers is None and graph_bs is not None:
@@ -120,9 +177,9 @@ class ModelRunner:
             )
             if not logits_rows:
                 return hidden.new_empty(0, self.model_config.vocab_size).float(), []
-            rows = torch.tensor(logits_rows, device=self.device)
-            logits = self.model.compute_logits(hidden[rows])
-            return logits.float(), sample_seqs
+            if len(logits_rows) < hidden.shape[0]:
+                hidden = hidden[self._upload([np.array(logits_rows)], np.int64)[0]]
+            logits = self.model.compute_logits(hidden)
         return logits.float(), sample_seqs
 
     def copy_blocks(self, copies: list[tuple[int, int]]) -> None:
