@@ -157,9 +157,7 @@ class LLMEngine:
         return None
 
     def has_unfinished(self) -> bool:
-        return (
-            self.scheduler.has_unfinished() or bool(self.rejected) or self.in_flight is not None
-        )
+        return self.scheduler.has_unfinished() or bool(self.rejected) or self.in_flight is not None
 
     def step(self) -> list[RequestOutput]:
         """Schedule, run the model, sample, and return the requests that finished."""

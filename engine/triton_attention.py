@@ -127,7 +127,9 @@ def _decode_split_kernel(
         m_i = m_new
     part = seq * stride_pt + heads * stride_ph + split * stride_ps
     tl.store(
-        PartOut + part[:, None] * BLOCK_D + offs_d[None, :], acc, mask=mask_g[:, None] & mask_d[None, :]
+        PartOut + part[:, None] * BLOCK_D + offs_d[None, :],
+        acc,
+        mask=mask_g[:, None] & mask_d[None, :],
     )
     tl.store(PartMax + part, m_i, mask=mask_g)
     tl.store(PartSum + part, l_i, mask=mask_g)
@@ -154,7 +156,11 @@ def _decode_reduce_kernel(
         l_i = l_i * alpha + tl.load(PartSum + part) * beta
         m_i = m_new
     out = acc / l_i
-    tl.store(Out + seq * stride_ot + head * stride_oh + offs_d, out.to(Out.dtype.element_ty), mask=offs_d < HEAD_DIM)
+    tl.store(
+        Out + seq * stride_ot + head * stride_oh + offs_d,
+        out.to(Out.dtype.element_ty),
+        mask=offs_d < HEAD_DIM,
+    )
 
 
 class TritonAttention(AttentionBackend):

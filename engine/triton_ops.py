@@ -84,8 +84,12 @@ def _rope_kernel(
     # The cos/sin rows are the same for both halves (the cache holds cat(freqs, freqs)).
     cos = tl.load(Cos + position * stride_cos + offs_d, mask=mask_d, other=0.0)
     sin = tl.load(Sin + position * stride_cos + offs_d, mask=mask_d, other=0.0)
-    _rotate_heads(Q, token, stride_qt, stride_qh, NUM_Q_HEADS, cos, sin, offs_h, offs_d, mask_d, HALF)
-    _rotate_heads(K, token, stride_kt, stride_kh, NUM_K_HEADS, cos, sin, offs_h, offs_d, mask_d, HALF)
+    _rotate_heads(
+        Q, token, stride_qt, stride_qh, NUM_Q_HEADS, cos, sin, offs_h, offs_d, mask_d, HALF
+    )
+    _rotate_heads(
+        K, token, stride_kt, stride_kh, NUM_K_HEADS, cos, sin, offs_h, offs_d, mask_d, HALF
+    )
 
 
 def rope_(
