@@ -180,7 +180,7 @@ def test_a_scheduler_submission_shows_its_own_run(live_stack, page):
     page.locator("#run-timeline").scroll_into_view_if_needed()
     assert int(page.get_attribute("#run-timeline", "data-cells")) > 0
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    page.screenshot(path=str(screenshot_path("20-results-scheduler-run-phone")), full_page=True)
+    page.screenshot(path=str(screenshot_path("18b-results-scheduler-run-phone")), full_page=True)
     assert errors == []  # no script failed on any page
 
 
@@ -219,7 +219,7 @@ def test_an_allocator_submission_shows_kv_blocks_over_time(live_stack, page):
     assert "9 operations; at most 16 of 16 blocks in use, at most 6 shared" in page.inner_text(
         "#runs"
     )
-    page.locator("#runs").screenshot(path=str(screenshot_path("21-results-allocator-run")))
+    page.locator("#runs").screenshot(path=str(screenshot_path("19b-results-allocator-run")))
 
 
 def test_kernel_results_place_the_kernel_on_the_roofline(live_stack, page):
