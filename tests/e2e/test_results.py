@@ -179,6 +179,7 @@ def test_a_scheduler_submission_shows_its_own_run(live_stack, page):
     page.get_by_role("link", name="Permalink").click()
     page.locator("#run-timeline").scroll_into_view_if_needed()
     assert int(page.get_attribute("#run-timeline", "data-cells")) > 0
+    assert page.locator(".run-summary:visible").count() == 1  # only the chosen test's table
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(screenshot_path("18b-results-scheduler-run-phone")), full_page=True)
     assert errors == []  # no script failed on any page
