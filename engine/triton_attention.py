@@ -18,9 +18,10 @@ from engine.attention import AttentionBackend, AttentionMetadata
 def _attend_keys(
     q, m_i, l_i, acc, K_cache, V_cache, block_tables, seq, kv_head, context, offs_m, offs_d,
     mask_d, scale, n_begin, n_end, stride_kb, stride_ks, stride_kh, stride_bt,
-    PAGE: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr,
+    PAGE: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, CAUSAL: tl.constexpr,
 ):  # fmt: skip
-    """Online-softmax over keys [n_begin, n_end); MASKED applies the causal and length masks."""
+    """Online-softmax over keys [n_begin, n_end). MASKED masks keys past `n_end`, and with
+    CAUSAL keys after each query row's position (`context + offs_m`)."""
     for n_start in range(n_begin, n_end, BLOCK_N):
         offs_n = n_start + tl.arange(0, BLOCK_N)
         mask_n = offs_n < n_end
@@ -30,9 +31,11 @@ def _attend_keys(
         k = tl.load(K_cache + kv_off[:, None] + offs_d[None, :], mask=kv_mask, other=0.0)
         v = tl.load(V_cache + kv_off[:, None] + offs_d[None, :], mask=kv_mask, other=0.0)
         scores = tl.dot(q, tl.trans(k)).to(tl.float32) * scale
-        if MASKED:
+        if MASKED and CAUSAL:
             causal = offs_n[None, :] <= (context + offs_m)[:, None]
             scores = tl.where(causal & mask_n[None, :], scores, float("-inf"))
+        elif MASKED:
+            scores = tl.where(mask_n[None, :], scores, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(scores, 1))
         alpha = tl.exp(m_i - m_new)
         p = tl.exp(scores - m_new[:, None])
@@ -70,13 +73,13 @@ def _prefill_kernel(
     m_i, l_i, acc = _attend_keys(
         q, m_i, l_i, acc, K_cache, V_cache, block_tables, seq, kv_head, context, offs_m, offs_d,
         mask_d, scale, 0, unmasked_end, stride_kb, stride_ks, stride_kh, stride_bt,
-        PAGE=PAGE, BLOCK_N=BLOCK_N, MASKED=False,
+        PAGE=PAGE, BLOCK_N=BLOCK_N, MASKED=False, CAUSAL=False,
     )  # fmt: skip
     end = tl.minimum(seq_len, context + (m_block + 1) * BLOCK_M)
     m_i, l_i, acc = _attend_keys(
         q, m_i, l_i, acc, K_cache, V_cache, block_tables, seq, kv_head, context, offs_m, offs_d,
         mask_d, scale, unmasked_end, end, stride_kb, stride_ks, stride_kh, stride_bt,
-        PAGE=PAGE, BLOCK_N=BLOCK_N, MASKED=True,
+        PAGE=PAGE, BLOCK_N=BLOCK_N, MASKED=True, CAUSAL=True,
     )  # fmt: skip
     acc = acc / l_i[:, None]
     o_ptrs = Out + (q_start + offs_m)[:, None] * stride_ot + head * stride_oh + offs_d[None, :]
@@ -109,22 +112,11 @@ def _decode_split_kernel(
     m_i = tl.full([BLOCK_G], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_G], tl.float32)
     acc = tl.zeros([BLOCK_G, BLOCK_D], tl.float32)
-    for n_start in range(begin, end, BLOCK_N):
-        offs_n = n_start + tl.arange(0, BLOCK_N)
-        mask_n = offs_n < end
-        block = tl.load(block_tables + seq * stride_bt + offs_n // PAGE, mask=mask_n, other=0)
-        kv_off = block * stride_kb + (offs_n % PAGE) * stride_ks + kv_head * stride_kh
-        kv_mask = mask_n[:, None] & mask_d[None, :]
-        k = tl.load(K_cache + kv_off[:, None] + offs_d[None, :], mask=kv_mask, other=0.0)
-        v = tl.load(V_cache + kv_off[:, None] + offs_d[None, :], mask=kv_mask, other=0.0)
-        scores = tl.dot(q, tl.trans(k)).to(tl.float32) * scale
-        scores = tl.where(mask_n[None, :], scores, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(scores, 1))
-        alpha = tl.exp(m_i - m_new)
-        p = tl.exp(scores - m_new[:, None])
-        l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v).to(tl.float32)
-        m_i = m_new
+    m_i, l_i, acc = _attend_keys(
+        q, m_i, l_i, acc, K_cache, V_cache, block_tables, seq, kv_head, 0, offs_g, offs_d,
+        mask_d, scale, begin, end, stride_kb, stride_ks, stride_kh, stride_bt,
+        PAGE=PAGE, BLOCK_N=BLOCK_N, MASKED=True, CAUSAL=False,
+    )  # fmt: skip
     part = seq * stride_pt + heads * stride_ph + split * stride_ps
     tl.store(
         PartOut + part[:, None] * BLOCK_D + offs_d[None, :],
