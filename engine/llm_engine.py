@@ -13,7 +13,7 @@ from engine.config import EngineConfig, ModelConfig, SamplingParams
 from engine.model_runner import ModelRunner
 from engine.sampler import Sampler, SamplingBatch, TopKTopPSampler
 from engine.scheduler import FCFSScheduler, Scheduler, StaticScheduler
-from engine.sequence import Sequence
+from engine.sequence import Sequence, Status
 from engine.spec_decode import RejectionSampler, Verifier
 
 
@@ -42,7 +42,7 @@ class InFlightStep:
     host_tokens: torch.Tensor
     done: torch.cuda.Event | None
     placed: list[tuple[Sequence, int]]
-    scheduled: list[Sequence]
+    unsampled: list[Sequence]  # scheduled for a prompt chunk that samples nothing
 
 
 @dataclass
@@ -261,7 +261,12 @@ class LLMEngine:
             done.record()
         else:
             host_tokens = tokens
-        return InFlightStep(tokens, host_tokens, done, placed, [s for s, _ in scheduled])
+        if len(sample_seqs) == len(scheduled):
+            unsampled = []
+        else:
+            sampled = {id(seq) for seq in sample_seqs}
+            unsampled = [seq for seq, _ in scheduled if id(seq) not in sampled]
+        return InFlightStep(tokens, host_tokens, done, placed, unsampled)
 
     def _resolve(self, step: InFlightStep) -> list[RequestOutput]:
         """Wait for a launched step; put its real tokens in place of the placeholders, then
@@ -269,22 +274,24 @@ class LLMEngine:
         if step.done is not None:
             step.done.synchronize()
         tokens, now = step.host_tokens.tolist(), time.perf_counter()
-        placed = [(seq, index) for seq, index in step.placed if not seq.is_finished]
-        for seq, index in placed:
-            seq.token_ids[index] = tokens[-1 - seq.token_ids[index]]
-        for seq in step.scheduled:
-            if not seq.is_finished:
-                self.allocator.cache_full_blocks(seq)
         finished = []
-        for seq, index in placed:
+        for seq, index in step.placed:
+            if seq.status is Status.FINISHED:
+                continue
+            token = seq.token_ids[index] = tokens[-1 - seq.token_ids[index]]
+            self.allocator.cache_full_blocks(seq)
             seq.token_times.append(now)
-            self._check_stop(seq, seq.token_ids[index], index + 1)
+            self._check_stop(seq, token, index + 1)
             if seq.finish_reason:
                 del seq.token_ids[index + 1 :]
-                if seq in self.scheduler.waiting:  # preempted while its last token was pending
+                # Preempted while its last token was pending: it waits to be recomputed.
+                if seq.status is Status.WAITING and seq in self.scheduler.waiting:
                     self.scheduler.waiting.remove(seq)
                 self.scheduler.finish(seq)
                 finished.append(self._output(seq))
+        for seq in step.unsampled:
+            if seq.status is not Status.FINISHED:
+                self.allocator.cache_full_blocks(seq)
         return finished
 
     def _propose(self, scheduled):
