@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -40,6 +41,10 @@ def child_environment(**extra: str) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
+
+
+TASK_RECEIVED = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] received")
+TASK_ENDED = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] (?:succeeded|raised|retry|failed|rejected)")
 
 
 class WorkerProcess:
@@ -92,6 +97,21 @@ class WorkerProcess:
             f"worker {self.hostname} did not start:\n{self.log_path.read_text()[-4000:]}"
         )
 
+    def wait_idle(self, timeout_s: float = 15.0) -> None:
+        """Wait until every task the worker received has logged its end (best effort: a task
+        whose pool child was killed never logs one).
+
+        A shared worker finishes a job after the test saw its verdict (it dispatches the
+        user's next submission); truncating the tables under that transaction deadlocks."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            log = self.log_path.read_text(errors="replace")
+            received = set(TASK_RECEIVED.findall(log))
+            ended = set(TASK_ENDED.findall(log))
+            if received <= ended:
+                return
+            time.sleep(0.1)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -119,3 +139,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the browser tests last: Playwright's sync API keeps an event loop in the main thread
     while a browser is open, which the async tests could not share."""
     items.sort(key=lambda item: "tests/e2e/" in item.nodeid)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item):
+    """Before a test's fixtures (and its database) are torn down, let a shared worker finish."""
+    for value in getattr(item, "funcargs", {}).values():
+        if isinstance(value, WorkerProcess) and value.process and value.process.poll() is None:
+            value.wait_idle()
