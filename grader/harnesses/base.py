@@ -82,6 +82,16 @@ class ProblemError(Exception):
     """The problem itself is broken (a too-weak test, a failing reference): an internal error."""
 
 
+def oracle_load(code: str, required: tuple[str, ...]) -> dict[str, Any]:
+    """Run a problem's trusted oracle source; it must define each function in `required`."""
+    namespace: dict[str, Any] = {"__name__": "oracle"}
+    exec(compile(code, "oracle.py", "exec"), namespace)
+    missing = [name for name in required if not callable(namespace.get(name))]
+    if missing:
+        raise ProblemError(f"oracle.py defines no {', '.join(f'{name}()' for name in missing)}")
+    return namespace
+
+
 class Harness(ABC):
     """A harness kind. Subclasses set ``kind`` and ``version`` and implement the four methods."""
 

@@ -27,7 +27,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from grader.harnesses import register
-from grader.harnesses.base import ProblemError, clock_ns
+from grader.harnesses.base import clock_ns, oracle_load
 from grader.harnesses.engine_run import (
     CaseResult,
     EngineHarness,
@@ -135,11 +135,7 @@ class SamplerHarness(EngineHarness):
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
-        namespace: dict[str, Any] = {"__name__": "oracle"}
-        exec(compile(spec.oracle_code, "oracle.py", "exec"), namespace)
-        if not callable(namespace.get("target_probs")):
-            raise ProblemError("oracle.py defines no target_probs()")
-        self.target_probs = namespace["target_probs"]
+        self.target_probs = oracle_load(spec.oracle_code, ("target_probs",))["target_probs"]
 
     def shared_bytes(self) -> int:
         sizes = [

@@ -26,7 +26,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from grader.harnesses import register
-from grader.harnesses.base import ProblemError, clock_ns
+from grader.harnesses.base import clock_ns, oracle_load
 from grader.harnesses.engine_run import (
     CaseResult,
     EngineHarness,
@@ -90,11 +90,9 @@ class VerifierHarness(EngineHarness):
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
-        namespace: dict[str, Any] = {"__name__": "oracle"}
-        exec(compile(spec.oracle_code, "oracle.py", "exec"), namespace)
-        if not callable(namespace.get("verify_expected")):
-            raise ProblemError("oracle.py defines no verify_expected()")
-        self.verify_expected = namespace["verify_expected"]
+        self.verify_expected = oracle_load(spec.oracle_code, ("verify_expected",))[
+            "verify_expected"
+        ]
 
     def run_case(
         self, session: SandboxSession, case: dict[str, Any], rng: random.Random, timed: bool

@@ -23,6 +23,7 @@ from grader.harnesses.base import (
     ProblemError,
     clock_ns,
     failed_outcome,
+    oracle_load,
 )
 from grader.harnesses.contract import CallTiming, ProblemSpec, TestOutcome, Verdict
 from grader.harnesses.timing import TimedCall
@@ -40,16 +41,6 @@ ALIGN_BYTES = 64
 
 def _align(size: int) -> int:
     return -(-size // ALIGN_BYTES) * ALIGN_BYTES
-
-
-def oracle_load(code: str) -> dict[str, Any]:
-    """Run a problem's trusted oracle source; it must define generate() and expected()."""
-    namespace: dict[str, Any] = {"__name__": "oracle"}
-    exec(compile(code, "oracle.py", "exec"), namespace)
-    for name in ("generate", "expected"):
-        if not callable(namespace.get(name)):
-            raise ProblemError(f"oracle.py defines no {name}()")
-    return namespace
 
 
 def layout_base(x: np.ndarray, layout: str, rng: np.random.Generator) -> np.ndarray:
@@ -117,7 +108,7 @@ class FunctionHarness(Harness):
 
     def __init__(self, spec: ProblemSpec) -> None:
         super().__init__(spec)
-        self.oracle = oracle_load(spec.oracle_code)
+        self.oracle = oracle_load(spec.oracle_code, ("generate", "expected"))
         self.calls = 0
 
     def _cases(self) -> list[dict[str, Any]]:

@@ -52,6 +52,7 @@ from grader.harnesses.base import (
     ProblemError,
     clock_ns,
     failed_outcome,
+    oracle_load,
 )
 from grader.harnesses.contract import CallTiming, ProblemSpec, SpeedOfLight, TestOutcome, Verdict
 from grader.harnesses.timing import CudaTimer, TimedCall, card_peaks, gpu_visible
@@ -89,16 +90,6 @@ def _timer_parts_now() -> dict[str, Any]:
         "base.clock_ns": base.clock_ns,
         "kernel.clock_ns": globals()["clock_ns"],
     }
-
-
-def oracle_load(code: str) -> dict[str, Any]:
-    """Run a kernel problem's oracle source; it must define the five functions."""
-    namespace: dict[str, Any] = {"__name__": "oracle"}
-    exec(compile(code, "oracle.py", "exec"), namespace)
-    missing = [name for name in ORACLE_FUNCTIONS if not callable(namespace.get(name))]
-    if missing:
-        raise ProblemError(f"oracle.py defines no {', '.join(missing)}")
-    return namespace
 
 
 def device_name() -> str:
@@ -166,7 +157,7 @@ class KernelHarness(Harness):
 
     def __init__(self, spec: ProblemSpec) -> None:
         super().__init__(spec)
-        self.oracle = oracle_load(spec.oracle_code)
+        self.oracle = oracle_load(spec.oracle_code, ORACLE_FUNCTIONS)
         self.session_nonce = secrets.randbits(64)
         self.calls = 0
         self.output_hashes: dict[bytes, int] = {}
@@ -396,7 +387,7 @@ def _sandbox_prepare(entry: Any, request: dict[str, Any]) -> dict[str, Any]:
 
     source = request["oracle"]
     if source not in _ORACLES:
-        _ORACLES[source] = oracle_load(source)
+        _ORACLES[source] = oracle_load(source, ORACLE_FUNCTIONS)
     oracle = _ORACLES[source]
     device = device_name()
     _PENDING.clear()
