@@ -54,6 +54,7 @@ class RecordingSampler(TopKTopPSampler):
     """Greedy sampler that keeps each step's top-5 token ids (for the top-5 rule)."""
 
     def __init__(self):
+        super().__init__()
         self.top5: list[list[int]] = []
 
     def sample(self, logits, batch):

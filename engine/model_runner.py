@@ -93,12 +93,7 @@ class ModelRunner:
         tables = np.zeros((len(seqs), max(widths)), dtype=np.int32)
         for row, seq in enumerate(seqs):
             tables[row, : widths[row]] = seq.block_table
-        if all(
-            num_new == 1
-            and not seq.spec_token_ids
-            and seq.num_computed_tokens == len(seq.token_ids) - 1
-            for seq, num_new in scheduled
-        ):
+        if self._decodes_last_tokens(scheduled):
             return self._prepare_decode(seqs, tables, placeholders)
         ids, positions, slots, query_start, seq_lens, query_lens = [], [], [], [0], [], []
         logits_rows, sample_seqs = [], []
@@ -120,6 +115,15 @@ class ModelRunner:
             np.array(ids, dtype=np.int64), np.array(positions), np.array(slots),
             np.array(query_start), np.array(seq_lens), tables, query_lens, placeholders,
         ) + (logits_rows, sample_seqs)  # fmt: skip
+
+    @staticmethod
+    def _decodes_last_tokens(scheduled: list[tuple[Sequence, int]]) -> bool:
+        return all(
+            num_new == 1
+            and not seq.spec_token_ids
+            and seq.num_computed_tokens == len(seq.token_ids) - 1
+            for seq, num_new in scheduled
+        )
 
     def _prepare_decode(self, seqs, tables, placeholders):
         """`prepare` when every sequence decodes its last token: numpy instead of a loop."""
@@ -162,25 +166,24 @@ class ModelRunner:
         num_layers: int | None = None,
         placeholders: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[Sequence]]:
-        """Logits `[rows, vocab]` (float32) for the rows that need them, and their sequences.
+        """Logits `[rows, vocab]` (the model's dtype) for the rows that need them, and their
+        sequences. A step where every sequence decodes its last token replays a CUDA graph;
+        its logits are a view of the graph's output, valid until the next replay is queued.
 
         Nothing here waits for the GPU: the logits are queued work until something reads them.
         """
+        if num_layers is None and self.graphs and self._decodes_last_tokens(scheduled):
+            seqs = [seq for seq, _ in scheduled]
+            size = next((size for size in self.graphs if size >= len(seqs)), None)
+            if size is not None:
+                return self._replay(size, seqs, placeholders), seqs
         input_ids, positions, meta, logits_rows, sample_seqs = self.prepare(scheduled, placeholders)
-        num_seqs = len(scheduled)
-        graph_bs = next((size for size in sorted(self.graphs) if size >= num_seqs), None)
-        if meta.decode_only and num_layers is None and graph_bs is not None:
-            logits = self._replay(graph_bs, input_ids, positions, meta)[:num_seqs]
-        else:
-            hidden = self.model(
-                input_ids, positions, self.kv_cache, meta, self.attention, num_layers
-            )
-            if not logits_rows:
-                return hidden.new_empty(0, self.model_config.vocab_size).float(), []
-            if len(logits_rows) < hidden.shape[0]:
-                hidden = hidden[self._upload([np.array(logits_rows)], np.int64)[0]]
-            logits = self.model.compute_logits(hidden)
-        return logits.float(), sample_seqs
+        hidden = self.model(input_ids, positions, self.kv_cache, meta, self.attention, num_layers)
+        if not logits_rows:
+            return hidden.new_empty(0, self.model_config.vocab_size), []
+        if len(logits_rows) < hidden.shape[0]:
+            hidden = hidden[self._upload([np.array(logits_rows)], np.int64)[0]]
+        return self.model.compute_logits(hidden), sample_seqs
 
     def copy_blocks(self, copies: list[tuple[int, int]]) -> None:
         """Copy-on-write: duplicate whole blocks (every layer, keys and values)."""
@@ -188,27 +191,16 @@ class ModelRunner:
             self.kv_cache[:, :, dst] = self.kv_cache[:, :, src]
 
     def _capture_graphs(self) -> None:
-        """Capture one decode graph per padded batch size (1, 2, 4, 8, 16, 32, ... max_num_seqs)."""
+        """Capture one decode graph per padded batch size (1, 2, 4, 8, 16, 32, ... max_num_seqs).
+
+        The graphs read their inputs from one device buffer (`_graph_inputs`) that each step
+        fills with a single host-to-device copy, and take a placeholder token id `-1 - i` from
+        row `i` of the previous step's sampled tokens (`prev_tokens`) inside the graph.
+        """
         max_bs = self.config.max_num_seqs
-        sizes = sorted({1, 2, 4, 8, *range(16, max_bs + 1, 16), max_bs})
-        dev = self.device
-        self.static = {
-            "input_ids": torch.zeros(max_bs, dtype=torch.int64, device=dev),
-            "positions": torch.zeros(max_bs, dtype=torch.int64, device=dev),
-            "slot_mapping": torch.full(
-                (max_bs,), self.num_blocks * self.config.block_size, device=dev
-            ),
-            "seq_lens": torch.ones(max_bs, dtype=torch.int32, device=dev),
-            "block_tables": torch.zeros(
-                max_bs, self.max_blocks_per_seq, dtype=torch.int32, device=dev
-            ),
-            "query_start_loc": torch.arange(max_bs + 1, dtype=torch.int32, device=dev),
-            "logits": torch.zeros(
-                max_bs, self.model_config.vocab_size, dtype=self.dtype, device=dev
-            ),
-        }
+        self._allocate_graph_inputs(max_bs)
         pool = None
-        for size in reversed(sizes):
+        for size in sorted({1, 2, 4, 8, *range(16, max_bs + 1, 16), max_bs}, reverse=True):
             graph = torch.cuda.CUDAGraph()
             meta = self._static_meta(size)
             with torch.inference_mode():
@@ -218,13 +210,79 @@ class ModelRunner:
                     self._graph_body(size, meta)
             pool = graph.pool()
             self.graphs[size] = graph
+        self.graphs = dict(sorted(self.graphs.items()))
         torch.cuda.synchronize()
+
+    def _allocate_graph_inputs(self, max_bs: int) -> None:
+        dev = self.device
+        self.input_layout = self._graph_input_layout(max_bs)
+        size_bytes = max(end for _, _, _, end in self.input_layout.values())
+        self.graph_inputs = torch.zeros(size_bytes, dtype=torch.uint8, device=dev)
+        self.static = self._typed_views(self.graph_inputs, torch)
+        self.static["slot_mapping"].fill_(self.num_blocks * self.config.block_size)
+        self.static["seq_lens"].fill_(1)
+        self.static |= {
+            "query_start_loc": torch.arange(max_bs + 1, dtype=torch.int32, device=dev),
+            "prev_tokens": torch.zeros(max_bs, dtype=torch.int64, device=dev),
+            "logits": torch.zeros(
+                max_bs, self.model_config.vocab_size, dtype=self.dtype, device=dev
+            ),
+        }
+        # Each sequence's block table, kept by slot between steps: a decode step rewrites only
+        # the rows whose table changed (one sequence in 16 at block size 16).
+        self.table_slots: dict[int, int] = {}
+        self.slot_tables = np.zeros((2 * max_bs, self.max_blocks_per_seq), dtype=np.int32)
+        self.slot_lists: list[list[int] | None] = [None] * (2 * max_bs)
+
+    def _graph_input_layout(self, max_bs: int) -> dict[str, tuple]:
+        """Name -> (dtype name, shape, start byte, end byte), each start 16-byte aligned; the
+        block tables last, so a step copies only the rows its graph reads."""
+        shapes = {
+            "input_ids": ("int64", (max_bs,)),
+            "positions": ("int64", (max_bs,)),
+            "slot_mapping": ("int64", (max_bs,)),
+            "seq_lens": ("int32", (max_bs,)),
+            "block_tables": ("int32", (max_bs, self.max_blocks_per_seq)),
+        }
+        layout, start = {}, 0
+        for name, (dtype, shape) in shapes.items():
+            end = start + np.dtype(dtype).itemsize * int(np.prod(shape))
+            layout[name] = (dtype, shape, start, end)
+            start = -(-end // 16) * 16
+        return layout
+
+    def _typed_views(self, buffer, lib) -> dict:
+        """The layout's named views of a byte buffer (a torch or a numpy one, per `lib`)."""
+        return {
+            name: buffer[start:end].view(getattr(lib, dtype)).reshape(shape)
+            for name, (dtype, shape, start, end) in self.input_layout.items()
+        }
+
+    def _table_rows(self, seqs: list[Sequence]) -> list[int]:
+        """Each sequence's row in `slot_tables`, refreshed where its block table changed."""
+        slots, lists, rows = self.table_slots, self.slot_lists, []
+        for seq in seqs:
+            slot = slots.get(seq.seq_id)
+            if slot is None:
+                if len(slots) == len(lists):  # full of finished sequences: start over
+                    slots.clear()
+                    rows.clear()
+                    return self._table_rows(seqs)
+                slot = slots[seq.seq_id] = len(slots)
+                lists[slot] = None
+            table = seq.block_table
+            if lists[slot] != table:
+                lists[slot] = list(table)
+                self.slot_tables[slot, : len(table)] = table
+                self.slot_tables[slot, len(table) :] = 0
+            rows.append(slot)
+        return rows
 
     def _graph_body(self, size: int, meta: AttentionMetadata) -> None:
         s = self.static
-        hidden = self.model(
-            s["input_ids"][:size], s["positions"][:size], self.kv_cache, meta, self.attention
-        )
+        raw = s["input_ids"][:size]
+        input_ids = torch.where(raw < 0, s["prev_tokens"][(-1 - raw).clamp(min=0)], raw)
+        hidden = self.model(input_ids, s["positions"][:size], self.kv_cache, meta, self.attention)
         s["logits"][:size].copy_(self.model.compute_logits(hidden))
 
     def _static_meta(self, size: int) -> AttentionMetadata:
@@ -241,14 +299,31 @@ class ModelRunner:
             seq_lens_cpu=[1] * size,
         )
 
-    def _replay(self, size, input_ids, positions, meta) -> torch.Tensor:
-        s, n = self.static, input_ids.shape[0]
-        s["input_ids"][:n].copy_(input_ids)
-        s["positions"][:n].copy_(positions)
-        s["slot_mapping"][:n].copy_(meta.slot_mapping)
-        s["slot_mapping"][n:size].fill_(self.num_blocks * self.config.block_size)
-        s["seq_lens"][:n].copy_(meta.seq_lens)
-        s["seq_lens"][n:size].fill_(1)
-        s["block_tables"][:n, : meta.block_tables.shape[1]].copy_(meta.block_tables)
+    def _replay(
+        self, size: int, seqs: list[Sequence], placeholders: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Fill the graph's inputs for `seqs` (rows past them are padding that writes to the
+        scratch block) in one pinned buffer, copy it over, replay; the logits of `seqs`."""
+        n, bs = len(seqs), self.config.block_size
+        host = torch.empty(
+            self.graph_inputs.shape[0], dtype=torch.uint8, pin_memory=self.device.type == "cuda"
+        )
+        views = self._typed_views(host.numpy(), np)
+        ids, positions, tables = views["input_ids"], views["positions"], views["block_tables"]
+        ids[:n] = [seq.token_ids[-1] for seq in seqs]
+        positions[:n] = [seq.num_computed_tokens for seq in seqs]
+        ids[n:size] = positions[n:size] = 0
+        tables[:n] = self.slot_tables[self._table_rows(seqs)]
+        tables[n:size] = 0
+        decoding = positions[:n]
+        views["slot_mapping"][:n] = tables[np.arange(n), decoding // bs] * bs + decoding % bs
+        views["slot_mapping"][n:size] = self.num_blocks * bs
+        views["seq_lens"][:n] = decoding + 1
+        views["seq_lens"][n:size] = 1
+        _, _, start, _ = self.input_layout["block_tables"]
+        used = start + size * self.max_blocks_per_seq * 4
+        self.graph_inputs[:used].copy_(host[:used], non_blocking=True)
+        if placeholders is not None:
+            self.static["prev_tokens"][: placeholders.shape[0]].copy_(placeholders)
         self.graphs[size].replay()
-        return s["logits"]
+        return self.static["logits"][:n]

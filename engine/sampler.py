@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from engine.config import SamplingParams
@@ -33,31 +34,33 @@ class SamplingBatch:
         cls, params: list[SamplingParams], uniforms: list[float], device: torch.device | str
     ) -> SamplingBatch:
         """Pack per-request settings into one host buffer and copy it over once, asynchronously."""
-        host = torch.tensor(
-            [
-                [p.temperature, p.top_k, p.top_p, p.min_p, u]
-                for p, u in zip(params, uniforms, strict=True)
-            ],
-            dtype=torch.float64,
-        )
+        rows = np.array(
+            [(p.temperature, p.top_k, p.top_p, p.min_p) for p in params], dtype=np.float64
+        ).reshape(-1, 4)
+        host = torch.empty(5, len(params), dtype=torch.float64)
+        host[:4] = torch.from_numpy(rows.T)
+        host[4] = torch.from_numpy(np.asarray(uniforms, dtype=np.float64))
         if torch.device(device).type == "cuda":
             host = host.pin_memory()
-        packed = host.to(device, non_blocking=True).T
-        greedy = [p.temperature == 0 for p in params]
+        packed = host.to(device, non_blocking=True)
+        greedy = rows[:, 0] == 0
         return cls(
             temperature=packed[0].float(),
             top_k=packed[1].long(),
             top_p=packed[2].float(),
             min_p=packed[3].float(),
             uniforms=packed[4],
-            all_greedy=all(greedy),
-            any_greedy=any(greedy),
-            any_filter=any(p.top_k > 0 or p.top_p < 1 or p.min_p > 0 for p in params),
+            all_greedy=bool(greedy.all()),
+            any_greedy=bool(greedy.any()),
+            any_filter=bool(((rows[:, 1] > 0) | (rows[:, 2] < 1) | (rows[:, 3] > 0)).any()),
         )
 
 
 class Sampler(ABC):
     """Samples one token per row of `logits` `[B, vocab]`, each row with its own settings.
+
+    `logits` come in the model's dtype (float32 on CPU, bfloat16 on CUDA); a sampler converts
+    what it needs.
 
     `probs(logits, batch)` returns the distribution each row samples from, `[B, vocab]`
     float32, built in transformers' order (its `generate` is our oracle):
@@ -97,7 +100,25 @@ class Sampler(ABC):
 
 
 class TopKTopPSampler(Sampler):
-    """Reference sampler: one descending sort serves top-k, top-p and min-p for the whole batch."""
+    """Reference sampler: one descending sort serves top-k, top-p and min-p for the whole batch.
+
+    A batch with no filters (temperature and greedy rows only, the common serving case) is
+    sampled by one fused Triton kernel (`engine.triton_ops.sample_unfiltered`) when `fused`,
+    by default on CUDA: the same inverse-CDF rule without writing probabilities out.
+    """
+
+    fused: bool | None = None
+
+    def __init__(self, fused: bool | None = None):
+        self.fused = fused
+
+    def sample(self, logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
+        fused = logits.is_cuda if self.fused is None else self.fused
+        if fused and not batch.any_filter and not batch.all_greedy:
+            from engine.triton_ops import sample_unfiltered
+
+            return sample_unfiltered(logits, batch.temperature, batch.uniforms)
+        return super().sample(logits, batch)
 
     def probs(self, logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
         temperature = torch.where(batch.temperature == 0, 1.0, batch.temperature)

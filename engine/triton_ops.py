@@ -1,4 +1,5 @@
-"""Fused Triton kernels for the decoder's small operations: add + RMSNorm, RoPE, SiLU * up.
+"""Fused Triton kernels for the decoder's small operations: add + RMSNorm, RoPE, SiLU * up,
+and sampling without filters (temperature and greedy).
 
 Each replaces several torch kernels with one. In a decode step the matmuls are small, so the
 step's GPU time is mostly kernel count: a layer of plain torch ops launches about 35 kernels,
@@ -128,4 +129,70 @@ def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
     _silu_mul_kernel[(rows, triton.cdiv(n, block))](
         gate_up, out, gate_up.stride(0), out.stride(0), n, BLOCK=block
     )
+    return out
+
+
+@triton.jit
+def _sample_kernel(Logits, Temperature, Uniforms, Out, stride_row, vocab, BLOCK: tl.constexpr):
+    row = tl.program_id(0)
+    base = Logits + row.to(tl.int64) * stride_row
+    temperature = tl.load(Temperature + row)
+    greedy = temperature == 0
+    divisor = tl.where(greedy, 1.0, temperature)
+    offs = tl.arange(0, BLOCK)
+    best = tl.full([BLOCK], float("-inf"), tl.float32)
+    best_at = tl.zeros([BLOCK], tl.int32)
+    for start in range(0, vocab, BLOCK):
+        cols = start + offs
+        x = tl.load(base + cols, mask=cols < vocab, other=float("-inf")).to(tl.float32)
+        better = x > best
+        best = tl.where(better, x, best)
+        best_at = tl.where(better, cols, best_at)
+    top = tl.max(best, 0)
+    argmax = tl.min(tl.where(best == top, best_at, vocab), 0)  # the first maximum, as torch
+    # Division is monotonic, so the largest of logits / T is the largest logit / T.
+    peak = top / divisor
+    total = tl.zeros([BLOCK], tl.float64)
+    for start in range(0, vocab, BLOCK):
+        cols = start + offs
+        x = tl.load(base + cols, mask=cols < vocab, other=float("-inf")).to(tl.float32)
+        total += tl.exp(x / divisor - peak).to(tl.float64)
+    target = tl.load(Uniforms + row) * tl.sum(total, 0)
+    running = tl.sum(tl.zeros([BLOCK], tl.float64), 0)
+    choice = tl.sum(tl.zeros([BLOCK], tl.int32), 0) + vocab
+    for start in range(0, vocab, BLOCK):
+        cols = start + offs
+        x = tl.load(base + cols, mask=cols < vocab, other=float("-inf")).to(tl.float32)
+        weight = tl.exp(x / divisor - peak).to(tl.float64)
+        cumulative = tl.cumsum(weight, 0) + running
+        first = tl.min(tl.where((cumulative > target) & (cols < vocab), cols, vocab), 0)
+        choice = tl.minimum(choice, first)
+        running += tl.sum(weight, 0)
+    token = tl.where(greedy, argmax, tl.minimum(choice, vocab - 1))
+    tl.store(Out + row, token.to(tl.int64))
+
+
+def sample_unfiltered(
+    logits: torch.Tensor, temperature: torch.Tensor, uniforms: torch.Tensor
+) -> torch.Tensor:
+    """`Sampler.sample` for rows without top-k, top-p or min-p, in one kernel: `[B]` int64.
+
+    Row i takes `argmax(logits[i])` when `temperature[i] == 0`, else the first token whose
+    cumulative weight `exp(logits / T - max)` (summed in float64) exceeds `uniforms[i]` times
+    the row's total: the reference's inverse-CDF draw from `softmax(logits / T)`, without
+    writing the probabilities out. `logits` `[B, vocab]` in any float dtype, rows contiguous.
+    """
+    rows, vocab = logits.shape
+    out = torch.empty(rows, dtype=torch.int64, device=logits.device)
+    if rows:
+        _sample_kernel[(rows,)](
+            logits,
+            temperature.contiguous(),
+            uniforms.contiguous(),
+            out,
+            logits.stride(0),
+            vocab,
+            BLOCK=2048,
+            num_warps=8,
+        )
     return out

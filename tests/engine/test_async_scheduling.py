@@ -10,6 +10,7 @@ import pytest
 from engine.config import EngineConfig, ModelConfig, SamplingParams
 from engine.llm_engine import LLMEngine
 from engine.scheduler import PriorityScheduler
+from engine.triton_attention import TritonAttention
 from tests.engine.conftest import hf_greedy, make_engine, random_prompts
 
 GREEDY = SamplingParams(temperature=0, max_tokens=10, ignore_eos=True)
@@ -83,3 +84,40 @@ def test_async_seeded_sampling_and_priority_preemption_match_sync(tiny_hf):
     (sync, sync_preemptions), (eager, _) = runs
     assert eager == sync
     assert sync_preemptions > 0
+
+
+class EagerGraph:
+    """Stands in for a captured CUDA graph on the CPU: replay runs the captured body."""
+
+    def __init__(self, runner, size: int):
+        self.runner, self.size = runner, size
+
+    def replay(self) -> None:
+        self.runner._graph_body(self.size, self.runner._static_meta(self.size))
+
+
+@pytest.mark.parametrize("async_scheduling", [False, True])
+def test_decode_graph_inputs_give_hf_tokens(tiny_hf, async_scheduling):
+    """The decode-graph path on the CPU (Triton kernels under the interpreter): one packed
+    input buffer, block tables kept by slot between steps, padded rows, placeholder tokens
+    taken inside the graph, blocks appended mid-run and a pool small enough to preempt."""
+    prompts = random_prompts(6, tiny_hf.config.vocab_size, [3, 7, 15, 16, 21, 30], seed=13)
+    engine = make_engine(
+        tiny_hf, attention=TritonAttention(), async_scheduling=async_scheduling, block_size=4,
+        num_kv_blocks=26, max_num_seqs=6,
+    )  # fmt: skip
+    runner = engine.runner
+    runner._allocate_graph_inputs(engine.config.max_num_seqs)
+    runner.graphs = {size: EagerGraph(runner, size) for size in (1, 2, 4, 6)}
+    replays = []
+    replay = runner._replay
+    runner._replay = lambda size, seqs, placeholders: (
+        replays.append(size) or replay(size, seqs, placeholders)
+    )
+    params = SamplingParams(temperature=0, max_tokens=9, ignore_eos=True)
+    outputs = engine.generate(prompts, params)
+    assert [out.output_token_ids for out in outputs] == [
+        hf_greedy(tiny_hf, p, params.max_tokens) for p in prompts
+    ]
+    assert engine.scheduler.num_preemptions > 0
+    assert {4, 6} <= set(replays)  # padded batches ran through the graph path

@@ -112,3 +112,22 @@ def test_seeded_requests_reproduce_in_any_batch(tiny_hf):
         prompts, [SamplingParams(temperature=1.0, top_p=0.9, max_tokens=8, seed=7)] * 4
     )
     assert [o.output_token_ids for o in reseeded] != [o.output_token_ids for o in together]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_unfiltered_sampling_takes_the_reference_tokens(dtype):
+    """The one-kernel path (under the Triton interpreter here) draws the token the torch path
+    draws for the same uniform, greedy rows included, over a vocabulary of several blocks."""
+    gen = torch.Generator().manual_seed(5)
+    rows, vocab = 64, 5000
+    logits = (torch.randn(rows, vocab, generator=gen) * 3).to(dtype)
+    temperatures = [0.0, 0.3, 0.7, 1.0, 1.5, 4.0] * 11
+    params = [SamplingParams(temperature=t) for t in temperatures[:rows]]
+    uniforms = torch.rand(rows, generator=gen, dtype=torch.float64).tolist()
+    uniforms[1], uniforms[2] = 0.0, 1.0 - 1e-12  # the first token and the clamp at the end
+    batch = SamplingBatch.build(params, uniforms, "cpu")
+    fused = TopKTopPSampler(fused=True).sample(logits, batch)
+    reference = TopKTopPSampler(fused=False).sample(logits, batch)
+    assert fused.dtype == torch.int64
+    assert torch.equal(fused, reference)
+    assert torch.equal(fused[::6], logits[::6].float().argmax(-1))
