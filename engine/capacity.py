@@ -2,8 +2,8 @@
 
 Every estimate is a frozen dataclass whose `assumptions` say, in words a candidate can read,
 what the number took for granted. GPU and model figures come from datasheets and published
-configs; efficiency factors are named parameters (`Efficiency`) that `fit_efficiency` can
-calibrate from the engine's measured prefill and decode times.
+configs; efficiency factors and host costs are named parameters (`Efficiency`) that
+`fit_efficiency` can calibrate from the engine's measured prefill and decode times.
 
     python -m engine.capacity --model llama-3-8b --gpu h100-sxm --batch 64 --context 4096
 """
@@ -127,8 +127,8 @@ class Efficiency:
     330-360 GB/s bus bandwidth (73-80% of 450).
     """
 
-    # Whole-model prefill mixes big matmuls with attention, norms and launches: ~half of peak.
-    prefill_compute: float = 0.5
+    # Prefill's linear-layer matmuls are big GEMMs: near the 81% an 8192³ matmul reaches.
+    prefill_compute: float = 0.8
     # Weight-streaming GEMVs plus paged-KV attention reads land below a plain copy's 90%.
     decode_bandwidth: float = 0.8
     # Small-batch matmuls tile poorly; only matters once decode turns compute-bound.
@@ -144,6 +144,10 @@ class Efficiency:
     # Paged-attention kernels read scattered KV blocks well below a weight GEMV's bandwidth;
     # None: KV is read at `decode_bandwidth` like the weights.
     decode_kv_bandwidth: float | None = None
+    # Flash-attention-style prefill kernels reach 35-75% of H100 peak (FlashAttention-2 to -3).
+    prefill_attention: float = 0.5
+    # Norms, RoPE, SwiGLU and matmul inputs and outputs stream activations like decode's weights.
+    prefill_bandwidth: float = 0.8
 
     @property
     def kv_bandwidth(self) -> float:
@@ -159,7 +163,9 @@ class Efficiency:
 
     def describe(self) -> str:
         return (
-            f"efficiency: prefill {self.prefill_compute:.0%} of peak FLOP/s, decode "
+            f"efficiency: prefill matmuls {self.prefill_compute:.0%} and attention "
+            f"{self.prefill_attention:.0%} of peak FLOP/s, activations "
+            f"{self.prefill_bandwidth:.0%} of HBM bandwidth; decode "
             f"{self.decode_bandwidth:.0%} of HBM bandwidth"
             + (
                 ""
@@ -167,14 +173,18 @@ class Efficiency:
                 else f" for weights and {self.decode_kv_bandwidth:.0%} for KV"
             )
             + f" and {self.decode_compute:.0%} of "
-            f"peak FLOP/s, interconnect {self.interconnect:.0%}; fixed overhead "
-            f"{self.prefill_overhead_ms:g} ms + {self.prefill_overhead_ms_per_layer:g} ms per "
-            f"layer per prefill, {self.decode_overhead_ms:g} ms + "
-            f"{self.decode_overhead_ms_per_layer:g} ms per layer per decode step"
+            f"peak FLOP/s, interconnect {self.interconnect:.0%}; prefill host floor "
+            f"{self.prefill_overhead_ms:.3g} ms + {self.prefill_overhead_ms_per_layer:.3g} ms per "
+            f"layer (prefill takes the larger of it and the GPU time), decode overhead "
+            f"{self.decode_overhead_ms:.3g} ms + {self.decode_overhead_ms_per_layer:.3g} ms per "
+            "layer per step"
         )
 
 
-PEAK = Efficiency(1.0, 1.0, 1.0, 1.0, 0.0)
+PEAK = Efficiency(
+    prefill_compute=1.0, decode_bandwidth=1.0, decode_compute=1.0, interconnect=1.0,
+    allreduce_latency_us=0.0, prefill_attention=1.0, prefill_bandwidth=1.0,
+)  # fmt: skip
 
 
 def gpu_spec(name: str) -> GpuSpec:
@@ -323,6 +333,38 @@ def kv_bytes_per_token(model: ModelSpec, kv_dtype: str = "bf16", tp: int = 1) ->
     return KvBytes(per_token, per_gpu, heads_per_gpu, tuple(notes))
 
 
+def activation_bytes_per_token(model: ModelSpec, tp: int = 1) -> int:
+    """HBM bytes one prompt token's activations move through one GPU in a prefill, bf16.
+
+    Counts what a fused decoder layer (engine/model.py with engine/triton_ops.py) reads and
+    writes per token, in elements, with q = heads × head dim, kv = KV heads × head dim and
+    i = intermediate size, each split by TP (the norms and the hidden-sized inputs and
+    outputs of the projections are whole on every GPU):
+
+    - two fused residual add + RMSNorms, each reading x and the residual and writing the sum
+      and the normed output: 8 × hidden
+    - QKV projection: reads hidden, writes q + 2 kv
+    - RoPE in place: reads and writes q and k: 2 q + 2 kv
+    - KV-cache store: reads and writes k and v: 4 kv
+    - attention: reads q, writes its output: 2 q (its K and V reads are attention's own)
+    - output projection: reads q, writes hidden
+    - per active expert, gate-up projection (reads hidden, writes 2 i), SiLU × up (reads
+      2 i, writes i), down projection (reads i, writes hidden): 2 × hidden + 6 i
+
+    Per layer 10 × hidden + 6 q + 8 kv + experts per token × (2 × hidden + 6 i), times layers.
+    Weights are not counted (read once per step, amortised over the prompt); the embedding
+    lookup stands in for layer 0's missing residual; the final norm, the last tokens' logits
+    and MoE routing (under 1%) are left out.
+    """
+    _check_tp(model, tp)
+    q = model.num_heads // tp * model.head_dim
+    kv = math.ceil(model.num_kv_heads / tp) * model.head_dim
+    ffn = math.ceil(model.intermediate_size / tp)
+    hidden = model.hidden_size
+    per_layer = 10 * hidden + 6 * q + 8 * kv + model.experts_per_token * (2 * hidden + 6 * ffn)
+    return model.num_layers * per_layer * ACTIVATION_BYTES
+
+
 # ---------------------------------------------------------------- memory
 
 
@@ -443,14 +485,20 @@ def _tp_allreduce_ms(
 
 @dataclass(frozen=True)
 class PrefillTime:
-    """Prefill of `batch` prompts of `prompt_tokens` each, compute-bound."""
+    """Prefill of `batch` prompts of `prompt_tokens` each: the larger of host and GPU time."""
 
     prefill_ms: float
     flops: float
     linear_flops: float
     attention_flops: float
-    compute_ms: float
+    activation_bytes_per_gpu: float
+    linear_ms: float
+    attention_ms: float
+    memory_ms: float  # activation traffic
     allreduce_ms: float
+    gpu_ms: float  # linear + attention + memory + all-reduces
+    host_ms: float  # launching the kernels and the step's other host work
+    bound: Literal["host", "gpu"]
     assumptions: tuple[str, ...]
 
 
@@ -463,7 +511,14 @@ def prefill_time(
     dtype: str = "bf16",
     efficiency: Efficiency = Efficiency(),
 ) -> PrefillTime:
-    """FLOPs (2 × active params per token, causal attention, last-token logits) / rate."""
+    """max(host floor, GPU time); GPU = matmul FLOPs + attention FLOPs + activation bytes.
+
+    Matmul FLOPs are 2 × active parameters per token (logits for the last token only),
+    attention 2 × layers × heads × head dim × L² per prompt (causal), activation bytes
+    `activation_bytes_per_token` per token; each at its own fraction of peak. The host floor
+    (kernel launches, per layer and per step) overlaps the GPU work it queues, so the step
+    takes the larger of the two, not their sum.
+    """
     _check_positive(prompt_tokens=prompt_tokens, batch=batch)
     _check_tp(model, tp)
     _check_choice("dtype", dtype, WEIGHT_DTYPES)
@@ -474,21 +529,36 @@ def prefill_time(
     linear = 2.0 * body_params * tokens + 2.0 * head_params * batch
     attention = 2.0 * model.num_layers * model.num_heads * model.head_dim * prompt_tokens**2
     attention *= batch
-    flops = linear + attention
+    per_token_bytes = activation_bytes_per_token(model, tp)
+    activation = float(per_token_bytes * tokens)
     rate, rate_note = _compute_rate(gpu, dtype)
-    compute_ms = flops / (rate * tp * efficiency.prefill_compute) * 1e3
+    linear_ms = linear / (rate * tp * efficiency.prefill_compute) * 1e3
+    attention_ms = attention / (rate * tp * efficiency.prefill_attention) * 1e3
+    memory_ms = activation / (gpu.hbm_bytes_per_s * efficiency.prefill_bandwidth) * 1e3
     comm_ms, comm_notes = _tp_allreduce_ms(model, gpu, tokens, tp, efficiency)
-    total = compute_ms + comm_ms + efficiency.prefill_overhead_for(model)
+    gpu_ms = linear_ms + attention_ms + memory_ms + comm_ms
+    host_ms = efficiency.prefill_overhead_for(model)
+    bound: Literal["host", "gpu"] = "host" if host_ms > gpu_ms else "gpu"
     notes = (
-        f"prefill FLOPs = 2 × {body_params:,} active parameters × {tokens:,} tokens + causal "
-        f"attention 2 × layers × heads × head dim × L² + logits for the last token only "
-        f"= {flops:.3e}",
-        f"{rate_note}: {rate / 1e12:g} TFLOP/s dense per GPU × TP={tp}",
-        "compute-bound: weight reads are amortised over the prompt's tokens",
+        f"prefill matmul FLOPs = 2 × {body_params:,} active parameters × {tokens:,} tokens + "
+        f"logits for the last token only = {linear:.3e}; causal attention 2 × layers × heads "
+        f"× head dim × L² = {attention:.3e}",
+        f"{rate_note}: {rate / 1e12:g} TFLOP/s dense per GPU × TP={tp}; weight reads are "
+        "amortised over the prompt's tokens",
+        f"activation traffic: {per_token_bytes:,} bytes per token per GPU (norms, RoPE, KV "
+        "store, SwiGLU and the projections' inputs and outputs in bf16, every layer) at "
+        f"{gpu.hbm_bytes_per_s / 1e12:g} TB/s",
+        f"GPU time = matmuls {linear_ms:.3f} + attention {attention_ms:.3f} + activations "
+        f"{memory_ms:.3f} + all-reduces {comm_ms:.3f} = {gpu_ms:.3f} ms; prefill = max(host "
+        f"{host_ms:.3f} ms, GPU {gpu_ms:.3f} ms): {bound}-bound (the host queues kernels "
+        "while the GPU runs earlier ones)",
         efficiency.describe(),
         *comm_notes,
     )
-    return PrefillTime(total, flops, linear, attention, compute_ms, comm_ms, notes)
+    return PrefillTime(
+        max(host_ms, gpu_ms), linear + attention, linear, attention, activation, linear_ms,
+        attention_ms, memory_ms, comm_ms, gpu_ms, host_ms, bound, notes,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -856,19 +926,79 @@ def _fit_time(
     return 1 / slope, 0.0
 
 
+def _fit_floor_or_time(
+    floor_units: list[float],
+    fixed_ms: list[float],
+    ideal_ms: list[float],
+    measured_ms: list[float],
+    prior_efficiency: float,
+) -> tuple[float, float]:
+    """Least squares on relative error for measured = max(floor × units, fixed + ideal /
+    efficiency): (efficiency, floor).
+
+    Points sorted by GPU time per floor unit at `prior_efficiency`; each split of that order
+    into floor-bound points (the first k) and GPU-bound ones (the rest) gives each parameter
+    in closed form from its own points, and the split whose max() model fits best wins. No
+    floor-bound points: floor 0; no GPU-bound points: the prior efficiency.
+    """
+    units, fixed, ideal, measured = (
+        np.asarray(v, dtype=float) for v in (floor_units, fixed_ms, ideal_ms, measured_ms)
+    )
+    order = np.argsort((fixed + ideal / prior_efficiency) / units, kind="stable")
+    best = (math.inf, prior_efficiency, 0.0)
+    for k in range(len(order) + 1):
+        floor_bound, gpu_bound = order[:k], order[k:]
+        a = units[floor_bound] / measured[floor_bound]
+        floor = float(a.sum() / (a @ a)) if k else 0.0
+        inverse = 1 / prior_efficiency
+        if len(gpu_bound):
+            b = ideal[gpu_bound] / measured[gpu_bound]
+            inverse = float(b @ (1 - fixed[gpu_bound] / measured[gpu_bound]) / (b @ b))
+            if inverse <= 0:
+                continue
+        relative = np.maximum(floor * units, fixed + ideal * inverse) / measured - 1
+        loss = float(relative @ relative)
+        if loss < best[0]:
+            best = (loss, 1 / inverse, floor)
+    return best[1], best[2]
+
+
+def _fit_prefill(
+    measured: list[Measurement], base: Efficiency, overhead: Literal["per_step", "per_layer"]
+) -> tuple[float, float]:
+    """(prefill_bandwidth, host floor in ms per step or per layer) from prefill points."""
+    units, fixed, ideal, times = [], [], [], []
+    for m in measured:
+        model, gpu = model_spec(m.model), gpu_spec(m.gpu)
+        t = prefill_time(model, gpu, m.context_tokens, m.batch, m.tp, m.dtype, base)
+        units.append(float(model.num_layers) if overhead == "per_layer" else 1.0)
+        fixed.append(t.linear_ms + t.attention_ms + t.allreduce_ms)
+        ideal.append(t.memory_ms * base.prefill_bandwidth)
+        times.append(m.measured_ms)
+    return _fit_floor_or_time(units, fixed, ideal, times, base.prefill_bandwidth)
+
+
 def fit_efficiency(
     measured: list[Measurement],
     base: Efficiency = Efficiency(),
     overhead: Literal["per_step", "per_layer"] = "per_step",
     split_kv: bool = False,
 ) -> Efficiency:
-    """Fit compute/bandwidth efficiencies and overheads to the engine's measured times.
+    """Fit bandwidth factors, the prefill host floor and decode overheads to measured times.
 
-    Prefill: measured = peak-compute time / prefill_compute + overhead.
+    Prefill: measured = max(host floor, matmul time at `base.prefill_compute` + attention time
+    at `base.prefill_attention` + activation bytes / `prefill_bandwidth` + all-reduces),
+    fitting the floor and `prefill_bandwidth` by least squares on relative error. Within one
+    model shape, matmul FLOPs, attention FLOPs (at one prompt length) and activation bytes
+    all grow with the token count, so its points fix only the GPU time's sum: the matmul and
+    attention efficiencies stay priors (a big matmul's efficiency is measured directly; what
+    small-row elementwise kernels and projection epilogues reach is not).
+
     Decode: measured = peak-bandwidth time / decode_bandwidth + overhead, using the points
-    that are memory-bound at peak. The overhead is a fixed cost per step (`per_step`) or a cost
-    per layer (`per_layer`: eager kernel launches, the better guess when carrying factors
-    fitted on one model shape to another). Kinds with no points keep `base`'s factors.
+    that are memory-bound at peak. The overhead (prefill's host floor, decode's added cost) is
+    per step (`per_step`) or per layer (`per_layer`: eager kernel launches, the better guess
+    when carrying factors fitted on one model shape to another). Kinds with no points keep
+    `base`'s factors.
 
     `split_kv` fits the KV read's bandwidth (`decode_kv_bandwidth`) apart from the weights':
     measured - weight time at `base.decode_bandwidth` = peak KV time / decode_kv_bandwidth +
@@ -876,39 +1006,37 @@ def fit_efficiency(
     be told from a fixed overhead; the weights keep `base`'s (prior) bandwidth.
     """
     fitted = asdict(base)
-    for kind in ("prefill", "decode"):
-        ideal, units, times = [], [], []
-        for m in (m for m in measured if m.kind == kind):
-            model, gpu = model_spec(m.model), gpu_spec(m.gpu)
-            if kind == "prefill":
-                t = prefill_time(model, gpu, m.context_tokens, m.batch, m.tp, m.dtype, PEAK)
-                ideal_ms, comm_ms = t.compute_ms, t.allreduce_ms
-            else:
-                s = decode_step_time(
-                    model, gpu, m.batch, m.context_tokens, m.tp, m.dtype, m.kv_dtype, PEAK
-                )
-                if s.bound != "memory":
-                    continue
-                ideal_ms, comm_ms = s.memory_ms, s.allreduce_ms
-                if split_kv:
-                    weight_ms = s.weight_read_bytes_per_gpu / gpu.hbm_bytes_per_s * 1e3
-                    ideal_ms = s.kv_read_bytes_per_gpu / gpu.hbm_bytes_per_s * 1e3
-                    comm_ms += weight_ms / base.decode_bandwidth
-            ideal.append(ideal_ms)
-            units.append(float(model.num_layers) if overhead == "per_layer" else 1.0)
-            times.append(m.measured_ms - comm_ms)
-        if not ideal:
-            continue
-        efficiency, overhead_ms = _fit_time(ideal, units, times)
-        suffix = "_per_layer" if overhead == "per_layer" else ""
-        factor = "prefill_compute" if kind == "prefill" else "decode_bandwidth"
-        if kind == "decode" and split_kv:
-            factor = "decode_kv_bandwidth"
+    suffix = "_per_layer" if overhead == "per_layer" else ""
+    prefill = [m for m in measured if m.kind == "prefill"]
+    if prefill:
+        bandwidth, floor_ms = _fit_prefill(prefill, base, overhead)
         fitted |= {
-            factor: efficiency,
-            f"{kind}_overhead_ms": 0.0,
-            f"{kind}_overhead_ms_per_layer": 0.0,
-            f"{kind}_overhead_ms{suffix}": overhead_ms,
+            "prefill_bandwidth": bandwidth,
+            "prefill_overhead_ms": 0.0,
+            "prefill_overhead_ms_per_layer": 0.0,
+            f"prefill_overhead_ms{suffix}": floor_ms,
+        }
+    ideal, units, times = [], [], []
+    for m in (m for m in measured if m.kind == "decode"):
+        model, gpu = model_spec(m.model), gpu_spec(m.gpu)
+        s = decode_step_time(model, gpu, m.batch, m.context_tokens, m.tp, m.dtype, m.kv_dtype, PEAK)
+        if s.bound != "memory":
+            continue
+        ideal_ms, comm_ms = s.memory_ms, s.allreduce_ms
+        if split_kv:
+            weight_ms = s.weight_read_bytes_per_gpu / gpu.hbm_bytes_per_s * 1e3
+            ideal_ms = s.kv_read_bytes_per_gpu / gpu.hbm_bytes_per_s * 1e3
+            comm_ms += weight_ms / base.decode_bandwidth
+        ideal.append(ideal_ms)
+        units.append(float(model.num_layers) if overhead == "per_layer" else 1.0)
+        times.append(m.measured_ms - comm_ms)
+    if ideal:
+        efficiency, overhead_ms = _fit_time(ideal, units, times)
+        fitted |= {
+            "decode_kv_bandwidth" if split_kv else "decode_bandwidth": efficiency,
+            "decode_overhead_ms": 0.0,
+            "decode_overhead_ms_per_layer": 0.0,
+            f"decode_overhead_ms{suffix}": overhead_ms,
         }
     return Efficiency(**fitted)
 

@@ -1,12 +1,14 @@
 """Measure the engine's prefill and decode step times, then check the capacity model against them.
 
 Times `ModelRunner.run` (the engine's forward pass with its host-side input building) on random
-weights for both engine shapes, fits `Efficiency` on one shape (per-layer overheads, the KV
-read's bandwidth apart from the weights'), and prints the other shape's predictions beside what
-was measured, both ways round. One call does everything; results in engine/README.md:
+weights for both engine shapes, fits `Efficiency` on one shape (per-layer host floor and
+overheads, prefill's activation bandwidth, the KV read's bandwidth apart from the weights'),
+and prints the other shape's predictions beside what was measured, both ways round. One call
+does everything; results in engine/README.md:
 
     python -m engine.capacity_check --out $OUT          # on the GPU machine
     python -m engine.capacity_check --device cpu --quick # a smoke run anywhere
+    python -m engine.capacity_check --report tests/engine/capacity_h100.json  # saved numbers
 """
 
 from __future__ import annotations
@@ -137,7 +139,8 @@ def measure_shape(name: str, device: str, gpu: str, quick: bool) -> list[Measure
 
 
 def cross_shape_fit(measured: list[Measurement], fit_on: str) -> Efficiency:
-    """Factors fitted on one shape: per-layer overheads, KV read bandwidth apart from weights'."""
+    """Factors fitted on one shape: per-layer host floor and overheads, prefill activation
+    bandwidth, KV read bandwidth apart from the weights'."""
     return fit_efficiency(
         [m for m in measured if m.model == fit_on], overhead="per_layer", split_kv=True
     )
@@ -149,11 +152,15 @@ def cross_shape_report(measured: list[Measurement]) -> str:
     for fit_on, other in (SHAPES, SHAPES[::-1]):
         efficiency = cross_shape_fit(measured, fit_on)
         rows = compare([m for m in measured if m.model == other], efficiency)
-        worst = max(abs(r.error) for r in rows)
+        worst = {
+            kind: max(abs(r.error) for r in rows if r.measurement.kind == kind)
+            for kind in dict.fromkeys(r.measurement.kind for r in rows)
+        }
         parts += [
             f"\nfitted on {fit_on}: {efficiency.describe()}",
             comparison_table(rows),
-            f"worst error on {other}: {worst:.0%}",
+            f"worst error on {other}: "
+            + ", ".join(f"{kind} {error:.0%}" for kind, error in worst.items()),
         ]
     return "\n".join(parts)
 
@@ -163,7 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="var/capacity_check")
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     parser.add_argument("--quick", action="store_true", help="two tiny points per kind")
+    parser.add_argument(
+        "--report", metavar="JSON", help="measure nothing: report a saved capacity_check.json"
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        print(f"card: {saved['hardware']} (catalog {saved['gpu']})")
+        print(cross_shape_report([Measurement(**m) for m in saved["measurements"]]))
+        return 0
     hardware = detect_hardware()
     gpu = catalog_gpu(args.device)
     print(f"card: {hardware.label} (catalog {gpu})", flush=True)

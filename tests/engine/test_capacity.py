@@ -12,6 +12,7 @@ from engine.capacity import (
     PEAK,
     Efficiency,
     Measurement,
+    activation_bytes_per_token,
     allreduce_time,
     compare,
     comparison_table,
@@ -143,21 +144,50 @@ def test_throughput_capped_by_kv_capacity():
     assert any("capped" in a for a in rate.assumptions)
 
 
+def test_activation_bytes_per_token_llama_3_8b():
+    # 32 layers × (10 × 4096 hidden + 6 × 4096 q + 8 × 1024 kv + 2 × 4096 + 6 × 14336) × 2 B
+    assert activation_bytes_per_token(L8B) == 10_747_904
+    # TP=2 halves q, kv and the MLP's intermediate; the norms and hidden-sized ends stay whole:
+    # 32 × (10 × 4096 + 6 × 2048 + 8 × 512 + 2 × 4096 + 6 × 7168) × 2 B
+    assert activation_bytes_per_token(L8B, tp=2) == 6_946_816
+
+
 def test_prefill_flops_and_time():
     t = prefill_time(L8B, H100, 1000, efficiency=PEAK)
     body = 8_030_261_248 - 2 * 128256 * 4096
     assert t.linear_flops == 2 * body * 1000 + 2 * 128256 * 4096
     assert t.attention_flops == 2 * 32 * 32 * 128 * 1000**2
-    assert t.prefill_ms == pytest.approx(t.flops / 989.4e12 * 1e3)
-    halved = prefill_time(L8B, H100, 1000, efficiency=Efficiency(prefill_compute=0.5))
-    assert halved.compute_ms == pytest.approx(2 * t.compute_ms)
+    assert t.activation_bytes_per_gpu == 10_747_904 * 1000
+    assert t.prefill_ms == pytest.approx(
+        t.flops / 989.4e12 * 1e3 + t.activation_bytes_per_gpu / 3.35e12 * 1e3
+    )
+    assert t.bound == "gpu" and t.host_ms == 0
+    slower = prefill_time(
+        L8B, H100, 1000,
+        efficiency=Efficiency(prefill_compute=0.5, prefill_attention=0.25, prefill_bandwidth=0.8),
+    )  # fmt: skip
+    assert slower.linear_ms == pytest.approx(2 * t.linear_ms)
+    assert slower.attention_ms == pytest.approx(4 * t.attention_ms)
+    assert slower.memory_ms == pytest.approx(t.memory_ms / 0.8)
+
+
+def test_prefill_takes_the_larger_of_host_floor_and_gpu_time():
+    floor = Efficiency(prefill_overhead_ms=1.0, prefill_overhead_ms_per_layer=0.5)
+    short = prefill_time(L8B, H100, 16, efficiency=floor)
+    assert short.bound == "host" and short.prefill_ms == 1.0 + 0.5 * 32
+    long = prefill_time(L8B, H100, 8192, efficiency=floor)
+    assert long.bound == "gpu" and long.prefill_ms == long.gpu_ms > long.host_ms
+
+
+def test_default_prefill_of_an_8b_prompt_takes_tens_of_ms():
+    assert 20 < prefill_time(L8B, H100, 2048).prefill_ms < 100
 
 
 def test_fp8_on_a100_falls_back_to_bf16_rate():
     a100 = GPUS["a100-80gb"]
     t8 = prefill_time(L8B, a100, 512, dtype="fp8")
     t16 = prefill_time(L8B, a100, 512, dtype="bf16")
-    assert t8.compute_ms == pytest.approx(t16.compute_ms)
+    assert t8.linear_ms == pytest.approx(t16.linear_ms)
     assert any("W8A16" in a for a in t8.assumptions)
 
 
@@ -193,7 +223,7 @@ def test_gpus_needed_scales_with_rate():
 
 
 def test_fit_efficiency_recovers_factors():
-    truth = Efficiency(prefill_compute=0.42, decode_bandwidth=0.63, decode_overhead_ms=1.5)
+    truth = Efficiency(prefill_bandwidth=0.42, decode_bandwidth=0.63, decode_overhead_ms=1.5)
     model, gpu = MODELS["llama-1b-random"], H100
     points = []
     for batch in (1, 4, 16, 64):
@@ -202,7 +232,8 @@ def test_fit_efficiency_recovers_factors():
         p = prefill_time(model, gpu, 512, batch, efficiency=truth)
         points.append(Measurement("prefill", model.name, gpu.name, batch, 512, p.prefill_ms))
     fitted = fit_efficiency(points)
-    assert fitted.prefill_compute == pytest.approx(0.42, rel=1e-6)
+    assert fitted.prefill_bandwidth == pytest.approx(0.42, rel=1e-6)
+    assert fitted.prefill_overhead_ms == 0
     assert fitted.decode_bandwidth == pytest.approx(0.63, rel=1e-6)
     assert fitted.decode_overhead_ms == pytest.approx(1.5, rel=1e-6)
     assert fitted.interconnect == Efficiency().interconnect
