@@ -22,7 +22,9 @@ device-wide synchronise, and times the call with CUDA events on the caller's str
 the output check, the trusted side fails with ``policy`` a call that left a thread running,
 whose output changed after it returned (work on another stream or thread that the caller's
 stream did not wait for), that returned byte for byte an earlier call's output on different
-inputs (a cached or replayed result), or after which the harness's timer had been replaced.
+inputs (a cached or replayed result), or after which the harness's timer had been replaced;
+and, judged on evidence that survives host noise (:func:`stream_gap_verdict`), calls that keep
+the GPU busy after the caller's stream is done.
 Its speed of light is the benchmark's bytes at the card's measured copy bandwidth or its FLOPs
 at its measured bf16 matmul peak (:func:`grader.harnesses.timing.card_peaks`): faster than
 that, the grade is ``suspect``.
@@ -71,15 +73,46 @@ ORACLE_FUNCTIONS = ("generate", "prepare", "expected", "output_shape", "work")
 DTYPES = ("float16", "bfloat16", "float32")
 # How many mismatched positions a wrong answer lists.
 MISMATCHES_SHOWN = 5
-# Work on another stream may outlast the caller's stream by this before it counts as hidden:
-# the synchronise and snapshot after the call cost tens of microseconds on an idle card.
+# Work on another stream may outlast the caller's stream by this (plus half the call's own time)
+# before the call counts as leaving work behind: the synchronise and snapshot after the call cost
+# tens of microseconds on an idle card.
 STREAM_GAP_SLACK_NS = 250_000
+# The gap is read from the host (``CudaTimer`` records its second end event once a device-wide
+# synchronise has returned), so it also holds the sandbox's wake-up and launch latency, which a
+# descheduled process, a VM's stolen time or a collector pause stretch: paged decode's own
+# reference (a graph replay: no code of its own runs in the timed call) showed 0.45-0.50 ms after
+# a 0.25 ms call twice in about 800 calls on the H200 (2026-12-02). Work that a kernel leaves on
+# another stream is there on every call; so a call that shows a gap is done again on fresh
+# inputs (its sample dropped), and only this many such calls in a row are a policy verdict.
+STREAM_GAP_CALLS = 3
 # What the timer integrity check compares: these objects, as they were when the harness loaded.
 _TIMER_PARTS = {
     "timing.CudaTimer.time_call": CudaTimer.time_call,
     "base.clock_ns": clock_ns,
     "kernel.clock_ns": clock_ns,
 }
+
+
+def stream_gap_exceeds(gap_ns: int, elapsed_ns: int) -> bool:
+    """Whether the GPU stayed busy after the caller's stream longer than the slack allows."""
+    return gap_ns > STREAM_GAP_SLACK_NS + elapsed_ns // 2
+
+
+def stream_gap_verdict(attempts: list[tuple[int, int]]) -> Verdict | None:
+    """What the attempts at one call say, each its ``(stream_gap_ns, elapsed_ns)``, in order.
+
+    ``ACCEPTED`` when the last one left the GPU idle in time; ``POLICY`` when the last
+    ``STREAM_GAP_CALLS`` all kept it busy (work left on another stream, call after call);
+    ``None``: do the call again, on fresh inputs, and drop this attempt's sample (a single gap
+    is as likely the host's noise; a kernel that hides work on some calls only gains nothing,
+    since none of those calls is counted).
+    """
+    if not attempts or not stream_gap_exceeds(*attempts[-1]):
+        return Verdict.ACCEPTED
+    recent = attempts[-STREAM_GAP_CALLS:]
+    if len(recent) == STREAM_GAP_CALLS and all(stream_gap_exceeds(*a) for a in recent):
+        return Verdict.POLICY
+    return None
 
 
 def _timer_parts_now() -> dict[str, Any]:
@@ -228,10 +261,34 @@ class KernelHarness(Harness):
             raise ProblemError("returning zeros would pass this test: its outputs are too small")
         return want
 
+    def _checked_call(
+        self, session: SandboxSession, case: dict[str, Any], seed: int, timed: bool = False
+    ) -> CallTiming:
+        """One call, its output checked; one that keeps the GPU busy after the caller's stream
+        is done again on fresh inputs until :func:`stream_gap_verdict` decides."""
+        attempts: list[tuple[int, int]] = []
+        while True:
+            got, want, timing, gap_ns = self._call(session, case, seed, timed)
+            self._check(got, want, case["dtype"])
+            attempts.append((gap_ns, timing.inside_ns))
+            verdict = stream_gap_verdict(attempts)
+            if verdict is Verdict.ACCEPTED:
+                return timing
+            if verdict is Verdict.POLICY:
+                gaps_ms = ", ".join(f"{gap / 1e6:.3f}" for gap, _ in attempts)
+                calls_ms = ", ".join(f"{elapsed / 1e6:.3f}" for _, elapsed in attempts)
+                raise CandidateFailure(
+                    Verdict.POLICY,
+                    f"the GPU stayed busy {gaps_ms} ms after the caller's stream finished "
+                    f"({calls_ms} ms) on {len(attempts)} calls in a row, each on fresh inputs: "
+                    "work on another stream is not counted, so it is not allowed",
+                )
+
     def _call(
         self, session: SandboxSession, case: dict[str, Any], seed: int, timed: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor, CallTiming]:
-        """Prepare, run and fetch one call; returns (output, expected, its timing).
+    ) -> tuple[torch.Tensor, torch.Tensor, CallTiming, int]:
+        """Prepare, run and fetch one call; returns (output, expected, its timing, the time the
+        GPU stayed busy after the caller's stream in ns).
 
         Only ``run`` is inside the outside clocks: drawing inputs, the set-up and copying the
         output back are the harness's work, the same for every solution.
@@ -279,10 +336,12 @@ class KernelHarness(Harness):
             prepared.get("memory") if isinstance(prepared.get("memory"), dict) else None
         )
         timing = CallTiming(int(reply["elapsed_ns"]), outside_ns, cpu_ns)
-        return got.to(want.device), want, timing
+        gap_ns = reply.get("stream_gap_ns", 0)
+        return got.to(want.device), want, timing, gap_ns if isinstance(gap_ns, int) else 0
 
     def _judge_reply(self, reply: dict[str, Any], case: dict[str, Any], want) -> None:
-        """Fail the call on what the sandbox saw: threads, late writes, a replaced timer."""
+        """Fail the call on what the sandbox saw: threads, late writes, a replaced timer (a busy
+        GPU after the call is judged over several calls, in :meth:`_checked_call`)."""
         elapsed_ns = reply.get("elapsed_ns")
         if not isinstance(elapsed_ns, int) or elapsed_ns < 0:
             raise CandidateFailure(Verdict.POLICY, "the sandbox reported no valid time")
@@ -302,14 +361,6 @@ class KernelHarness(Harness):
                 Verdict.POLICY,
                 "the output changed after the function returned: work ran on another stream "
                 "or thread that the caller's stream did not wait for",
-            )
-        gap_ns = reply.get("stream_gap_ns", 0)
-        if gap_ns > STREAM_GAP_SLACK_NS + elapsed_ns // 2:
-            raise CandidateFailure(
-                Verdict.POLICY,
-                f"the GPU stayed busy {gap_ns / 1e6:.3f} ms after the caller's stream finished "
-                f"({elapsed_ns / 1e6:.3f} ms): work on another stream is not counted, so it "
-                "is not allowed",
             )
         if reply.get("type") != "Tensor":
             raise CandidateFailure(
@@ -340,9 +391,7 @@ class KernelHarness(Harness):
         try:
             # ``repeat``: more calls on the same shapes with fresh inputs (catches caching).
             for _ in range(int(case.get("repeat", 1))):
-                got, want, timing = self._call(session, case, seed)
-                self._check(got, want, case["dtype"])
-                inside_ns = timing.inside_ns
+                inside_ns = self._checked_call(session, case, seed).inside_ns
         except CandidateFailure as failure:
             return failed_outcome(session, case, failure, (time.perf_counter() - started) * 1e3)
         details = {"memory": self.last_memory} if self.last_memory else {}
@@ -356,8 +405,7 @@ class KernelHarness(Harness):
             nonlocal timed
             timed += 1
             try:
-                got, want, timing = self._call(session, case, seed, timed=True)
-                self._check(got, want, case["dtype"])
+                timing = self._checked_call(session, case, seed, timed=True)
             except CandidateFailure as failure:
                 raise CandidateFailure(
                     failure.verdict, f"timed call {timed}: {failure.message}"

@@ -186,9 +186,11 @@ class CudaTimer:
     the call (or its CUDA graph's replay: for short kernels the launch costs more than the
     work), the end event on the caller's stream, a snapshot of the output on that stream, a
     second synchronise of the whole device and a second end event. The time is start to first
-    end; the gap to the second end is work the call left on other streams, and a snapshot that
-    differs from the final output is work the caller's stream did not wait for: the harness
-    fails both.
+    end; the gap to the second end is work the call left on other streams plus the host's
+    latency in coming back from the synchronise (a descheduled process stretches it, so the
+    kernel harness convicts only on several calls in a row: ``kernel.stream_gap_verdict``),
+    and a snapshot that differs from the final output is work the caller's stream did not wait
+    for.
 
     A graph replay is queued behind a short GPU-side wait (``LAUNCH_COVER_CYCLES``), so its
     time is the GPU's work alone. Timed from an idle queue, a ~40 us W8A16 replay also counted

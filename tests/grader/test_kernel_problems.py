@@ -38,6 +38,9 @@ CASES = [
     ("int8-matmul", "wrong/truncating_round.py", Verdict.WRONG_ANSWER),
     ("int8-matmul", "cheats/patched_timer.py", Verdict.POLICY),
 ]
+# cheats/side_stream.py needs CUDA streams, so only the GPU run grades it (gpu_check's failing
+# stage: on the H200 the output snapshot caught it); the rule for a GPU left busy after the call
+# is tested on synthetic timings in test_timing.py.
 # What the policy verdict of each cheat must say.
 CHEAT_MESSAGES = {
     "cheats/background_thread.py": "thread(s) running after returning",
