@@ -11,6 +11,7 @@ configs; efficiency factors and host costs are named parameters (`Efficiency`) t
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import sys
@@ -148,6 +149,9 @@ class Efficiency:
     prefill_attention: float = 0.5
     # Norms, RoPE, SwiGLU and matmul inputs and outputs stream activations like decode's weights.
     prefill_bandwidth: float = 0.8
+    # Serial host input building per prompt token (ids, positions, KV slots) before the first
+    # kernel, which real servers also pay (vLLM builds inputs per token in numpy); 0 until fitted.
+    prefill_host_us_per_token: float = 0.0
 
     @property
     def kv_bandwidth(self) -> float:
@@ -157,6 +161,9 @@ class Efficiency:
 
     def prefill_overhead_for(self, model: ModelSpec) -> float:
         return self.prefill_overhead_ms + self.prefill_overhead_ms_per_layer * model.num_layers
+
+    def prefill_host_serial_ms(self, tokens: int) -> float:
+        return self.prefill_host_us_per_token * tokens / 1e3
 
     def decode_overhead_for(self, model: ModelSpec) -> float:
         return self.decode_overhead_ms + self.decode_overhead_ms_per_layer * model.num_layers
@@ -173,7 +180,8 @@ class Efficiency:
                 else f" for weights and {self.decode_kv_bandwidth:.0%} for KV"
             )
             + f" and {self.decode_compute:.0%} of "
-            f"peak FLOP/s, interconnect {self.interconnect:.0%}; prefill host floor "
+            f"peak FLOP/s, interconnect {self.interconnect:.0%}; prefill host input building "
+            f"{self.prefill_host_us_per_token:.3g} µs per prompt token, then host floor "
             f"{self.prefill_overhead_ms:.3g} ms + {self.prefill_overhead_ms_per_layer:.3g} ms per "
             f"layer (prefill takes the larger of it and the GPU time), decode overhead "
             f"{self.decode_overhead_ms:.3g} ms + {self.decode_overhead_ms_per_layer:.3g} ms per "
@@ -485,7 +493,8 @@ def _tp_allreduce_ms(
 
 @dataclass(frozen=True)
 class PrefillTime:
-    """Prefill of `batch` prompts of `prompt_tokens` each: the larger of host and GPU time."""
+    """Prefill of `batch` prompts of `prompt_tokens` each: serial host input building, then
+    the larger of the host floor and the GPU time."""
 
     prefill_ms: float
     flops: float
@@ -498,7 +507,8 @@ class PrefillTime:
     allreduce_ms: float
     gpu_ms: float  # linear + attention + memory + all-reduces
     host_ms: float  # launching the kernels and the step's other host work
-    bound: Literal["host", "gpu"]
+    host_serial_ms: float  # building the inputs per token, before the first kernel
+    bound: Literal["host", "gpu"]  # which of host_ms and gpu_ms the step waits for
     assumptions: tuple[str, ...]
 
 
@@ -511,13 +521,15 @@ def prefill_time(
     dtype: str = "bf16",
     efficiency: Efficiency = Efficiency(),
 ) -> PrefillTime:
-    """max(host floor, GPU time); GPU = matmul FLOPs + attention FLOPs + activation bytes.
+    """host input building + max(host floor, GPU time); GPU = matmul FLOPs + attention FLOPs +
+    activation bytes.
 
     Matmul FLOPs are 2 × active parameters per token (logits for the last token only),
     attention 2 × layers × heads × head dim × L² per prompt (causal), activation bytes
     `activation_bytes_per_token` per token; each at its own fraction of peak. The host floor
     (kernel launches, per layer and per step) overlaps the GPU work it queues, so the step
-    takes the larger of the two, not their sum.
+    takes the larger of the two, not their sum; building the step's inputs (per prompt token)
+    comes before the first kernel, so it adds.
     """
     _check_positive(prompt_tokens=prompt_tokens, batch=batch)
     _check_tp(model, tp)
@@ -538,7 +550,9 @@ def prefill_time(
     comm_ms, comm_notes = _tp_allreduce_ms(model, gpu, tokens, tp, efficiency)
     gpu_ms = linear_ms + attention_ms + memory_ms + comm_ms
     host_ms = efficiency.prefill_overhead_for(model)
+    serial_ms = efficiency.prefill_host_serial_ms(tokens)
     bound: Literal["host", "gpu"] = "host" if host_ms > gpu_ms else "gpu"
+    prefill_ms = serial_ms + max(host_ms, gpu_ms)
     notes = (
         f"prefill matmul FLOPs = 2 × {body_params:,} active parameters × {tokens:,} tokens + "
         f"logits for the last token only = {linear:.3e}; causal attention 2 × layers × heads "
@@ -549,15 +563,17 @@ def prefill_time(
         "store, SwiGLU and the projections' inputs and outputs in bf16, every layer) at "
         f"{gpu.hbm_bytes_per_s / 1e12:g} TB/s",
         f"GPU time = matmuls {linear_ms:.3f} + attention {attention_ms:.3f} + activations "
-        f"{memory_ms:.3f} + all-reduces {comm_ms:.3f} = {gpu_ms:.3f} ms; prefill = max(host "
-        f"{host_ms:.3f} ms, GPU {gpu_ms:.3f} ms): {bound}-bound (the host queues kernels "
-        "while the GPU runs earlier ones)",
+        f"{memory_ms:.3f} + all-reduces {comm_ms:.3f} = {gpu_ms:.3f} ms; prefill = host input "
+        f"building {efficiency.prefill_host_us_per_token:.3g} µs × {tokens:,} tokens "
+        f"({serial_ms:.3f} ms, before the first kernel) + max(host {host_ms:.3f} ms, GPU "
+        f"{gpu_ms:.3f} ms) = {prefill_ms:.3f} ms: {bound}-bound (the host queues kernels while "
+        "the GPU runs earlier ones)",
         efficiency.describe(),
         *comm_notes,
     )
     return PrefillTime(
-        max(host_ms, gpu_ms), linear + attention, linear, attention, activation, linear_ms,
-        attention_ms, memory_ms, comm_ms, gpu_ms, host_ms, bound, notes,
+        prefill_ms, linear + attention, linear, attention, activation, linear_ms, attention_ms,
+        memory_ms, comm_ms, gpu_ms, host_ms, serial_ms, bound, notes,
     )  # fmt: skip
 
 
@@ -926,56 +942,90 @@ def _fit_time(
     return 1 / slope, 0.0
 
 
-def _fit_floor_or_time(
+# Bounds on the prefill fit's (serial, floor, 1 / efficiency): no negative host cost, and no
+# kernel above the datasheet's peak.
+_PREFILL_FIT_LOWER = np.array([0.0, 0.0, 1.0])
+
+
+def _fit_serial_and_floor_or_time(
+    serial_units: list[float],
     floor_units: list[float],
     fixed_ms: list[float],
     ideal_ms: list[float],
     measured_ms: list[float],
     prior_efficiency: float,
-) -> tuple[float, float]:
-    """Least squares on relative error for measured = max(floor × units, fixed + ideal /
-    efficiency): (efficiency, floor).
+) -> tuple[float, float, float]:
+    """Least squares on relative error for measured = serial × serial units + max(floor × floor
+    units, fixed + ideal / efficiency), with serial ≥ 0, floor ≥ 0 and efficiency ≤ 1:
+    (serial, floor, efficiency).
 
     Points sorted by GPU time per floor unit at `prior_efficiency`; each split of that order
-    into floor-bound points (the first k) and GPU-bound ones (the rest) gives each parameter
-    in closed form from its own points, and the split whose max() model fits best wins. No
-    floor-bound points: floor 0; no GPU-bound points: the prior efficiency.
+    into floor-bound points (the first k) and GPU-bound ones (the rest) is linear in (serial,
+    floor, 1 / efficiency). Each split is solved with every combination of those held at
+    their bounds (the bounded optimum is one of them), and the solution whose max() model fits
+    all points best wins. No floor-bound points: floor and serial 0 (on GPU-bound points alone
+    a serial term that grows like the ideal time cannot be told from the efficiency); no
+    GPU-bound points: the prior efficiency.
     """
-    units, fixed, ideal, measured = (
-        np.asarray(v, dtype=float) for v in (floor_units, fixed_ms, ideal_ms, measured_ms)
+    serial_u, floor_u, fixed, ideal, measured = (
+        np.asarray(v, dtype=float)
+        for v in (serial_units, floor_units, fixed_ms, ideal_ms, measured_ms)
     )
-    order = np.argsort((fixed + ideal / prior_efficiency) / units, kind="stable")
-    best = (math.inf, prior_efficiency, 0.0)
+    prior = np.array([0.0, 0.0, 1 / prior_efficiency])
+    order = np.argsort((fixed + ideal * prior[2]) / floor_u, kind="stable")
+    best = (math.inf, prior)
     for k in range(len(order) + 1):
-        floor_bound, gpu_bound = order[:k], order[k:]
-        a = units[floor_bound] / measured[floor_bound]
-        floor = float(a.sum() / (a @ a)) if k else 0.0
-        inverse = 1 / prior_efficiency
-        if len(gpu_bound):
-            b = ideal[gpu_bound] / measured[gpu_bound]
-            inverse = float(b @ (1 - fixed[gpu_bound] / measured[gpu_bound]) / (b @ b))
-            if inverse <= 0:
+        floor_bound = np.isin(np.arange(len(order)), order[:k])
+        serial_column = serial_u if k else np.zeros_like(serial_u)
+        columns = (
+            serial_column,
+            np.where(floor_bound, floor_u, 0.0),
+            np.where(floor_bound, 0.0, ideal),
+        )
+        x = np.column_stack(columns) / measured[:, None]
+        y = 1 - np.where(floor_bound, 0.0, fixed) / measured
+        fitted = [j for j in range(3) if x[:, j].any()]
+        for held in itertools.product((False, True), repeat=len(fitted)):
+            at_bound = [j for j, h in zip(fitted, held, strict=True) if h]
+            free = [j for j, h in zip(fitted, held, strict=True) if not h]
+            params = prior.copy()
+            params[at_bound] = _PREFILL_FIT_LOWER[at_bound]
+            if free:
+                if np.linalg.matrix_rank(x[:, free]) < len(free):
+                    continue
+                rest = [j for j in range(3) if j not in free]
+                params[free], *_ = np.linalg.lstsq(
+                    x[:, free], y - x[:, rest] @ params[rest], rcond=None
+                )
+            if (params < _PREFILL_FIT_LOWER).any():
                 continue
-        relative = np.maximum(floor * units, fixed + ideal * inverse) / measured - 1
-        loss = float(relative @ relative)
-        if loss < best[0]:
-            best = (loss, 1 / inverse, floor)
-    return best[1], best[2]
+            serial, floor, inverse = params
+            predicted = serial * serial_u + np.maximum(floor * floor_u, fixed + ideal * inverse)
+            relative = predicted / measured - 1
+            loss = float(relative @ relative)
+            if loss < best[0]:
+                best = (loss, params)
+    serial, floor, inverse = best[1]
+    return float(serial), float(floor), float(1 / inverse)
 
 
 def _fit_prefill(
     measured: list[Measurement], base: Efficiency, overhead: Literal["per_step", "per_layer"]
-) -> tuple[float, float]:
-    """(prefill_bandwidth, host floor in ms per step or per layer) from prefill points."""
-    units, fixed, ideal, times = [], [], [], []
+) -> tuple[float, float, float]:
+    """(host µs per prompt token, host floor in ms per step or per layer, prefill_bandwidth)
+    from prefill points."""
+    kilotokens, units, fixed, ideal, times = [], [], [], [], []
     for m in measured:
         model, gpu = model_spec(m.model), gpu_spec(m.gpu)
         t = prefill_time(model, gpu, m.context_tokens, m.batch, m.tp, m.dtype, base)
+        kilotokens.append(m.batch * m.context_tokens / 1e3)  # µs per token × 10³ tokens = ms
         units.append(float(model.num_layers) if overhead == "per_layer" else 1.0)
         fixed.append(t.linear_ms + t.attention_ms + t.allreduce_ms)
         ideal.append(t.memory_ms * base.prefill_bandwidth)
         times.append(m.measured_ms)
-    return _fit_floor_or_time(units, fixed, ideal, times, base.prefill_bandwidth)
+    return _fit_serial_and_floor_or_time(
+        kilotokens, units, fixed, ideal, times, base.prefill_bandwidth
+    )
 
 
 def fit_efficiency(
@@ -984,15 +1034,17 @@ def fit_efficiency(
     overhead: Literal["per_step", "per_layer"] = "per_step",
     split_kv: bool = False,
 ) -> Efficiency:
-    """Fit bandwidth factors, the prefill host floor and decode overheads to measured times.
+    """Fit bandwidth factors, prefill's host costs and decode overheads to measured times.
 
-    Prefill: measured = max(host floor, matmul time at `base.prefill_compute` + attention time
-    at `base.prefill_attention` + activation bytes / `prefill_bandwidth` + all-reduces),
-    fitting the floor and `prefill_bandwidth` by least squares on relative error. Within one
-    model shape, matmul FLOPs, attention FLOPs (at one prompt length) and activation bytes
-    all grow with the token count, so its points fix only the GPU time's sum: the matmul and
-    attention efficiencies stay priors (a big matmul's efficiency is measured directly; what
-    small-row elementwise kernels and projection epilogues reach is not).
+    Prefill: measured = host µs per prompt token × tokens + max(host floor, matmul time at
+    `base.prefill_compute` + attention time at `base.prefill_attention` + activation bytes /
+    `prefill_bandwidth` + all-reduces), fitting `prefill_host_us_per_token`, the floor and
+    `prefill_bandwidth` (at most 1) by least squares on relative error. Within one model
+    shape, matmul FLOPs, attention FLOPs (at one prompt length) and activation bytes all grow
+    with the token count, so its points fix only the GPU time's sum: the matmul and attention
+    efficiencies stay priors (a big matmul's efficiency is measured directly; what small-row
+    elementwise kernels and projection epilogues reach is not). The per-token host time grows
+    with the tokens too; the host-bound points, where the floor does not, set it apart.
 
     Decode: measured = peak-bandwidth time / decode_bandwidth + overhead, using the points
     that are memory-bound at peak. The overhead (prefill's host floor, decode's added cost) is
@@ -1009,8 +1061,9 @@ def fit_efficiency(
     suffix = "_per_layer" if overhead == "per_layer" else ""
     prefill = [m for m in measured if m.kind == "prefill"]
     if prefill:
-        bandwidth, floor_ms = _fit_prefill(prefill, base, overhead)
+        serial_us, floor_ms, bandwidth = _fit_prefill(prefill, base, overhead)
         fitted |= {
+            "prefill_host_us_per_token": serial_us,
             "prefill_bandwidth": bandwidth,
             "prefill_overhead_ms": 0.0,
             "prefill_overhead_ms_per_layer": 0.0,

@@ -1,10 +1,10 @@
 """Measure the engine's prefill and decode step times, then check the capacity model against them.
 
 Times `ModelRunner.run` (the engine's forward pass with its host-side input building) on random
-weights for both engine shapes, fits `Efficiency` on one shape (per-layer host floor and
-overheads, prefill's activation bandwidth, the KV read's bandwidth apart from the weights'),
-and prints the other shape's predictions beside what was measured, both ways round. One call
-does everything; results in engine/README.md:
+weights for both engine shapes, fits `Efficiency` on one shape (prefill's host input building
+per token, per-layer host floor and overheads, prefill's activation bandwidth, the KV read's
+bandwidth apart from the weights'), and prints the other shape's predictions beside what was
+measured, both ways round. One call does everything; results in engine/README.md:
 
     python -m engine.capacity_check --out $OUT          # on the GPU machine
     python -m engine.capacity_check --device cpu --quick # a smoke run anywhere
@@ -139,8 +139,8 @@ def measure_shape(name: str, device: str, gpu: str, quick: bool) -> list[Measure
 
 
 def cross_shape_fit(measured: list[Measurement], fit_on: str) -> Efficiency:
-    """Factors fitted on one shape: per-layer host floor and overheads, prefill activation
-    bandwidth, KV read bandwidth apart from the weights'."""
+    """Factors fitted on one shape: prefill host time per token, per-layer host floor and
+    overheads, prefill activation bandwidth, KV read bandwidth apart from the weights'."""
     return fit_efficiency(
         [m for m in measured if m.model == fit_on], overhead="per_layer", split_kv=True
     )

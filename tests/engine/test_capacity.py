@@ -161,7 +161,7 @@ def test_prefill_flops_and_time():
     assert t.prefill_ms == pytest.approx(
         t.flops / 989.4e12 * 1e3 + t.activation_bytes_per_gpu / 3.35e12 * 1e3
     )
-    assert t.bound == "gpu" and t.host_ms == 0
+    assert t.bound == "gpu" and t.host_ms == 0 and t.host_serial_ms == 0
     slower = prefill_time(
         L8B, H100, 1000,
         efficiency=Efficiency(prefill_compute=0.5, prefill_attention=0.25, prefill_bandwidth=0.8),
@@ -177,6 +177,17 @@ def test_prefill_takes_the_larger_of_host_floor_and_gpu_time():
     assert short.bound == "host" and short.prefill_ms == 1.0 + 0.5 * 32
     long = prefill_time(L8B, H100, 8192, efficiency=floor)
     assert long.bound == "gpu" and long.prefill_ms == long.gpu_ms > long.host_ms
+
+
+def test_prefill_adds_host_input_building_to_the_larger_of_floor_and_gpu_time():
+    host = Efficiency(prefill_overhead_ms_per_layer=0.5, prefill_host_us_per_token=0.25)
+    short = prefill_time(L8B, H100, 16, batch=4, efficiency=host)
+    assert short.host_serial_ms == 0.25 * 64 / 1e3
+    assert short.bound == "host" and short.prefill_ms == short.host_serial_ms + 0.5 * 32
+    assert any("0.25 µs × 64 tokens (0.016 ms" in a for a in short.assumptions)
+    long = prefill_time(L8B, H100, 8192, batch=4, efficiency=host)
+    assert long.host_serial_ms == 0.25 * 32768 / 1e3
+    assert long.bound == "gpu" and long.prefill_ms == long.host_serial_ms + long.gpu_ms
 
 
 def test_default_prefill_of_an_8b_prompt_takes_tens_of_ms():
@@ -234,6 +245,8 @@ def test_fit_efficiency_recovers_factors():
     fitted = fit_efficiency(points)
     assert fitted.prefill_bandwidth == pytest.approx(0.42, rel=1e-6)
     assert fitted.prefill_overhead_ms == 0
+    # GPU-bound points alone cannot tell host time per token from activation traffic.
+    assert fitted.prefill_host_us_per_token == 0
     assert fitted.decode_bandwidth == pytest.approx(0.63, rel=1e-6)
     assert fitted.decode_overhead_ms == pytest.approx(1.5, rel=1e-6)
     assert fitted.interconnect == Efficiency().interconnect
