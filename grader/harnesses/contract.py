@@ -193,8 +193,9 @@ def _median(values: list[float]) -> float:
 
 @dataclass(frozen=True)
 class SpeedOfLight:
-    """The fastest one timed call could be: its bytes at the copy bandwidth or its FLOPs at the
-    matmul peak, whichever takes longer. A time below it is ``suspect``, never celebrated.
+    """The fastest one timed call could be: its bytes at the bandwidth (the kernel kind's: the
+    faster of the card's read and copy) or its FLOPs at the matmul peak, whichever takes longer.
+    A time below it is ``suspect``, never celebrated.
 
     ``basis`` says where the ceilings come from: "measured on NVIDIA H100 80GB HBM3" (the
     kernel kind measures the card that times it) or "the problem's bound" (its YAML).

@@ -25,9 +25,9 @@ stream did not wait for), that returned byte for byte an earlier call's output o
 inputs (a cached or replayed result), or after which the harness's timer had been replaced;
 and, judged on evidence that survives host noise (:func:`stream_gap_verdict`), calls that keep
 the GPU busy after the caller's stream is done.
-Its speed of light is the benchmark's bytes at the card's measured copy bandwidth or its FLOPs
-at its measured bf16 matmul peak (:func:`grader.harnesses.timing.card_peaks`): faster than
-that, the grade is ``suspect``.
+Its speed of light is the benchmark's bytes at the faster of the card's measured read and copy
+bandwidths or its FLOPs at its measured bf16 matmul peak
+(:func:`grader.harnesses.timing.card_peaks`): faster than that, the grade is ``suspect``.
 
 Without a GPU the Triton code runs under ``TRITON_INTERPRET=1``: correctness only; tests
 marked ``gpu_only`` (bf16: the interpreter miscomputes bf16 arithmetic) are left out and
@@ -222,18 +222,21 @@ class KernelHarness(Harness):
         return int(self.work()["bytes"])
 
     def speed_of_light(self) -> SpeedOfLight | None:
-        """The benchmark's bytes at this card's measured copy bandwidth or its FLOPs at its
-        measured bf16 matmul peak, whichever takes longer; None without a GPU (no timing)."""
+        """The benchmark's bytes at this card's measured bandwidth (the faster of read and copy)
+        or its FLOPs at its measured bf16 matmul peak, whichever takes longer; None without a
+        GPU (no timing)."""
         if self.device != "cuda":
             return None
         peaks = card_peaks()
         work = self.work()
+        bytes_per_s, which = peaks.memory_ceiling()
         return SpeedOfLight(
             bytes=int(work["bytes"]),
             flops=int(work["flops"]),
-            bytes_per_s=peaks.copy_bytes_per_s,
+            bytes_per_s=bytes_per_s,
             flops_per_s=peaks.matmul_flops_per_s,
-            basis=f"measured on {peaks.card}",
+            basis=f"measured on {peaks.card}, bytes at its {which} bandwidth (the faster of "
+            "read and copy)",
         )
 
     # -- one call ---------------------------------------------------------------------------

@@ -11,8 +11,8 @@ process tree), so it can neither burn CPU to slow the other down nor notice bein
 GPU (used by kernel kinds inside the sandbox): :class:`CudaTimer` flushes twice the L2,
 synchronises the device, and times the call (or its CUDA graph's replay) with CUDA events on
 the caller's stream, reporting work left on other streams; :func:`card_peaks` measures the
-card's bf16 matmul peak and copy bandwidth once per process (the trusted side's speed of
-light); :func:`device_state` logs clocks, temperature, power and throttle reasons.
+card's bf16 matmul peak, copy bandwidth and read bandwidth once per process (the trusted side's
+speed of light); :func:`device_state` logs clocks, temperature, power and throttle reasons.
 """
 
 from __future__ import annotations
@@ -247,18 +247,27 @@ class CudaTimer:
 
 @dataclass(frozen=True)
 class CardPeaks:
-    """What this card measured: bf16 matmul FLOP/s on random data, copy bytes (read + write)/s."""
+    """What this card measured: bf16 matmul FLOP/s on random data, copy bytes (read + write)/s,
+    and bytes read/s by the faster of two read-only kernels."""
 
     card: str
     matmul_flops_per_s: float
     copy_bytes_per_s: float
+    read_bytes_per_s: float
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def memory_ceiling(self) -> tuple[float, str]:
+        """(bytes/s, "read" or "copy"): the bandwidth a kernel's bytes are bounded by, the faster
+        of the two (a kernel that mostly reads can beat a copy, whose reads and writes share the
+        bus)."""
+        return max((self.read_bytes_per_s, "read"), (self.copy_bytes_per_s, "copy"))
 
-# The peak measurement: an 8192^3 bf16 product (~1.4 ms at 780 TFLOP/s) and a 2 GiB copy
-# (~1.4 ms at 3 TB/s), each the median of this many timed calls after three untimed ones.
+
+# The peak measurement: an 8192^3 bf16 product (~1.4 ms at 780 TFLOP/s), a 2 GiB copy (~1.4 ms
+# at 3 TB/s) and two reads of the same 2 GiB (34x an H200's L2), each the median of this many
+# timed calls after three untimed ones.
 PEAK_MATMUL_SIZE = 8192
 PEAK_COPY_BYTES = 2 * 1024**3
 PEAK_REPEATS = 15
@@ -280,30 +289,41 @@ def _matmul_ns(timer: CudaTimer) -> float:
     return _median_ns(timer, lambda: a @ b)
 
 
-def _copy_ns(timer: CudaTimer) -> float:
+def _copy_and_read_ns(timer: CudaTimer) -> tuple[float, float]:
+    """A 2 GiB device copy, then reads of its source: torch's sum and a streaming Triton read
+    (:mod:`grader.harnesses.read_peak`), the faster of the two (neither is known to reach the
+    card's read bandwidth on every card; each writes a few bytes only)."""
     import torch
 
+    from grader.harnesses.read_peak import read_all
+
     source = torch.empty(PEAK_COPY_BYTES, dtype=torch.uint8, device="cuda").random_()
-    target = torch.empty_like(source)
-    return _median_ns(timer, lambda: target.copy_(source))
+    # The target lives only as long as the copy's measurement: the reads need 2 GiB less.
+    copy_ns = _median_ns(timer, functools.partial(torch.empty_like(source).copy_, source))
+    words = source.view(torch.float32)
+    read_ns = min(_median_ns(timer, words.sum), _median_ns(timer, lambda: read_all(words)))
+    return copy_ns, read_ns
 
 
 @functools.lru_cache(maxsize=1)
 def card_peaks() -> CardPeaks:
     """This process's GPU, measured once (about a second, 4.3 GB of card memory, freed after).
 
-    The speed of light of a kernel problem is its bytes over the copy bandwidth or its FLOPs
-    over the matmul peak, measured here, on the card that timed it, with :class:`CudaTimer`.
+    The speed of light of a kernel problem is its bytes at the faster of the read and copy
+    bandwidths or its FLOPs at the matmul peak, measured here, on the card that timed it, with
+    :class:`CudaTimer`.
     """
     import torch
 
     timer = CudaTimer()
-    matmul_ns, copy_ns = _matmul_ns(timer), _copy_ns(timer)
+    matmul_ns = _matmul_ns(timer)
+    copy_ns, read_ns = _copy_and_read_ns(timer)
     torch.cuda.empty_cache()  # the sandboxes need the card's memory, not this process's cache
     return CardPeaks(
         card=torch.cuda.get_device_name(),
         matmul_flops_per_s=2 * PEAK_MATMUL_SIZE**3 / (matmul_ns / 1e9),
         copy_bytes_per_s=2 * PEAK_COPY_BYTES / (copy_ns / 1e9),
+        read_bytes_per_s=PEAK_COPY_BYTES / (read_ns / 1e9),
     )
 
 

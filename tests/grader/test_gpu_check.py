@@ -9,8 +9,23 @@ import statistics
 
 import pytest
 
-from grader.gpu_check import _bubblewrap, main, merge, run_part, stability_stats, table
-from grader.harnesses.contract import SandboxKind
+from grader.gpu_check import (
+    _bubblewrap,
+    grade_row,
+    main,
+    merge,
+    run_part,
+    stability_stats,
+    table,
+)
+from grader.harnesses.contract import (
+    CallTiming,
+    GradeReport,
+    SandboxKind,
+    SpeedOfLight,
+    Verdict,
+)
+from grader.harnesses.timing import summarize
 from grader.sandbox import sandbox_kind
 
 # What a card measured and one int8 benchmark call's floor on it (58.8 MB at 3 TB/s).
@@ -117,6 +132,49 @@ def test_the_table_shows_speed_peak_ratio_cv_speed_of_light_and_the_card():
     cheat = next(line for line in lines if "patched_timer" in line)
     assert "accepted UNEXPECTED" in cheat
     assert "m=16" in text and "1.24x" in text
+
+
+def test_the_read_bandwidth_is_in_the_header_when_the_part_measured_it():
+    data = _gpu_results()
+    data["parts"][1]["peaks"] = PEAKS | {"read_bytes_per_s": 3.2e12}
+    peak_lines = [line for line in table(data).splitlines() if "measured peaks" in line]
+    assert peak_lines[0].endswith("copy 3000 GB/s (read + write)")
+    assert peak_lines[1].endswith("copy 3000 GB/s (read + write), read 3200 GB/s")
+
+
+def _measurement(median_ns: int):
+    return summarize([CallTiming(median_ns, 2 * median_ns, median_ns)] * 20, warmup=3)
+
+
+def test_a_baselines_line_is_judged_by_its_own_timings_not_its_grades():
+    """H200, 2026-12-02: the paged-decode reference (251 us) beat the speed of light taken at the
+    copy bandwidth (257.5 us), so its grade was suspect; the engine kernel, the reference side of
+    that grade at 276 us, is not."""
+    bound = SpeedOfLight(
+        bytes=1_074_856_192, flops=0, bytes_per_s=4.175e12, basis="measured on NVIDIA H200"
+    )
+    report = GradeReport(
+        verdict=Verdict.SUSPECT,
+        score=1.099,
+        message="0.2511 ms is faster than the speed-of-light bound",
+        tests=[],
+        hardware={},
+        sandbox=SandboxKind.BUBBLEWRAP,
+        harness_version="kernel/1",
+        candidate=_measurement(251_103),
+        reference=_measurement(276_015),
+        speed_of_light=bound,
+    )
+    peaks = PEAKS | {"copy_bytes_per_s": 4.175e12}
+    ours = grade_row("2", peaks, "paged-decode-attention", "reference.py", "vs x", report, 25.9)
+    theirs = grade_row(
+        "2", peaks, "paged-decode-attention", "x.py", "baseline", report, 25.9, "reference"
+    )
+    assert (ours["verdict"], ours["score"]) == ("suspect", 1.099)
+    assert (theirs["verdict"], theirs["score"]) == ("accepted", 0.91)
+    assert theirs["message"] == "0.910x the reference's speed"
+    assert theirs["candidate_median_ns"] == 276_015
+    assert theirs["peak_pct"] == pytest.approx(93.27, abs=0.01)
 
 
 def test_parts_on_different_cards_say_so():

@@ -12,7 +12,9 @@ from grader.harnesses.base import CandidateFailure
 from grader.harnesses.contract import CallTiming, SpeedOfLight, Verdict
 from grader.harnesses.kernel import STREAM_GAP_CALLS, KernelHarness, stream_gap_verdict
 from grader.harnesses.timing import (
+    CardPeaks,
     MeasureSettings,
+    gpu_available,
     measure,
     measure_interleaved,
     percentile,
@@ -229,3 +231,26 @@ def test_work_left_on_another_stream_on_every_call_is_policy():
         "finished (0.249, 0.249, 0.249 ms) on 3 calls in a row, each on fresh inputs: work on "
         "another stream is not counted, so it is not allowed"
     )
+
+
+def test_the_read_kernel_reads_every_element_once():
+    """The streaming read of ``card_peaks`` (here under Triton's interpreter without a GPU)."""
+    import torch
+
+    from grader.harnesses.read_peak import CHUNK_ELEMENTS, read_all
+
+    device = "cuda" if gpu_available() else "cpu"
+    source = torch.arange(2 * CHUNK_ELEMENTS, device=device).remainder(7).float()
+    assert read_all(source).tolist() == source.view(2, -1).sum(1).tolist()
+    with pytest.raises(ValueError, match="multiples of 65536"):
+        read_all(source[:-1])
+
+
+@pytest.mark.parametrize(
+    ("read_bytes_per_s", "ceiling"),
+    [(4.40e12, (4.40e12, "read")), (4.0e12, (4.175e12, "copy"))],
+    ids=["read-faster", "copy-faster"],
+)
+def test_bytes_are_bounded_by_the_faster_of_read_and_copy(read_bytes_per_s, ceiling):
+    peaks = CardPeaks("NVIDIA H200", 7.73e14, 4.175e12, read_bytes_per_s)
+    assert peaks.memory_ceiling() == ceiling
