@@ -1,15 +1,17 @@
 """Every kernel problem through the grader on a GPU: verdicts, speed, ten-grade stability, one table.
 
-    python -m grader.gpu_check --part 1 --json $OUT/kernels-1.json   # int8, attention stability
+    python -m grader.gpu_check --part 1 --json $OUT/kernels-1.json   # int8, 4 attention grades
     python -m grader.gpu_check --part 2 --json $OUT/kernels-2.json   # sweep, paged, the rest
-    python -m grader.gpu_check --merge kernels-1.json kernels-2.json --json kernels.json
+    python -m grader.gpu_check --part 3 --json $OUT/kernels-3.json   # 6 more attention grades
+    python -m grader.gpu_check --merge kernels-?.json --json kernels.json
     python -m grader.gpu_check --dry-run   # the whole flow on a CPU: one test each, Triton's interpreter
 
 Each problem's work comes in stages, every grade through :func:`grader.grading.grade` (fresh
 sandboxes, the harness's own timing, the speed of light on the card that timed it):
 
 * ``stability``: the reference graded against itself ``--repeats`` times (ten): the CV of the
-  score (reference median over candidate median) and of the candidate's median;
+  score (reference median over candidate median) and of the candidate's median, pooled over
+  every part that ran some of the ten (triton-attention's: parts 1 and 3);
 * ``baseline``: the reference against the baseline (``torch`` SDPA, the engine's decode kernel);
   int8-matmul's baseline is the sweep's;
 * ``failing``: every wrong and cheating solution, each with the verdict it must get;
@@ -38,7 +40,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from grader.bank import PROBLEMS_DIR, problem_read
 from grader.grading import grade, timing_verdict
@@ -49,22 +51,36 @@ from grader.sandbox import gpu_sandbox_check, sandbox_kind, session_kind
 SEED = 20261127
 PROBLEMS = ("int8-matmul", "triton-attention", "paged-decode-attention")
 STAGES = ("stability", "sweep", "baseline", "failing")
-# Two device commands of under 500 s each, by estimate (the H200 run of 2026-11-27 took 576 s
-# for 15 grades, 30 timing phases and the sweep: ~16-22 s a grade once the reference's kernels
-# are cached): twenty grades of the reference, then ten more and the cheaper rest; the deadline
-# holds each part under the limit whatever a grade costs. Most wanted first: int8's stability
-# is the one not yet shown; the wrong and cheating verdicts are also checked in CI.
-PARTS: dict[int, tuple[tuple[str, str], ...]] = {
-    1: (("stability", "int8-matmul"), ("stability", "triton-attention")),
+
+
+class Item(NamedTuple):
+    """One stage of one problem in a part. A stability stage runs the grades numbered ``first``
+    to ``last`` (None: the last) of ``--repeats``, so one problem's ten grades may be split over
+    two parts and pooled again by ``--merge``."""
+
+    stage: str
+    problem: str
+    first: int = 1
+    last: int | None = None
+
+
+# Three device commands of under 440 s each, by what the H200 run of 2026-12-02 took (sandboxed,
+# startup and peaks ~11 s a part): int8 stability 146 s for ten grades, a triton-attention grade
+# 52-58 s (part 1 fitted five of its ten), part 2 346 s. So part 1 is int8's ten and four
+# attention grades (~375 s), part 3 the other six (~350 s); the deadline holds each part under
+# the limit whatever a grade costs. The wrong and cheating verdicts are also checked in CI.
+PARTS: dict[int, tuple[Item, ...]] = {
+    1: (Item("stability", "int8-matmul"), Item("stability", "triton-attention", 1, 4)),
     2: (
-        ("sweep", "int8-matmul"),
-        ("stability", "paged-decode-attention"),
-        ("baseline", "triton-attention"),
-        ("baseline", "paged-decode-attention"),
-        ("failing", "int8-matmul"),
-        ("failing", "triton-attention"),
-        ("failing", "paged-decode-attention"),
+        Item("sweep", "int8-matmul"),
+        Item("stability", "paged-decode-attention"),
+        Item("baseline", "triton-attention"),
+        Item("baseline", "paged-decode-attention"),
+        Item("failing", "int8-matmul"),
+        Item("failing", "triton-attention"),
+        Item("failing", "paged-decode-attention"),
     ),
+    3: (Item("stability", "triton-attention", 5),),
 }
 # What the ratio column compares the reference with; int8's baseline is the sweep's bf16 matmul.
 BASELINES = {
@@ -284,12 +300,23 @@ class Part:
         return report
 
     def _grade(self, spec: ProblemSpec, solution: str, role: str, stage: str) -> GradeReport | None:
-        """grade() once, its row recorded; an exception (ours, not the code's) is a row too."""
+        """grade() once, its row recorded; an exception (ours, not the code's) is a row too.
+
+        The row keeps when each phase began, in seconds into the grade (``phases_s``): the
+        candidate's sandbox up, its tests done ("reference": the reference's sandbox and tests
+        begin), those done ("benchmarking"); the timing runs from there to ``wall_s``.
+        """
         state = device_state()
         started = time.monotonic()
         code = (PROBLEMS_DIR / spec.slug / solution).read_text()
+        phases_s: dict[str, float] = {}
+
+        def progress(step: str, data: dict[str, Any]) -> None:
+            if step in ("sandbox_started", "reference", "benchmarking"):
+                phases_s.setdefault(step, round(time.monotonic() - started, 1))
+
         try:
-            report = grade(spec, code, seed=SEED, hardware=self.hardware)
+            report = grade(spec, code, seed=SEED, hardware=self.hardware, progress=progress)
         except Exception as error:  # the part goes on: one broken grade is one row
             report = None
             row = self._row(spec.slug, solution, role, None, time.monotonic() - started)
@@ -297,9 +324,9 @@ class Part:
         else:
             row = self._row(spec.slug, solution, role, report, time.monotonic() - started)
         self.last_grade_s[stage] = row["wall_s"]
-        print(f"  {spec.slug} {solution} ({role}): {row['verdict']} in {row['wall_s']} s: "
-              f"{row['message'][:140]}", flush=True)  # fmt: skip
-        self.rows.append(row | {"device_state": state})
+        print(f"  {spec.slug} {solution} ({role}): {row['verdict']} in {row['wall_s']} s "
+              f"{phases_s}: {row['message'][:140]}", flush=True)  # fmt: skip
+        self.rows.append(row | {"device_state": state, "phases_s": phases_s})
         self.write()
         return report
 
@@ -314,10 +341,11 @@ class Part:
     ) -> dict[str, Any]:
         return grade_row(self.info["part"], self.peaks, slug, solution, role, report, wall_s, side)
 
-    def stability(self, slug: str, repeats: int) -> None:
-        """The reference graded against itself ``repeats`` times, fresh sandboxes each time."""
+    def stability(self, slug: str, repeats: int, first: int = 1, last: int | None = None) -> None:
+        """The reference graded against itself, fresh sandboxes each time: grades ``first`` to
+        ``last`` (default: ``repeats``) of ``repeats``."""
         spec = _spec(slug, self.dry_run)
-        for index in range(1, repeats + 1):
+        for index in range(first, min(last or repeats, repeats) + 1):
             self.graded(spec, "reference.py", f"stability {index}/{repeats}", "stability")
 
     def baseline(self, slug: str) -> None:
@@ -451,19 +479,19 @@ def int8_sweep(settings: SweepSettings, peaks: dict[str, float] | None) -> list[
 
 
 def run_part(
-    items: tuple[tuple[str, str], ...],
+    items: tuple[Item | tuple[str, str], ...],
     name: str,
     json_path: Path,
     repeats: int,
     dry_run: bool = False,
     deadline_s: float = DEADLINE_S,
 ) -> dict[str, Any]:
-    """Run ``items`` (stage, problem) in order; returns what it wrote to ``json_path``."""
+    """Run ``items`` in order; returns what it wrote to ``json_path``."""
     part = Part(name, json_path, dry_run, deadline_s)
-    for stage, slug in items:
+    for stage, slug, first, last in (Item(*item) for item in items):
         print(f"{stage} {slug} at {part.elapsed_s():.0f} s", flush=True)
         if stage == "stability":
-            part.stability(slug, repeats)
+            part.stability(slug, repeats, first, last)
         elif stage == "sweep":
             part.sweep(DRY_SWEEP if dry_run else SweepSettings())
         else:
@@ -489,7 +517,9 @@ def _cv_pct(values: list[float]) -> float | None:
 
 
 def stability_stats(rows: list[dict[str, Any]], slug: str) -> dict[str, Any]:
-    """The CV of the score and of the median over one problem's stability grades."""
+    """The CV of the score and of the median over one problem's stability grades, from every
+    part the rows come from (each grade is its own sandboxes, so grades of two device commands
+    on the same kind of card pool like grades of one)."""
     graded = [r for r in rows if r["problem"] == slug and r["role"].startswith("stability")]
     timed = [r for r in graded if r["candidate_median_ns"]]
     medians = [r["candidate_median_ns"] for r in timed]
@@ -502,6 +532,7 @@ def stability_stats(rows: list[dict[str, Any]], slug: str) -> dict[str, Any]:
         "cv_score_pct": cv_score,
         "cv_median_pct": cv_median,
         "median_ns": statistics.median(medians) if medians else None,
+        "parts": sorted({r["part"] for r in graded}),
         "goal_met": worst is not None and worst <= STABILITY_GOAL_CV_PCT and len(timed) >= 10,
     }
 
@@ -553,6 +584,8 @@ def table(data: dict[str, Any]) -> str:
             peaks = next(i["peaks"] for i in data["parts"] if i["part"] == stable[0]["part"])
             first = stable[0] | speed_fields(stable[0]["speed_of_light"], stats["median_ns"], peaks)
             ratio, note = None, f"reference x{stats['grades']}, median of medians"
+            if len(stats["parts"]) > 1:
+                note += f" (parts {' + '.join(stats['parts'])})"
             if versus and versus[0]["score"]:
                 ratio, note = versus[0]["score"], note + f"; ratio {versus[0]['role']}"
             elif slug == "int8-matmul" and 16 in sweeps:
@@ -634,8 +667,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.part:
             items, name = PARTS[args.part], str(args.part)
         else:
-            items = tuple((stage, slug) for slug in problems for stage in stages)
-            items = tuple(i for i in items if i[0] != "sweep" or i[1] == "int8-matmul")
+            items = tuple(Item(stage, slug) for slug in problems for stage in stages)
+            items = tuple(i for i in items if i.stage != "sweep" or i.problem == "int8-matmul")
             name = "all"
         json_path = args.json or Path(f"gpu_check-{name}.json")
         data = run_part(items, name, json_path, args.repeats, deadline_s=args.deadline_s)

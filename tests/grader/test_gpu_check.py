@@ -10,6 +10,9 @@ import statistics
 import pytest
 
 from grader.gpu_check import (
+    PARTS,
+    PROBLEMS,
+    Item,
     _bubblewrap,
     grade_row,
     main,
@@ -181,6 +184,41 @@ def test_parts_on_different_cards_say_so():
     data = _gpu_results()
     data["parts"][1] = _part("2", card="NVIDIA H200")
     assert "the parts ran on different cards" in table(data)
+
+
+def test_stability_grades_of_two_parts_pool_into_one_cv():
+    rows = _gpu_results()["rows"]
+    for row in rows[6:10]:
+        row["part"] = "3"
+    stats = stability_stats(rows, "int8-matmul")
+    assert (stats["grades"], stats["parts"], stats["goal_met"]) == (10, ["1", "3"], True)
+    assert stats["cv_median_pct"] == pytest.approx(
+        100 * statistics.stdev(MEDIANS_NS) / statistics.fmean(MEDIANS_NS)
+    )
+    data = {"parts": [_part("1"), _part("3")], "rows": rows, "sweeps": []}
+    reference = next(line for line in table(data).splitlines() if "accepted x10" in line)
+    assert "median of medians (parts 1 + 3)" in reference
+
+
+@pytest.mark.parametrize("slug", PROBLEMS)
+def test_the_parts_run_each_problems_ten_stability_grades_once(slug):
+    numbers = [
+        index
+        for items in PARTS.values()
+        for stage, problem, first, last in items
+        if (stage, problem) == ("stability", slug)
+        for index in range(first, (last or 10) + 1)
+    ]
+    assert sorted(numbers) == list(range(1, 11))
+
+
+def test_a_part_runs_only_its_share_of_the_stability_grades(tmp_path):
+    path = tmp_path / "part.json"
+    data = run_part((Item("stability", "int8-matmul", 2),), "3", path, 3, True, deadline_s=0.0)
+    assert data["parts"][0]["skipped"] == [
+        "int8-matmul reference.py (stability 2/3)",
+        "int8-matmul reference.py (stability 3/3)",
+    ]
 
 
 def test_nothing_starts_past_the_deadline(tmp_path):
