@@ -138,19 +138,27 @@ def _generator(seed: int, device: str) -> torch.Generator:
 
 
 def _as_bytes(tensor: torch.Tensor) -> torch.Tensor:
-    """The tensor's bytes as a flat uint8 CPU tensor (bit-exact, NaN payloads included)."""
-    return tensor.detach().contiguous().view(-1).view(__import__("torch").uint8).cpu()
+    """The tensor's bytes as a flat uint8 tensor on its device (bit-exact, NaN payloads too)."""
+    return tensor.detach().contiguous().view(-1).view(__import__("torch").uint8)
+
+
+def _within_tolerance(
+    got: torch.Tensor, want: torch.Tensor, rtol: float, atol: float
+) -> torch.Tensor:
+    """Per value: |got - want| <= atol + rtol*|want| in float64 (NaN never is)."""
+    got64, want64 = got.double(), want.double()
+    return (got64 - want64).abs() <= atol + rtol * want64.abs()
 
 
 def mismatch(got: torch.Tensor, want: torch.Tensor, rtol: float, atol: float) -> dict | None:
     """None when every value is within atol + rtol*|want| (NaN never is), else the details."""
     import torch
 
-    got64, want64 = got.double(), want.double()
-    error = (got64 - want64).abs()
-    ok = error <= atol + rtol * want64.abs()
+    ok = _within_tolerance(got, want, rtol, atol)
     if bool(ok.all()):
         return None
+    got64, want64 = got.double(), want.double()
+    error = (got64 - want64).abs()
     bad = (~ok).nonzero()
     finite = torch.isfinite(error)
     relative = error / want64.abs().clamp(min=torch.finfo(torch.float64).tiny)
@@ -260,7 +268,8 @@ class KernelHarness(Harness):
         with torch.no_grad():
             want = self.oracle["expected"](case, inputs).float()
         rtol, atol = self._tolerance(case["dtype"])
-        if mismatch(torch.zeros_like(want), want, rtol, atol) is None:
+        # A yes or no: the details of a mismatch list every position (all of them, for zeros).
+        if bool(_within_tolerance(torch.zeros_like(want), want, rtol, atol).all()):
             raise ProblemError("returning zeros would pass this test: its outputs are too small")
         return want
 
@@ -526,6 +535,8 @@ def _sandbox_fetch(shared: mmap.mmap) -> dict[str, Any]:
     # Exactly a Tensor: a lazy subclass could do its work after the clock stopped.
     if type(out) is not torch.Tensor:
         return reply
+    # Compared where they are (on the GPU: no copy of the snapshot to the host), then the output
+    # alone goes to shared memory, straight from the host copy.
     raw = _as_bytes(out)
     reply |= {
         "dtype": str(out.dtype).removeprefix("torch."),
@@ -533,7 +544,7 @@ def _sandbox_fetch(shared: mmap.mmap) -> dict[str, Any]:
         "changed_after_return": not torch.equal(_as_bytes(snapshot), raw),
     }
     if raw.numel() <= len(shared):
-        shared[: raw.numel()] = raw.numpy().tobytes()
+        shared[: raw.numel()] = raw.cpu().numpy()
     return reply
 
 
