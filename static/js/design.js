@@ -32,7 +32,10 @@
   }
 
   document.addEventListener("DOMContentLoaded", drawChart);
-  document.addEventListener("htmx:afterSwap", function (e) {
+  // After settle, not after swap: while settling, htmx gives the new canvas the old one's
+  // attributes (same id) and then restores its own, which resets a chart drawn in between to
+  // a blank 300 x 150 canvas.
+  document.addEventListener("htmx:afterSettle", function (e) {
     if (e.detail.target && e.detail.target.id === "calculator-result") drawChart();
   });
   document.addEventListener("htmx:beforeSwap", function (e) {

@@ -1,0 +1,50 @@
+"""The capacity calculator in a real browser: a changed field redraws the numbers and the chart."""
+
+from __future__ import annotations
+
+from interview.design.calculator import calculate
+from tests.e2e.conftest import screenshot_path
+
+# Pixels of the predicted line's colour (design.js draws it #0b5cad).
+COUNT_PREDICTED_PIXELS = """(canvas) => {
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let count = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i] === 11 && data[i + 1] === 92 && data[i + 2] === 173) count += 1;
+  }
+  return count;
+}"""
+
+
+def chart_state(page) -> dict:
+    canvas = page.locator("#throughput-chart")
+    box = canvas.bounding_box()
+    return {
+        "width": box["width"],
+        "height": box["height"],
+        "line_pixels": canvas.evaluate(COUNT_PREDICTED_PIXELS),
+        "first_point": page.evaluate(
+            "Math.round(Chart.getChart('throughput-chart').data.datasets[0].data[0])"
+        ),
+    }
+
+
+def test_changing_the_model_redraws_numbers_and_chart(live_stack, page):
+    page.goto(f"{live_stack.base_url}/design/calculator")
+    first = chart_state(page)
+    assert first["line_pixels"] > 100
+    with page.expect_response(lambda r: "/design/calculator?" in r.url):
+        page.select_option("select[name=model]", "smollm2-135m")
+    page.wait_for_function(
+        "document.querySelector('#calculator-result h2').textContent.includes('SmolLM2')"
+    )
+    page.wait_for_timeout(300)  # htmx settles 20 ms after the swap
+    after = chart_state(page)
+    page.screenshot(path=screenshot_path("calculator-after-change"), full_page=True)
+    # The form's other fields keep their defaults: 1 H100, TP 1, bf16, batch 32, 4,096 tokens.
+    expected = calculate("smollm2-135m", "h100-sxm", 1, 1, "bf16", "bf16", 32, 4096)
+    # The chart was redrawn for the new model, at its laid-out size, with its line on it.
+    assert after["first_point"] == round(expected.sweep[0].output_tokens_per_s)
+    assert after["first_point"] != first["first_point"]
+    assert (after["width"], after["height"]) == (first["width"], first["height"])
+    assert after["line_pixels"] > 100
