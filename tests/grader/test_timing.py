@@ -233,17 +233,20 @@ def test_work_left_on_another_stream_on_every_call_is_policy():
     )
 
 
-def test_the_read_kernel_reads_every_element_once():
-    """The streaming read of ``card_peaks`` (here under Triton's interpreter without a GPU)."""
+@pytest.mark.parametrize(("block", "steps"), [(4096, 16), (16384, 1), (8192, 4)])
+def test_the_read_kernel_reads_every_element_once(block, steps):
+    """Each streaming read of ``card_peaks`` (here under Triton's interpreter without a GPU)."""
     import torch
 
-    from grader.harnesses.read_peak import CHUNK_ELEMENTS, read_all
+    from grader.harnesses.read_peak import CHUNK_ELEMENTS, VARIANTS, read_all
 
+    assert (block, steps) in VARIANTS
     device = "cuda" if gpu_available() else "cpu"
     source = torch.arange(2 * CHUNK_ELEMENTS, device=device).remainder(7).float()
-    assert read_all(source).tolist() == source.view(2, -1).sum(1).tolist()
+    chunks = 2 * CHUNK_ELEMENTS // (block * steps)
+    assert read_all(source, block, steps).tolist() == source.view(chunks, -1).sum(1).tolist()
     with pytest.raises(ValueError, match="multiples of 65536"):
-        read_all(source[:-1])
+        read_all(source[:-1], block, steps)
 
 
 @pytest.mark.parametrize(
