@@ -321,7 +321,7 @@ class ModelRunner:
         views["seq_lens"][:n] = decoding + 1
         views["seq_lens"][n:size] = 1
         _, _, start, _ = self.input_layout["block_tables"]
-        used = start + size * self.max_blocks_per_seq * 4
+        used = start + tables[:size].nbytes  # the table rows past `size` are not read
         self.graph_inputs[:used].copy_(host[:used], non_blocking=True)
         if placeholders is not None:
             self.static["prev_tokens"][: placeholders.shape[0]].copy_(placeholders)

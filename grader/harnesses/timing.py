@@ -248,7 +248,8 @@ class CudaTimer:
 @dataclass(frozen=True)
 class CardPeaks:
     """What this card measured: bf16 matmul FLOP/s on random data, copy bytes (read + write)/s,
-    and bytes read/s by the faster of two read-only kernels."""
+    and bytes read/s by the fastest of its read-only kernels (`torch.sum` and the streaming
+    reads of :mod:`grader.harnesses.read_peak`)."""
 
     card: str
     matmul_flops_per_s: float
