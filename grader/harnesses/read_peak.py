@@ -13,15 +13,14 @@ import torch
 import triton
 import triton.language as tl
 
-# Each program reads STEPS blocks of BLOCK float32 and writes one partial sum. Which shape keeps
-# the most loads in flight differs by card and compiler, so `card_peaks` times each of these
-# and keeps the fastest: long programs that loop (4096 x 16), one wide block per program and
-# many programs (16384 x 1), and between (8192 x 4). On the H200 of 2026-12-02 the first alone
-# read 4,040 GB/s, below the 4,275 GB/s paged decode's reference reads at.
-BLOCK = 4096
-STEPS = 16
-VARIANTS = ((BLOCK, STEPS), (16384, 1), (8192, 4))
-CHUNK_ELEMENTS = max(block * steps for block, steps in VARIANTS)
+# Each program reads STEPS blocks of BLOCK float32 with WARPS warps and writes one partial sum.
+# Which shape keeps the most loads in flight differs by card and compiler, so `card_peaks` times
+# each of these and keeps the fastest. On the H200 of 2026-12-02 (2 GiB, copy 4,233 GB/s):
+# 2048 x 8 with 16 warps read 4,388 GB/s, 8192 x 2 and 32768 x 1 with 16 warps 4,359 and 4,350;
+# the one shape timed before (4096 x 16, 8 warps) 4,263, `torch.sum` 4,240: below the 4,275 GB/s
+# paged decode's reference reads at. Warps, not the block's shape, made most of the difference.
+VARIANTS = ((2048, 8, 16), (8192, 2, 16), (32768, 1, 16), (4096, 16, 8))
+CHUNK_ELEMENTS = max(block * steps for block, steps, _ in VARIANTS)
 
 
 @triton.jit
@@ -34,7 +33,7 @@ def _read_kernel(source, partial, BLOCK: tl.constexpr, STEPS: tl.constexpr):
     tl.store(partial + tl.program_id(0), tl.sum(total, axis=0))
 
 
-def read_all(source: torch.Tensor, block: int = BLOCK, steps: int = STEPS) -> torch.Tensor:
+def read_all(source: torch.Tensor, block: int, steps: int, warps: int) -> torch.Tensor:
     """Every float32 of ``source`` read once; returns one partial sum per ``block * steps``.
 
     ``source`` is contiguous float32 whose size is a multiple of ``CHUNK_ELEMENTS`` (which every
@@ -44,5 +43,5 @@ def read_all(source: torch.Tensor, block: int = BLOCK, steps: int = STEPS) -> to
         raise ValueError(f"read_all needs float32 in multiples of {CHUNK_ELEMENTS} elements")
     programs = source.numel() // (block * steps)
     partial = torch.empty(programs, dtype=torch.float32, device=source.device)
-    _read_kernel[(programs,)](source, partial, BLOCK=block, STEPS=steps, num_warps=8)
+    _read_kernel[(programs,)](source, partial, BLOCK=block, STEPS=steps, num_warps=warps)
     return partial
