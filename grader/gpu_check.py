@@ -15,8 +15,8 @@ sandboxes, the harness's own timing, the speed of light on the card that timed i
 * ``baseline``: the reference against the baseline (``torch`` SDPA, the engine's decode kernel);
   int8-matmul's baseline is the sweep's;
 * ``failing``: every wrong and cheating solution, each with the verdict it must get;
-* ``sweep`` (int8-matmul): the W8A16 reference against bf16 ``torch.matmul`` at m = 1, 16, 64,
-  2048, timed in this process with the harness's :class:`~grader.harnesses.timing.CudaTimer`.
+* ``sweep`` (int8-matmul): the W8A16 reference against bf16 ``torch.matmul`` at m = 1, 16, 32,
+  64, 2048, timed in this process with the harness's :class:`~grader.harnesses.timing.CudaTimer`.
 
 A part is a list of stages sized for one device command; each grade is written to the JSON file
 as soon as it ends, and no grade starts past ``--deadline-s``, so a part cut short still says
@@ -101,7 +101,7 @@ FIRST_GRADE_S = 30.0
 class SweepSettings:
     """The W8A16-against-bf16 sweep: shapes, dtype, input sets rotated, timed calls per m."""
 
-    ms: tuple[int, ...] = (1, 16, 64, 2048)
+    ms: tuple[int, ...] = (1, 16, 32, 64, 2048)
     k: int = 4096
     n: int = 14336
     dtype: str = "bfloat16"

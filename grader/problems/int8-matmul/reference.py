@@ -7,9 +7,12 @@ QMAX = 127
 
 def _config(m: int) -> dict[str, int]:
     """Tile sizes by batch rows: decode streams weights (narrow N tiles, long K steps, many
-    programs in flight); prefill is a matrix product (square tiles, 8 warps)."""
+    programs in flight); prefill is a matrix product (square tiles, 8 warps). Chosen on an H200
+    (2026-12-02) from 150 configurations at m = 1, 16, 32 and 64 (k 4096, n 14336)."""
     if m <= 16:
         return dict(BLOCK_M=16, BLOCK_N=64, BLOCK_K=256, num_warps=4, num_stages=4)
+    if m <= 32:
+        return dict(BLOCK_M=32, BLOCK_N=64, BLOCK_K=256, num_warps=4, num_stages=3)
     if m <= 64:
         return dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=128, num_warps=4, num_stages=4)
     return dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, num_warps=8, num_stages=4)
