@@ -142,23 +142,23 @@ def _as_bytes(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().contiguous().view(-1).view(__import__("torch").uint8)
 
 
-def _within_tolerance(
+def _compared(
     got: torch.Tensor, want: torch.Tensor, rtol: float, atol: float
-) -> torch.Tensor:
-    """Per value: |got - want| <= atol + rtol*|want| in float64 (NaN never is)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(per value |got - want| <= atol + rtol*|want|, got, want, |got - want|), all in float64;
+    NaN is never within tolerance."""
     got64, want64 = got.double(), want.double()
-    return (got64 - want64).abs() <= atol + rtol * want64.abs()
+    error = (got64 - want64).abs()
+    return error <= atol + rtol * want64.abs(), got64, want64, error
 
 
 def mismatch(got: torch.Tensor, want: torch.Tensor, rtol: float, atol: float) -> dict | None:
     """None when every value is within atol + rtol*|want| (NaN never is), else the details."""
     import torch
 
-    ok = _within_tolerance(got, want, rtol, atol)
+    ok, got64, want64, error = _compared(got, want, rtol, atol)
     if bool(ok.all()):
         return None
-    got64, want64 = got.double(), want.double()
-    error = (got64 - want64).abs()
     bad = (~ok).nonzero()
     finite = torch.isfinite(error)
     relative = error / want64.abs().clamp(min=torch.finfo(torch.float64).tiny)
@@ -269,7 +269,7 @@ class KernelHarness(Harness):
             want = self.oracle["expected"](case, inputs).float()
         rtol, atol = self._tolerance(case["dtype"])
         # A yes or no: the details of a mismatch list every position (all of them, for zeros).
-        if bool(_within_tolerance(torch.zeros_like(want), want, rtol, atol).all()):
+        if bool(_compared(torch.zeros_like(want), want, rtol, atol)[0].all()):
             raise ProblemError("returning zeros would pass this test: its outputs are too small")
         return want
 

@@ -292,11 +292,7 @@ def _median_ns(timer: CudaTimer, call: Callable[[], Any], graphed: bool = True) 
     with torch.cuda.graph(graph):
         output = call()
     graph.replay()
-    median = statistics.median(
-        timer.time_call(call, (graph, output))[0] for _ in range(PEAK_REPEATS)
-    )
-    del graph, output
-    return median
+    return statistics.median(timer.time_call(call, (graph, output))[0] for _ in range(PEAK_REPEATS))
 
 
 def _matmul_ns(timer: CudaTimer) -> float:
