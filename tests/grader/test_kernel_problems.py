@@ -108,3 +108,13 @@ def test_a_sandbox_without_the_gpu_is_our_fault_not_the_candidates() -> None:
         session.start(harness.shared_bytes())
         with pytest.raises(ProblemError, match="does not see the GPU"):
             harness.check_tests(session, 7, lambda step, data: None)
+
+
+def test_a_test_whose_outputs_zeros_would_pass_is_our_fault() -> None:
+    """A tolerance wider than the outputs would accept an empty kernel: the problem is broken."""
+    spec = problem_read(PROBLEMS_DIR / "int8-matmul").as_spec()
+    loose = {dtype: {"rtol": 0.0, "atol": 1.0e3} for dtype in spec.tolerance}
+    harness = KernelHarness(dataclasses.replace(spec, tolerance=loose))
+    with pytest.raises(ProblemError, match="returning zeros would pass this test"):
+        harness._expected(spec.tests[0], call_seed=1)
+    assert KernelHarness(spec)._expected(spec.tests[0], call_seed=1).abs().max() > 0
