@@ -10,11 +10,13 @@ import statistics
 import pytest
 
 from grader.gpu_check import (
+    DRY_SWEEP,
     PARTS,
     PROBLEMS,
     Item,
     _bubblewrap,
     grade_row,
+    int8_sweep,
     main,
     merge,
     run_part,
@@ -258,7 +260,17 @@ def test_a_dry_part_grades_through_the_grader_and_tabulates(tmp_path, capsys):
         ("wrong/truncating_round.py", "wrong_answer"),
     ]
     assert [row["m"] for row in data["sweeps"]] == [1, 3]
+    assert all(row["wrong_values"] == 0 for row in data["sweeps"])
     assert main(["--merge", str(path), "--json", str(tmp_path / "merged.json")]) == 0
     out = capsys.readouterr().out
     assert "accepted x2" in out and "NOT MET" in out
     assert json.loads((tmp_path / "merged.json").read_text())["rows"] == data["rows"]
+
+
+@pytest.mark.slow
+def test_the_sweep_checks_what_it_times():
+    """A wrong W8A16 layer is timed like any other; the sweep's check says it is wrong."""
+    rows = int8_sweep(DRY_SWEEP, None, solution="wrong/per_tensor_scale.py")
+    assert rows and all(row["wrong_values"] > 0 for row in rows)
+    out = table({"parts": [], "rows": [], "sweeps": rows})
+    assert "WRONG" in out
