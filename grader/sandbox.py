@@ -172,8 +172,17 @@ def compile_cache_dir(source: str) -> Path:
     return directory
 
 
+#: What every sandbox sees of the project, besides its harness kind's ``sandbox_paths``.
+HARNESS_PATHS = ("grader/__init__.py", "grader/harnesses")
+
+
+def sandbox_code_paths(harness_paths: tuple[str, ...]) -> tuple[str, ...]:
+    """The project paths (files or folders, relative to the project root) a sandbox sees."""
+    return (*HARNESS_PATHS, *harness_paths)
+
+
 def _bwrap_command(
-    packages: tuple[str, ...],
+    paths: tuple[str, ...],
     *,
     gpu: bool = False,
     compile_cache: Path | None = None,
@@ -182,7 +191,8 @@ def _bwrap_command(
 ) -> list[str]:
     """The bwrap arguments up to (not including) the program it runs.
 
-    ``gpu`` adds the NVIDIA device nodes found in ``dev_dir``, ``/sys`` and the driver
+    ``paths``: the project files and folders the harness kind needs besides the harness package
+    (``Harness.sandbox_paths``), bound read-only under ``SANDBOX_CODE_DIR``. ``gpu`` adds the NVIDIA device nodes found in ``dev_dir``, ``/sys`` and the driver
     library's directories (``driver_dirs``, found when not given).
     """
     # /tmp first: a virtual environment that lives under /tmp is bound on top of it, not hidden.
@@ -204,10 +214,8 @@ def _bwrap_command(
 
     for prefix in prefixes:
         bind(Path(prefix), prefix)
-    bind(PROJECT_ROOT / "grader" / "__init__.py", f"{SANDBOX_CODE_DIR}/grader/__init__.py")
-    bind(PROJECT_ROOT / "grader" / "harnesses", f"{SANDBOX_CODE_DIR}/grader/harnesses")
-    for package in packages:
-        bind(PROJECT_ROOT / package, f"{SANDBOX_CODE_DIR}/{package}")
+    for path in sandbox_code_paths(paths):
+        bind(PROJECT_ROOT / path, f"{SANDBOX_CODE_DIR}/{path}")
     if compile_cache is not None:
         bind(compile_cache, COMPILE_CACHE_IN_SANDBOX, writable=True)
     command += ["--dev", "/dev"]
@@ -246,6 +254,19 @@ def _bwrap_command(
         command[1:1] = ["--unshare-user", "--uid", str(NOBODY_UID), "--gid", str(NOBODY_UID)]
     command.append("--")
     return command
+
+
+def _code_copy(paths: tuple[str, ...], target: Path) -> Path:
+    """Copy what a sandbox would see of the project to ``target``: an unsandboxed run imports
+    the same modules as a sandboxed one, and nothing else of the project."""
+    for path in sandbox_code_paths(paths):
+        source, destination = PROJECT_ROOT / path, target / path
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, destination)
+    return target
 
 
 def _sandbox_env(tmp_dir: str, triton_cache: str | None = None) -> dict[str, str]:
@@ -429,13 +450,14 @@ class SandboxSession:
         gpu = self.harness.needs_gpu and gpu_visible()
         if self.kind is SandboxKind.BUBBLEWRAP:
             command = _bwrap_command(
-                self.harness.sandbox_packages, gpu=gpu, compile_cache=self.compile_cache
+                self.harness.sandbox_paths, gpu=gpu, compile_cache=self.compile_cache
             )
             command += [sys.executable, *program, SANDBOX_CODE_DIR, *map(str, passed)]
             env, cwd = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, None
         else:
             self._tmp = tempfile.TemporaryDirectory(prefix="inferprep-run-")
-            command = [sys.executable, *program, str(PROJECT_ROOT), *map(str, passed)]
+            code_dir = _code_copy(self.harness.sandbox_paths, Path(self._tmp.name) / "code")
+            command = [sys.executable, *program, str(code_dir), *map(str, passed)]
             cache = str(self.compile_cache) if self.compile_cache is not None else None
             env = _sandbox_env(self._tmp.name, cache)
             if gpu:

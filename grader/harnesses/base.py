@@ -11,8 +11,8 @@ A harness kind has two halves in one class, because they speak one private proto
   it computed, through the channel of ``grader/harnesses/channel.py``.
 
 Later kinds plug in the same way: an engine-driven kind (scheduler, allocator, sampler,
-verifier) lists ``sandbox_packages = ("engine",)`` so the engine is bound read-only into the
-sandbox, drives the engine there with the candidate's class in :meth:`serve`, and checks the
+verifier) lists in ``sandbox_paths`` the engine files bound read-only into the sandbox,
+drives the engine there with the candidate's class in :meth:`serve`, and checks the
 resulting trace and tokens on the trusted side; a kernel kind sets ``needs_gpu = True`` and
 times with :class:`grader.harnesses.timing.CudaTimer` inside :meth:`serve`.
 
@@ -22,7 +22,7 @@ Example (a new kind is a file in this package)::
     class SamplerHarness(Harness):
         kind = "sampler"
         version = "1"
-        sandbox_packages = ("engine",)
+        sandbox_paths = ("engine",)
 
         def run_test(self, session, case, seed): ...
         def timed_call(self, session, seed): ...
@@ -97,8 +97,10 @@ class Harness(ABC):
 
     kind: ClassVar[str]
     version: ClassVar[str]
-    #: top-level project packages bound read-only into the sandbox besides grader.harnesses.
-    sandbox_packages: ClassVar[tuple[str, ...]] = ()
+    #: project files and folders (relative to the project root) bound read-only into the
+    #: sandbox besides ``grader/harnesses``: the interfaces and data types a candidate needs,
+    #: never the engine's own implementations or a problem's oracle.
+    sandbox_paths: ClassVar[tuple[str, ...]] = ()
     #: whether submissions go to the ``gpu`` queue.
     needs_gpu: ClassVar[bool] = False
 

@@ -248,7 +248,7 @@ class EngineHarness(Harness):
     sandbox call, check everything, return the call's timing and figures) and :meth:`serve`.
     """
 
-    sandbox_packages = ("engine",)
+    sandbox_paths = ("engine",)
     #: the engine's own implementations of the interface: reading them is fine, submitting
     #: them (or a subclass) is not a solution.
     engine_classes: ClassVar[tuple[str, ...]] = ()

@@ -194,7 +194,7 @@ class KernelHarness(Harness):
     version = "1"
     needs_gpu = True
     # Solutions may build on the engine's kernels (the paged-decode baseline does).
-    sandbox_packages = ("engine",)
+    sandbox_paths = ("engine",)
 
     def __init__(self, spec: ProblemSpec) -> None:
         super().__init__(spec)
