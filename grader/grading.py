@@ -226,6 +226,7 @@ def grade(
         if reference_verdict is not Verdict.ACCEPTED:
             raise ProblemError(f"the reference solution failed: {reference_message}")
         progress("benchmarking", {})
+        policy = candidate.policy_score(candidate_session, seed)
         timed_calls = {
             "candidate": (candidate.timed_call(candidate_session, seed), candidate_session),
             "reference": (
@@ -241,6 +242,12 @@ def grade(
             report.speed_of_light,
         )
         report.candidate, report.reference = measured["candidate"], measured["reference"]
+        if policy is not None:
+            report.policy = policy
+            if report.verdict in (Verdict.ACCEPTED, Verdict.SUSPECT):
+                wall = report.score
+                report.verdict, report.score = Verdict.ACCEPTED, policy.score
+                report.message = f"{policy.message}; wall time {wall:.3f}x the reference's"
     except CandidateFailure as failure:
         report.verdict, report.message, report.score = failure.verdict, failure.message, 0.0
     except ProblemError as error:

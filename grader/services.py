@@ -354,6 +354,7 @@ def _result_store(
             "reference": report.reference.as_dict() if report.reference else None,
             "nonces": report.nonces,
             "speed_of_light": report.speed_of_light.as_dict() if report.speed_of_light else None,
+            "policy": report.policy.as_dict() if report.policy else None,
         }
         submission.output = {"stdout": report.stdout, "stderr": report.stderr}
         submission.needs_review = report.verdict == Verdict.SUSPECT

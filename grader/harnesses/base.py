@@ -41,7 +41,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from grader.harnesses.contract import ProblemSpec, SpeedOfLight, TestOutcome, Verdict
+from grader.harnesses.contract import (
+    PolicyScore,
+    ProblemSpec,
+    SpeedOfLight,
+    TestOutcome,
+    Verdict,
+)
 from grader.harnesses.timing import MeasureSettings, TimedCall
 
 if TYPE_CHECKING:
@@ -149,6 +155,15 @@ class Harness(ABC):
         Raises :class:`CandidateFailure` when the output is wrong. The measurement module
         (``grader/harnesses/timing.py``) decides how often to call it.
         """
+
+    def policy_score(self, session: SandboxSession, seed: int) -> PolicyScore | None:
+        """The score of what the candidate decided, for kinds scored on policy, else None.
+
+        Called once the candidate and the reference have passed every test. The figures must
+        come from the trusted side's own run (the engine in this process, calling the
+        candidate's object in ``session`` for each decision), never from what the sandbox says.
+        """
+        return None
 
     def measure_settings(self) -> MeasureSettings:
         """Warm-up, repetitions and budget, from the problem's ``benchmark`` section."""

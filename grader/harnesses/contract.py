@@ -227,6 +227,27 @@ class SpeedOfLight:
         return asdict(self) | {"time_ns": self.time_ns, "bound": self.bound}
 
 
+@dataclass(frozen=True)
+class PolicyScore:
+    """A score that measures what the candidate's policy decided, not how fast its code ran.
+
+    Engine-plugged kinds (a scheduler, an allocator) are scored on figures of the trusted
+    engine's own run of the benchmark workload, in engine steps and blocks (tokens per step,
+    steps to drain, TTFT in steps, prefix hits), against the reference policy on the same
+    workload: deterministic, so the same policy gets the same score on any host under any load.
+    ``score`` is the candidate's figure of merit over the reference's (above 1 is better);
+    wall time is reported beside it, never instead of it.
+    """
+
+    score: float
+    message: str
+    figures: dict[str, Any]
+    reference: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return json_safe(asdict(self))
+
+
 @dataclass
 class GradeReport:
     """The graded outcome of one submission: what `manage.py grade --json` prints."""
@@ -246,6 +267,8 @@ class GradeReport:
     nonces: dict[str, int] = field(default_factory=dict)
     #: the timed call's floor on the card that timed it (None: the problem has no bound).
     speed_of_light: SpeedOfLight | None = None
+    #: the policy's own score, for kinds scored on what they decide (None: scored on speed).
+    policy: PolicyScore | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -262,4 +285,5 @@ class GradeReport:
             "stderr": self.stderr,
             "nonces": self.nonces,
             "speed_of_light": self.speed_of_light.as_dict() if self.speed_of_light else None,
+            "policy": self.policy.as_dict() if self.policy else None,
         }
