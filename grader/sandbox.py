@@ -494,7 +494,7 @@ class SandboxSession:
             "source": self.source,
             "entry_point": self.entry_point,
         }
-        reply, _ = self._exchange(start, START_TIMEOUT_S, "loading the solution")
+        reply = self._exchange(start, START_TIMEOUT_S, "loading the solution")
         if not reply.get("ok"):
             raise self._failure_from(reply)
 
@@ -502,47 +502,24 @@ class SandboxSession:
         self._limit_hit = Verdict.OUTPUT_LIMIT
         self.kill()
 
-    def call(
-        self, request: dict[str, Any], timeout_s: float, measure_cpu: bool = False
-    ) -> tuple[dict[str, Any], int, int]:
-        """Send one request; returns (reply, outside_ns, cpu_ns) or raises CandidateFailure.
+    def call(self, request: dict[str, Any], timeout_s: float) -> tuple[dict[str, Any], int]:
+        """Wake the sandbox if frozen, send one request and wait for the whole reply; returns
+        (reply, outside_ns) or raises CandidateFailure.
 
-        With ``measure_cpu`` the CPU time of the whole sandbox tree during the call is read
-        from ``/proc`` (else ``cpu_ns`` is 0): a scan of ``/proc`` costs a few milliseconds,
-        spent outside the timed window.
+        ``outside_ns`` is this process's wall clock from waking the sandbox to receiving the
+        reply: the trusted measurement of the call. A harness that freezes the sandbox after
+        each reply (:meth:`freeze`) leaves it no moment to work outside this window.
         """
-        cpu_before_ns = self.cpu_ns(self._pids) if measure_cpu else 0
-        reply, outside_ns = self._exchange(request, timeout_s, "a test")
+        started_ns = time.perf_counter_ns()
+        self.thaw()
+        reply = self._exchange(request, timeout_s, "a test")
+        outside_ns = time.perf_counter_ns() - started_ns
         if not reply.get("ok"):
             raise self._failure_from(reply)
-        cpu_used_ns = 0
-        if measure_cpu:
-            self._pids = self._tree()
-            cpu_used_ns = self.cpu_ns(self._pids) - cpu_before_ns
-        return reply, outside_ns, cpu_used_ns
+        return reply, outside_ns
 
-    @staticmethod
-    def cpu_ns(pids: list[int]) -> int:
-        """CPU time used so far by every thread of ``pids`` (from /proc/PID/task/TID/schedstat)."""
-        total = 0
-        for pid in pids:
-            try:
-                tids = os.listdir(f"/proc/{pid}/task")
-            except OSError:
-                continue
-            for tid in tids:
-                try:
-                    with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as schedstat:
-                        total += int(schedstat.read().split()[0])
-                except (OSError, ValueError, IndexError):
-                    continue
-        return total
-
-    def _exchange(
-        self, request: dict[str, Any], timeout_s: float, doing: str
-    ) -> tuple[dict[str, Any], int]:
+    def _exchange(self, request: dict[str, Any], timeout_s: float, doing: str) -> dict[str, Any]:
         deadline = min(time.monotonic() + timeout_s, self.deadline)
-        started_ns = time.perf_counter_ns()
         try:
             message_send(self.control, request)
             reply = message_receive(self.control, deadline)
@@ -559,7 +536,7 @@ class SandboxSession:
             raise CandidateFailure(
                 Verdict.POLICY, f"the sandbox broke the result protocol: {error}"
             ) from None
-        return reply, time.perf_counter_ns() - started_ns
+        return reply
 
     def _failure_from(self, reply: dict[str, Any]) -> CandidateFailure:
         allowed = {
@@ -642,8 +619,12 @@ class SandboxSession:
             self.frozen = True
 
     def thaw(self) -> None:
+        """Continue the processes the last :meth:`freeze` stopped (a stopped process cannot
+        fork, so they are all of them)."""
         if self.alive() and self.frozen:
-            self._signal_tree(signal.SIGCONT)
+            for pid in self._pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGCONT)
         self.frozen = False
 
     def alive(self) -> bool:

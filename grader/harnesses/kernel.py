@@ -309,7 +309,7 @@ class KernelHarness(Harness):
 
         timeout_s = float(case.get("time_limit_s", self.spec.limits.test_time_s))
         call_seed = self._seed(seed)
-        prepared, _, _ = session.call(
+        prepared, _ = session.call(
             {
                 "op": "prepare",
                 "oracle": self.spec.oracle_code,
@@ -324,7 +324,7 @@ class KernelHarness(Harness):
                 f"the sandbox computes on {prepared.get('device')} but the grader on "
                 f"{self.device}: the sandbox does not see the GPU (bind /dev/nvidia* into it)"
             )
-        reply, outside_ns, cpu_ns = session.call({"op": "run"}, timeout_s, measure_cpu=timed)
+        reply, outside_ns = session.call({"op": "run"}, timeout_s)
         reply |= session.call({"op": "fetch"}, timeout_s)[0]
         want = self._expected(case, call_seed)
         self._judge_reply(reply, case, want)
@@ -347,7 +347,7 @@ class KernelHarness(Harness):
         self.last_memory = (
             prepared.get("memory") if isinstance(prepared.get("memory"), dict) else None
         )
-        timing = CallTiming(int(reply["elapsed_ns"]), outside_ns, cpu_ns)
+        timing = CallTiming(int(reply["elapsed_ns"]), outside_ns)
         gap_ns = reply.get("stream_gap_ns", 0)
         return got.to(want.device), want, timing, gap_ns if isinstance(gap_ns, int) else 0
 

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from grader.bank import PROBLEMS_DIR, problem_read
-from grader.grading import judged_timing, timing_verdict
+from grader.grading import timing_verdict
 from grader.harnesses.base import CandidateFailure
 from grader.harnesses.contract import CallTiming, SpeedOfLight, Verdict
 from grader.harnesses.kernel import STREAM_GAP_CALLS, KernelHarness, stream_gap_verdict
@@ -26,30 +26,34 @@ MS = 1_000_000
 BOUND = SpeedOfLight(bytes=1_000_000, flops=0, bytes_per_s=5e11, basis="the problem's bound")
 
 
-def _measurement(inside_ms: list[float], untimed_cpu_ms: float, wait_ms: float = 0.5):
-    calls = [
-        CallTiming(
-            int(v * MS), int((v + untimed_cpu_ms + wait_ms) * MS), int((v + untimed_cpu_ms) * MS)
-        )
-        for v in inside_ms
-    ]
+def _measurement(trusted_ms: list[float], reported_ms: float = 0.0):
+    calls = [CallTiming(int(reported_ms * MS), int(v * MS)) for v in trusted_ms]
     return summarize(calls, warmup=1)
 
 
 def test_percentiles_and_summary_are_exact():
-    calls = [CallTiming(i, i + 1, i + 2) for i in (5, 1, 3, 2, 4)]
+    calls = [CallTiming(0, i) for i in (5, 1, 3, 2, 4)]
     m = summarize(calls, warmup=2)
     assert (m.median_ns, m.p10_ns, m.p90_ns) == (3, 1.4, 4.6)
-    assert (m.overhead_median_ns, m.untimed_cpu_median_ns) == (1, 2)
     assert percentile([], 0.5) == 0.0
 
 
+def test_only_the_trusted_clock_scores():
+    """What the sandbox says of its own time rides along for display and changes nothing."""
+    honest = _measurement([2.0] * 9, reported_ms=2.0)
+    forged = _measurement([2.0] * 9, reported_ms=0.001)
+    assert forged.samples_ns == honest.samples_ns
+    assert forged.reported_ns == [1000] * 9
+    reference = _measurement([4.0] * 9)
+    assert timing_verdict(forged, reference, BOUND) == timing_verdict(honest, reference, BOUND)
+
+
 def test_measure_stops_at_the_target_error_or_the_repetition_cap():
-    steady = itertools.repeat(CallTiming(1000, 1100, 1000))
+    steady = itertools.repeat(CallTiming(1000, 1100))
     settings = MeasureSettings(warmup=2, min_repetitions=7, max_repetitions=50)
     m = measure(lambda: next(steady), settings)
     assert len(m.samples_ns) == 10  # zero spread, but calls come in blocks of five
-    noisy = itertools.cycle([CallTiming(1000, 1100, 1000), CallTiming(5000, 5100, 5000)])
+    noisy = itertools.cycle([CallTiming(1000, 1100), CallTiming(5000, 5100)])
     m = measure(
         lambda: next(noisy),
         MeasureSettings(warmup=0, min_repetitions=3, max_repetitions=20, target_rse=0.0001),
@@ -74,7 +78,7 @@ def test_interleaved_timing_alternates_blocks_and_freezes_the_idle_solution():
     def call(name: str):
         def timed() -> CallTiming:
             log.append(f"call {name}")
-            return CallTiming(1000, 1100, 1000)
+            return CallTiming(1000, 1100)
 
         return timed
 
@@ -83,65 +87,17 @@ def test_interleaved_timing_alternates_blocks_and_freezes_the_idle_solution():
         {name: (call(name), FakeSandbox(name, log)) for name in ("a", "b")}, settings
     )
     assert [len(m.samples_ns) for m in measured.values()] == [10, 10]
-    assert log[:6] == ["freeze b", "thaw a", "call a", "freeze a", "thaw b", "call b"]
+    # The timed solution's own calls wake it (inside their windows); the other stays frozen.
+    assert log[:4] == ["freeze b", "call a", "freeze a", "call b"]
     calls = [entry for entry in log if entry.startswith("call")][2:]
     assert calls == (["call a"] * 5 + ["call b"] * 5) * 2
 
 
 def test_honest_timings_are_accepted_with_the_ratio_as_score():
-    reference = _measurement([4.0] * 9, untimed_cpu_ms=0.3)
-    candidate = _measurement([2.0] * 9, untimed_cpu_ms=0.3)
+    reference = _measurement([4.0] * 9)
+    candidate = _measurement([2.0] * 9)
     verdict, _, score = timing_verdict(candidate, reference, BOUND)
     assert (verdict, score) == (Verdict.ACCEPTED, 2.0)
-
-
-@pytest.mark.parametrize(
-    ("reference_untimed_ms", "candidate_untimed_ms"),
-    [(0.3, 0.4), (-2.9, -1.1)],
-    ids=["idle-host", "loaded-host-inside-clock-counts-waiting"],
-)
-def test_machine_load_is_not_tampering(reference_untimed_ms, candidate_untimed_ms):
-    reference = _measurement([4.0] * 9, untimed_cpu_ms=reference_untimed_ms, wait_ms=0.5)
-    candidate = _measurement([2.0] * 9, untimed_cpu_ms=candidate_untimed_ms, wait_ms=9.0)
-    verdict, _, score = timing_verdict(candidate, reference, BOUND)
-    assert (verdict, score) == (Verdict.ACCEPTED, 2.0)
-
-
-# The flaky CI grade of 2026-12-02: an honest reference graded against itself in three timed
-# calls, one phase of which showed 6.14 ms of untimed CPU per call against the reference's -0.14.
-HOST_HICCUP = _measurement([2.0] * 3, untimed_cpu_ms=6.14)
-QUIET = _measurement([2.0] * 3, untimed_cpu_ms=0.3)
-
-
-@pytest.mark.parametrize(
-    ("phases", "verdict", "timed_phases", "words"),
-    [
-        ([QUIET], Verdict.ACCEPTED, 1, "2.000x the reference's speed"),
-        ([HOST_HICCUP, QUIET], Verdict.ACCEPTED, 2, "2.000x the reference's speed"),
-        (
-            [HOST_HICCUP, HOST_HICCUP],
-            Verdict.POLICY,
-            2,
-            "6.14 ms of CPU per call went untimed (the reference: 0.30 ms); work outside the "
-            "timed call or on extra threads is not allowed (seen in two timing phases: 6.14 ms "
-            "in the first)",
-        ),
-    ],
-    ids=["quiet", "one-hiccup-is-retimed", "hidden-work-in-both-phases"],
-)
-def test_untimed_cpu_convicts_only_when_a_second_timing_phase_repeats_it(
-    phases, verdict, timed_phases, words
-):
-    reference = _measurement([4.0] * 3, untimed_cpu_ms=0.3)
-    remaining = list(phases)
-
-    def measure_phase():
-        return {"candidate": remaining.pop(0), "reference": reference}
-
-    measured, got, message, _ = judged_timing(measure_phase, BOUND)
-    assert (got, len(phases) - len(remaining)) == (verdict, timed_phases)
-    assert words in message
-    assert measured["candidate"] is phases[timed_phases - 1]
 
 
 # On a card that measured 800 TFLOP/s and 3 TB/s: 1.5 GB take 0.5 ms, 2.4 TFLOP take 3 ms.
@@ -149,12 +105,11 @@ CARD = {"bytes_per_s": 3e12, "flops_per_s": 8e14, "basis": "measured on NVIDIA H
 
 
 @pytest.mark.parametrize(
-    ("candidate_ms", "untimed_cpu_ms", "bound", "verdict", "words"),
+    ("candidate_ms", "bound", "verdict", "words"),
     [
-        ([0.3] * 9, 0.3, BOUND, Verdict.SUSPECT, "implausible"),
+        ([0.3] * 9, BOUND, Verdict.SUSPECT, "implausible"),
         (
             [2.0] * 9,
-            0.3,
             SpeedOfLight(bytes=10**12, flops=0, bytes_per_s=5e11),
             Verdict.SUSPECT,
             "faster than the speed-of-light bound (2000.0000 ms: 1,000,000,000,000 bytes at 500 "
@@ -162,7 +117,6 @@ CARD = {"bytes_per_s": 3e12, "flops_per_s": 8e14, "basis": "measured on NVIDIA H
         ),
         (
             [2.0] * 9,
-            0.3,
             SpeedOfLight(bytes=1_500_000_000, flops=2_400_000_000_000, **CARD),
             Verdict.SUSPECT,
             "(3.0000 ms: 1,500,000,000 bytes at 3,000 GB/s or 2,400,000,000,000 FLOPs at 800 "
@@ -170,24 +124,21 @@ CARD = {"bytes_per_s": 3e12, "flops_per_s": 8e14, "basis": "measured on NVIDIA H
         ),
         (
             [3.5] * 9,
-            0.3,
             SpeedOfLight(bytes=1_500_000_000, flops=2_400_000_000_000, **CARD),
             Verdict.ACCEPTED,
             "1.143x the reference's speed",
         ),
-        ([1.0] * 9, 9.0, None, Verdict.POLICY, "disagree with the CPU time it used"),
     ],
     ids=[
         "more-than-10x",
         "beyond-the-bytes-bound",
         "beyond-the-flops-bound-on-the-card",
         "within-the-flops-bound",
-        "untimed-work",
     ],
 )
-def test_implausible_timings_are_flagged(candidate_ms, untimed_cpu_ms, bound, verdict, words):
-    reference = _measurement([4.0] * 9, untimed_cpu_ms=0.3)
-    candidate = _measurement(candidate_ms, untimed_cpu_ms)
+def test_implausible_timings_are_flagged(candidate_ms, bound, verdict, words):
+    reference = _measurement([4.0] * 9)
+    candidate = _measurement(candidate_ms)
     got, message, _ = timing_verdict(candidate, reference, bound)
     assert got is verdict
     assert words in message
@@ -199,16 +150,6 @@ def test_speed_of_light_is_the_slower_of_the_two_ceilings():
     assert (memory.time_ns, memory.bound) == (1_000_000.0, "memory")
     assert (compute.time_ns, compute.bound) == (1_000_000.0, "compute")
     assert compute.as_dict()["time_ns"] == 1_000_000.0
-
-
-def test_inside_time_longer_than_the_wall_clock_is_policy():
-    reference = _measurement([4.0] * 9, untimed_cpu_ms=0.3)
-    candidate = summarize(
-        [CallTiming(3 * MS, 4 * MS, 3 * MS), CallTiming(3 * MS, 2 * MS, 3 * MS)], warmup=0
-    )
-    verdict, message, score = timing_verdict(candidate, reference, BOUND)
-    assert (verdict, score) == (Verdict.POLICY, 0.0)
-    assert "timed call 2" in message
 
 
 # Paged decode's reference on the H200 (2026-12-02): a 0.249 ms call, then the GPU looked busy
@@ -243,7 +184,7 @@ def _scripted_harness(gaps_ns: list[int]) -> tuple[KernelHarness, list[int]]:
 
     def scripted_call(session, case, seed, timed=False):
         made.append(len(made) + 1)
-        timing = CallTiming(CALL_NS + len(made), 2 * CALL_NS, CALL_NS)
+        timing = CallTiming(CALL_NS + len(made), 2 * CALL_NS)
         return torch.ones(4), torch.ones(4), timing, gaps_ns[len(made) - 1]
 
     harness._call = scripted_call
