@@ -136,9 +136,16 @@ def grade(
         spec.entry_point,
         spec.limits,
         compile_cache=reference_cache,
+        extra_paths=spec.reference_paths,
     )
     # The session's own kind: a GPU problem whose sandbox cannot reach the card runs unsandboxed.
     report.sandbox = candidate_session.kind
+    breaks = harness_class.source_breaks(code, spec.entry_point)
+    if breaks:
+        report.verdict = Verdict.POLICY
+        report.message = "the statement's rules are broken (read in your source, before it ran): "
+        report.message += "; ".join(breaks)
+        return report
     try:
         candidate, reference = harness_class(spec), harness_class(spec)
         report.nonces = {"candidate": candidate.nonce, "reference": reference.nonce}
@@ -168,11 +175,18 @@ def grade(
                 reference_session,
             ),
         }
+        overhead = reference.overhead_call(reference_session, seed)
+        if overhead is not None:
+            timed_calls["overhead"] = (_reference_call(overhead), reference_session)
         bytes_moved = {"candidate": candidate.bytes_moved(), "reference": reference.bytes_moved()}
         settings = candidate.measure_settings()
         report.speed_of_light = candidate.speed_of_light()
         measured = measure_interleaved(timed_calls, settings, bytes_moved)
-        report.candidate, report.reference = measured["candidate"], measured["reference"]
+        report.candidate = candidate.per_call(measured["candidate"], measured.get("overhead"))
+        report.reference = reference.per_call(measured["reference"], measured.get("overhead"))
+        broken = candidate.resource_breaks(reference)
+        if broken:
+            raise CandidateFailure(Verdict.POLICY, broken)
         report.verdict, report.message, report.score = timing_verdict(
             report.candidate, report.reference, report.speed_of_light
         )

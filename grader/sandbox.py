@@ -413,14 +413,17 @@ class SandboxSession:
         entry_point: str,
         limits: Limits,
         compile_cache: Path | None = None,
+        extra_paths: tuple[str, ...] = (),
     ) -> None:
         """``compile_cache``: a directory of :func:`compile_cache_dir`, given only to a run of
-        the very source it belongs to."""
+        the very source it belongs to. ``extra_paths``: project paths this run sees besides
+        its kind's (a trusted baseline's, never a candidate's)."""
         self.harness = harness
         self.source = source
         self.entry_point = entry_point
         self.limits = limits
         self.compile_cache = compile_cache
+        self.paths = (*harness.sandbox_paths, *extra_paths)
         self.kind = session_kind(harness.needs_gpu)
         self.process: subprocess.Popen | None = None
         self.control: socket.socket | None = None
@@ -449,14 +452,12 @@ class SandboxSession:
         program = ["-I", "-B", "-c", _BOOTSTRAP]
         gpu = self.harness.needs_gpu and gpu_visible()
         if self.kind is SandboxKind.BUBBLEWRAP:
-            command = _bwrap_command(
-                self.harness.sandbox_paths, gpu=gpu, compile_cache=self.compile_cache
-            )
+            command = _bwrap_command(self.paths, gpu=gpu, compile_cache=self.compile_cache)
             command += [sys.executable, *program, SANDBOX_CODE_DIR, *map(str, passed)]
             env, cwd = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, None
         else:
             self._tmp = tempfile.TemporaryDirectory(prefix="inferprep-run-")
-            code_dir = _code_copy(self.harness.sandbox_paths, Path(self._tmp.name) / "code")
+            code_dir = _code_copy(self.paths, Path(self._tmp.name) / "code")
             command = [sys.executable, *program, str(code_dir), *map(str, passed)]
             cache = str(self.compile_cache) if self.compile_cache is not None else None
             env = _sandbox_env(self._tmp.name, cache)
@@ -611,6 +612,10 @@ class SandboxSession:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal_number)
             signalled.update(fresh)
+
+    def pids(self) -> list[int]:
+        """Host PIDs of every live process of this sandbox."""
+        return self._tree() if self.alive() else []
 
     def freeze(self) -> None:
         """Stop every process of the sandbox while another solution is timed."""

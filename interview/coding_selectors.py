@@ -293,11 +293,11 @@ def _roofline(
 
 @functools.lru_cache(maxsize=32)
 def _benchmark_work(problem_id: int, updated_at: str) -> dict[str, float]:
-    """FLOPs and bytes of the problem's benchmark call, from its trusted oracle's ``work``."""
+    """FLOPs and bytes of the problem's benchmark call, from its public ``inputs.py``'s ``work``."""
     problem = Problem.objects.get(pk=problem_id)
-    namespace: dict[str, Any] = {"__name__": f"oracle_{problem.slug}"}
+    namespace: dict[str, Any] = {"__name__": f"inputs_{problem.slug}"}
     try:
-        exec(compile(problem.oracle_code, "oracle.py", "exec"), namespace)
+        exec(compile(problem.inputs_code, "inputs.py", "exec"), namespace)
         return dict(namespace["work"](problem.spec["benchmark"]))
     except Exception:  # an oracle without work(): the page shows no roofline, nothing more
         return {}

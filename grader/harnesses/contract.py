@@ -73,12 +73,17 @@ class ProblemSpec:
     tolerance: dict[str, dict[str, float]] = field(default_factory=dict)
     speed_of_light_bytes_per_s: float = 0.0
     queue: str = "cpu"
+    #: public code both halves run (a kernel problem's input drawing), "" where there is none.
+    inputs_code: str = ""
+    #: project paths the reference's sandbox sees besides the kind's own: a baseline that
+    #: builds on the engine (gpu_check), never a candidate.
+    reference_paths: tuple[str, ...] = ()
 
 
 def problem_spec_from(problem: Any) -> ProblemSpec:
     """The spec of a problem read from its bank folder or loaded from its database row: both
-    carry the same fields (slug, harness, entry_point, reference_code, oracle_code, queue and
-    the ``spec`` data with tests, benchmark, limits and tolerance)."""
+    carry the same fields (slug, harness, entry_point, reference_code, oracle_code, inputs_code,
+    queue and the ``spec`` data with tests, benchmark, limits and tolerance)."""
     data = problem.spec
     return ProblemSpec(
         slug=problem.slug,
@@ -92,6 +97,7 @@ def problem_spec_from(problem: Any) -> ProblemSpec:
         tolerance=data.get("tolerance", {}),
         speed_of_light_bytes_per_s=float(data.get("speed_of_light_bytes_per_s", 0)),
         queue=problem.queue,
+        inputs_code=problem.inputs_code,
     )
 
 
@@ -149,6 +155,10 @@ class Measurement:
     warmup: int
     bytes_moved: int = 0
     device_state: dict[str, Any] = field(default_factory=dict)
+    #: each trusted sample timed this many back-to-back calls, less ``overhead_ns`` of the
+    #: batch's own cost, and is divided down to one call (kernel problems; 1 elsewhere).
+    calls_per_sample: int = 1
+    overhead_ns: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return json_safe(asdict(self))

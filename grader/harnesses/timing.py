@@ -19,6 +19,7 @@ speed of light); :func:`device_state` logs clocks, temperature, power and thrott
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -95,6 +96,20 @@ def summarize(calls: list[CallTiming], warmup: int, bytes_moved: int = 0) -> Mea
         warmup=warmup,
         bytes_moved=bytes_moved,
     )
+
+
+def per_call(batches: Measurement, calls: int, overhead_ns: float) -> Measurement:
+    """Batches of ``calls`` calls as one call's time: each batch's time less the ``overhead_ns``
+    every batch pays (measured alone, the same way), over ``calls``."""
+    one_call = summarize(
+        [
+            CallTiming(int(reported / calls), int((sample - overhead_ns) / calls))
+            for sample, reported in zip(batches.samples_ns, batches.reported_ns, strict=True)
+        ],
+        batches.warmup,
+        batches.bytes_moved,
+    )
+    return dataclasses.replace(one_call, calls_per_sample=calls, overhead_ns=overhead_ns)
 
 
 def measure(call: TimedCall, settings: MeasureSettings, bytes_moved: int = 0) -> Measurement:

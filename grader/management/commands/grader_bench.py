@@ -99,6 +99,7 @@ class Command(BaseCommand):
                 "starter_code": source.starter_code,
                 "reference_code": source.reference_code,
                 "oracle_code": source.oracle_code,
+                "inputs_code": source.inputs_code,
                 "spec": spec,
                 "published": False,
             },
