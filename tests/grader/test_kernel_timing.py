@@ -81,3 +81,29 @@ def test_the_chain_redraws_each_call_from_the_previous_output():
     harness_again, _ = _timed(spec, spec.reference_code, batches=1)
     again = [s["x"] for s in harness_again.benchmark.sets]
     assert not any(bool((a == b).all()) for a, b in zip(first, again, strict=True))
+
+
+# Refuses to run a fourth time: one batch of the main chain is all it may see.
+THREE_CALLS_ONLY = """
+_Base = W8A16Linear
+_calls = []
+
+
+class W8A16Linear(_Base):
+    def __call__(self, x):
+        _calls.append(1)
+        if len(_calls) > 3:
+            raise RuntimeError("called after the main batch")
+        return _Base.__call__(self, x)
+"""
+
+
+def test_the_overhead_is_the_same_batch_with_the_solution_left_out():
+    spec = _spec("int8-matmul")
+    harness = KernelHarness(spec)
+    code = spec.reference_code + THREE_CALLS_ONLY
+    with SandboxSession(KernelHarness, code, spec.entry_point, spec.limits) as session:
+        session.start(harness.shared_bytes())
+        harness.timed_call(session, seed=11)()
+        overhead = harness.overhead_call(session, seed=11)
+        assert overhead().outside_ns > 0 and overhead().outside_ns > 0
