@@ -143,6 +143,9 @@ class LoopItem(models.Model):
     position = models.PositiveSmallIntegerField()
     question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="+")
     params = models.JSONField(default=dict, blank=True)
+    # The choice options' shuffle drawn for this item (bank indices in shown order), kept so the
+    # round page shows one order however often it is opened; empty for other question types.
+    option_order = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["round", "position"]
@@ -156,7 +159,12 @@ class LoopItem(models.Model):
 
 
 class Attempt(models.Model):
-    """An answer to a question, in practice or inside a loop round, graded at once."""
+    """An answer to a question, in practice or inside a loop round, graded at once.
+
+    A choice question's options are shuffled per attempt: ``option_order`` lists the bank
+    indices in the order they were shown, ``response`` names the picked options by bank index,
+    and ``feedback["choices"]`` keeps each option as shown (text, picked, correct).
+    """
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attempts"
@@ -166,6 +174,7 @@ class Attempt(models.Model):
         LoopRound, null=True, blank=True, on_delete=models.CASCADE, related_name="attempts"
     )
     params = models.JSONField(default=dict, blank=True)
+    option_order = models.JSONField(default=list, blank=True)
     response = models.JSONField()
     score = models.FloatField()
     correct = models.BooleanField()

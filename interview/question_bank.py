@@ -267,6 +267,50 @@ def parameters_draw(spec: Mapping[str, Any], rng: random.Random | None = None) -
     return {name: rng.choice(options) for name, options in spec["parameters"].items()}
 
 
+CHOICE_TYPES = ("single_choice", "multiple_choice")
+
+
+def option_order_draw(spec: Mapping[str, Any], rng: random.Random | None = None) -> list[int]:
+    """A fresh shuffle of a choice question's options (file indices in the order shown).
+
+    Each attempt draws its own and keeps it, so the same attempt always shows the same order
+    and grading maps the shown positions back. Empty for questions without choices.
+    """
+    if spec["type"] not in CHOICE_TYPES:
+        return []
+    order = list(range(len(spec["choices"])))
+    (rng or random.Random()).shuffle(order)
+    return order
+
+
+def option_order_valid(spec: Mapping[str, Any], order: Any) -> bool:
+    """Whether ``order`` is a shuffle of this question's options (empty: no choices to shuffle)."""
+    if spec["type"] not in CHOICE_TYPES:
+        return order in ([], None)
+    return isinstance(order, list) and sorted(order) == list(range(len(spec["choices"])))
+
+
+def option_order_or_bank(spec: Mapping[str, Any], order: Any) -> list[int]:
+    """``order`` where it still fits the question, else bank order (the question was edited
+    after the order was drawn: a page and its grading must still agree on one order)."""
+    if option_order_valid(spec, order):
+        return list(order or [])
+    return list(range(len(spec["choices"]))) if spec["type"] in CHOICE_TYPES else []
+
+
+def choices_shown(spec: Mapping[str, Any], order: list[int]) -> list[tuple[int, str]]:
+    """(shown position, text) of each option in the order the attempt shows them."""
+    return [(position, spec["choices"][index]) for position, index in enumerate(order)]
+
+
+def prompt_preview(spec: Mapping[str, Any]) -> str:
+    """A question's prompt as a list shows it: a parametric prompt with its first example's
+    numbers filled in, never its raw placeholders."""
+    if spec["type"] != "parametric":
+        return spec["prompt"]
+    return template_render(spec["prompt"], parameters_pick(spec, spec["examples"][0]["params"]))
+
+
 def parameters_pick(spec: Mapping[str, Any], labels: Mapping[str, Any]) -> dict[str, Any] | None:
     """The options named by ``labels`` (option name or number per parameter), or None."""
     picked = {}

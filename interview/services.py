@@ -37,7 +37,12 @@ from interview.models import (
     RoundKind,
 )
 from interview.notifications import round_notify
-from interview.question_bank import parameters_draw
+from interview.question_bank import (
+    option_order_draw,
+    option_order_or_bank,
+    option_order_valid,
+    parameters_draw,
+)
 
 PRACTICE_SALT = "interview.practice"
 # A practice question's drawn parameters stay valid this long; after that, draw again.
@@ -95,29 +100,56 @@ def user_signup(*, username: str, email: str, password: str):
 # ---------------------------------------------------------------- practice
 
 
-def practice_token(question: Question, params: Mapping[str, Any]) -> str:
-    """A signed token carrying the parameters drawn for one practice attempt."""
-    return signing.dumps({"q": question.bank_id, "p": dict(params)}, salt=PRACTICE_SALT)
+@dataclass(frozen=True)
+class PracticeDraw:
+    """One practice attempt before it is answered: its numbers, its option order, its proof."""
+
+    params: dict[str, Any]
+    option_order: list[int]
+    token: str
 
 
-def practice_draw(question: Question, rng: random.Random | None = None) -> tuple[dict, str]:
-    """Fresh parameters for a practice attempt and the token that proves them."""
+def practice_token(
+    question: Question, params: Mapping[str, Any], option_order: list[int] | None = None
+) -> str:
+    """A signed token carrying what was drawn for one practice attempt: the parameters and
+    the order its options are shown in."""
+    payload = {"q": question.bank_id, "p": dict(params), "o": list(option_order or [])}
+    return signing.dumps(payload, salt=PRACTICE_SALT)
+
+
+def practice_draw(question: Question, rng: random.Random | None = None) -> PracticeDraw:
+    """Fresh parameters and a fresh option order for a practice attempt, and the token that
+    proves them."""
+    rng = rng or random.Random()
     params = parameters_draw(question.spec, rng)
-    return params, practice_token(question, params)
+    order = option_order_draw(question.spec, rng)
+    return PracticeDraw(params, order, practice_token(question, params, order))
 
 
-def practice_answer(*, user, question: Question, data: Mapping[str, Any], token: str) -> Attempt:
-    """Grade a practice answer at once; a miss (or a missed rubric point) becomes a review card."""
+def practice_token_read(question: Question, token: str) -> PracticeDraw:
+    """The draw a practice token carries; ResponseInvalid for a forged, expired or foreign one,
+    or one whose option order no longer fits the question (the bank changed since)."""
     try:
         payload = signing.loads(token, salt=PRACTICE_SALT, max_age=PRACTICE_TOKEN_MAX_AGE_S)
     except signing.BadSignature as error:
         raise ResponseInvalid("this attempt expired; the question was drawn again") from error
     if payload.get("q") != question.bank_id:
         raise ResponseInvalid("the attempt token belongs to another question")
-    response = response_parse(question.spec, data)
-    result = response_grade(question.spec, payload["p"], response)
+    # Tokens signed before options were shuffled carry no order: they were shown in bank order.
+    order = payload.get("o", list(range(len(question.spec.get("choices", [])))))
+    if not option_order_valid(question.spec, order):
+        raise ResponseInvalid("this question changed since it was drawn; it was drawn again")
+    return PracticeDraw(payload["p"], order, token)
+
+
+def practice_answer(*, user, question: Question, data: Mapping[str, Any], token: str) -> Attempt:
+    """Grade a practice answer at once; a miss (or a missed rubric point) becomes a review card."""
+    draw = practice_token_read(question, token)
+    response = response_parse(question.spec, data, draw.option_order)
+    result = response_grade(question.spec, draw.params, response, draw.option_order)
     with transaction.atomic():
-        attempt = _attempt_create(user, question, payload["p"], response, result)
+        attempt = _attempt_create(user, question, draw, response, result)
         review_cards_record(attempt, result)
     return attempt
 
@@ -125,7 +157,7 @@ def practice_answer(*, user, question: Question, data: Mapping[str, Any], token:
 def _attempt_create(
     user,
     question: Question,
-    params: Mapping[str, Any],
+    draw: PracticeDraw | LoopItem,
     response: Mapping[str, Any],
     result: GradeResult,
     loop_round: LoopRound | None = None,
@@ -135,7 +167,8 @@ def _attempt_create(
         user=user,
         question=question,
         loop_round=loop_round,
-        params=dict(params),
+        params=dict(draw.params),
+        option_order=list(draw.option_order),
         response=dict(response),
         score=result.score,
         correct=result.correct,
@@ -318,6 +351,7 @@ def loop_start(*, user, level: str, length_min: int, rng: random.Random | None =
                         position=i,
                         question=q,
                         params=parameters_draw(q.spec, rng),
+                        option_order=option_order_draw(q.spec, rng),
                     )
                     for i, q in enumerate(questions)
                 )
@@ -366,14 +400,15 @@ def answer_submit(
     if existing:
         return existing
     loop_round = round_open(user=user, round_id=item.round_id, now=now)
-    response = response_parse(item.question.spec, data)
-    result = response_grade(item.question.spec, item.params, response)
+    item.option_order = option_order_or_bank(item.question.spec, item.option_order)
+    response = response_parse(item.question.spec, data, item.option_order)
+    result = response_grade(item.question.spec, item.params, response, item.option_order)
     try:
         with transaction.atomic():
             attempt = _attempt_create(
                 user,
                 item.question,
-                item.params,
+                item,
                 response,
                 result,
                 loop_round,

@@ -29,39 +29,38 @@ from interview.health import health_report
 from interview.markdown_render import markdown_html, prose
 from interview.models import Attempt, Level, Loop, LoopStatus, Question, ReviewCard, RoundKind
 from interview.question_bank import (
+    choices_shown,
     expected_number,
     option_label,
+    option_order_or_bank,
+    prompt_preview,
     template_render,
 )
 from interview.scorecard_selectors import scorecard_charts
 
 
 def question_view_model(
-    question: Question, params: dict[str, Any], attempt: Attempt | None = None
+    question: Question,
+    params: dict[str, Any],
+    attempt: Attempt | None = None,
+    option_order: list[int] | None = None,
 ) -> dict[str, Any]:
-    """What a page shows of a question: the prompt with this draw's numbers, then feedback."""
+    """What a page shows of a question: the prompt with this draw's numbers, the options in
+    this attempt's shuffled order (an answered attempt's own order), then feedback."""
     spec = question.spec
     answer = expected_number(spec, params) if spec["type"] in ("numeric", "parametric") else None
+    order = attempt.option_order if attempt is not None else option_order
     return {
         "question": question,
         "spec": spec,
         "prompt": template_render(spec["prompt"], params) if params else spec["prompt"],
         "params": {name: option_label(value) for name, value in params.items()},
-        "choices": list(enumerate(spec.get("choices", []))),
+        "choices": choices_shown(spec, option_order_or_bank(spec, order)),
         "explanation": template_render(spec["explanation"], params, answer)
         if params
         else spec["explanation"],
         "attempt": attempt,
-        "selected": _selected(attempt),
     }
-
-
-def _selected(attempt: Attempt | None) -> list[int]:
-    if attempt is None:
-        return []
-    if "choice" in attempt.response:
-        return [attempt.response["choice"]]
-    return list(attempt.response.get("choices", []))
 
 
 @require_GET
@@ -111,7 +110,10 @@ def practice_index(request: HttpRequest) -> HttpResponse:
         request,
         "interview/practice_index.html",
         {
-            "questions": selectors.questions_published(topic, level),
+            "questions": [
+                {"question": question, "prompt": prompt_preview(question.spec)}
+                for question in selectors.questions_published(topic, level)
+            ],
             "topics": selectors.topics_counts(),
             "levels": Level.choices,
             "topic": topic,
@@ -141,11 +143,15 @@ def practice_question(request: HttpRequest, bank_id: str) -> HttpResponse:
 
 
 def _practice_page(request, question: Question, error: str = "", status: int = 200):
-    params, token = services.practice_draw(question)
+    draw = services.practice_draw(question)
     return render(
         request,
         "interview/practice_question.html",
-        {"q": question_view_model(question, params), "token": token, "error": error},
+        {
+            "q": question_view_model(question, draw.params, option_order=draw.option_order),
+            "token": draw.token,
+            "error": error,
+        },
         status=status,
     )
 
@@ -236,7 +242,12 @@ def _round_page(
     context["next_round"] = loop.rounds.filter(position=round_.position + 1).first()
     if round_.kind == RoundKind.CONCEPTS:
         context["items"] = [
-            row | {"q": question_view_model(row["question"], row["item"].params, row["attempt"])}
+            row
+            | {
+                "q": question_view_model(
+                    row["question"], row["item"].params, row["attempt"], row["item"].option_order
+                )
+            }
             for row in selectors.round_items_with_attempts(round_)
         ]
     elif round_.kind == RoundKind.CODING:
@@ -431,8 +442,11 @@ def review(request: HttpRequest) -> HttpResponse:
     card = due.first()
     context: dict[str, Any] = {"card": card, "due_count": due.count()}
     if card is not None:
-        params, token = services.practice_draw(card.question)
-        context |= {"q": question_view_model(card.question, params), "token": token}
+        draw = services.practice_draw(card.question)
+        context |= {
+            "q": question_view_model(card.question, draw.params, option_order=draw.option_order),
+            "token": draw.token,
+        }
         context["point"] = _point_text(card)
     return render(request, "interview/review.html", context)
 

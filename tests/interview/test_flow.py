@@ -20,7 +20,7 @@ from interview.models import (
     RoundKind,
 )
 from interview.scorecard import rating_for
-from tests.interview.conftest import right_answer, wrong_answer
+from tests.interview.conftest import bank_choice, right_answer, wrong_answer
 
 pytestmark = pytest.mark.django_db
 
@@ -79,8 +79,9 @@ def test_practice_gives_immediate_feedback_with_explanation_and_source(client, b
     assert "https://huggingface.co/meta-llama/Meta-Llama-3-8B" in html
 
     page = client.get("/practice/kv-what-is-cached/").content.decode()
+    wrong = bank_choice(Question.objects.get(bank_id="kv-what-is-cached"), page, right=False)
     html = client.post(
-        "/practice/kv-what-is-cached/", {"choice": "0", "token": _token(page)}
+        "/practice/kv-what-is-cached/", wrong | {"token": _token(page)}
     ).content.decode()
     assert "Not quite" in html
     attempts = Attempt.objects.filter(user=alice).order_by("created_at")
@@ -134,7 +135,7 @@ def _answer_round(client, loop, plan):
                 deadline=timezone.now() - timedelta(seconds=1)
             )
         data = (right_answer if how in ("right", "late") else wrong_answer)(
-            item.question, item.params
+            item.question, item.params, item.option_order
         )
         response = client.post(f"/loops/{loop.pk}/items/{item.pk}/answer/", data)
         assert response.status_code == 302
@@ -162,7 +163,7 @@ def test_a_whole_mock_loop_to_its_scorecard(client, bank, alice):
     first = Attempt.objects.get(loop_round=round_, question=items[0].question)
     client.post(
         f"/loops/{loop.pk}/items/{items[0].pk}/answer/",
-        wrong_answer(items[0].question, items[0].params),
+        wrong_answer(items[0].question, items[0].params, items[0].option_order),
     )
     assert Attempt.objects.filter(loop_round=round_, question=items[0].question).count() == 1
     first.refresh_from_db()
@@ -222,7 +223,8 @@ def test_answers_to_another_users_loop_are_refused(client, bank, alice, bob):
     item = LoopItem.objects.filter(round__loop=loop).first()
     client.force_login(bob)
     response = client.post(
-        f"/loops/{loop.pk}/items/{item.pk}/answer/", right_answer(item.question, item.params)
+        f"/loops/{loop.pk}/items/{item.pk}/answer/",
+        right_answer(item.question, item.params, item.option_order),
     )
     assert response.status_code == 404
     assert client.post(f"/loops/{loop.pk}/finish/").status_code == 404
@@ -239,7 +241,8 @@ def test_answers_after_finish_are_refused(client, bank, alice):
     client.post(f"/loops/{loop.pk}/finish/")
     item = LoopItem.objects.filter(round__loop=loop).first()
     response = client.post(
-        f"/loops/{loop.pk}/items/{item.pk}/answer/", right_answer(item.question, item.params)
+        f"/loops/{loop.pk}/items/{item.pk}/answer/",
+        right_answer(item.question, item.params, item.option_order),
     )
     assert response.status_code == 409
     assert not Attempt.objects.exists()
@@ -247,14 +250,17 @@ def test_answers_after_finish_are_refused(client, bank, alice):
 
 def test_a_review_session_clears_a_due_card(client, bank, alice):
     client.force_login(alice)
+    block_table = Question.objects.get(bank_id="pa-block-table")
     page = client.get("/practice/pa-block-table/").content.decode()
-    client.post("/practice/pa-block-table/", {"choice": "2", "token": _token(page)})
+    wrong = bank_choice(block_table, page, right=False)
+    client.post("/practice/pa-block-table/", wrong | {"token": _token(page)})
     assert re.search(r'id="due-count">1<', client.get("/").content.decode())
     review = client.get("/review/").content.decode()
     card = ReviewCard.objects.get(user=alice)
     assert f'name="card" value="{card.pk}"' in review
+    right = bank_choice(block_table, review, right=True)
     html = client.post(
-        "/review/", {"card": card.pk, "choice": "0", "token": _token(review)}
+        "/review/", right | {"card": card.pk, "token": _token(review)}
     ).content.decode()
     assert "Correct" in html
     card.refresh_from_db()
