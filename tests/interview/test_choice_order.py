@@ -38,10 +38,24 @@ def test_the_shuffle_varies_between_attempts_and_every_option_leads_sometimes(ba
     assert set(Counter(order[0] for order in orders)) == {0, 1, 2, 3}
 
 
+def _page_with_answers_moved(client, question: Question) -> str:
+    """A practice page whose shuffle moved the right options off their bank positions, so
+    grading by bank index instead of by shown position would be caught."""
+    answer = question.spec["answer"]
+    right = {answer} if isinstance(answer, int) else set(answer)
+    texts = {question.spec["choices"][i] for i in right}
+    for _ in range(50):
+        page = client.get(f"/practice/{question.bank_id}/").content.decode()
+        shown = options_on_page(page)
+        if {i for i, text in enumerate(shown) if text in texts} != right:
+            return page
+    raise AssertionError("50 shuffles all kept the answers in place")
+
+
 def test_a_practice_attempt_keeps_its_order_from_page_to_grade(client, bank, alice):
     client.force_login(alice)
     question = Question.objects.get(bank_id=SINGLE)
-    page = client.get(f"/practice/{SINGLE}/").content.decode()
+    page = _page_with_answers_moved(client, question)
     shown = options_on_page(page)
     payload = signing.loads(_token(page), salt=services.PRACTICE_SALT)
     assert shown == [question.spec["choices"][i] for i in payload["o"]]
@@ -72,7 +86,7 @@ def test_every_page_load_is_a_new_attempt_with_its_own_order(client, bank, alice
 def test_multiple_choice_is_graded_by_the_shown_positions(client, bank, alice):
     client.force_login(alice)
     question = Question.objects.get(bank_id=MULTIPLE)
-    page = client.get(f"/practice/{MULTIPLE}/").content.decode()
+    page = _page_with_answers_moved(client, question)
     shown = options_on_page(page)
     right_texts = [question.spec["choices"][i] for i in question.spec["answer"]]
     positions = [str(shown.index(text)) for text in right_texts]
@@ -165,11 +179,15 @@ def test_the_api_draws_shuffled_choices_and_grades_the_drawn_position(bank, alic
 
     client = Client(headers={"Authorization": f"Bearer {access.api_token_create(alice, 't')[1]}"})
     question = Question.objects.get(bank_id=SINGLE)
-    drawn = client.get(f"/api/questions/{SINGLE}").json()
-    texts = [c["text"] for c in drawn["choices"]]
+    right_text = question.spec["choices"][question.spec["answer"]]
+    for _ in range(50):  # a draw that moved the answer, so grading by bank index would show
+        drawn = client.get(f"/api/questions/{SINGLE}").json()
+        texts = [c["text"] for c in drawn["choices"]]
+        if texts.index(right_text) != question.spec["answer"]:
+            break
     assert [c["index"] for c in drawn["choices"]] == [0, 1, 2, 3]
     assert sorted(texts) == sorted(question.spec["choices"])
-    position = texts.index(question.spec["choices"][question.spec["answer"]])
+    position = texts.index(right_text)
     answer = client.post(
         f"/api/questions/{SINGLE}/answer",
         data=json.dumps({"token": drawn["token"], "choice": position}),
