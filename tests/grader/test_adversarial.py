@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import platform
+import sys
 from pathlib import Path
 
 import pytest
@@ -387,7 +389,7 @@ def test_background_process_is_killed_at_the_end(softmax_spec):
     marker = "4242.4242"
     code = CORRECT + (
         "import subprocess\n"
-        f"subprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
+        f"subprocess.run(['sh', '-c', 'sleep {marker} &'])\n"  # a daemon: its parent is gone
         "def softmax(x):\n    return _softmax(x)\n"
     )
     report = _grade(softmax_spec, code)
@@ -470,3 +472,117 @@ def test_output_completed_between_the_reply_and_the_freeze_is_policy(softmax_spe
         harness._call(session, case, x, base, timeout_s=1.0)
     assert failure.value.verdict is Verdict.POLICY
     assert "still being written after the call returned" in failure.value.message
+
+
+def _syscall_numbers() -> dict[str, int]:
+    from grader.seccomp import ARCHITECTURES
+
+    return ARCHITECTURES[platform.machine()].syscalls
+
+
+def test_namespaces_mounts_ptrace_and_leaving_the_process_group_are_refused(softmax_spec):
+    """Each attempt runs in a forked child, whose exit status is 0 where the call worked and
+    the errno where it was refused; every one of them works in a sandbox without a filter."""
+    numbers = _syscall_numbers()
+    code = f"""
+import ctypes, errno, json, os, signal, time
+
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWUSER, CLONE_NEWNS = 0x10000000, 0x00020000
+
+
+def status(result):
+    return 0 if result != -1 else ctypes.get_errno()
+
+
+def in_child(attempt):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os._exit(attempt())
+        except OSError as error:
+            os._exit(error.errno)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    return "worked" if code == 0 else errno.errorcode.get(code, str(code))
+
+
+def raw_clone(flags):
+    pid = libc.syscall({numbers["clone"]}, ctypes.c_long(flags | signal.SIGCHLD), 0, 0, 0, 0)
+    if pid == 0:
+        os._exit(0)
+    return status(pid)
+
+
+def clone3():
+    args = (ctypes.c_uint64 * 11)()
+    args[4] = signal.SIGCHLD  # exit_signal
+    pid = libc.syscall({numbers["clone3"]}, ctypes.byref(args), ctypes.sizeof(args))
+    if pid == 0:
+        os._exit(0)
+    return status(pid)
+
+
+def mount_after_unshare():
+    libc.unshare(CLONE_NEWUSER | CLONE_NEWNS)
+    return status(libc.mount(b"none", b"/tmp", b"tmpfs", 0, None))
+
+
+def ptrace_sibling():
+    sibling = os.fork()
+    if sibling == 0:
+        time.sleep(60)
+        os._exit(0)
+    try:
+        return status(libc.ptrace(16, sibling, 0, 0))  # PTRACE_ATTACH
+    finally:
+        os.kill(sibling, signal.SIGKILL)
+
+
+def setsid():
+    os.setsid()
+    return 0
+
+
+def setpgid():
+    os.setpgid(0, 0)
+    return 0
+
+
+attempts = {{
+    "unshare-user": lambda: status(libc.unshare(CLONE_NEWUSER)),
+    "clone-new-user": lambda: raw_clone(CLONE_NEWUSER),
+    "clone3": clone3,
+    "mount": mount_after_unshare,
+    "ptrace-sibling": ptrace_sibling,
+    "setsid": setsid,
+    "setpgid": setpgid,
+    "personality-no-aslr": lambda: status(libc.personality(0x0040000)),
+}}
+results = {{name: in_child(attempt) for name, attempt in attempts.items()}}
+raise RuntimeError("SYSCALLS " + json.dumps(results))
+"""
+    report = _grade(softmax_spec, code)
+    results = json.loads(report.message.rsplit("SYSCALLS ", 1)[1].strip().splitlines()[0])
+    assert results.pop("clone3") == "ENOSYS"  # the C library then falls back to clone
+    assert results == dict.fromkeys(results, "EPERM") and len(results) == 7, results
+
+
+def test_no_host_path_is_visible_inside(softmax_spec):
+    code = (
+        "import json, os, sys\n"
+        "import numpy\n"
+        "seen = {\n"
+        "    'init': open('/proc/1/cmdline').read(),\n"
+        "    'self': open('/proc/self/cmdline').read(),\n"
+        "    'paths': [sys.executable, sys.prefix, sys.base_prefix, numpy.__file__, os.getcwd()],\n"
+        "    'environ': open('/proc/self/environ').read(),\n"
+        "}\n"
+        "raise RuntimeError('SEEN ' + json.dumps(seen))\n"
+    )
+    report = _grade(softmax_spec, code)
+    seen = json.loads(report.message.rsplit("SEEN ", 1)[1].strip().splitlines()[0])
+    assert seen["init"].startswith("bwrap\0"), seen  # bwrap's pid 1, whose argv was the leak
+    host_paths = {str(PROJECT_ROOT), sys.prefix, sys.base_prefix, str(Path.home())}
+    host_paths |= {str(Path(path).resolve()) for path in host_paths}
+    text = json.dumps(seen)
+    assert not [path for path in host_paths if path in text], seen
