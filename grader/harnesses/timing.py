@@ -34,8 +34,8 @@ from grader.harnesses.contract import CallTiming, Measurement
 
 #: one checked call on fresh inputs.
 TimedCall = Callable[[], CallTiming]
-# Calls per turn before switching to the other solution: long enough that freezing and
-# thawing (a scan of /proc) is a small cost, short enough that load changes hit both.
+# Calls per turn before switching to the other solution: short enough that load changes hit
+# both solutions alike.
 BLOCK_CALLS = 5
 
 
