@@ -752,7 +752,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.part:
             items, name = PARTS[args.part], str(args.part)
         else:
-            items = tuple(Item(stage, slug) for slug in problems for stage in stages)
+            # Stage by stage: a part cut short by its deadline has every problem's first stage.
+            items = tuple(Item(stage, slug) for stage in stages for slug in problems)
             items = tuple(i for i in items if i.stage != "sweep" or i.problem == "int8-matmul")
             name = "all"
         json_path = args.json or Path(f"gpu_check-{name}.json")
