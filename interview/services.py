@@ -405,6 +405,7 @@ def answer_submit(
     result = response_grade(item.question.spec, item.params, response, item.option_order)
     try:
         with transaction.atomic():
+            _loop_lock_active(item.round.loop_id)
             attempt = _attempt_create(
                 user,
                 item.question,
@@ -470,6 +471,7 @@ def design_follow_up_answer(
     attempt = selectors.design_round_attempt(loop_round, prompt)
     graded = practice.follow_up_grade(prompt, attempt, follow_up_id, text, now)
     with transaction.atomic():
+        _loop_lock_active(loop_round.loop_id)
         locked = LoopRound.objects.select_for_update().get(pk=round_id)
         if follow_up_id not in locked.follow_ups:
             locked.follow_ups = locked.follow_ups | {
@@ -487,6 +489,13 @@ def _round_open_active(user, round_id: int, now: datetime) -> LoopRound:
     if loop_round.loop.status != LoopStatus.ACTIVE:
         raise LoopError("this loop is finished; answers are closed")
     return loop_round
+
+
+def _loop_lock_active(loop_id: int) -> None:
+    """Hold the loop's row until the caller's transaction ends, so an answer graded while the
+    loop was being finished is either in its scorecard or refused, never stored after it."""
+    if not Loop.objects.select_for_update().filter(pk=loop_id, status=LoopStatus.ACTIVE).exists():
+        raise LoopError("this loop is finished; answers are closed")
 
 
 def _design_prompt(loop_round: LoopRound) -> DesignPrompt:

@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -31,6 +32,7 @@ from interview.models import Attempt, Level, Loop, LoopStatus, Question, ReviewC
 from interview.question_bank import (
     choices_shown,
     expected_number,
+    number_format,
     option_label,
     option_order_or_bank,
     prompt_preview,
@@ -49,18 +51,45 @@ def question_view_model(
     this attempt's shuffled order (an answered attempt's own order), then feedback."""
     spec = question.spec
     answer = expected_number(spec, params) if spec["type"] in ("numeric", "parametric") else None
-    order = attempt.option_order if attempt is not None else option_order
+    order = option_order_or_bank(
+        spec, attempt.option_order if attempt is not None else option_order
+    )
+    explanation = (
+        template_render(spec["explanation"], params, answer) if params else spec["explanation"]
+    )
     return {
         "question": question,
         "spec": spec,
         "prompt": template_render(spec["prompt"], params) if params else spec["prompt"],
         "params": {name: option_label(value) for name, value in params.items()},
-        "choices": choices_shown(spec, option_order_or_bank(spec, order)),
-        "explanation": template_render(spec["explanation"], params, answer)
-        if params
-        else spec["explanation"],
+        "choices": choices_shown(spec, order),
+        # Shown positions of the right options, for a question left unanswered (an answered
+        # one shows its own snapshot, ``attempt.feedback["choices"]``).
+        "right_positions": [p for p, index in enumerate(order) if index in _right_choices(spec)],
+        "expected": _expected_text(spec, answer),
+        "explanation": explanation,
+        # Bank explanations are Markdown wrapped at 100 columns: paragraphs, not hard breaks.
+        "explanation_html": mark_safe(markdown_html(explanation)),  # noqa: S308 (escaped)
         "attempt": attempt,
     }
+
+
+def _right_choices(spec: dict[str, Any]) -> list[int]:
+    if spec["type"] == "single_choice":
+        return [spec["answer"]]
+    if spec["type"] == "multiple_choice":
+        return list(spec["answer"])
+    return []
+
+
+def _expected_text(spec: dict[str, Any], answer: float | None) -> str:
+    """The right answer as a person reads it, for a question they have not answered."""
+    if spec["type"] in ("single_choice", "multiple_choice"):
+        return "; ".join(str(spec["choices"][i]) for i in _right_choices(spec))
+    if answer is not None:
+        unit = f" {spec['unit']}" if spec.get("unit") else ""
+        return f"{number_format(answer)}{unit}"
+    return spec.get("model_answer", "")
 
 
 @require_GET
@@ -241,15 +270,7 @@ def _round_page(
     context: dict[str, Any] = {"loop": loop, "round": round_, "now": timezone.now()}
     context["next_round"] = loop.rounds.filter(position=round_.position + 1).first()
     if round_.kind == RoundKind.CONCEPTS:
-        context["items"] = [
-            row
-            | {
-                "q": question_view_model(
-                    row["question"], row["item"].params, row["attempt"], row["item"].option_order
-                )
-            }
-            for row in selectors.round_items_with_attempts(round_)
-        ]
+        context["items"] = _concept_items(round_)
     elif round_.kind == RoundKind.CODING:
         context |= selectors.coding_round_context(request.user, round_)
         if context["problem"]:
@@ -288,6 +309,32 @@ def _follow_ups_urls(loop: Loop, round_) -> dict[str, str]:
     # No trigger of its own: the page's script fetches the fragment when the socket says so.
     url = reverse("loop-follow-ups", args=[loop.pk, round_.position])
     return {"follow_ups_url": url, "follow_up_trigger": ""}
+
+
+def _concept_items(loop_round) -> list[dict[str, Any]]:
+    """A concept round's questions, each with its drawn numbers and the candidate's attempt."""
+    return [
+        row
+        | {
+            "q": question_view_model(
+                row["question"], row["item"].params, row["attempt"], row["item"].option_order
+            )
+        }
+        for row in selectors.round_items_with_attempts(loop_round)
+    ]
+
+
+def _with_derivation(number: dict[str, Any]) -> dict[str, Any]:
+    return number | {"derivation_html": prose(number.get("derivation", ""))}
+
+
+def _study_plan_titled(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """The scorecard's study plan with each question named by its prompt as drawn, not its id."""
+    titles = {q["bank_id"]: q["prompt"] for q in card.get("questions", [])}
+    return [
+        step | {"questions": [{"bank_id": b, "title": titles.get(b, b)} for b in step["questions"]]}
+        for step in card.get("study_plan", [])
+    ]
 
 
 @login_required
@@ -392,7 +439,22 @@ def loop_scorecard(request: HttpRequest, loop_id: int) -> HttpResponse:
     loop = _loop_or_404(request, loop_id)
     if loop.status != LoopStatus.FINISHED:
         return redirect("loop-detail", loop_id=loop.pk)
-    context = {"loop": loop, "card": loop.scorecard, "charts": scorecard_charts(loop)}
+    card = loop.scorecard
+    context = {
+        "loop": loop,
+        "card": card,
+        "charts": scorecard_charts(loop),
+        "concept_rounds": [
+            {"round": loop_round, "items": _concept_items(loop_round)}
+            for loop_round in loop.rounds.filter(kind=RoundKind.CONCEPTS)
+        ],
+        "design_rounds": [
+            entry | {"numeric": [_with_derivation(n) for n in entry["numeric"]]}
+            for entry in card.get("rounds", [])
+            if entry["kind"] == RoundKind.DESIGN and "numeric" in entry
+        ],
+        "study_plan": _study_plan_titled(card),
+    }
     return render(request, "interview/scorecard.html", context)
 
 
