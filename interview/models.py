@@ -199,14 +199,21 @@ class Attempt(models.Model):
         return f"attempt {self.pk} on {self.question_id} ({self.score:.2f})"
 
 
+class CardOrigin(models.TextChoices):
+    MISSED = "missed", "Missed"
+    ADDED = "added", "Added by you"
+
+
 class ReviewCard(models.Model):
-    """An FSRS card for a missed question, or for one missed rubric point (``point_id``)."""
+    """An FSRS card for a question, or for one rubric point (``point_id``): made when the person
+    missed it, or added by them from the question's page."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_cards"
     )
     question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="review_cards")
     point_id = models.SlugField(max_length=80, blank=True, default="")
+    origin = models.CharField(max_length=10, choices=CardOrigin.choices, default=CardOrigin.MISSED)
     fsrs = models.JSONField()
     due = models.DateTimeField(db_index=True)
     reviews = models.PositiveIntegerField(default=0)
@@ -233,10 +240,15 @@ class ReviewRating(models.IntegerChoices):
 
 
 class ReviewLog(models.Model):
-    """One review of a card: the rating given and when."""
+    """One review of a card: the rating given, the one the grader suggested, and when."""
 
     card = models.ForeignKey(ReviewCard, on_delete=models.CASCADE, related_name="logs")
     rating = models.PositiveSmallIntegerField(choices=ReviewRating.choices)
+    # The machine's grade of the answer as a rating, when an answer was graded (the default the
+    # person accepted or overrode); empty for a rating given without an answer.
+    suggested = models.PositiveSmallIntegerField(
+        choices=ReviewRating.choices, null=True, blank=True
+    )
     reviewed_at = models.DateTimeField()
     due_after = models.DateTimeField()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, QuerySet
@@ -20,6 +20,9 @@ from interview.models import (
     ReviewCard,
     RoundKind,
 )
+
+# Learning steps due within this are served now rather than leaving the session idle.
+REVIEW_LEARN_AHEAD = timedelta(minutes=20)
 
 
 def questions_published(topic: str | None = None, level: str | None = None) -> QuerySet[Question]:
@@ -71,16 +74,33 @@ def round_items_with_attempts(loop_round: LoopRound) -> list[dict[str, Any]]:
 
 
 def reviews_due(user, now: datetime | None = None) -> QuerySet[ReviewCard]:
-    """The user's review cards due now, most overdue first."""
+    """The user's review cards to study now, most overdue first: those due, and learning steps
+    due within REVIEW_LEARN_AHEAD (as Anki does, so a short step does not end the session)."""
+    now = now or timezone.now()
     return (
-        ReviewCard.objects.filter(user=user, due__lte=now or timezone.now())
+        ReviewCard.objects.filter(user=user, due__lte=now + REVIEW_LEARN_AHEAD)
         .select_related("question")
         .order_by("due", "pk")
     )
 
 
 def reviews_due_count(user, now: datetime | None = None) -> int:
-    return reviews_due(user, now).count()
+    """Cards due by the end of today (UTC). A card rated Again or Hard comes back minutes later
+    and stays in this count, so the number falls only as cards leave today, never jumps back."""
+    now = now or timezone.now()
+    end_of_day = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return ReviewCard.objects.filter(user=user, due__lt=end_of_day).count()
+
+
+def reviews_next_due(user, now: datetime | None = None) -> datetime | None:
+    """When the user's next card not yet servable comes due."""
+    now = now or timezone.now()
+    card = (
+        ReviewCard.objects.filter(user=user, due__gt=now + REVIEW_LEARN_AHEAD)
+        .order_by("due")
+        .first()
+    )
+    return card.due if card else None
 
 
 def topic_progress(user) -> list[dict[str, Any]]:

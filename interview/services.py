@@ -23,6 +23,7 @@ from interview.grading import GradeResult, ResponseInvalid, response_grade, resp
 from interview.models import (
     LEVEL_ORDER,
     Attempt,
+    CardOrigin,
     Level,
     Loop,
     LoopItem,
@@ -143,14 +144,17 @@ def practice_token_read(question: Question, token: str) -> PracticeDraw:
     return PracticeDraw(payload["p"], order, token)
 
 
-def practice_answer(*, user, question: Question, data: Mapping[str, Any], token: str) -> Attempt:
-    """Grade a practice answer at once; a miss (or a missed rubric point) becomes a review card."""
+def practice_answer(
+    *, user, question: Question, data: Mapping[str, Any], token: str, rate_due: bool = True
+) -> Attempt:
+    """Grade a practice answer at once; a miss (or a missed rubric point) becomes a review card.
+    With ``rate_due`` the grade also rates the question's due cards (in review the person does)."""
     draw = practice_token_read(question, token)
     response = response_parse(question.spec, data, draw.option_order)
     result = response_grade(question.spec, draw.params, response, draw.option_order)
     with transaction.atomic():
         attempt = _attempt_create(user, question, draw, response, result)
-        review_cards_record(attempt, result)
+        review_cards_record(attempt, result, rate_due=rate_due)
     return attempt
 
 
@@ -181,8 +185,11 @@ def _attempt_create(
 # ---------------------------------------------------------------- review cards (FSRS)
 
 
-def review_cards_record(attempt: Attempt, result: GradeResult) -> list[ReviewCard]:
-    """Cards for a miss: one for the question, one per missed rubric point; hits review them."""
+def review_cards_record(
+    attempt: Attempt, result: GradeResult, rate_due: bool = True
+) -> list[ReviewCard]:
+    """Cards for a miss: one for the question, one per missed rubric point; with ``rate_due``,
+    the grade also reviews the question's cards that are due (Good for a hit, Again a miss)."""
     now = attempt.created_at
     touched = []
     targets = [("", result.correct)]
@@ -195,25 +202,38 @@ def review_cards_record(attempt: Attempt, result: GradeResult) -> list[ReviewCar
         if card is None and not passed:
             card = review_card_create(attempt.user, attempt.question, point_id, now)
             touched.append(card)
-        elif card is not None and card.due <= now:
+        elif rate_due and card is not None and card.due <= now:
             touched.append(
                 _review_apply(card, ReviewRating.GOOD if passed else ReviewRating.AGAIN, now)
             )
     return touched
 
 
-def review_card_create(user, question: Question, point_id: str, now: datetime) -> ReviewCard:
-    """A new card, due at once (a miss is worth revisiting today)."""
+def review_card_create(
+    user, question: Question, point_id: str, now: datetime, origin: str = CardOrigin.MISSED
+) -> ReviewCard:
+    """A new card, due at once (a miss is worth revisiting today); an existing one is kept."""
     review_card, _ = ReviewCard.objects.get_or_create(
         user=user,
         question=question,
         point_id=point_id,
-        defaults={"fsrs": Card(due=now).to_dict(), "due": now},
+        defaults={"fsrs": Card(due=now).to_dict(), "due": now, "origin": origin},
     )
     return review_card
 
 
-def _review_apply(card: ReviewCard, rating: int, now: datetime) -> ReviewCard:
+def review_card_add(*, user, question: Question, point_id: str = "") -> ReviewCard:
+    """A card the person asks for, on a question or one of its rubric points (ValueError for a
+    point the question does not have); asking twice keeps the one card."""
+    points = {p["id"] for p in question.spec.get("rubric", {}).get("points", [])}
+    if point_id and point_id not in points:
+        raise ValueError(f"{question.bank_id} has no rubric point {point_id!r}")
+    return review_card_create(user, question, point_id, timezone.now(), CardOrigin.ADDED)
+
+
+def _review_apply(
+    card: ReviewCard, rating: int, now: datetime, suggested: int | None = None
+) -> ReviewCard:
     fsrs_card, _ = SCHEDULER.review_card(Card.from_dict(card.fsrs), Rating(rating), now)
     card.fsrs = fsrs_card.to_dict()
     card.due = fsrs_card.due
@@ -221,33 +241,60 @@ def _review_apply(card: ReviewCard, rating: int, now: datetime) -> ReviewCard:
     if rating == ReviewRating.AGAIN:
         card.lapses = F("lapses") + 1
     card.save(update_fields=["fsrs", "due", "reviews", "lapses"])
-    ReviewLog.objects.create(card=card, rating=rating, reviewed_at=now, due_after=card.due)
+    ReviewLog.objects.create(
+        card=card, rating=rating, suggested=suggested, reviewed_at=now, due_after=card.due
+    )
     card.refresh_from_db()
     return card
+
+
+def review_intervals(card: ReviewCard, now: datetime) -> dict[int, timedelta]:
+    """How long until the card comes back after each rating given now (shown on its button)."""
+    return {
+        rating: SCHEDULER.review_card(Card.from_dict(card.fsrs), Rating(rating), now)[0].due - now
+        for rating in ReviewRating.values
+    }
+
+
+def review_suggested_rating(card: ReviewCard, attempt: Attempt) -> int:
+    """The grade as a rating, the default the person may override: a point card asks whether
+    that point was covered; a question card, whether the answer was right and complete."""
+    if card.point_id:
+        missed = card.point_id in attempt.feedback.get("missed_points", [])
+        return ReviewRating.AGAIN if missed else ReviewRating.GOOD
+    if not attempt.correct:
+        return ReviewRating.AGAIN
+    return ReviewRating.GOOD if attempt.score >= 1 else ReviewRating.HARD
 
 
 def review_answer(
     *, user, card_id: int, data: Mapping[str, Any], token: str
 ) -> tuple[ReviewCard, Attempt]:
-    """Answer a due card's question: graded like practice; the card is rated from the grade."""
-    with transaction.atomic():
-        card = (
-            ReviewCard.objects.select_for_update()
-            .select_related("question")
-            .get(pk=card_id, user=user)
-        )
-        attempt = practice_answer(user=user, question=card.question, data=data, token=token)
-        card.refresh_from_db()
+    """Answer a due card's question, graded like practice. The card is not rated here: the
+    person rates it after seeing the answer (``review_rate``), the grade as the default."""
+    card = ReviewCard.objects.select_related("question").get(pk=card_id, user=user)
+    attempt = practice_answer(
+        user=user, question=card.question, data=data, token=token, rate_due=False
+    )
     return card, attempt
 
 
-def review_rate(*, user, card_id: int, rating: int, now: datetime | None = None) -> ReviewCard:
+def review_rate(
+    *,
+    user,
+    card_id: int,
+    rating: int,
+    suggested: int | None = None,
+    now: datetime | None = None,
+) -> ReviewCard:
     """Rate a card by hand (Again, Hard, Good, Easy) and schedule its next review."""
     if rating not in ReviewRating.values:
         raise ValueError(f"rating {rating} is not one of {ReviewRating.values}")
+    if suggested not in (None, *ReviewRating.values):
+        raise ValueError(f"suggested rating {suggested} is not one of {ReviewRating.values}")
     with transaction.atomic():
         card = ReviewCard.objects.select_for_update().get(pk=card_id, user=user)
-        return _review_apply(card, rating, now or timezone.now())
+        return _review_apply(card, rating, now or timezone.now(), suggested)
 
 
 # ---------------------------------------------------------------- mock-interview loops

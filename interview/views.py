@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -28,7 +29,16 @@ from interview.forms import LoopStartForm, SignupForm
 from interview.grading import ResponseInvalid
 from interview.health import health_report
 from interview.markdown_render import markdown_html, prose
-from interview.models import Attempt, Level, Loop, LoopStatus, Question, ReviewCard, RoundKind
+from interview.models import (
+    Attempt,
+    Level,
+    Loop,
+    LoopStatus,
+    Question,
+    ReviewCard,
+    ReviewRating,
+    RoundKind,
+)
 from interview.question_bank import (
     choices_shown,
     expected_number,
@@ -477,13 +487,12 @@ def progress(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def review(request: HttpRequest) -> HttpResponse:
-    due = selectors.reviews_due(request.user)
+    """The next card: answer it, see the graded answer, then rate your recall (review_rate)."""
     if request.method == "POST":
-        card_id = int(request.POST.get("card", 0))
         try:
             card, attempt = services.review_answer(
                 user=request.user,
-                card_id=card_id,
+                card_id=_int(request.POST.get("card")),
                 data=request.POST,
                 token=request.POST.get("token", ""),
             )
@@ -492,28 +501,112 @@ def review(request: HttpRequest) -> HttpResponse:
         except ResponseInvalid as error:
             messages.error(request, str(error))
             return redirect("review")
+        suggested = services.review_suggested_rating(card, attempt)
         return render(
             request,
             "interview/review.html",
-            {
-                "card": card,
+            _review_context(request.user, card)
+            | {
                 "q": question_view_model(card.question, attempt.params, attempt),
-                "due_count": due.count(),
+                "ratings": _rating_buttons(card, suggested),
+                "suggested": suggested,
             },
         )
-    card = due.first()
-    context: dict[str, Any] = {"card": card, "due_count": due.count()}
-    if card is not None:
+    card = selectors.reviews_due(request.user).first()
+    context = _review_context(request.user, card)
+    if card is None:
+        context["next_due"] = selectors.reviews_next_due(request.user)
+    else:
         draw = services.practice_draw(card.question)
         context |= {
             "q": question_view_model(card.question, draw.params, option_order=draw.option_order),
             "token": draw.token,
         }
-        context["point"] = _point_text(card)
     return render(request, "interview/review.html", context)
 
 
-def _point_text(card) -> str:
+def _review_context(user, card: ReviewCard | None) -> dict[str, Any]:
+    return {
+        "card": card,
+        "point": _point_text(card) if card else "",
+        "due_count": selectors.reviews_due_count(user),
+    }
+
+
+def _rating_buttons(card: ReviewCard, suggested: int) -> list[dict[str, Any]]:
+    """Again, Hard, Good, Easy, each with when the card would come back after it; the grade's
+    pick is marked as the default."""
+    intervals = services.review_intervals(card, timezone.now())
+    return [
+        {
+            "value": rating,
+            "label": label,
+            "after": _interval_text(intervals[rating]),
+            "suggested": rating == suggested,
+        }
+        for rating, label in ReviewRating.choices
+    ]
+
+
+def _interval_text(interval) -> str:
+    minutes = max(1, round(interval.total_seconds() / 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 24 * 60:
+        return f"{round(minutes / 60)} h"
+    days = round(minutes / (24 * 60))
+    return f"{days} day{'s' if days != 1 else ''}"
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or "")
+    except ValueError as error:
+        raise Http404("no such review card") from error
+
+
+@login_required
+@require_POST
+def review_rate(request: HttpRequest) -> HttpResponse:
+    """Schedule the card from the person's rating; the grader's suggestion is logged beside it."""
+    suggested = request.POST.get("suggested") or None
+    try:
+        card = services.review_rate(
+            user=request.user,
+            card_id=_int(request.POST.get("card")),
+            rating=_int(request.POST.get("rating")),
+            suggested=int(suggested) if suggested and suggested.isdigit() else None,
+        )
+    except ReviewCard.DoesNotExist as error:
+        raise Http404("no such review card") from error
+    except ValueError as error:
+        return HttpResponse(str(error), status=400, content_type="text/plain")
+    messages.success(
+        request,
+        f"Rated {card.logs.first().get_rating_display()}: back {card.due:%Y-%m-%d %H:%M} UTC.",
+    )
+    return redirect("review")
+
+
+@login_required
+@require_POST
+def review_add(request: HttpRequest) -> HttpResponse:
+    """Add your own card for a question, or one of its rubric points, from any page showing it."""
+    question = _published_or_404(request.POST.get("question", ""))
+    try:
+        services.review_card_add(
+            user=request.user, question=question, point_id=request.POST.get("point", "")
+        )
+    except ValueError as error:
+        return HttpResponse(str(error), status=400, content_type="text/plain")
+    messages.success(request, "Added to your review queue.")
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("review")
+    return redirect(back)
+
+
+def _point_text(card: ReviewCard) -> str:
     for point in card.question.spec.get("rubric", {}).get("points", []):
         if point["id"] == card.point_id:
             return point["text"]

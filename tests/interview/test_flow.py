@@ -9,6 +9,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from interview import services
 from interview.models import (
     Attempt,
     Loop,
@@ -264,6 +265,46 @@ def test_a_review_session_clears_a_due_card(client, bank, alice):
     ).content.decode()
     assert "Correct" in html
     card.refresh_from_db()
-    assert card.reviews == 1 and card.due > timezone.now()
+    assert card.reviews == 0  # seeing the answer is not rating it
+    # The grade's rating is the default; the person rates Easy instead, and that is what counts.
+    assert re.search(r'value="3" class="rate-good" autofocus', html)
+    client.post("/review/rate/", {"card": card.pk, "rating": "4", "suggested": "3"})
+    card.refresh_from_db()
+    assert card.reviews == 1 and card.due - timezone.now() > timedelta(days=1)
+    assert [(log.rating, log.suggested) for log in card.logs.all()] == [(4, 3)]
     assert re.search(r'id="due-count">0<', client.get("/").content.decode())
     assert "Nothing due" in client.get("/review/").content.decode()
+
+
+def test_a_card_rated_again_comes_back_in_minutes_and_the_due_count_holds(client, bank, alice):
+    client.force_login(alice)
+    for bank_id in ("pa-block-table", "kv-mqa"):
+        services.review_card_add(user=alice, question=Question.objects.get(bank_id=bank_id))
+    assert re.search(r'id="due-count">2<', client.get("/").content.decode())
+    first = ReviewCard.objects.filter(user=alice).order_by("due", "pk").first()
+    client.post("/review/rate/", {"card": first.pk, "rating": "1"})
+    first.refresh_from_db()
+    assert timedelta(0) < first.due - timezone.now() <= timedelta(minutes=10)
+    # Still due today: the count does not drop now only to jump back when the step comes due.
+    assert re.search(r'id="due-count">2<', client.get("/").content.decode())
+    # The learning step is served within the session, after the other card.
+    assert f'name="card" value="{first.pk}"' not in client.get("/review/").content.decode()
+    second = ReviewCard.objects.exclude(pk=first.pk).get(user=alice)
+    client.post("/review/rate/", {"card": second.pk, "rating": "4"})
+    assert f'name="card" value="{first.pk}"' in client.get("/review/").content.decode()
+    assert re.search(r'id="due-count">1<', client.get("/").content.decode())
+
+
+def test_a_person_adds_their_own_card_for_a_question_or_a_rubric_point(client, bank, alice):
+    client.force_login(alice)
+    question = Question.objects.get(bank_id="pd-why-memory-bound")
+    point = question.spec["rubric"]["points"][0]["id"]
+    for data in ({"question": question.bank_id}, {"question": question.bank_id, "point": point}):
+        response = client.post("/review/add/", data | {"next": "/practice/"})
+        assert (response.status_code, response.url) == (302, "/practice/")
+    cards = ReviewCard.objects.filter(user=alice, question=question)
+    assert sorted(cards.values_list("point_id", "origin")) == [("", "added"), (point, "added")]
+    refused = client.post("/review/add/", {"question": question.bank_id, "point": "no-such"})
+    assert refused.status_code == 400 and cards.count() == 2
+    assert client.post("/review/add/", {"question": question.bank_id}).status_code == 302
+    assert cards.count() == 2  # asking twice keeps one card
