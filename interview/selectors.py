@@ -12,6 +12,7 @@ from django.utils import timezone
 from interview.design import DesignPrompt, load_design_prompts
 from interview.design.practice import follow_ups_state
 from interview.models import (
+    LEVEL_ORDER,
     Attempt,
     Loop,
     LoopRound,
@@ -48,6 +49,12 @@ def topics_counts() -> list[dict[str, Any]]:
         .annotate(count=Count("id"))
         .order_by("topic")
     )
+
+
+def problem_fit(problem) -> tuple[str, int]:
+    """A coding problem's level and expected minutes (problem.yaml's ``level`` and
+    ``expected_min``); one that gives neither fits any loop in its round's own time."""
+    return problem.spec.get("level", str(LEVEL_ORDER[0])), int(problem.spec.get("expected_min", 0))
 
 
 def loops_of(user) -> QuerySet[Loop]:

@@ -88,6 +88,10 @@ LOOP_PLANS: dict[int, tuple[RoundPlan, ...]] = {
 }
 # At most one short answer per this many concept questions: they take the longest to write.
 SHORT_ANSWER_EVERY = 4
+# A coding problem that needs longer than its round's share takes the time from the concept
+# round, which keeps at least this long, at about two minutes per question.
+MIN_CONCEPT_MINUTES = 5
+MINUTES_PER_QUESTION = 2
 
 
 # ---------------------------------------------------------------- accounts
@@ -332,13 +336,47 @@ def concept_questions_pick(level: str, count: int, rng: random.Random) -> list[Q
     return picked
 
 
-def _coding_problem_pick(rng: random.Random):
+def coding_problem_pick(level: str, max_minutes: int, rng: random.Random):
+    """A published problem that can be solved in ``max_minutes``: at the loop's level or the
+    one below when one fits, else the hardest easier one that fits; None when none fits."""
     try:
         from grader.selectors import problems_published
     except ImportError:
         return None
-    problems = list(problems_published())
-    return rng.choice(problems) if problems else None
+    ceiling = LEVEL_ORDER.index(Level(level))
+    fitting = [
+        p
+        for p in problems_published()
+        if selectors.problem_fit(p)[1] <= max_minutes
+        and LEVEL_ORDER.index(selectors.problem_fit(p)[0]) <= ceiling
+    ]
+    suitable = [p for p in fitting if selectors.problem_fit(p)[0] in _allowed_levels(level)]
+    if suitable:
+        return rng.choice(suitable)
+    if not fitting:
+        return None
+    hardest = max(LEVEL_ORDER.index(selectors.problem_fit(p)[0]) for p in fitting)
+    return rng.choice(
+        [p for p in fitting if LEVEL_ORDER.index(selectors.problem_fit(p)[0]) == hardest]
+    )
+
+
+def _round_plans(level: str, length_min: int, rng: random.Random):
+    """The loop's rounds as (plan, coding problem or None): a problem that needs longer than
+    the coding round's share gets its expected time, taken from the concept round."""
+    plans = {plan.kind: plan for plan in LOOP_PLANS[length_min]}
+    concepts, coding = plans[RoundKind.CONCEPTS], plans[RoundKind.CODING]
+    spare = concepts.minutes - MIN_CONCEPT_MINUTES
+    problem = coding_problem_pick(level, coding.minutes + spare, rng)
+    extra = max(0, selectors.problem_fit(problem)[1] - coding.minutes) if problem else 0
+    concept_minutes = concepts.minutes - extra
+    plans[RoundKind.CONCEPTS] = RoundPlan(
+        RoundKind.CONCEPTS,
+        concept_minutes,
+        min(concepts.questions, concept_minutes // MINUTES_PER_QUESTION),
+    )
+    plans[RoundKind.CODING] = RoundPlan(RoundKind.CODING, coding.minutes + extra)
+    return [(plans[plan.kind], problem) for plan in LOOP_PLANS[length_min]]
 
 
 def _design_prompt_pick(level: str, rng: random.Random) -> dict[str, Any] | None:
@@ -365,7 +403,7 @@ def loop_start(*, user, level: str, length_min: int, rng: random.Random | None =
     with transaction.atomic():
         loop = Loop.objects.create(user=user, level=level, length_min=length_min, started_at=now)
         position = 0
-        for plan in LOOP_PLANS[length_min]:
+        for plan, problem in _round_plans(level, length_min, rng):
             fields: dict[str, Any] = {}
             if plan.kind == RoundKind.CONCEPTS:
                 questions = concept_questions_pick(level, plan.questions, rng)
@@ -373,7 +411,6 @@ def loop_start(*, user, level: str, length_min: int, rng: random.Random | None =
                     continue
                 title = f"Concepts: {len(questions)} questions"
             elif plan.kind == RoundKind.CODING:
-                problem = _coding_problem_pick(rng)
                 if problem is None:
                     continue
                 title, fields = f"Coding: {problem.title}", {"problem_slug": problem.slug}

@@ -132,14 +132,20 @@ def test_results_draw_the_run_pictures_of_passed_tests_only(client):
     ) in page
 
 
-def test_a_visitor_finds_the_public_leaderboards_in_the_nav(client):
+def test_a_visitor_finds_the_public_leaderboards_and_reads_the_statements(client):
     problems_load()
     graded("ada", 1.5, "cpu-a")
     nav = client.get("/").content.decode().split('<nav aria-label="Main">')[1].split("</nav>")[0]
     assert '<a href="/leaderboards/">Leaderboards</a>' in nav
     board = client.get("/leaderboards/")
     assert board.status_code == 200 and "ada" in board.content.decode()
-    assert client.get("/problems/").status_code == 302  # the problems themselves need a login
+    # Statements are public, as LeetCode's are; the editor and submitting need an account.
+    listing = client.get("/problems/").content.decode()
+    assert "Fast, stable softmax on the CPU" in listing and "10 min" in listing
+    statement = client.get("/problems/cpu-softmax/").content.decode()
+    assert "Write <code>softmax(" in statement and "Log in</a> or" in statement
+    assert "submit-form" not in statement
+    assert client.post("/problems/cpu-softmax/submit/", {"code": "x = 1\n"}).status_code == 302
 
 
 def test_statements_keep_maths_for_katex_and_escape_html():
