@@ -45,6 +45,11 @@ def _progress_chart(topics: list[dict]) -> dict:
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
+    return dashboard_page(request)
+
+
+def dashboard_page(request: HttpRequest) -> HttpResponse:
+    """What to do next: reviews due, a mock interview, progress, recent work (/ and /dashboard/)."""
     topics = selectors.topic_progress(request.user)
     return render(
         request,

@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet, TextChoices
 from django.utils import timezone
 
 from interview.design import DesignPrompt, load_design_prompts
@@ -21,6 +21,7 @@ from interview.models import (
     ReviewCard,
     RoundKind,
 )
+from interview.question_bank import template_render
 
 # Learning steps due within this are served now rather than leaving the session idle.
 REVIEW_LEARN_AHEAD = timedelta(minutes=20)
@@ -34,6 +35,68 @@ def questions_published(topic: str | None = None, level: str | None = None) -> Q
     if level:
         questions = questions.filter(level=level)
     return questions.order_by("topic", "position", "bank_id")
+
+
+class QuestionState(TextChoices):
+    """Where a person stands with a question; the practice list filters and marks by it."""
+
+    NEW = "new", "New"
+    DUE = "due", "Due for review"
+    MISSED = "missed", "Missed last time"
+    MASTERED = "mastered", "Mastered"
+
+
+def question_title(question: Question) -> str:
+    """A question's first line as a title, its placeholders filled from the first option of
+    each parameter (a real draw's text, never "{model.name}")."""
+    spec = question.spec
+    params = {name: options[0] for name, options in spec.get("parameters", {}).items()}
+    text = template_render(spec["prompt"], params) if params else spec["prompt"]
+    return text.strip().splitlines()[0]
+
+
+def practice_questions(
+    user,
+    topic: str | None = None,
+    level: str | None = None,
+    state: str | None = None,
+    search: str = "",
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Published questions with the user's state of each (due first: a card due today, then
+    missed: the last answer was wrong, mastered: right, new: never answered), filtered."""
+    questions = questions_published(topic, level)
+    if search:
+        questions = questions.filter(Q(prompt__icontains=search) | Q(bank_id__icontains=search))
+    now = now or timezone.now()
+    last_correct: dict[int, bool] = {}
+    for question_id, correct in (
+        Attempt.objects.filter(user=user)
+        .order_by("created_at")
+        .values_list("question_id", "correct")
+    ):
+        last_correct[question_id] = correct
+    due = set(
+        ReviewCard.objects.filter(user=user, due__lt=_end_of_day(now)).values_list(
+            "question_id", flat=True
+        )
+    )
+    rows = []
+    for question in questions:
+        if question.pk in due:
+            question_state = QuestionState.DUE
+        elif question.pk not in last_correct:
+            question_state = QuestionState.NEW
+        elif last_correct[question.pk]:
+            question_state = QuestionState.MASTERED
+        else:
+            question_state = QuestionState.MISSED
+        if state and question_state != state:
+            continue
+        rows.append(
+            {"question": question, "title": question_title(question), "state": question_state}
+        )
+    return rows
 
 
 def question_published_get(bank_id: str) -> Question:
@@ -95,8 +158,11 @@ def reviews_due_count(user, now: datetime | None = None) -> int:
     """Cards due by the end of today (UTC). A card rated Again or Hard comes back minutes later
     and stays in this count, so the number falls only as cards leave today, never jumps back."""
     now = now or timezone.now()
-    end_of_day = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return ReviewCard.objects.filter(user=user, due__lt=end_of_day).count()
+    return ReviewCard.objects.filter(user=user, due__lt=_end_of_day(now)).count()
+
+
+def _end_of_day(now: datetime) -> datetime:
+    return (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def reviews_next_due(user, now: datetime | None = None) -> datetime | None:

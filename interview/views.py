@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -16,7 +17,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from interview import selectors, services
+from interview import dashboard_views, selectors, services
 from interview.design import render as design_render
 from interview.design.practice import (
     AnswerInvalid,
@@ -45,7 +46,6 @@ from interview.question_bank import (
     number_format,
     option_label,
     option_order_or_bank,
-    prompt_preview,
     template_render,
 )
 from interview.scorecard_selectors import scorecard_charts
@@ -104,15 +104,10 @@ def _expected_text(spec: dict[str, Any], answer: float | None) -> str:
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    context: dict[str, Any] = {}
+    """The dashboard for someone signed in (the same page as /dashboard/), else the welcome."""
     if request.user.is_authenticated:
-        context |= {
-            "topics": selectors.topics_counts(),
-            "due_count": selectors.reviews_due_count(request.user),
-            "active_loop": selectors.loop_active_of(request.user),
-            "recent_loops": selectors.loops_of(request.user)[:5],
-        }
-    return render(request, "home.html", context)
+        return dashboard_views.dashboard_page(request)
+    return render(request, "home.html", {"topics": selectors.topics_counts()})
 
 
 @never_cache
@@ -140,23 +135,34 @@ def signup(request: HttpRequest) -> HttpResponse:
 # ---------------------------------------------------------------- practice
 
 
+# Questions per practice page; the bank has hundreds, grouped by topic on each page.
+PRACTICE_PAGE_SIZE = 40
+
+
 @login_required
 @require_GET
 def practice_index(request: HttpRequest) -> HttpResponse:
-    topic = request.GET.get("topic") or None
-    level = request.GET.get("level") or None
+    filters = {
+        "topic": request.GET.get("topic", ""),
+        "level": request.GET.get("level", ""),
+        "state": request.GET.get("state", ""),
+        "search": request.GET.get("q", "").strip()[:100],
+    }
+    rows = selectors.practice_questions(request.user, **filters)
+    page = Paginator(rows, PRACTICE_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
     return render(
         request,
         "interview/practice_index.html",
-        {
-            "questions": [
-                {"question": question, "prompt": prompt_preview(question.spec)}
-                for question in selectors.questions_published(topic, level)
-            ],
+        filters
+        | {
+            "page": page,
+            "count": len(rows),
+            "query": query.urlencode(),
             "topics": selectors.topics_counts(),
             "levels": Level.choices,
-            "topic": topic,
-            "level": level,
+            "states": selectors.QuestionState.choices,
         },
     )
 

@@ -26,6 +26,10 @@ from tests.interview.conftest import bank_choice, right_answer, wrong_answer
 pytestmark = pytest.mark.django_db
 
 
+def _unmasked(page: str) -> str:
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", page)
+
+
 def test_signup_logout_login_and_password_reset_by_console_email(client, bank, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     response = client.post(
@@ -40,6 +44,9 @@ def test_signup_logout_login_and_password_reset_by_console_email(client, bank, s
     assert response.status_code == 302
     home = client.get("/").content.decode()
     assert "carol" in home and "Practise the inference-engineer interview" in home
+    # One page at both addresses (each render masks its CSRF token anew).
+    dashboard = client.get("/dashboard/").content.decode()
+    assert _unmasked(client.get("/").content.decode()) == _unmasked(dashboard)
     assert re.search(r'id="due-count">0<', home)
     assert client.post("/accounts/logout/").status_code == 302
     assert "Log in" in client.get("/").content.decode()
