@@ -23,6 +23,9 @@ HIDDEN_VERDICTS = ("suspect",)
 IGNORED_DETAILS = ("fatal", "index")
 # How many samples the speed chart plots per solution; more only blurs the strip.
 MAX_SAMPLES_PLOTTED = 400
+# A p10-p90 half-spread above this share of the median says the host was too busy to rank a
+# ratio (a quiet host times the same solution within a few per cent).
+NOISY_SPREAD_PCT = 25.0
 
 
 @dataclass
@@ -112,6 +115,27 @@ class Results:
             "accepted",
             "suspect",
         )
+
+    @property
+    def within_noise(self) -> bool:
+        """The candidate's p10-p90 time range overlaps the reference's: the two are not told
+        apart on this host, whatever the ratio of the medians says."""
+        if not (self.candidate and self.reference):
+            return False
+        return (
+            self.candidate.p10_ms <= self.reference.p90_ms
+            and self.reference.p10_ms <= self.candidate.p90_ms
+        )
+
+    @property
+    def too_noisy(self) -> bool:
+        """The host's timings spread too widely to rank by (the grader's flag where it sets one,
+        else a spread over NOISY_SPREAD_PCT on either side)."""
+        timing = self.submission.timing or {}
+        if "too_noisy" in timing:
+            return bool(timing["too_noisy"])
+        speeds = [speed for speed in (self.candidate, self.reference) if speed]
+        return any(speed.spread_pct > NOISY_SPREAD_PCT for speed in speeds)
 
     @property
     def message(self) -> str:
