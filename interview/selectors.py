@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +24,8 @@ from interview.models import (
 )
 from interview.question_bank import template_render
 
+# A question's title is cut at a word to fit a line or two of a list.
+TITLE_CHARS = 140
 # Learning steps due within this are served now rather than leaving the session idle.
 REVIEW_LEARN_AHEAD = timedelta(minutes=20)
 
@@ -46,13 +49,19 @@ class QuestionState(TextChoices):
     MASTERED = "mastered", "Mastered"
 
 
-def question_title(question: Question) -> str:
-    """A question's first line as a title, its placeholders filled from the first option of
-    each parameter (a real draw's text, never "{model.name}")."""
+def question_title(question: Question, params: dict[str, Any] | None = None) -> str:
+    """A question's title: its text up to the question mark (or its first TITLE_CHARS), drawn with ``params`` or else the first option
+    of each parameter (a real draw's text, never "{model.name}")."""
     spec = question.spec
-    params = {name: options[0] for name, options in spec.get("parameters", {}).items()}
-    text = template_render(spec["prompt"], params) if params else spec["prompt"]
-    return text.strip().splitlines()[0]
+    if params is None:
+        params = {name: options[0] for name, options in spec.get("parameters", {}).items()}
+    text = " ".join((template_render(spec["prompt"], params) if params else spec["prompt"]).split())
+    question_end = re.match(r".+?\?(?=\s|$)", text)
+    if question_end and len(question_end.group(0)) <= TITLE_CHARS:
+        return question_end.group(0)
+    if len(text) <= TITLE_CHARS:
+        return text
+    return text[:TITLE_CHARS].rsplit(" ", 1)[0] + "…"
 
 
 def practice_questions(

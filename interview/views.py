@@ -477,11 +477,19 @@ def loop_scorecard(request: HttpRequest, loop_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def progress(request: HttpRequest) -> HttpResponse:
+    topics = selectors.topic_progress(request.user)
     return render(
         request,
         "interview/progress.html",
         {
-            "topics": selectors.topic_progress(request.user),
+            "topics": topics,
+            "progress_chart": dashboard_views.progress_chart(topics),
+            "loop_scores": [
+                {"when": loop.finished_at.strftime("%Y-%m-%d %H:%M"), "score": loop.overall_score}
+                for loop in selectors.loops_of(request.user)
+                .filter(status=LoopStatus.FINISHED)
+                .order_by("finished_at")
+            ],
             "loops": selectors.loops_of(request.user).filter(status=LoopStatus.FINISHED),
         },
     )
