@@ -110,11 +110,9 @@ class Results:
 
     @property
     def shows_score(self) -> bool:
-        """A score means something only when the solution was correct and timed."""
-        return self.submission.score is not None and self.submission.verdict in (
-            "accepted",
-            "suspect",
-        )
+        """A score means something only when the solution was correct and timed (a kernel
+        graded on a CPU worker is checked for correctness but scores 0: no ratio for it)."""
+        return bool(self.submission.score) and self.submission.verdict in ("accepted", "suspect")
 
     @property
     def within_noise(self) -> bool:
@@ -354,11 +352,11 @@ def problems_solved_by(user) -> set[str]:
 
 
 def leaderboard_submissions(problem: Problem | None = None) -> QuerySet[Submission]:
-    """Accepted, scored, not-under-review submissions (the only ones a board may show)."""
+    """Accepted, timed, not-under-review submissions (the only ones a board may show)."""
     submissions = Submission.objects.filter(
         state=Submission.State.GRADED,
         verdict="accepted",
-        score__isnull=False,
+        score__gt=0,  # 0: correct but not timed (a kernel checked on a CPU worker)
         needs_review=False,
         problem__published=True,
     ).select_related("user", "problem")

@@ -137,7 +137,12 @@ def test_results_draw_the_run_pictures_of_passed_tests_only(client):
 def test_a_visitor_finds_the_public_leaderboards_and_reads_the_statements(client):
     problems_load()
     graded("ada", 1.5, "cpu-a")
-    nav = client.get("/").content.decode().split('<nav aria-label="Main" id="main-nav">')[1].split("</nav>")[0]
+    nav = (
+        client.get("/")
+        .content.decode()
+        .split('<nav aria-label="Main" id="main-nav">')[1]
+        .split("</nav>")[0]
+    )
     assert '<a href="/leaderboards/">Leaderboards</a>' in nav
     board = client.get("/leaderboards/")
     assert board.status_code == 200 and "ada" in board.content.decode()
@@ -223,11 +228,22 @@ def test_a_ratio_says_when_it_is_within_noise_or_the_host_too_noisy_to_rank(
     assert "1.100×" in page
 
 
-def test_a_failed_submission_shows_no_ratio_anywhere(client):
+@pytest.mark.parametrize(
+    "verdict",
+    ["wrong_answer", "accepted"],
+    ids=["failed", "accepted-but-untimed (a kernel on a CPU worker)"],
+)
+def test_a_submission_without_a_measured_speed_shows_no_ratio_anywhere(client, verdict):
     problems_load()
-    failed = graded("kim", 0.0, "cpu-a", verdict="wrong_answer", message="test 3: wrong answer")
-    client.force_login(failed.user)
+    untimed = graded("kim", 0.0, "cpu-a", verdict=verdict, message="speed not measured")
+    client.force_login(untimed.user)
 
-    for url in (f"/submissions/{failed.pk}/", "/problems/cpu-softmax/", "/dashboard/", "/profile/"):
+    for url in (
+        f"/submissions/{untimed.pk}/",
+        "/problems/cpu-softmax/",
+        "/dashboard/",
+        "/profile/",
+        "/leaderboards/",
+    ):
         page = client.get(url).content.decode()
         assert "0.000×" not in page and "0.00×" not in page, url
