@@ -25,6 +25,8 @@ USERNAME, PASSWORD = "turing", "pw-turing-tour-1"
 # Grading a design answer or a follow-up loads the sentence-embedding model in the server on
 # its first use; a loaded two-core machine needs most of a minute for that.
 RUBRIC_GRADE_TIMEOUT_MS = 90_000
+# Any other page or action, on the same loaded machine.
+PAGE_TIMEOUT_MS = 30_000
 # A raw template placeholder as the bank writes them: {tokens}, {model.name}.
 PLACEHOLDER = re.compile(r"\{[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?\}")
 # A speed ratio of zero is what a failed run used to show instead of no ratio at all.
@@ -92,7 +94,7 @@ def test_tour_of_every_page_at_desktop_and_phone_widths(live_stack, browser):
     problems_load()
     desktop_context = browser.new_context(viewport=DESKTOP)
     desktop = Tour(live_stack.base_url, "desktop", desktop_context.new_page())
-    desktop.page.set_default_timeout(30_000)
+    desktop.page.set_default_timeout(PAGE_TIMEOUT_MS)
     desktop.watch()
 
     desktop.open("welcome", "/")
@@ -120,7 +122,7 @@ def test_tour_of_every_page_at_desktop_and_phone_widths(live_stack, browser):
 
     phone_context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     phone = Tour(live_stack.base_url, "phone", phone_context.new_page())
-    phone.page.set_default_timeout(30_000)
+    phone.page.set_default_timeout(PAGE_TIMEOUT_MS)
     phone.watch()
     phone.open("log-in", "/accounts/login/")
     phone.page.get_by_label("Username").fill(USERNAME)
@@ -195,13 +197,14 @@ def _mock_loop_to_its_scorecard(tour: Tour, live_stack) -> None:
 
     design = loop.rounds.get(kind=RoundKind.DESIGN)
     tour.open("mock-design-round", f"/loops/{loop.pk}/rounds/{design.position}/")
+    page.set_default_timeout(RUBRIC_GRADE_TIMEOUT_MS)  # the design and follow-ups are graded
     for number in page.locator("#design-answer input[name^=numeric-]").all():
         number.fill("1000")
     page.locator("#design-answer textarea").first.fill(
         "KV cache per token is 2 x layers x KV heads x head dim x bytes; decode is memory bound."
     )
     page.get_by_role("button", name="Submit the design").click()
-    page.locator(".recorded").first.wait_for(timeout=RUBRIC_GRADE_TIMEOUT_MS)
+    page.locator(".recorded").first.wait_for()
     follow_ups = page.locator("article.follow-up")
     follow_ups.first.wait_for()
     assert follow_ups.count() >= 2
@@ -222,7 +225,7 @@ def _mock_loop_to_its_scorecard(tour: Tour, live_stack) -> None:
     follow_ups.first.locator("textarea").fill(answer)
     follow_ups.first.get_by_role("button", name="Answer the follow-up").click()
     page.get_by_role("button", name="Finish the loop").click()
-    page.get_by_role("heading", name="Scorecard").wait_for(timeout=RUBRIC_GRADE_TIMEOUT_MS)
+    page.get_by_role("heading", name="Scorecard").wait_for()
     design = LoopRound.objects.get(pk=design.pk)
     assert [f["answer"] for f in design.follow_ups.values()] == [answer]
     kept = page.locator("section.follow-up", has_text=answer)
@@ -239,6 +242,7 @@ def _mock_loop_to_its_scorecard(tour: Tour, live_stack) -> None:
         assert block.locator(".source a").count() == 1
     tour.check("scorecard")
     tour.visited.append(("scorecard", f"/loops/{loop.pk}/scorecard/"))
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
 
 
 def _answer_concept(form) -> None:
