@@ -355,14 +355,6 @@ def choice_stats(specs: list[Mapping[str, Any]]) -> ChoiceStats:
     )
 
 
-def prompt_preview(spec: Mapping[str, Any]) -> str:
-    """A question's prompt as a list shows it: a parametric prompt with its first example's
-    numbers filled in, never its raw placeholders."""
-    if spec["type"] != "parametric":
-        return spec["prompt"]
-    return template_render(spec["prompt"], parameters_pick(spec, spec["examples"][0]["params"]))
-
-
 def parameters_pick(spec: Mapping[str, Any], labels: Mapping[str, Any]) -> dict[str, Any] | None:
     """The options named by ``labels`` (option name or number per parameter), or None."""
     picked = {}
