@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("interview", "0002_loop_round_follow_ups"),
+        ("interview", "0003_option_order"),
     ]
 
     operations = [
