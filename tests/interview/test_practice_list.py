@@ -17,9 +17,12 @@ pytestmark = pytest.mark.django_db
 
 def _answer(user, bank_id: str, answer) -> None:
     question = Question.objects.get(bank_id=bank_id)
-    params, token = services.practice_draw(question)
+    draw = services.practice_draw(question)
     services.practice_answer(
-        user=user, question=question, data=answer(question, params), token=token
+        user=user,
+        question=question,
+        data=answer(question, draw.params, draw.option_order),
+        token=draw.token,
     )
 
 

@@ -45,10 +45,14 @@ def test_every_concept_answer_shows_the_answer_the_right_answer_and_the_explanat
     assert len(items) >= 3
     right, wrong, *unanswered = items
     services.answer_submit(
-        user=alice, item_id=right.pk, data=right_answer(right.question, right.params)
+        user=alice,
+        item_id=right.pk,
+        data=right_answer(right.question, right.params, right.option_order),
     )
     services.answer_submit(
-        user=alice, item_id=wrong.pk, data=wrong_answer(wrong.question, wrong.params)
+        user=alice,
+        item_id=wrong.pk,
+        data=wrong_answer(wrong.question, wrong.params, wrong.option_order),
     )
     services.loop_finish(user=alice, loop_id=loop.pk)
     client.force_login(alice)
