@@ -613,7 +613,8 @@ class _Chain:
         )
         self.graph = None
         if device == "cuda" and request.get("cuda_graph"):
-            self.graph = _capture(self._run)
+            captured = _capture(self._run)
+            self.graph = captured[0] if captured is not None else None
 
     def _run(self) -> None:
         import torch
