@@ -101,7 +101,9 @@ BASELINES = {
 BASELINE_PATHS = {"solutions/engine_kernel.py": ("engine",)}
 # Batches an attack past the source rule is timed for before it counts as not caught.
 RUNTIME_BATCHES = 3
-REJECTED = (str(Verdict.POLICY), str(Verdict.WRONG_ANSWER))
+# A runtime error rejects too: on a GPU a late writer's copy, launched from its own thread while
+# the batch's CUDA graph is captured, breaks the capture and the call raises (H100, 2026-12-07).
+REJECTED = (str(Verdict.POLICY), str(Verdict.WRONG_ANSWER), str(Verdict.RUNTIME_ERROR))
 # The verdict each kind of solution must get.
 EXPECTED = {"wrong": Verdict.WRONG_ANSWER, "cheats": Verdict.POLICY}
 STABILITY_GOAL_CV_PCT = 2.0
@@ -436,7 +438,10 @@ def runtime_verdict(spec: ProblemSpec, attack: RuntimeAttack) -> tuple[str, str]
             for _ in range(RUNTIME_BATCHES):
                 call()
         except CandidateFailure as failure:
-            return str(failure.verdict), failure.message.splitlines()[0][:200]
+            # A traceback's last line names the error; any other message leads with it.
+            lines = failure.message.strip().splitlines() or [""]
+            line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
+            return str(failure.verdict), line[:200]
     return str(Verdict.ACCEPTED), f"not caught in {RUNTIME_BATCHES} batches"
 
 
@@ -673,7 +678,7 @@ def table(data: dict[str, Any]) -> str:
         for row in rows:
             if row["role"].startswith("stability") or row["role"].startswith("vs "):
                 continue
-            # An attack past the source rule must be rejected; which of the two verdicts names it
+            # An attack past the source rule must be rejected; which verdict names it
             # can depend on a race (a side stream finishing before or after the digest).
             rejected = row["role"].startswith("runtime") and row["verdict"] in REJECTED
             expected = row["verdict"] == row["expected"] or rejected
