@@ -139,7 +139,7 @@ def bench(args: argparse.Namespace) -> dict:
         outputs, wall_s = run_hf(args.model, args.device, requests, args.max_num_seqs)
     else:
         from engine.llm_engine import LLMEngine
-        from engine.scheduler import PriorityScheduler
+        from engine.schedulers import PriorityScheduler
 
         scheduler_cls = PriorityScheduler if args.workload == "priority-mix" else None
         engine = LLMEngine(

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 import torch
 
 from engine.attention import AttentionBackend, TorchAttention
-from engine.block_allocator import BlockAllocator, PrefixCachingAllocator
+from engine.block_allocator import BlockAllocator
 from engine.config import EngineConfig, ModelConfig, SamplingParams
 from engine.model_runner import ModelRunner
+from engine.prefix_caching_allocator import PrefixCachingAllocator
 from engine.sampler import Sampler, SamplingBatch, TopKTopPSampler
-from engine.scheduler import FCFSScheduler, Scheduler, StaticScheduler
+from engine.scheduler import Scheduler
+from engine.schedulers import FCFSScheduler, StaticScheduler
 from engine.sequence import Sequence, Status
 from engine.spec_decode import RejectionSampler, Verifier
 

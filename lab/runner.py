@@ -14,7 +14,7 @@ from typing import Any
 from engine.config import EngineConfig, SamplingParams
 from engine.llm_engine import LLMEngine
 from engine.metrics import compute_metrics
-from engine.scheduler import FCFSScheduler, PriorityScheduler
+from engine.schedulers import FCFSScheduler, PriorityScheduler
 from engine.workloads import Request
 from grader.harnesses.engine_run import one_thread
 from lab.experiment import MAX_OUTPUT_TOKENS, MAX_PROMPT_TOKENS, LabSettings

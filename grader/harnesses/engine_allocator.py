@@ -470,7 +470,7 @@ def usage_picture(usage: list[tuple[int, int]], num_blocks: int) -> dict[str, An
 class AllocatorHarness(EngineHarness):
     kind = "allocator"
     version = "1"
-    engine_classes = ("engine.block_allocator.PrefixCachingAllocator",)
+    engine_classes = ("engine.prefix_caching_allocator.PrefixCachingAllocator",)
 
     def run_case(
         self, session: SandboxSession, case: dict[str, Any], rng: random.Random, timed: bool

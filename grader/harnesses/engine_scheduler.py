@@ -282,9 +282,9 @@ class SchedulerHarness(EngineHarness):
     kind = "scheduler"
     version = "1"
     engine_classes = (
-        "engine.scheduler.FCFSScheduler",
-        "engine.scheduler.PriorityScheduler",
-        "engine.scheduler.StaticScheduler",
+        "engine.schedulers.FCFSScheduler",
+        "engine.schedulers.PriorityScheduler",
+        "engine.schedulers.StaticScheduler",
     )
 
     def run_case(

@@ -9,7 +9,7 @@ import pytest
 
 from engine.config import EngineConfig, ModelConfig, SamplingParams
 from engine.llm_engine import LLMEngine
-from engine.scheduler import PriorityScheduler
+from engine.schedulers import PriorityScheduler
 from engine.triton_attention import TritonAttention
 from tests.engine.conftest import hf_greedy, make_engine, random_prompts
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.block_allocator import PrefixCachingAllocator
+from engine.prefix_caching_allocator import PrefixCachingAllocator
 from engine.sequence import Sequence
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine.block_allocator import PrefixCachingAllocator
 from engine.config import SamplingParams
+from engine.prefix_caching_allocator import PrefixCachingAllocator
 from engine.sampler import TopKTopPSampler
-from engine.scheduler import FCFSScheduler, PriorityScheduler
+from engine.schedulers import FCFSScheduler, PriorityScheduler
 from tests.engine.conftest import hf_greedy, make_engine, random_prompts
 
 GREEDY = SamplingParams(temperature=0, max_tokens=6)

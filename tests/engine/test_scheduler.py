@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.block_allocator import PrefixCachingAllocator
-from engine.scheduler import FCFSScheduler, PriorityScheduler, StaticScheduler
+from engine.prefix_caching_allocator import PrefixCachingAllocator
+from engine.schedulers import FCFSScheduler, PriorityScheduler, StaticScheduler
 from engine.sequence import Sequence, Status
 
 

@@ -81,11 +81,11 @@ CASES = [
 # A submission of the engine's own class, per problem.
 ENGINE_CLASS_SUBMISSIONS = {
     "priority-scheduler": (
-        "from engine.scheduler import PriorityScheduler\n\n\n"
+        "from engine.schedulers import PriorityScheduler\n\n\n"
         "class PriorityPreemptScheduler(PriorityScheduler):\n    pass\n"
     ),
     "kv-allocator": (
-        "from engine.block_allocator import PrefixCachingAllocator as PagedAllocator\n"
+        "from engine.prefix_caching_allocator import PrefixCachingAllocator as PagedAllocator\n"
     ),
     "batched-sampler": "from engine.sampler import TopKTopPSampler as BatchedSampler\n",
     "spec-verifier": "from engine.spec_decode import RejectionSampler as SpecVerifier\n",
