@@ -11,10 +11,12 @@ A harness kind has two halves in one class, because they speak one private proto
   it computed, through the channel of ``grader/harnesses/channel.py``.
 
 Later kinds plug in the same way: an engine-driven kind (scheduler, allocator, sampler,
-verifier) lists in ``sandbox_paths`` the engine files bound read-only into the sandbox,
-drives the engine there with the candidate's class in :meth:`serve`, and checks the
-resulting trace and tokens on the trusted side; a kernel kind sets ``needs_gpu = True`` and
-times with :class:`grader.harnesses.timing.CudaTimer` inside :meth:`serve`.
+verifier) lists in ``sandbox_paths`` the engine files bound read-only into the sandbox (the
+interfaces and data types, never the engine's implementations), runs the engine on the
+trusted side and asks the candidate's object in the sandbox for each decision (its
+:meth:`serve` may ask questions back over :attr:`Harness.channel` before it replies); a
+kernel kind sets ``needs_gpu = True`` and times with
+:class:`grader.harnesses.timing.CudaTimer` inside :meth:`serve`.
 
 Example (a new kind is a file in this package)::
 
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import mmap
 import secrets
+import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -110,6 +113,9 @@ class Harness(ABC):
     sandbox_paths: ClassVar[tuple[str, ...]] = ()
     #: whether submissions go to the ``gpu`` queue.
     needs_gpu: ClassVar[bool] = False
+    #: in the sandbox: the control channel, set by the runner, for kinds whose :meth:`serve`
+    #: asks the trusted side questions before its reply (the engine kinds' decisions).
+    channel: ClassVar[socket.socket | None] = None
 
     def __init__(self, spec: ProblemSpec) -> None:
         self.spec = spec

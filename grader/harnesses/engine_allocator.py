@@ -1,15 +1,18 @@
 """The ``allocator`` kind: the candidate's ``BlockAllocator`` against a model of the rules.
 
-An *op script* (generated on the trusted side from the secret seed) drives the allocator the
-way the engine does: ``new`` (a sequence arrives: ``allocate_prefix``), ``advance`` (the
-scheduler gives it ``min(chunk, tokens left)`` tokens: ``append_slots``, ``take_copies``, then
-the model "writes" them, ``num_computed_tokens`` moves, ``cache_full_blocks``, and a sampled
-token is appended when the sequence caught up), ``fork`` and ``free``. Prompts share prefixes
-with live sequences and forks share partial blocks, so prefix hits and copy-on-write happen.
+Every call runs on the trusted side first: an :class:`~grader.harnesses.allocator_link.AllocatorProxy`
+is the allocator of the trusted engine (or of an op script's driver, here); it forwards each
+call to the candidate's allocator in the sandbox (on mirror Sequences kept in step with the
+trusted ones), and checks each answer (block table, prefix tokens, free count, copies) on the
+:class:`CacheModel`, the trusted model of what every KV slot holds, before anyone uses it.
 
-The sandbox reports each op's result (return value, the block table, the copies queued,
-``num_free_blocks``); the trusted side replays the script on its own model of the KV cache,
-where every slot holds the (token, position) written into it, and checks after every op:
+An *op script* (generated on the trusted side from the secret seed) drives the allocator the
+way the engine does, one op at a time: ``new`` (a sequence arrives: ``allocate_prefix``),
+``advance`` (the scheduler gives it ``min(chunk, tokens left)`` tokens: ``append_slots``,
+``take_copies``, then the model "writes" them, ``num_computed_tokens`` moves,
+``cache_full_blocks``, and a sampled token is appended when the sequence caught up), ``fork``
+and ``free``. Prompts share prefixes with live sequences and forks share partial blocks, so
+prefix hits and copy-on-write happen. After every call the model checks:
 
 * tables: valid, distinct block ids; ``append_slots`` covers exactly the tokens asked, keeps
   the old blocks, hands out only blocks no live sequence holds, and is all or nothing (False
@@ -21,39 +24,47 @@ where every slot holds the (token, position) written into it, and checks after e
 * counts: ``num_free_blocks`` equals the pool minus the blocks live sequences hold; after
   every sequence is freed, every block is free (a leak is named with its size).
 
-Then the engine serves a shared-prefix workload with the candidate's allocator and a pool
-small enough to preempt; its greedy tokens must equal the engine's own. The timed calls run a
-long op script (every result checked): the score is operations per second relative to the
-reference. A ``capacity`` test admits sequences with one shared prompt until the pool is full
-and reports how many fit, next to the reference's count on the same pool.
+Then the trusted engine serves a shared-prefix workload with the candidate's allocator behind
+the proxy and a pool small enough to preempt; its greedy tokens must equal the engine's own.
+A ``capacity`` test admits sequences with one shared prompt until the pool is full and
+reports how many fit, next to the reference's count on the same pool. The policy score is
+:func:`policy_merit`; a timed call serves the benchmark workload, timed by the trusted clock
+around the candidate's answers.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import mmap
 import random
 from collections import Counter
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from grader.harnesses import register
 from grader.harnesses.base import clock_ns
+from grader.harnesses.contract import CallTiming, PolicyScore
 from grader.harnesses.engine_run import (
     VOCAB_SIZE,
     CaseResult,
-    EngineHarness,
+    InProcessLink,
+    Link,
+    PolicyHarness,
     drive,
-    engine_class_used,
     expected_tokens,
     fail,
     one_thread,
     outputs_mismatch,
     random_workload,
+    reference_class,
+    run_reference,
     serial_bound,
     tiny_engine,
 )
 
 if TYPE_CHECKING:
+    from engine.block_allocator import BlockAllocator
     from grader.sandbox import SandboxSession
 
 # A run's picture on the results page: KV blocks in use at this many points at most (a long
@@ -62,48 +73,44 @@ PICTURE_POINTS = 200
 
 
 def run_script(
-    allocator_cls: Any, num_blocks: int, block_size: int, script: list[list], clock: Callable
-) -> dict[str, Any]:
-    """Run an op script on a fresh allocator; returns each op's result and the loop's time."""
+    allocator: BlockAllocator, script: list[list], usage: list[tuple[int, int]] | None = None
+) -> list[bool]:
+    """Drive ``allocator`` through an op script the way the engine would, on the trusted side;
+    returns whether each ``advance`` got its slots. ``usage``, when given, receives (blocks in
+    use, blocks shared by several sequences) after every op, as the trusted model counts them
+    (``allocator`` is then an :class:`~grader.harnesses.allocator_link.AllocatorProxy`)."""
     from engine.sequence import Sequence
 
-    allocator = allocator_cls(num_blocks, block_size, True)
-    seqs: dict[int, Any] = {}
-    results: list[Any] = []
-    start_ns = clock()
-    for op in script:
+    seqs: dict[int, Sequence] = {}
+    advanced: list[bool] = []
+    for index, op in enumerate(script):
         kind = op[0]
+        allocator.where = f"op {index} ({kind} {op[1]})"
         if kind == "new":
-            seq = seqs[op[1]] = Sequence(op[2])
-            cached = allocator.allocate_prefix(seq)
-            seq.num_computed_tokens = seq.num_cached_tokens = cached
-            results.append([cached, list(seq.block_table), allocator.num_free_blocks])
+            seq = seqs[op[1]] = Sequence(op[2], request_id=str(op[1]))
+            seq.num_computed_tokens = seq.num_cached_tokens = allocator.allocate_prefix(seq)
         elif kind == "advance":
             seq = seqs[op[1]]
             num_new = min(op[2], seq.num_tokens - seq.num_computed_tokens)
             ok = allocator.append_slots(seq, num_new)
-            copies = [list(copy) for copy in allocator.take_copies()]
+            allocator.take_copies()
             if ok:
                 seq.num_computed_tokens += num_new
                 allocator.cache_full_blocks(seq)
                 if seq.num_computed_tokens == seq.num_tokens:
                     seq.token_ids.append(op[3])
-            results.append(
-                [num_new, bool(ok), list(seq.block_table), copies, allocator.num_free_blocks]
-            )
+            advanced.append(ok)
         elif kind == "fork":
             parent = seqs[op[1]]
-            child = seqs[op[2]] = Sequence(list(parent.prompt_token_ids))
+            child = seqs[op[2]] = Sequence(parent.prompt_token_ids, request_id=str(op[2]))
             child.token_ids = list(parent.token_ids)
             allocator.fork(parent, child)
-            results.append(
-                [child.num_computed_tokens, list(child.block_table), allocator.num_free_blocks]
-            )
         else:
-            seq = seqs.pop(op[1])
-            allocator.free(seq)
-            results.append([list(seq.block_table), allocator.num_free_blocks])
-    return {"results": results, "elapsed_ns": clock() - start_ns}
+            allocator.free(seqs.pop(op[1]))
+        if usage is not None:
+            usage.append(allocator.model.usage())
+    allocator.flush()
+    return advanced
 
 
 def make_script(case: dict[str, Any], rng: random.Random) -> list[list]:
@@ -167,15 +174,9 @@ def capacity_script(case: dict[str, Any], rng: random.Random) -> list[list]:
     return script
 
 
-def capacity_of(script: list[list], results: list[Any]) -> int:
+def capacity_of(advanced: list[bool]) -> int:
     """How many sequences were prefilled before the first one that did not fit."""
-    fitted = 0
-    for op, result in zip(script, results, strict=True):
-        if op[0] == "advance":
-            if not result[1]:
-                break
-            fitted += 1
-    return fitted
+    return next((index for index, ok in enumerate(advanced) if not ok), len(advanced))
 
 
 class _Seq:
@@ -190,7 +191,7 @@ class CacheModel:
 
     def __init__(self, num_blocks: int, block_size: int) -> None:
         self.num_blocks, self.block_size = num_blocks, block_size
-        self.seqs: dict[int, _Seq] = {}
+        self.seqs: dict[Any, _Seq] = {}
         self.content: dict[int, list[tuple[int, int] | None]] = {}
         self.registered: dict[int, tuple[int, ...]] = {}
         # every block that ever held each registered content: a hit is required only for
@@ -265,8 +266,16 @@ class CacheModel:
             found, holder = found + 1, owner
         return found, holder
 
-    def new(self, where: str, sid: int, tokens: list[int], result: Any) -> None:
-        cached, table, free = result
+    def usage(self) -> tuple[int, int]:
+        """Blocks in use, and blocks shared by several sequences."""
+        holders = self.holders()
+        return len(holders), sum(count > 1 for count in holders.values())
+
+    def prefix(
+        self, where: str, sid: Any, tokens: list[int], cached: Any, table: Any, free: Any
+    ) -> None:
+        """``allocate_prefix`` of a sequence with these known tokens returned ``cached`` and
+        this block table."""
         bs = self.block_size
         table = self.check_table(where, sid, table)
         if not isinstance(cached, int) or cached != len(table) * bs:
@@ -296,12 +305,13 @@ class CacheModel:
         seq.computed, seq.table = cached, table
         self.check_free(where, free)
 
-    def advance(self, where: str, sid: int, chunk: int, token: int, result: Any) -> None:
-        num_new, ok, table, copies, free = result
+    def append(
+        self, where: str, sid: Any, num_new: int, ok: Any, table: Any, copies: Any, free: Any
+    ) -> None:
+        """``append_slots(sequence, num_new)`` returned ``ok``, this table and these copies."""
+        if not isinstance(ok, bool):
+            raise TypeError(f"append_slots returned {ok!r}")
         seq, bs = self.seqs[sid], self.block_size
-        want_new = min(chunk, len(seq.tokens) - seq.computed)
-        if num_new != want_new:
-            raise fail(f"{where}: the sequence state was changed outside the allocator's rules")
         old = list(seq.table)
         first = seq.computed // bs
         holders = self.holders()
@@ -329,15 +339,19 @@ class CacheModel:
             self.content[block] = [None] * bs
             self.registered.pop(block, None)
         seq.table = table
-        self._write(where, sid, seq, num_new)
-        seq.computed += num_new
-        if seq.computed == len(seq.tokens):
-            seq.tokens.append(token)
+        self.check_free(where, free)
+
+    def write(self, where: str, sid: Any, tokens: list[int], computed: int) -> None:
+        """The engine computed the sequence's tokens up to ``computed`` into its blocks, and
+        ``cache_full_blocks`` registers the full ones."""
+        seq, bs = self.seqs[sid], self.block_size
+        seq.tokens = list(tokens)
+        self._write(where, sid, seq, computed - seq.computed)
+        seq.computed = computed
         for index in range(seq.computed // bs):
             key = tuple(seq.tokens[: (index + 1) * bs])
             self.registered.setdefault(seq.table[index], key)
             self.key_blocks.setdefault(key, set()).add(seq.table[index])
-        self.check_free(where, free)
 
     def _check_grown(self, where, sid, seq, old, table, copies, first, shared, num_new) -> None:
         if len(table) != self.blocks(seq.computed + num_new):
@@ -391,8 +405,9 @@ class CacheModel:
                     )
             self.content[block][offset] = (seq.tokens[position], position)
 
-    def fork(self, where: str, parent: int, child: int, result: Any) -> None:
-        computed, table, free = result
+    def fork(
+        self, where: str, parent: Any, child: Any, computed: Any, table: Any, free: Any
+    ) -> None:
         source = self.seqs[parent]
         if table != source.table or computed != source.computed:
             raise fail(
@@ -403,11 +418,10 @@ class CacheModel:
         seq.computed, seq.table = source.computed, list(table)
         self.check_free(where, free)
 
-    def free(self, where: str, sid: int, result: Any) -> None:
-        table, free = result
+    def free(self, where: str, sid: Any, table: Any, free: Any) -> None:
         if table != []:
             raise fail(f"{where}: free left sequence {sid}'s block table as {table}")
-        held = self.seqs.pop(sid).table
+        held = self.seqs.pop(sid).table if sid in self.seqs else []
         want = self.free_count()
         if isinstance(free, int) and self.seqs and free < want:
             raise fail(
@@ -415,39 +429,6 @@ class CacheModel:
                 f"{want} blocks are free: {want - free} of its blocks {held} were not released"
             )
         self.check_free(where, free)
-
-
-def check_script(
-    script: list[list],
-    results: Any,
-    num_blocks: int,
-    block_size: int,
-    usage: list[tuple[int, int]] | None = None,
-) -> None:
-    """Replay ``script`` with the sandbox's ``results`` on the trusted model; raise when wrong.
-
-    ``usage``, when given, receives (blocks in use, blocks shared by several sequences) after
-    every op, as the trusted model counts them.
-    """
-    if not isinstance(results, list) or len(results) != len(script):
-        raise fail("the sandbox did not report a result for every op")
-    model = CacheModel(num_blocks, block_size)
-    for index, (op, result) in enumerate(zip(script, results, strict=True)):
-        where = f"op {index} ({op[0]} {op[1]})"
-        try:
-            if op[0] == "new":
-                model.new(where, op[1], op[2], result)
-            elif op[0] == "advance":
-                model.advance(where, op[1], op[2], op[3], result)
-            elif op[0] == "fork":
-                model.fork(where, op[1], op[2], result)
-            else:
-                model.free(where, op[1], result)
-        except (TypeError, ValueError, IndexError, KeyError) as error:
-            raise fail(f"{where}: malformed result {result!r} ({error})") from None
-        if usage is not None:
-            holders = model.holders()
-            usage.append((len(holders), sum(count > 1 for count in holders.values())))
 
 
 def usage_picture(usage: list[tuple[int, int]], num_blocks: int) -> dict[str, Any]:
@@ -466,89 +447,198 @@ def usage_picture(usage: list[tuple[int, int]], num_blocks: int) -> dict[str, An
     }
 
 
+@dataclass
+class EngineRun:
+    """One run of a workload in the trusted engine with an allocator behind a proxy: the
+    outputs by request id, and the figures the trusted side counted."""
+
+    outputs: dict[str, dict[str, Any]]
+    steps: int
+    computed_tokens: int
+    cached_tokens: int
+    preemptions: int
+
+
+def engine_case_config(case: dict[str, Any]) -> dict[str, Any]:
+    """The EngineConfig fields of an engine-mode case (prefix caching on, the default)."""
+    return {
+        "block_size": int(case["block_size"]),
+        "num_kv_blocks": int(case["num_blocks"]),
+        "max_num_seqs": int(case.get("max_num_seqs", 8)),
+        "max_num_batched_tokens": int(case.get("max_num_batched_tokens", 64)),
+    }
+
+
+def run_engine(
+    link: Link | InProcessLink, requests: list[dict[str, Any]], config: dict[str, Any]
+) -> EngineRun:
+    """Serve ``requests`` in the trusted engine (its FCFS scheduler) with the allocator behind
+    ``link``, every answer checked before the engine uses it."""
+    from grader.harnesses.allocator_link import AllocatorProxy
+
+    max_steps = 3 * serial_bound(requests, config["max_num_batched_tokens"])
+    with one_thread():
+        engine = tiny_engine(config, allocator_cls=functools.partial(AllocatorProxy, link=link))
+        result = drive(engine, requests, max_steps, clock_ns, engine.allocator.at_step)
+    engine.allocator.flush()
+    return EngineRun(
+        outputs=result["outputs"],
+        steps=result["steps"],
+        computed_tokens=sum(n for record in engine.trace for _, n in record.scheduled),
+        cached_tokens=engine.allocator.hits,
+        preemptions=engine.scheduler.num_preemptions,
+    )
+
+
+def policy_merit(
+    theirs: EngineRun, ours: EngineRun, fitted: int, reference_fitted: int
+) -> tuple[float, dict[str, Any], dict[str, Any]]:
+    """An allocator's score against the reference's, and both sides' figures: the geometric
+    mean of two ratios, each above 1 when the candidate is better.
+
+    * work: the tokens the trusted engine computed to serve the benchmark workload (prompts,
+      recomputation after preemption and decodes), the reference's over the candidate's. A
+      prefix hit is prefill the engine does not compute, and an allocator that keeps freed
+      blocks findable (LRU) hits again when a preempted or a later request comes back;
+    * capacity: the sequences sharing one prompt that fit in the pool, the candidate's over
+      the reference's: how large a batch the cache holds.
+
+    These are what a serving engineer asks of a KV allocator (compute saved by the prefix
+    cache, batch size per GiB), counted in tokens and sequences, so the score is the same on
+    any host under any load.
+    """
+    sides = []
+    for run, count in ((theirs, fitted), (ours, reference_fitted)):
+        sides.append(
+            {
+                "computed_tokens": run.computed_tokens,
+                "prefix_hit_tokens": run.cached_tokens,
+                "preemptions": run.preemptions,
+                "steps": run.steps,
+                "sequences_fit": count,
+            }
+        )
+    work = ours.computed_tokens / theirs.computed_tokens
+    capacity = fitted / max(reference_fitted, 1)
+    return round(math.sqrt(work * capacity), 3), sides[0], sides[1]
+
+
 @register
-class AllocatorHarness(EngineHarness):
+class AllocatorHarness(PolicyHarness):
     kind = "allocator"
-    version = "1"
-    engine_classes = ("engine.prefix_caching_allocator.PrefixCachingAllocator",)
+    version = "2"
+    # The interfaces and data types an allocator needs: never the engine's own allocator.
+    sandbox_paths = (
+        "engine/__init__.py",
+        "engine/config.py",
+        "engine/sequence.py",
+        "engine/block_allocator.py",
+    )
 
     def run_case(
         self, session: SandboxSession, case: dict[str, Any], rng: random.Random, timed: bool
     ) -> CaseResult:
+        link = Link(session, self.timeout_s(case), measure_cpu=timed)
         mode = case.get("mode", "ops")
         if mode == "engine":
-            return self._engine_case(session, case, rng, timed)
+            result = self._engine_case(link, case, rng, timed)
+        else:
+            result = self._script_case(link, case, rng, timed, mode)
+        result.timing = link.timing()
+        return result
+
+    def _script_case(self, link, case, rng, timed, mode) -> CaseResult:
+        from grader.harnesses.allocator_link import AllocatorProxy
+
         num_blocks, block_size = int(case["num_blocks"]), int(case["block_size"])
         script = capacity_script(case, rng) if mode == "capacity" else make_script(case, rng)
-        request = {"op": "script", "num_blocks": num_blocks, "block_size": block_size}
-        reply, timing = self.call(session, request | {"script": script}, case, timed)
         usage: list[tuple[int, int]] | None = None if timed else []
-        check_script(script, reply.get("results"), num_blocks, block_size, usage)
-        if timed:
-            return CaseResult(timing)
-        details = {
-            "ops": len(script),
-            "ops_per_s": round(len(script) / timing.outside_ns * 1e9),
-            "trace": usage_picture(usage, num_blocks),
-        }
+        advanced = run_script(AllocatorProxy(num_blocks, block_size, link=link), script, usage)
+        if usage is None:
+            return CaseResult(_NO_TIMING)
+        details = {"ops": len(script), "trace": usage_picture(usage, num_blocks)}
         if mode != "capacity":
-            return CaseResult(timing, details=details)
-        fitted = capacity_of(script, reply["results"])
-        reference = self._reference_class()
-        with one_thread():
-            theirs = run_script(reference, num_blocks, block_size, script, clock_ns)["results"]
-        reference_fitted = capacity_of(script, theirs)
+            return CaseResult(_NO_TIMING, details=details)
+        fitted = capacity_of(advanced)
+        reference_fitted = self._reference_capacity(script, num_blocks, block_size)
+        if case.get("score"):
+            self.scored[case["name"]] = (fitted, reference_fitted)
         message = (
             f"{fitted} concurrent sequences fit in {num_blocks} blocks (reference "
             f"{reference_fitted})"
         )
-        return CaseResult(
-            timing, message, details | {"fitted": fitted, "reference_fitted": reference_fitted}
-        )
+        details |= {"fitted": fitted, "reference_fitted": reference_fitted}
+        return CaseResult(_NO_TIMING, message, details)
 
-    def _engine_case(self, session, case, rng, timed) -> CaseResult:
-        config = {
-            "block_size": int(case["block_size"]),
-            "num_kv_blocks": int(case["num_blocks"]),
-            "max_num_seqs": int(case.get("max_num_seqs", 8)),
-            "max_num_batched_tokens": int(case.get("max_num_batched_tokens", 64)),
-        }
+    def _engine_case(self, link, case, rng, timed) -> CaseResult:
+        config = engine_case_config(case)
         requests = random_workload(case, rng)
-        max_steps = 3 * serial_bound(requests, config["max_num_batched_tokens"])
-        expected = expected_tokens(requests, config)
-        request = {"op": "engine", "config": config, "requests": requests, "max_steps": max_steps}
-        reply, timing = self.call(session, request, case, timed)
-        outputs = reply.get("outputs")
-        if not isinstance(outputs, dict):
-            raise fail("the sandbox returned no outputs")
-        wrong = outputs_mismatch(outputs, expected, requests)
+        run = run_engine(link, requests, config)
+        if timed:
+            return CaseResult(_NO_TIMING)
+        wrong = outputs_mismatch(run.outputs, expected_tokens(requests, config), requests)
         if wrong:
             raise fail(wrong)
-        cached = sum(int(out.get("cached_tokens") or 0) for out in outputs.values())
         prompt_tokens = sum(len(r["prompt"]) for r in requests)
-        return CaseResult(
-            timing,
-            f"outputs equal the engine's; {cached} of {prompt_tokens} prompt tokens were prefix hits",
-            {"cached_tokens": cached, "prompt_tokens": prompt_tokens},
+        found = {
+            "cached_tokens": run.cached_tokens,
+            "prompt_tokens": prompt_tokens,
+            "computed_tokens": run.computed_tokens,
+            "preemptions": run.preemptions,
+        }
+        message = (
+            f"outputs equal the engine's; the engine computed {run.computed_tokens} tokens, "
+            f"{run.cached_tokens} were prefix hits"
         )
+        if not case.get("score"):
+            return CaseResult(_NO_TIMING, message, found)
+        link = self._reference_link()
+        reference = run_reference(lambda: run_engine(link, requests, config))
+        self.scored[case["name"]] = (run, reference)
+        ours = {
+            "cached_tokens": reference.cached_tokens,
+            "prompt_tokens": prompt_tokens,
+            "computed_tokens": reference.computed_tokens,
+            "preemptions": reference.preemptions,
+        }
+        message += f" (reference {reference.computed_tokens}, {reference.cached_tokens})"
+        return CaseResult(_NO_TIMING, message, found | {"reference": ours})
 
-    def _reference_class(self) -> Any:
-        namespace: dict[str, Any] = {"__name__": "reference"}
-        exec(compile(self.spec.reference_code, "reference.py", "exec"), namespace)
-        return namespace[self.spec.entry_point]
+    def merit(self, scored: dict[str, Any]) -> PolicyScore:
+        """:func:`policy_merit` of the scored engine and capacity tests (workloads the seed
+        alone draws)."""
+        runs = [value for value in scored.values() if isinstance(value[0], EngineRun)]
+        counts = [value for value in scored.values() if isinstance(value[0], int)]
+        (theirs, ours), (fitted, reference_fitted) = runs[0], counts[0]
+        score, mine, reference = policy_merit(theirs, ours, fitted, reference_fitted)
+        message = (
+            f"{score:.3f}x the reference's policy: the engine computed {mine['computed_tokens']} "
+            f"tokens with {mine['prefix_hit_tokens']} prefix-hit tokens (reference "
+            f"{reference['computed_tokens']} with {reference['prefix_hit_tokens']}); "
+            f"{fitted} sequences fit (reference {reference_fitted})"
+        )
+        return PolicyScore(score, message, mine, reference)
+
+    def _reference_capacity(self, script: list[list], num_blocks: int, block_size: int) -> int:
+        """How many of the capacity script's sequences fit with the problem's reference."""
+        from grader.harnesses.allocator_link import AllocatorProxy
+
+        link = self._reference_link()
+        proxy = functools.partial(AllocatorProxy, num_blocks, block_size, link=link)
+        return capacity_of(run_reference(lambda: run_script(proxy(), script)))
+
+    def _reference_link(self) -> InProcessLink:
+        """The problem's reference allocator, in this process (trusted code)."""
+        from grader.harnesses.allocator_link import AllocatorMirror
+
+        return InProcessLink(AllocatorMirror(reference_class(self.spec)))
 
     @staticmethod
     def serve(entry: Any, request: dict[str, Any], shared: mmap.mmap) -> dict[str, Any]:
-        reused = engine_class_used(entry, AllocatorHarness.engine_classes)
-        if reused:
-            return {"ok": True, "elapsed_ns": 0, "reuses": reused}
-        if request["op"] == "engine":
-            engine = tiny_engine(request["config"], allocator_cls=entry)
-            return {
-                "ok": True,
-                **drive(engine, request["requests"], request["max_steps"], clock_ns),
-            }
-        result = run_script(
-            entry, request["num_blocks"], request["block_size"], request["script"], clock_ns
-        )
-        return {"ok": True, **result}
+        from grader.harnesses.allocator_link import serve_in_sandbox
+
+        return serve_in_sandbox(entry, request)
+
+
+# run_case measures every case's time itself: the link's outside clock.
+_NO_TIMING = CallTiming(0, 0, 0)

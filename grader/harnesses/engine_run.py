@@ -1,12 +1,14 @@
-"""Shared by the engine-plugged kinds: the tiny model, seeded workloads, and the workload driver.
+"""Shared by the engine-plugged kinds: the tiny model, seeded workloads, the workload driver,
+and the link that lets the trusted engine ask the candidate's object for each decision.
 
-Both halves import this module. The in-sandbox half builds the engine's ``tiny`` model (seeded
-random weights, float32, CPU; no transformers import, so a sandbox starts in a second) with the
-candidate's class plugged in, feeds it a workload step by step and reports what happened; the
-trusted half builds the same model to compute the expected greedy tokens itself, and replays
-the reported trace to check every rule. Requests arrive on a step clock (request ``r`` is added
-before step ``r.arrival_step``), so a run is a pure function of the workload and the policy:
-the same trace on any machine, under any load.
+The engine runs on the trusted side (the worker's process): the engine's ``tiny`` model
+(seeded random weights, float32, CPU; no transformers import), fed a workload on a step clock
+(request ``r`` is added before step ``r.arrival_step``), so a run is a pure function of the
+workload and the policy: the same decisions on any machine, under any load. For each decision
+the trusted side asks the candidate's object in the sandbox across the channel (a
+:class:`Link`), and checks the answer before the engine uses it; the trace, the invariants and
+every figure are the trusted engine's own. The problem's reference runs in this process
+through the same protocol (:class:`InProcessLink`).
 
 Every kind's module is imported by the runner of every sandbox, including sandboxes that do
 not bind the engine: torch and the engine are imported inside functions, never at the top.
@@ -15,17 +17,26 @@ not bind the engine: torch and the engine are imported inside functions, never a
 from __future__ import annotations
 
 import contextlib
+import json
 import mmap
 import random
+import socket
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from grader.harnesses.base import CandidateFailure, Harness, failed_outcome
-from grader.harnesses.contract import CallTiming, ProblemSpec, TestOutcome, Verdict
+from grader.harnesses.base import CandidateFailure, Harness, ProblemError, failed_outcome
+from grader.harnesses.channel import message_receive, message_send
+from grader.harnesses.contract import (
+    CallTiming,
+    PolicyScore,
+    ProblemSpec,
+    TestOutcome,
+    Verdict,
+)
 from grader.harnesses.timing import TimedCall
 
 if TYPE_CHECKING:
@@ -33,13 +44,17 @@ if TYPE_CHECKING:
 
     from engine.config import SamplingParams
     from engine.llm_engine import LLMEngine
-    from engine.sequence import Sequence
     from grader.sandbox import SandboxSession
 
 # The tiny model's vocabulary (engine.config.MODELS["tiny"]; a test checks they agree).
 VOCAB_SIZE = 10240
-# The trusted side's expected tokens come from one engine with room for every request at once.
+# The trusted side's expected tokens come from one engine with room for every request at once,
+# and a token budget that prefills them all in one step.
 ORACLE_BLOCKS = 4096
+ORACLE_BATCHED_TOKENS = 8192
+# Answers a sandbox that is waiting mid-decision gets when the trusted side has judged the run
+# (a wrong answer) before it is dropped: enough for a call stack to unwind, not a conversation.
+UNWIND_ANSWERS = 8
 
 
 @lru_cache(maxsize=1)
@@ -158,7 +173,12 @@ def serial_bound(requests: list[dict[str, Any]], budget: int) -> int:
 def expected_tokens(requests: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, list]:
     """Greedy tokens per request id from the engine's own parts, every request in one batch."""
     with one_thread():
-        engine = tiny_engine(config | {"num_kv_blocks": ORACLE_BLOCKS, "max_num_seqs": 256})
+        oracle = {
+            "num_kv_blocks": ORACLE_BLOCKS,
+            "max_num_seqs": 256,
+            "max_num_batched_tokens": ORACLE_BATCHED_TOKENS,
+        }
+        engine = tiny_engine(config | oracle)
         outputs = engine.generate([r["prompt"] for r in requests], [params_of(r) for r in requests])
     return {r["id"]: out.output_token_ids for r, out in zip(requests, outputs, strict=True)}
 
@@ -168,34 +188,20 @@ def drive(
     requests: list[dict[str, Any]],
     max_steps: int,
     clock_ns: Callable[[], int],
-    on_schedule: Callable[[dict[str, Sequence], Any], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """In the sandbox: feed ``requests`` on the step clock, step until done or ``max_steps``.
+    """Feed ``requests`` on the step clock, step until done or ``max_steps``.
 
-    ``on_schedule(live, plan)`` runs right after each ``schedule()`` (before the model), with
-    the sequences the scheduler was given so far by request id. Returns the outputs by id, the
-    steps taken, and the elapsed time of the loop.
+    ``on_step(step)`` runs before each step. Returns the outputs by id, the steps taken, and
+    the elapsed time of the loop.
     """
     pending = sorted(requests, key=lambda r: r["arrival_step"])
-    live: dict[str, Sequence] = {}
-    scheduler = engine.scheduler
-    add, schedule = scheduler.add, scheduler.schedule
-
-    def add_recorded(seq: Sequence) -> None:
-        live[seq.request_id] = seq
-        add(seq)
-
-    def schedule_recorded() -> Any:
-        plan = schedule()
-        if on_schedule is not None:
-            on_schedule(live, plan)
-        return plan
-
-    scheduler.add, scheduler.schedule = add_recorded, schedule_recorded
     outputs: dict[str, dict[str, Any]] = {}
     steps = 0
     start_ns = clock_ns()
     while steps < max_steps and (pending or engine.has_unfinished()):
+        if on_step is not None:
+            on_step(steps)
         while pending and pending[0]["arrival_step"] <= steps:
             request = pending.pop(0)
             engine.add_request(
@@ -241,6 +247,154 @@ def outputs_mismatch(
     return None
 
 
+class Answer(Protocol):
+    """The trusted side's answer to one question a mirror asks mid-request (raises when the
+    question itself is a wrong answer)."""
+
+    def __call__(self, question: Any) -> dict[str, Any]: ...
+
+
+class Link:
+    """The trusted side's conversation with the candidate's object in a sandbox, for one run.
+
+    :meth:`call` sends a request; the sandbox may ask questions before its final reply
+    (``{"ok": true, "ask": ...}``, e.g. the allocator calls a candidate's scheduler makes while
+    it plans a step), each passed to ``answer`` and its answer sent back. ``outside_ns`` sums
+    this side's clock around every exchange: the sandbox's share of the run, the channel
+    included, nothing of the trusted engine's own work. The run's time limit covers every
+    exchange; a message that is not JSON or is too large is a ``policy`` verdict (the session).
+
+    With ``measure_cpu`` (timed runs) the link also counts ``untimed_cpu_ns``: CPU the sandbox
+    used between exchanges, while the trusted engine computed (read for its processes before
+    each request and after each reply), plus all the CPU of processes it started during the
+    run. An honest sandbox waits there; work moved there would make its decisions look fast.
+    """
+
+    def __init__(self, session: SandboxSession, timeout_s: float, measure_cpu: bool = False):
+        self.session = session
+        self.timeout_s = timeout_s
+        self.deadline = time.monotonic() + timeout_s
+        self.outside_ns = 0
+        self.exchanges = 0
+        self.untimed_cpu_ns = 0
+        self.pids = session._tree() if measure_cpu else []
+        self.cpu_mark_ns = session.cpu_ns(self.pids)
+
+    def call(self, request: dict[str, Any], answer: Answer | None = None) -> dict[str, Any]:
+        message = request
+        while True:
+            reply = self._send(message)
+            if "ask" not in reply:
+                return reply
+            if answer is None:
+                raise fail(f"the sandbox asked {reply['ask']!r} where no question was expected")
+            try:
+                message = answer(reply["ask"])
+            except CandidateFailure as failure:
+                self._unwind(failure.message)
+                raise
+
+    def timing(self) -> CallTiming:
+        """The run's timing: the exchanges' outside clock, and (measured) the CPU the sandbox
+        used in them plus ``untimed_cpu_ns``, the grader's cross-check of work hidden from it."""
+        if self.pids:
+            tree = self.session._tree()
+            started = [pid for pid in tree if pid not in self.pids]
+            self.untimed_cpu_ns += self.session.cpu_ns(self.pids) - self.cpu_mark_ns
+            self.untimed_cpu_ns += self.session.cpu_ns(started)
+            self.pids = []
+        return CallTiming(self.outside_ns, self.outside_ns, self.outside_ns + self.untimed_cpu_ns)
+
+    def _send(self, message: dict[str, Any]) -> dict[str, Any]:
+        left_s = self.deadline - time.monotonic()
+        if left_s <= 0:
+            self.session.kill()
+            raise CandidateFailure(
+                Verdict.TIME_LIMIT, f"the run did not finish within {self.timeout_s:g} s"
+            )
+        if self.pids:
+            self.untimed_cpu_ns += self.session.cpu_ns(self.pids) - self.cpu_mark_ns
+        reply, outside_ns, _ = self.session.call(message, left_s)
+        if self.pids:
+            self.cpu_mark_ns = self.session.cpu_ns(self.pids)
+        self.outside_ns += outside_ns
+        self.exchanges += 1
+        return reply
+
+    def _unwind(self, why: str) -> None:
+        """Tell a sandbox waiting mid-decision that the run was judged, so that its call stack
+        unwinds (:class:`Aborted`) and the next test starts in step; one that keeps asking is
+        stopped."""
+        for _ in range(UNWIND_ANSWERS):
+            try:
+                reply = self._send({"abort": why})
+            except CandidateFailure:
+                return
+            if "ask" not in reply:
+                return
+        self.session.kill()
+
+
+class InProcessLink:
+    """A link to a mirror in this process, for the problem's reference (trusted code): the same
+    requests, questions and answers, each through JSON as on the channel, so the reference
+    decides here exactly as it would in a sandbox."""
+
+    outside_ns = 0
+
+    def __init__(self, mirror: Any) -> None:
+        self.mirror = mirror
+
+    def call(self, request: dict[str, Any], answer: Answer | None = None) -> dict[str, Any]:
+        def ask(question: Any) -> dict[str, Any]:
+            if answer is None:
+                raise ProblemError(f"the reference asked {question!r} where none was expected")
+            return _through_json(answer(_through_json(question)))
+
+        self.mirror.ask = ask
+        return _through_json(self.mirror.handle(_through_json(request)))
+
+
+def _through_json(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+class Aborted(BaseException):
+    """In the sandbox: the trusted side judged the run while the candidate's code was waiting
+    for an answer. A BaseException, so a candidate's ``except Exception`` does not swallow it."""
+
+
+def channel_asker(control: socket.socket) -> Callable[[Any], dict[str, Any]]:
+    """In the sandbox: ``ask(question)`` sends a question mid-request over the control channel
+    and returns the trusted side's answer."""
+
+    def ask(question: Any) -> dict[str, Any]:
+        message_send(control, {"ok": True, "ask": question})
+        answer = message_receive(control)
+        if "abort" in answer:
+            raise Aborted(answer["abort"])
+        return answer
+
+    return ask
+
+
+def run_reference(run: Callable[[], Any]) -> Any:
+    """Run the problem's reference in this process: its failures are the problem's fault."""
+    try:
+        return run()
+    except CandidateFailure as failure:
+        raise ProblemError(f"the reference failed: {failure.message}") from None
+    except Exception as error:
+        raise ProblemError(f"the reference raised {type(error).__name__}: {error}") from error
+
+
+def reference_class(spec: ProblemSpec) -> Any:
+    """The problem's reference solution's entry point, loaded in this process (trusted code)."""
+    namespace: dict[str, Any] = {"__name__": "reference"}
+    exec(compile(spec.reference_code, "reference.py", "exec"), namespace)
+    return namespace[spec.entry_point]
+
+
 class EngineHarness(Harness):
     """The trusted half's common loop for the engine kinds: one fresh input per call.
 
@@ -265,6 +419,10 @@ class EngineHarness(Harness):
         self.calls += 1
         return random.Random(f"{seed}/{self.nonce}/{self.calls}")
 
+    def case_rng(self, case: dict[str, Any], seed: int) -> random.Random:
+        """The generator of a test's input (fresh per call, by default)."""
+        return self.rng(seed)
+
     def timeout_s(self, case: dict[str, Any]) -> float:
         return float(case.get("time_limit_s", self.spec.limits.test_time_s))
 
@@ -277,7 +435,7 @@ class EngineHarness(Harness):
     def run_test(self, session: SandboxSession, case: dict[str, Any], seed: int) -> TestOutcome:
         started = time.perf_counter()
         try:
-            result = self.run_case(session, case, self.rng(seed), timed=False)
+            result = self.run_case(session, case, self.case_rng(case, seed), timed=False)
         except CandidateFailure as failure:
             return failed_outcome(session, case, failure, (time.perf_counter() - started) * 1e3)
         return TestOutcome(
@@ -319,6 +477,38 @@ class EngineHarness(Harness):
         if not isinstance(elapsed_ns, int) or elapsed_ns < 0:
             raise CandidateFailure(Verdict.POLICY, "the sandbox reported no valid time")
         return reply, CallTiming(elapsed_ns, outside_ns)
+
+
+class PolicyHarness(EngineHarness):
+    """An engine kind scored on what its policy decided (``Harness.policy_score``).
+
+    Its tests marked ``score: true`` draw their workload from the secret seed alone, so the
+    same policy scores the same in every grade of the same submission, and also run the
+    problem's reference on it, in this process. A subclass's :meth:`run_case` stores each
+    such test's figures (the candidate's and the reference's) in ``scored`` by test name;
+    :meth:`merit` turns them into the score. The tests have run by the time the grader asks
+    for the score, so the score costs no run of its own.
+    """
+
+    def __init__(self, spec: ProblemSpec) -> None:
+        super().__init__(spec)
+        self.scored: dict[str, Any] = {}
+
+    def case_rng(self, case: dict[str, Any], seed: int) -> random.Random:
+        if case.get("score"):
+            return random.Random(f"{seed}/policy/{case['name']}")
+        return super().case_rng(case, seed)
+
+    def policy_score(self, session: SandboxSession, seed: int) -> PolicyScore:
+        session.thaw()  # grading froze it while the reference ran its tests
+        for case in self.spec.tests:
+            if case.get("score") and case["name"] not in self.scored:
+                self.run_case(session, case, self.case_rng(case, seed), timed=False)
+        return self.merit(self.scored)
+
+    @abstractmethod
+    def merit(self, scored: dict[str, Any]) -> PolicyScore:
+        """The policy's score from the scored tests' figures, and both sides' figures."""
 
 
 def engine_class_used(entry: Any, names: tuple[str, ...]) -> str | None:

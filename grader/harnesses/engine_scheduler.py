@@ -1,48 +1,60 @@
-"""The ``scheduler`` kind: the candidate's ``Scheduler`` class runs a real serving workload.
+"""The ``scheduler`` kind: the candidate's ``Scheduler`` decides every step of a real serving
+workload, which the trusted engine runs.
 
-In the sandbox the engine (tiny model, CPU, float32) is built with ``scheduler_cls`` set to the
-candidate's class, and the workload is fed on a step clock. Right after every ``schedule()``
-the harness records the plan (who got how many tokens) and, for every live request, its
-status, ``num_computed_tokens`` and block-table length. The trusted side then replays that
-trace against its own model of the workload, where it alone knows every prompt and output
-length, and checks each step:
+The engine (tiny model, CPU, float32) runs on the trusted side with a
+:class:`~grader.harnesses.scheduler_link.SchedulerProxy` as its scheduler: each step it asks
+the candidate's scheduler in the sandbox for a plan (the candidate works on mirror Sequences,
+and its allocator calls are answered by the engine's own allocator), and checks the plan and
+every state change before the engine runs it. :class:`ScheduleJudge` holds the trusted model
+of the workload, where this side alone knows every prompt and output length, and checks each
+step:
 
 * the plan: only running requests, each given 1 to (known - computed) tokens, a block table
   covering them, at most ``max_num_seqs`` requests and ``max_num_batched_tokens`` tokens;
-* the KV cache: the live block tables fit in the pool (prefix caching is off, so no sharing);
 * progress: ``num_computed_tokens`` only moves by what was scheduled, or drops to 0 (a
-  preemption by recompute);
+  preemption by recompute); a waiting request holds no blocks; a finished one is never
+  scheduled, and ``finish`` frees its blocks;
 * priority: when a request of priority ``q`` ran, no request of better priority ``p < q`` was
   left without tokens if it was already in the cache, or, if it was waiting, when its blocks
   (for all its known tokens) fit in the free blocks plus those of the worse-priority residents;
 * starvation: every request finishes within the serial bound (each request's steps alone,
   one request after another), and its greedy tokens equal the engine's own.
 
-A test with ``score: true`` also runs the same workload through the problem's reference
-scheduler on the trusted side and reports both policies' figures (output tokens per step, p99
-TTFT of the priority-0 class, in steps: deterministic, the same on any hardware); the timed
-calls measure wall-clock throughput, scored relative to the reference by ``grading.py``.
+The figures (output tokens per step, p99 TTFT of priority 0, preemptions, in steps) and the
+picture of the run come from the judge and the trusted engine, never from the sandbox. The
+test with ``score: true`` draws its workload from the secret seed alone and also runs the
+problem's reference on it, in this process through the same protocol: the policy score is
+:func:`policy_merit` of those two runs. A timed call is one whole workload; its time is the
+trusted clock around the candidate's decisions.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import mmap
 import random
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from grader.harnesses import register
 from grader.harnesses.base import clock_ns
+from grader.harnesses.contract import PolicyScore
 from grader.harnesses.engine_run import (
     CaseResult,
-    EngineHarness,
+    InProcessLink,
+    Link,
+    PolicyHarness,
+    channel_asker,
     drive,
-    engine_class_used,
     expected_tokens,
     fail,
     one_thread,
     outputs_mismatch,
     random_workload,
+    reference_class,
+    run_reference,
     serial_bound,
     tiny_engine,
 )
@@ -90,18 +102,21 @@ class _Request:
         return f"request {self.id} (priority {self.priority})"
 
 
-def replay(
-    trace: list[dict[str, Any]], requests: list[dict[str, Any]], config: dict[str, Any]
-) -> dict[str, _Request]:
-    """Check every step of ``trace``; returns the final states or raises a wrong answer."""
-    block_size, num_blocks = config["block_size"], config["num_kv_blocks"]
-    budget, max_seqs = config["max_num_batched_tokens"], config["max_num_seqs"]
-    state = {r["id"]: _Request(r) for r in requests}
+class ScheduleJudge:
+    """The trusted model of one run: checks each step's record as the trusted side saw it
+    (``{"s": [[id, tokens]], "l": [[id, status, computed, blocks]]}``, the plan and every
+    live request) and keeps each request's progress; raises a wrong answer naming the step."""
 
-    def blocks(tokens: int) -> int:
-        return -(-tokens // block_size)
+    def __init__(self, requests: list[dict[str, Any]], config: dict[str, Any]) -> None:
+        self.block_size, self.num_blocks = config["block_size"], config["num_kv_blocks"]
+        self.budget, self.max_seqs = config["max_num_batched_tokens"], config["max_num_seqs"]
+        self.state = {r["id"]: _Request(r) for r in requests}
 
-    for step, record in enumerate(trace):
+    def blocks(self, tokens: int) -> int:
+        return -(-tokens // self.block_size)
+
+    def step(self, step: int, record: dict[str, Any]) -> None:
+        state = self.state
         live: dict[str, tuple[str, int, int]] = {}
         for rid, status, computed, num_table in record["l"]:
             request = state.get(rid)
@@ -120,9 +135,9 @@ def replay(
                 request.preempted_steps.append(step)
             live[rid] = (status, computed, num_table)
         used = sum(num_table for _, _, num_table in live.values())
-        if used > num_blocks:
+        if used > self.num_blocks:
             raise fail(
-                f"step {step}: live block tables hold {used} blocks; the pool has {num_blocks}"
+                f"step {step}: live block tables hold {used} blocks; the pool has {self.num_blocks}"
             )
         plan: dict[str, int] = {}
         for rid, num_new in record["s"]:
@@ -140,19 +155,21 @@ def replay(
                     f"step {step}: {request.label()} was given {num_new} tokens; it has "
                     f"{left} left to compute"
                 )
-            if num_table * block_size < computed + num_new:
+            if num_table * self.block_size < computed + num_new:
                 raise fail(
                     f"step {step}: {request.label()} was given {num_new} tokens but its block "
-                    f"table covers only {num_table * block_size} of the {computed + num_new} "
-                    "slots (append_slots was not called, or returned False)"
+                    f"table covers only {num_table * self.block_size} of the "
+                    f"{computed + num_new} slots (append_slots was not called, or returned False)"
                 )
             plan[rid] = num_new
         total = sum(plan.values())
-        if total > budget:
-            raise fail(f"step {step}: {total} tokens scheduled, over the token budget of {budget}")
-        if len(plan) > max_seqs:
-            raise fail(f"step {step}: {len(plan)} requests ran; max_num_seqs is {max_seqs}")
-        _check_priority(step, plan, live, state, num_blocks - used, blocks)
+        if total > self.budget:
+            raise fail(
+                f"step {step}: {total} tokens scheduled, over the token budget of {self.budget}"
+            )
+        if len(plan) > self.max_seqs:
+            raise fail(f"step {step}: {len(plan)} requests ran; max_num_seqs is {self.max_seqs}")
+        _check_priority(step, plan, live, state, self.num_blocks - used, self.blocks)
         for rid, num_new in plan.items():
             request = state[rid]
             decode = request.outputs > 0 and request.computed == request.known - 1
@@ -164,7 +181,16 @@ def replay(
                     request.first_token_step = step
                 if request.outputs == request.max_tokens:
                     request.finished_step = step
-    return state
+
+
+def replay(
+    trace: list[dict[str, Any]], requests: list[dict[str, Any]], config: dict[str, Any]
+) -> dict[str, _Request]:
+    """Check every step of a recorded ``trace``; returns the final states or raises."""
+    judge = ScheduleJudge(requests, config)
+    for step, record in enumerate(trace):
+        judge.step(step, record)
+    return judge.state
 
 
 def _check_priority(step, plan, live, state, free, blocks) -> None:
@@ -194,19 +220,64 @@ def _check_priority(step, plan, live, state, free, blocks) -> None:
 
 def figures(state: dict[str, _Request], steps: int) -> dict[str, float]:
     """Hardware-independent figures of one run: tokens per step, priority-0 TTFT in steps."""
-    from engine.metrics import percentiles
-
-    high = [
-        r.first_token_step - r.arrival_step + 1
-        for r in state.values()
-        if r.priority == 0 and r.first_token_step is not None
-    ]
     return {
         "steps": steps,
         "output_tokens_per_step": round(sum(r.outputs for r in state.values()) / max(steps, 1), 3),
-        "p99_ttft_steps_priority_0": round(percentiles(high)["p99"], 2),
+        "p99_ttft_steps_priority_0": round(_p99_ttft(state, 0), 2),
         "preemptions": sum(r.preemptions for r in state.values()),
     }
+
+
+def _p99_ttft(state: dict[str, _Request], priority: int) -> float:
+    """p99 of the steps from arrival to first token (both counted) of a priority's requests."""
+    from engine.metrics import percentiles
+
+    ttft = [
+        _steps_since(r.arrival_step, r.first_token_step)
+        for r in state.values()
+        if r.priority == priority and r.first_token_step is not None
+    ]
+    return percentiles(ttft)["p99"]
+
+
+def policy_merit(
+    theirs: ScheduleRun, ours: ScheduleRun
+) -> tuple[float, dict[str, Any], dict[str, Any]]:
+    """A priority scheduler's score against the reference's on the same workload, and both
+    sides' figures: the geometric mean of two ratios, each above 1 when the candidate is better.
+
+    * throughput: output tokens per step (the workload's tokens are fixed, so this is the
+      reference's steps to drain it over the candidate's);
+    * the urgent class's tail latency: p99 TTFT, in steps, of the most urgent priority in the
+      workload (priority 0 nearly always), the reference's over the candidate's.
+
+    This is what a serving engineer asks of a priority scheduler: the urgent requests' tail
+    latency (their SLO), without paying for it in throughput. The geometric mean weighs a 10%
+    gain in one as much as a 10% loss in the other, so neither can be bought with the other
+    unseen. Both are counted in engine steps, so the score is the same on any host, under any
+    load; wall time is reported beside it.
+    """
+    urgent = min(r.priority for r in ours.state.values())
+    sides = []
+    for run in (theirs, ours):
+        outputs = sum(r.outputs for r in run.state.values())
+        sides.append(
+            {
+                "steps": run.steps,
+                "output_tokens_per_step": outputs / run.steps,
+                "urgent_priority": urgent,
+                "p99_ttft_steps_urgent": _p99_ttft(run.state, urgent),
+                "preemptions": sum(r.preemptions for r in run.state.values()),
+            }
+        )
+    mine, reference = sides
+    throughput = mine["output_tokens_per_step"] / reference["output_tokens_per_step"]
+    latency = reference["p99_ttft_steps_urgent"] / mine["p99_ttft_steps_urgent"]
+    rounded = [
+        {key: round(value, 3) if isinstance(value, float) else value for key, value in side.items()}
+        for side in sides
+    ]
+    return round(math.sqrt(throughput * latency), 3), rounded[0], rounded[1]
 
 
 def run_picture(
@@ -277,14 +348,55 @@ def _columns(requests: list[_Request], kv: list[int], stride: int) -> list[dict[
     return [{key: value for key, value in column.items() if value != []} for column in columns]
 
 
+@dataclass
+class ScheduleRun:
+    """One run of a workload in the trusted engine: the judge's final states, the checked
+    trace, the outputs by request id and the steps taken."""
+
+    state: dict[str, _Request]
+    trace: list[dict[str, Any]]
+    outputs: dict[str, dict[str, Any]]
+    steps: int
+
+
+def run_schedule(
+    link: Link | InProcessLink,
+    requests: list[dict[str, Any]],
+    config: dict[str, Any],
+    max_steps: int,
+) -> ScheduleRun:
+    """Serve ``requests`` in the trusted engine, every step planned by the scheduler behind
+    ``link`` and checked before it runs; raises a wrong answer at the first broken rule."""
+    from grader.harnesses.scheduler_link import SchedulerProxy
+
+    judge = ScheduleJudge(requests, config)
+    proxy_cls = functools.partial(SchedulerProxy, link=link, judge=judge)
+    with one_thread():
+        engine = tiny_engine(config, scheduler_cls=proxy_cls)
+        result = drive(engine, requests, max_steps, clock_ns)
+    for request in judge.state.values():
+        if request.finished_step is None:
+            if result["steps"] >= max_steps:
+                raise fail(
+                    f"{request.label()} did not finish within {max_steps} steps, the serial "
+                    "bound (every request run alone, one after another): starved"
+                )
+            raise fail(f"{request.label()} never finished")
+    engine.scheduler.close()
+    return ScheduleRun(judge.state, engine.scheduler.trace, result["outputs"], result["steps"])
+
+
 @register
-class SchedulerHarness(EngineHarness):
+class SchedulerHarness(PolicyHarness):
     kind = "scheduler"
-    version = "1"
-    engine_classes = (
-        "engine.schedulers.FCFSScheduler",
-        "engine.schedulers.PriorityScheduler",
-        "engine.schedulers.StaticScheduler",
+    version = "2"
+    # The interfaces and data types a scheduler needs: never the engine's own policies.
+    sandbox_paths = (
+        "engine/__init__.py",
+        "engine/config.py",
+        "engine/sequence.py",
+        "engine/block_allocator.py",
+        "engine/scheduler.py",
     )
 
     def run_case(
@@ -293,80 +405,54 @@ class SchedulerHarness(EngineHarness):
         config = engine_config(case)
         requests = random_workload(case, rng)
         max_steps = serial_bound(requests, config["max_num_batched_tokens"])
-        expected = expected_tokens(requests, config)
-        request = {"op": "run", "config": config, "requests": requests, "max_steps": max_steps}
-        reply, timing = self.call(session, request, case, timed)
-        state, steps = self._judge(reply, requests, config, expected, max_steps)
-        found = figures(state, steps)
+        link = Link(session, self.timeout_s(case), measure_cpu=timed)
+        run = run_schedule(link, requests, config, max_steps)
+        timing = link.timing()
         if timed:
             return CaseResult(timing)
-        picture = run_picture(reply["trace"], state, config["num_kv_blocks"])
-        if not case.get("score"):
-            return CaseResult(timing, details=found | {"trace": picture})
-        reference = self._reference_figures(requests, config, max_steps)
-        message = (
-            f"{found['output_tokens_per_step']} output tokens/step (reference "
-            f"{reference['output_tokens_per_step']}); p99 TTFT of priority 0: "
-            f"{found['p99_ttft_steps_priority_0']} steps (reference "
-            f"{reference['p99_ttft_steps_priority_0']})"
-        )
-        return CaseResult(timing, message, found | {"reference": reference, "trace": picture})
-
-    def _judge(self, reply, requests, config, expected, max_steps):
-        trace, outputs = reply.get("trace"), reply.get("outputs")
-        if not isinstance(trace, list) or not isinstance(outputs, dict):
-            raise fail("the sandbox returned no trace")
-        state = replay(trace, requests, config)
-        for request in state.values():
-            if request.finished_step is None:
-                if reply.get("steps", 0) >= max_steps:
-                    raise fail(
-                        f"{request.label()} did not finish within {max_steps} steps, the "
-                        "serial bound (every request run alone, one after another): starved"
-                    )
-                raise fail(f"{request.label()} never finished")
-        wrong = outputs_mismatch(outputs, expected, requests)
+        wrong = outputs_mismatch(run.outputs, expected_tokens(requests, config), requests)
         if wrong:
             raise fail(wrong)
-        return state, len(trace)
+        found = figures(run.state, run.steps)
+        picture = run_picture(run.trace, run.state, config["num_kv_blocks"])
+        if not case.get("score"):
+            return CaseResult(timing, details=found | {"trace": picture})
+        reference = self._reference_run(requests, config, max_steps)
+        self.scored[case["name"]] = (run, reference)
+        ours = figures(reference.state, reference.steps)
+        message = (
+            f"{found['output_tokens_per_step']} output tokens/step (reference "
+            f"{ours['output_tokens_per_step']}); p99 TTFT of priority 0: "
+            f"{found['p99_ttft_steps_priority_0']} steps (reference "
+            f"{ours['p99_ttft_steps_priority_0']})"
+        )
+        return CaseResult(timing, message, found | {"reference": ours, "trace": picture})
 
-    def _reference_figures(self, requests, config, max_steps) -> dict[str, float]:
-        """The problem's reference scheduler on the same workload, run here (trusted code)."""
-        namespace: dict[str, Any] = {"__name__": "reference"}
-        exec(compile(self.spec.reference_code, "reference.py", "exec"), namespace)
-        reference_cls = namespace[self.spec.entry_point]
-        trace: list[dict[str, Any]] = []
-        with one_thread():
-            engine = tiny_engine(config, scheduler_cls=reference_cls)
-            drive(engine, requests, max_steps, clock_ns, _recorder(trace))
-        return figures(replay(trace, requests, config), len(trace))
+    def merit(self, scored: dict[str, Any]) -> PolicyScore:
+        """:func:`policy_merit` of the scored test's run (the workload the seed alone draws)."""
+        (theirs, ours), *_ = scored.values()
+        score, mine, reference = policy_merit(theirs, ours)
+        urgent = mine["urgent_priority"]
+        message = (
+            f"{score:.3f}x the reference's policy: {mine['output_tokens_per_step']} output "
+            f"tokens/step in {mine['steps']} steps (reference "
+            f"{reference['output_tokens_per_step']} in {reference['steps']}), p99 TTFT of "
+            f"priority {urgent} {mine['p99_ttft_steps_urgent']} steps (reference "
+            f"{reference['p99_ttft_steps_urgent']})"
+        )
+        return PolicyScore(score, message, mine, reference)
+
+    def _reference_run(
+        self, requests: list[dict[str, Any]], config: dict[str, Any], max_steps: int
+    ) -> ScheduleRun:
+        """The problem's reference on the same workload, in this process (trusted code)."""
+        from grader.harnesses.scheduler_link import SchedulerMirror
+
+        link = InProcessLink(SchedulerMirror(reference_class(self.spec)))
+        return run_reference(lambda: run_schedule(link, requests, config, max_steps))
 
     @staticmethod
     def serve(entry: Any, request: dict[str, Any], shared: mmap.mmap) -> dict[str, Any]:
-        reused = engine_class_used(entry, SchedulerHarness.engine_classes)
-        if reused:
-            return {"ok": True, "elapsed_ns": 0, "reuses": reused}
-        trace: list[dict[str, Any]] = []
-        engine = tiny_engine(request["config"], scheduler_cls=entry)
-        result = drive(
-            engine, request["requests"], request["max_steps"], clock_ns, _recorder(trace)
-        )
-        return {"ok": True, **result, "trace": trace}
+        from grader.harnesses.scheduler_link import serve_in_sandbox
 
-
-def _recorder(trace: list[dict[str, Any]]):
-    """on_schedule for drive(): append the plan and every live request's state to ``trace``."""
-
-    def record(live, plan) -> None:
-        trace.append(
-            {
-                "s": [[seq.request_id, int(num_new)] for seq, num_new in plan.scheduled],
-                "l": [
-                    [rid, seq.status.value, int(seq.num_computed_tokens), len(seq.block_table)]
-                    for rid, seq in live.items()
-                    if not seq.is_finished
-                ],
-            }
-        )
-
-    return record
+        return serve_in_sandbox(entry, request, channel_asker(SchedulerHarness.channel))

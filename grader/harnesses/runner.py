@@ -102,6 +102,7 @@ def main(control_fd: int, shared_fd: int) -> None:
     # by each under its own uid, in the group they share (see grader.sandbox).
     os.umask(0o007)
     harness = harness_get(start["kind"])
+    harness.channel = control
     os.chdir(os.environ.get("TMPDIR", "/tmp"))
     entry, failure = solution_load(start["source"], start["entry_point"])
     message_send(control, failure or {"ok": True})

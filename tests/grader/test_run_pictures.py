@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from grader.harnesses.engine_allocator import PICTURE_POINTS, check_script, usage_picture
+from grader.harnesses.engine_allocator import PICTURE_POINTS, run_script, usage_picture
 from grader.harnesses.engine_scheduler import (
     PICTURE_BYTES,
     PICTURE_COLUMNS,
@@ -16,6 +16,24 @@ from grader.harnesses.engine_scheduler import (
     replay,
     run_picture,
 )
+
+
+class RecordedLink:
+    """A link whose sandbox gives recorded answers, one per call that needs one."""
+
+    def __init__(self, answers: list) -> None:
+        self.answers = iter(answers)
+
+    def call(self, request: dict, answer=None) -> dict:
+        return {"ok": True} if request["op"] == "open" else {"ok": True, "r": next(self.answers)}
+
+
+def check_script(script, answers, num_blocks, block_size, usage=None) -> None:
+    """Drive the trusted proxy and model through ``script`` with recorded answers."""
+    from grader.harnesses.allocator_link import AllocatorProxy
+
+    run_script(AllocatorProxy(num_blocks, block_size, link=RecordedLink(answers)), script, usage)
+
 
 CONFIG = {"block_size": 4, "num_kv_blocks": 3, "max_num_seqs": 4, "max_num_batched_tokens": 16}
 REQUESTS = [
@@ -101,7 +119,7 @@ def test_allocator_picture_counts_blocks_in_use_and_shared_after_every_op():
     script.append(["free", 1])
     results = [
         [0, [], 4],
-        [5, True, [0, 1], [], 2],
+        [True, [0, 1], [], 2],
         [5, [0, 1], 2],
         [[], 2],
         [[], 4],
