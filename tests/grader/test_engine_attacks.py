@@ -1,0 +1,321 @@
+"""Hostile submissions to the engine-plugged problems whose engine runs on the trusted side
+(priority-scheduler, kv-allocator), graded through ``grade()`` as the worker does.
+
+Each attack is a submission built from the problem's own files plus a few lines of attack,
+with the verdict it deserves: a forged report gets wrong_answer for a wrong class whatever it
+says; forged figures and times change nothing; the engine's own implementations cannot be
+imported; a scheduler that changes state it must not gets wrong_answer naming the step; a
+hostile message is a policy verdict. The same submissions were accepted (or got through)
+when the sandbox ran the engine and reported its run (the grader before ``allocator/2`` and
+``scheduler/2``).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from grader.bank import PROBLEMS_DIR
+from grader.harnesses.contract import Verdict
+from tests.grader.test_engine_problems import _grade
+
+SCHEDULER = PROBLEMS_DIR / "priority-scheduler"
+ALLOCATOR = PROBLEMS_DIR / "kv-allocator"
+
+# Replaces the harness's serve at import: every request is answered with a report made by
+# other code. Where the engine's implementations can be imported (the old sandbox), the
+# report is a real run of a correct policy hidden in the module, never of the submitted
+# class; else a made-up one.
+FORGED_SCHEDULER_REPORT = """
+import time
+
+import grader.harnesses.engine_scheduler as _harness
+
+
+def _forged_serve(entry, request, shared):
+    try:
+        from grader.harnesses.engine_run import drive, tiny_engine
+        from grader.harnesses.engine_scheduler import _recorder
+
+        trace = []
+        engine = tiny_engine(request["config"], scheduler_cls=_Hidden)
+        clock = time.perf_counter_ns
+        run = drive(engine, request["requests"], request["max_steps"], clock, _recorder(trace))
+        return {"ok": True, **run, "trace": trace}
+    except (ImportError, KeyError):
+        return {"ok": True, "elapsed_ns": 1, "steps": 0, "trace": [], "outputs": {}}
+
+
+_harness.SchedulerHarness.serve = staticmethod(_forged_serve)
+"""
+FORGED_ALLOCATOR_REPORT = """
+import grader.harnesses.engine_allocator as _harness
+
+_honest_serve = _harness.AllocatorHarness.serve
+
+
+def _forged_serve(entry, request, shared):
+    try:
+        from engine.block_allocator import PrefixCachingAllocator as right
+    except ImportError:
+        return {"ok": True, "elapsed_ns": 1, "results": [], "outputs": {}}
+    right.__qualname__ = "PagedAllocator"  # past the old check of the class's name
+    return _honest_serve(right, request, shared)
+
+
+_harness.AllocatorHarness.serve = staticmethod(_forged_serve)
+"""
+# Wraps the honest serve and boasts: better figures, more prefix hits, a short time.
+FORGED_FIGURES = """
+import grader.harnesses.{module} as _harness
+
+_honest_serve = _harness.{harness}.serve
+
+
+def _boasting_serve(entry, request, shared):
+    reply = _honest_serve(entry, request, shared)
+    for output in reply.get("outputs", {{}}).values():
+        output["cached_tokens"] = 10**6
+    boast = {{"output_tokens_per_step": 99.0, "p99_ttft_steps_priority_0": 0.0, "fitted": 999}}
+    return reply | boast | {{"figures": boast, "time_ns": 1}}
+
+
+_harness.{harness}.serve = staticmethod(_boasting_serve)
+"""
+RENAMED_ENGINE_SCHEDULER = """
+try:
+    from engine.schedulers import PriorityScheduler as PriorityPreemptScheduler
+except ImportError:
+    from engine.scheduler import PriorityScheduler as PriorityPreemptScheduler
+
+for cls in PriorityPreemptScheduler.__mro__:
+    if cls.__module__.startswith("engine."):
+        cls.__qualname__, cls.__module__ = "Mine", "solution"
+"""
+RENAMED_ENGINE_ALLOCATOR = """
+try:
+    from engine.prefix_caching_allocator import PrefixCachingAllocator as PagedAllocator
+except ImportError:
+    from engine.block_allocator import PrefixCachingAllocator as PagedAllocator
+
+PagedAllocator.__qualname__, PagedAllocator.__module__ = "PagedAllocator", "solution"
+"""
+# The reference scheduler, changed in one place each.
+COMPUTED_PAST_PROGRESS = '''
+
+class PriorityPreemptScheduler(PriorityPreemptScheduler):
+    """Claims every admitted prompt is cached but its last token: the prefill is skipped."""
+
+    def admit(self, seq, budget):
+        self.allocator.allocate_prefix(seq)
+        seq.num_computed_tokens = seq.num_cached_tokens = seq.num_tokens - 1
+        if not self.allocator.append_slots(seq, 1):
+            self.allocator.free(seq)
+            seq.num_computed_tokens = seq.num_cached_tokens = 0
+            return 0
+        seq.status = Status.RUNNING
+        self.running.append(seq)
+        return 1
+'''
+SCHEDULES_FINISHED = '''
+
+class PriorityPreemptScheduler(PriorityPreemptScheduler):
+    """Frees a finished request's blocks but keeps it running, and schedules it again."""
+
+    def finish(self, seq):
+        self.allocator.free(seq)
+'''
+KEEPS_BLOCKS_ON_PREEMPT = '''
+
+class PriorityPreemptScheduler(PriorityPreemptScheduler):
+    """Preempts by recompute but keeps the victim's blocks."""
+
+    def preempt(self, seq):
+        self.running.remove(seq)
+        seq.status = Status.WAITING
+        seq.num_computed_tokens = 0
+        self.num_preemptions += 1
+        self.waiting.appendleft(seq)
+'''
+# Messages the trusted side must refuse to read.
+GARBAGE_MESSAGE = """
+import struct
+import time
+
+import grader.harnesses.engine_scheduler as _harness
+
+
+def _garbage_serve(entry, request, shared):
+    _harness.SchedulerHarness.channel.sendall(struct.pack("!I", 12) + b"\\x00not json\\xff\\xfe!")
+    time.sleep(30)
+
+
+_harness.SchedulerHarness.serve = staticmethod(_garbage_serve)
+"""
+HUGE_QUESTION = """
+import grader.harnesses.engine_scheduler as _harness
+from grader.harnesses.channel import message_receive, message_send
+
+
+def _huge_serve(entry, request, shared):
+    message_send(_harness.SchedulerHarness.channel, {"ok": True, "ask": "x" * (2 << 20)})
+    return message_receive(_harness.SchedulerHarness.channel)
+
+
+_harness.SchedulerHarness.serve = staticmethod(_huge_serve)
+"""
+# Work done while the trusted engine runs the model, between the exchanges whose time
+# counts: a helper process that the scheduler starts, busy all along.
+HIDDEN_WORK = """
+import os
+
+
+class PriorityPreemptScheduler(PriorityPreemptScheduler):
+    helper = None
+
+    def schedule(self):
+        if PriorityPreemptScheduler.helper is None:
+            PriorityPreemptScheduler.helper = os.fork()
+            while PriorityPreemptScheduler.helper == 0:
+                sum(range(10_000))
+        return super().schedule()
+"""
+
+
+def _file(folder, name: str) -> str:
+    return (folder / name).read_text()
+
+
+def _hidden_reference() -> str:
+    """The reference scheduler under another name, beside the submitted wrong class."""
+    return _file(SCHEDULER, "reference.py").replace(
+        "class PriorityPreemptScheduler(", "class _Hidden("
+    )
+
+
+ATTACKS = {
+    "scheduler-forged-report": (
+        "priority-scheduler",
+        lambda: (
+            _file(SCHEDULER, "wrong/fcfs_ignores_priority.py")
+            + _hidden_reference()
+            + FORGED_SCHEDULER_REPORT
+        ),
+        Verdict.WRONG_ANSWER,
+        "the scheduler's answer has no plan",
+    ),
+    "allocator-forged-report": (
+        "kv-allocator",
+        lambda: _file(ALLOCATOR, "wrong/no_copy_on_write.py") + FORGED_ALLOCATOR_REPORT,
+        Verdict.WRONG_ANSWER,
+        "the allocator's answer None is not allocate_prefix's result",
+    ),
+    "scheduler-engine-class-renamed": (
+        "priority-scheduler",
+        lambda: RENAMED_ENGINE_SCHEDULER,
+        Verdict.RUNTIME_ERROR,
+        "ImportError: cannot import name 'PriorityScheduler' from 'engine.scheduler'",
+    ),
+    "allocator-engine-class-renamed": (
+        "kv-allocator",
+        lambda: RENAMED_ENGINE_ALLOCATOR,
+        Verdict.RUNTIME_ERROR,
+        "ImportError: cannot import name 'PrefixCachingAllocator' from 'engine.block_allocator'",
+    ),
+    "computed-past-progress": (
+        "priority-scheduler",
+        lambda: _file(SCHEDULER, "reference.py") + COMPUTED_PAST_PROGRESS,
+        Verdict.WRONG_ANSWER,
+        "has num_computed_tokens",
+    ),
+    "schedules-finished-request": (
+        "priority-scheduler",
+        lambda: _file(SCHEDULER, "reference.py") + SCHEDULES_FINISHED,
+        Verdict.WRONG_ANSWER,
+        "which finished at step",
+    ),
+    "keeps-blocks-on-preempt": (
+        "priority-scheduler",
+        lambda: _file(SCHEDULER, "reference.py") + KEEPS_BLOCKS_ON_PREEMPT,
+        Verdict.WRONG_ANSWER,
+        "is waiting but still holds",
+    ),
+    "garbage-message": (
+        "priority-scheduler",
+        lambda: _file(SCHEDULER, "reference.py") + GARBAGE_MESSAGE,
+        Verdict.POLICY,
+        "the message is not JSON",
+    ),
+    "huge-question": (
+        "priority-scheduler",
+        lambda: _file(SCHEDULER, "reference.py") + HUGE_QUESTION,
+        Verdict.POLICY,
+        "exceeds the 1048576 limit",
+    ),
+    "hidden-work-between-decisions": (
+        "priority-scheduler",
+        lambda: _file(SCHEDULER, "reference.py") + HIDDEN_WORK,
+        Verdict.POLICY,
+        "went untimed",
+    ),
+}
+
+STATE_CHANGES = ("computed-past-progress", "schedules-finished-request", "keeps-blocks-on-preempt")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_attack_gets_its_verdict(name: str) -> None:
+    slug, source, verdict, words = ATTACKS[name]
+    report = _grade(slug, source())
+    assert report.verdict is verdict, report.message
+    assert words in report.message
+    if name in STATE_CHANGES:  # "<test>: step N: ...": the step the rule was broken at
+        assert re.match(r"[a-z0-9-]+: step \d+: ", report.message), report.message
+
+
+SCORED_TESTS = {
+    "priority-scheduler": ["score-vs-reference"],
+    "kv-allocator": ["engine-shared-prefix", "capacity-vs-reference"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("slug", "module", "harness"),
+    [
+        ("priority-scheduler", "engine_scheduler", "SchedulerHarness"),
+        ("kv-allocator", "engine_allocator", "AllocatorHarness"),
+    ],
+)
+def test_forged_figures_and_times_change_nothing(slug: str, module: str, harness: str) -> None:
+    reference = (PROBLEMS_DIR / slug / "reference.py").read_text()
+    honest = _grade(slug, reference, seed=23)
+    boasting = _grade(
+        slug, reference + FORGED_FIGURES.format(module=module, harness=harness), seed=23
+    )
+    assert honest.verdict is boasting.verdict is Verdict.ACCEPTED, boasting.message
+    assert boasting.policy == honest.policy and boasting.score == honest.score == 1.0
+    scored = {t.name: t for t in honest.tests if t.name in SCORED_TESTS[slug]}
+    for test in boasting.tests:
+        if test.name in scored:
+            assert (test.message, test.details) == (
+                scored[test.name].message,
+                scored[test.name].details,
+            )
+    # the time is the trusted clock around each exchange, never what the sandbox said
+    for measured in (boasting.candidate, boasting.reference):
+        assert measured.samples_ns == measured.outside_ns
+        assert min(measured.samples_ns) > 1_000_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("slug", list(SCORED_TESTS))
+def test_the_same_policy_scores_the_same_in_every_grade(slug: str) -> None:
+    """Two grades of one submission (one seed): the same policy score and figures, exactly,
+    whatever the host's load did to the wall times in between."""
+    code = (PROBLEMS_DIR / slug / "reference.py").read_text()
+    first, second = _grade(slug, code, seed=31), _grade(slug, code, seed=31)
+    assert first.policy is not None and first.policy == second.policy
+    assert first.score == second.score
