@@ -93,6 +93,18 @@ def solution_load(source: str, entry_point: str) -> tuple[Any, dict[str, Any] | 
     return entry, None
 
 
+def project_finders_drop() -> None:
+    """Forget the import hooks of the project's editable install. Without bubblewrap the
+    process runs where the whole project is on disk, and those hooks would import any of its
+    modules (the engine's own implementations too), not just the copy of the sandbox's paths
+    it was given; in bubblewrap they point at nothing and go as well."""
+    sys.meta_path[:] = [
+        finder
+        for finder in sys.meta_path
+        if not getattr(finder, "__module__", "").startswith("__editable__")
+    ]
+
+
 def main(control_fd: int, shared_fd: int) -> None:
     control = socket.socket(fileno=control_fd)
     shared = mmap.mmap(shared_fd, 0)
@@ -103,6 +115,7 @@ def main(control_fd: int, shared_fd: int) -> None:
     os.umask(0o007)
     harness = harness_get(start["kind"])
     harness.channel = control
+    project_finders_drop()
     os.chdir(os.environ.get("TMPDIR", "/tmp"))
     entry, failure = solution_load(start["source"], start["entry_point"])
     message_send(control, failure or {"ok": True})

@@ -319,3 +319,22 @@ def test_the_same_policy_scores_the_same_in_every_grade(slug: str) -> None:
     first, second = _grade(slug, code, seed=31), _grade(slug, code, seed=31)
     assert first.policy is not None and first.policy == second.policy
     assert first.score == second.score
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", ["scheduler-engine-class-renamed", "allocator-engine-class-renamed"]
+)
+def test_without_bubblewrap_the_engine_classes_are_out_of_reach_too(name: str, monkeypatch) -> None:
+    """The fallback imports a copy of the sandbox's paths; the project's editable install must
+    not hand it the rest of the engine."""
+    import grader.grading
+    import grader.sandbox
+    from grader.harnesses.contract import SandboxKind
+
+    for module in (grader.grading, grader.sandbox):
+        monkeypatch.setattr(module, "sandbox_kind", lambda: SandboxKind.UNSANDBOXED)
+    slug, source, verdict, words = ATTACKS[name]
+    report = _grade(slug, source())
+    assert report.sandbox is SandboxKind.UNSANDBOXED
+    assert report.verdict is verdict and words in report.message, report.message
