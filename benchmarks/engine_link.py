@@ -94,7 +94,9 @@ def measure(slug: str, runs: int) -> dict:
     started_cpu = cpu_s()
     with one_thread():
         for requests in workloads:
-            engine = tiny_engine(config, **{part: reference_class(spec)})
+            engine = tiny_engine(
+                config, **{part: reference_class(spec.reference_code, spec.entry_point)}
+            )
             drive(engine, requests, 10 * serial_bound(requests, 1), time.perf_counter_ns)
     plugged_cpu_s = cpu_s() - started_cpu
     exchanges = len(counting.outside_ns)

@@ -54,6 +54,7 @@ from grader.harnesses.engine_run import (
     drive,
     expected_tokens,
     fail,
+    memoized_by_value,
     one_thread,
     outputs_mismatch,
     random_workload,
@@ -523,6 +524,33 @@ def policy_merit(
     return round(math.sqrt(work * capacity), 3), sides[0], sides[1]
 
 
+@memoized_by_value
+def reference_engine_run(
+    code: str, entry_point: str, requests: list[dict[str, Any]], config: dict[str, Any]
+) -> EngineRun:
+    """A problem's reference allocator (``code``) serving a workload, run in this process."""
+    link = _reference_link(code, entry_point)
+    return run_reference(lambda: run_engine(link, requests, config))
+
+
+@memoized_by_value
+def reference_capacity(
+    code: str, entry_point: str, script: list[list], num_blocks: int, block_size: int
+) -> int:
+    """How many of a capacity script's sequences fit with a problem's reference allocator."""
+    from grader.harnesses.allocator_link import AllocatorProxy
+
+    link = _reference_link(code, entry_point)
+    proxy = functools.partial(AllocatorProxy, num_blocks, block_size, link=link)
+    return capacity_of(run_reference(lambda: run_script(proxy(), script)))
+
+
+def _reference_link(code: str, entry_point: str) -> InProcessLink:
+    from grader.harnesses.allocator_link import AllocatorMirror
+
+    return InProcessLink(AllocatorMirror(reference_class(code, entry_point)))
+
+
 @register
 class AllocatorHarness(PolicyHarness):
     kind = "allocator"
@@ -592,8 +620,8 @@ class AllocatorHarness(PolicyHarness):
         )
         if not case.get("score"):
             return CaseResult(_NO_TIMING, message, found)
-        link = self._reference_link()
-        reference = run_reference(lambda: run_engine(link, requests, config))
+        spec = self.spec
+        reference = reference_engine_run(spec.reference_code, spec.entry_point, requests, config)
         self.scored[case["name"]] = (run, reference)
         ours = {
             "cached_tokens": reference.cached_tokens,
@@ -621,17 +649,10 @@ class AllocatorHarness(PolicyHarness):
 
     def _reference_capacity(self, script: list[list], num_blocks: int, block_size: int) -> int:
         """How many of the capacity script's sequences fit with the problem's reference."""
-        from grader.harnesses.allocator_link import AllocatorProxy
-
-        link = self._reference_link()
-        proxy = functools.partial(AllocatorProxy, num_blocks, block_size, link=link)
-        return capacity_of(run_reference(lambda: run_script(proxy(), script)))
-
-    def _reference_link(self) -> InProcessLink:
-        """The problem's reference allocator, in this process (trusted code)."""
-        from grader.harnesses.allocator_link import AllocatorMirror
-
-        return InProcessLink(AllocatorMirror(reference_class(self.spec)))
+        spec = self.spec
+        return reference_capacity(
+            spec.reference_code, spec.entry_point, script, num_blocks, block_size
+        )
 
     @staticmethod
     def serve(entry: Any, request: dict[str, Any], shared: mmap.mmap) -> dict[str, Any]:

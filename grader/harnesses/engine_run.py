@@ -17,12 +17,14 @@ not bind the engine: torch and the engine are imported inside functions, never a
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import mmap
 import random
 import socket
 import time
 from abc import abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -52,6 +54,8 @@ VOCAB_SIZE = 10240
 # and a token budget that prefills them all in one step.
 ORACLE_BLOCKS = 4096
 ORACLE_BATCHED_TOKENS = 8192
+# Results memoized_by_value keeps: a grade's scored tests, for its candidate and reference.
+MEMOIZED_RESULTS = 4
 # Answers a sandbox that is waiting mid-decision gets when the trusted side has judged the run
 # (a wrong answer) before it is dropped: enough for a call stack to unwind, not a conversation.
 UNWIND_ANSWERS = 8
@@ -170,6 +174,26 @@ def serial_bound(requests: list[dict[str, Any]], budget: int) -> int:
     return last_arrival + sum(-(-len(r["prompt"]) // budget) + r["max_tokens"] for r in requests)
 
 
+def memoized_by_value(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` remembering its last few results by the JSON of its arguments: the
+    candidate's grade and the reference's run the scored tests' workloads (drawn from the seed
+    alone) through the same trusted computations, which then run once per grade."""
+    results: OrderedDict[str, Any] = OrderedDict()
+
+    @functools.wraps(function)
+    def memoized(*args: Any) -> Any:
+        key = json.dumps(args, sort_keys=True)
+        if key not in results:
+            results[key] = function(*args)
+            if len(results) > MEMOIZED_RESULTS:
+                results.popitem(last=False)
+        results.move_to_end(key)
+        return results[key]
+
+    return memoized
+
+
+@memoized_by_value
 def expected_tokens(requests: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, list]:
     """Greedy tokens per request id from the engine's own parts, every request in one batch."""
     with one_thread():
@@ -388,11 +412,11 @@ def run_reference(run: Callable[[], Any]) -> Any:
         raise ProblemError(f"the reference raised {type(error).__name__}: {error}") from error
 
 
-def reference_class(spec: ProblemSpec) -> Any:
-    """The problem's reference solution's entry point, loaded in this process (trusted code)."""
+def reference_class(code: str, entry_point: str) -> Any:
+    """A problem's reference solution's entry point, loaded in this process (trusted code)."""
     namespace: dict[str, Any] = {"__name__": "reference"}
-    exec(compile(spec.reference_code, "reference.py", "exec"), namespace)
-    return namespace[spec.entry_point]
+    exec(compile(code, "reference.py", "exec"), namespace)
+    return namespace[entry_point]
 
 
 class EngineHarness(Harness):

@@ -50,6 +50,7 @@ from grader.harnesses.engine_run import (
     drive,
     expected_tokens,
     fail,
+    memoized_by_value,
     one_thread,
     outputs_mismatch,
     random_workload,
@@ -386,6 +387,21 @@ def run_schedule(
     return ScheduleRun(judge.state, engine.scheduler.trace, result["outputs"], result["steps"])
 
 
+@memoized_by_value
+def reference_schedule(
+    code: str,
+    entry_point: str,
+    requests: list[dict[str, Any]],
+    config: dict[str, Any],
+    max_steps: int,
+) -> ScheduleRun:
+    """A problem's reference scheduler (``code``) on a workload, run in this process."""
+    from grader.harnesses.scheduler_link import SchedulerMirror
+
+    link = InProcessLink(SchedulerMirror(reference_class(code, entry_point)))
+    return run_reference(lambda: run_schedule(link, requests, config, max_steps))
+
+
 @register
 class SchedulerHarness(PolicyHarness):
     kind = "scheduler"
@@ -446,10 +462,9 @@ class SchedulerHarness(PolicyHarness):
         self, requests: list[dict[str, Any]], config: dict[str, Any], max_steps: int
     ) -> ScheduleRun:
         """The problem's reference on the same workload, in this process (trusted code)."""
-        from grader.harnesses.scheduler_link import SchedulerMirror
-
-        link = InProcessLink(SchedulerMirror(reference_class(self.spec)))
-        return run_reference(lambda: run_schedule(link, requests, config, max_steps))
+        return reference_schedule(
+            self.spec.reference_code, self.spec.entry_point, requests, config, max_steps
+        )
 
     @staticmethod
     def serve(entry: Any, request: dict[str, Any], shared: mmap.mmap) -> dict[str, Any]:
