@@ -46,6 +46,7 @@ from grader.harnesses import register
 from grader.harnesses.base import clock_ns
 from grader.harnesses.contract import CallTiming, PolicyScore
 from grader.harnesses.engine_run import (
+    ENGINE_DATA_TYPES,
     VOCAB_SIZE,
     CaseResult,
     InProcessLink,
@@ -555,13 +556,7 @@ def _reference_link(code: str, entry_point: str) -> InProcessLink:
 class AllocatorHarness(PolicyHarness):
     kind = "allocator"
     version = "2"
-    # The interfaces and data types an allocator needs: never the engine's own allocator.
-    sandbox_paths = (
-        "engine/__init__.py",
-        "engine/config.py",
-        "engine/sequence.py",
-        "engine/block_allocator.py",
-    )
+    sandbox_paths = ENGINE_DATA_TYPES
 
     def run_case(
         self, session: SandboxSession, case: dict[str, Any], rng: random.Random, timed: bool

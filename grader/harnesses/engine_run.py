@@ -54,6 +54,14 @@ VOCAB_SIZE = 10240
 # and a token budget that prefills them all in one step.
 ORACLE_BLOCKS = 4096
 ORACLE_BATCHED_TOKENS = 8192
+# The project files an engine kind's sandbox needs whatever the part: the engine's data types
+# (Sequence, Status, SamplingParams) and the allocator interface, never an implementation.
+ENGINE_DATA_TYPES = (
+    "engine/__init__.py",
+    "engine/config.py",
+    "engine/sequence.py",
+    "engine/block_allocator.py",
+)
 # Results memoized_by_value keeps: a grade's scored tests, for its candidate and reference.
 MEMOIZED_RESULTS = 4
 # Answers a sandbox that is waiting mid-decision gets when the trusted side has judged the run

@@ -42,6 +42,7 @@ from grader.harnesses import register
 from grader.harnesses.base import clock_ns
 from grader.harnesses.contract import PolicyScore
 from grader.harnesses.engine_run import (
+    ENGINE_DATA_TYPES,
     CaseResult,
     InProcessLink,
     Link,
@@ -406,14 +407,7 @@ def reference_schedule(
 class SchedulerHarness(PolicyHarness):
     kind = "scheduler"
     version = "2"
-    # The interfaces and data types a scheduler needs: never the engine's own policies.
-    sandbox_paths = (
-        "engine/__init__.py",
-        "engine/config.py",
-        "engine/sequence.py",
-        "engine/block_allocator.py",
-        "engine/scheduler.py",
-    )
+    sandbox_paths = (*ENGINE_DATA_TYPES, "engine/scheduler.py")
 
     def run_case(
         self, session: SandboxSession, case: dict[str, Any], rng: random.Random, timed: bool
