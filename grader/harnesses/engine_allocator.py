@@ -610,8 +610,8 @@ class AllocatorHarness(PolicyHarness):
             "preemptions": run.preemptions,
         }
         message = (
-            f"outputs equal the engine's; the engine computed {run.computed_tokens} tokens, "
-            f"{run.cached_tokens} were prefix hits"
+            f"outputs equal the engine's; it computed {run.computed_tokens} tokens and found "
+            f"{run.cached_tokens} in the prefix cache"
         )
         if not case.get("score"):
             return CaseResult(_NO_TIMING, message, found)
@@ -624,7 +624,10 @@ class AllocatorHarness(PolicyHarness):
             "computed_tokens": reference.computed_tokens,
             "preemptions": reference.preemptions,
         }
-        message += f" (reference {reference.computed_tokens}, {reference.cached_tokens})"
+        message += (
+            f" (with the reference: {reference.computed_tokens} computed, "
+            f"{reference.cached_tokens} found)"
+        )
         return CaseResult(_NO_TIMING, message, found | {"reference": ours})
 
     def merit(self, scored: dict[str, Any]) -> PolicyScore:
