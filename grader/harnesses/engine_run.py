@@ -27,7 +27,6 @@ from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from grader.harnesses.base import CandidateFailure, Harness, ProblemError, failed_outcome
@@ -69,7 +68,7 @@ MEMOIZED_RESULTS = 4
 UNWIND_ANSWERS = 8
 
 
-@lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=1)
 def tiny_state_dict() -> dict[str, torch.Tensor]:
     """The tiny model's weights, in transformers' Llama names, from a fixed seed."""
     import torch

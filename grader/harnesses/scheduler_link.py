@@ -30,10 +30,10 @@ side last knew them. A step's messages are a few hundred bytes; a prompt crosses
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 from collections import deque
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.block_allocator import BlockAllocator
@@ -43,7 +43,7 @@ from engine.sequence import Sequence, Status
 from grader.harnesses.engine_run import fail
 
 if TYPE_CHECKING:
-    from grader.harnesses.engine_run import Link
+    from grader.harnesses.engine_run import InProcessLink, Link
     from grader.harnesses.engine_scheduler import ScheduleJudge
 
 # What a candidate's scheduler may ask of the allocator; the engine itself calls the rest
@@ -67,7 +67,7 @@ class SchedulerProxy(Scheduler):
         max_num_seqs: int = 256,
         max_num_batched_tokens: int = 8192,
         *,
-        link: Link,
+        link: Link | InProcessLink,
         judge: ScheduleJudge,
     ) -> None:
         super().__init__(allocator, max_num_seqs, max_num_batched_tokens)
@@ -151,11 +151,17 @@ class SchedulerProxy(Scheduler):
             if (seq.num_computed_tokens, len(seq.token_ids)) != (computed, count):
                 sync.append([rid, seq.num_computed_tokens, seq.token_ids[count:]])
                 self.mirrored[rid] = (seq.num_computed_tokens, len(seq.token_ids))
-        added = []
+        added = [
+            [
+                seq.request_id,
+                seq.prompt_token_ids,
+                seq.priority,
+                seq.arrival_time,
+                asdict(seq.params),
+            ]
+            for seq in self.to_add
+        ]
         for seq in self.to_add:
-            params = dataclasses.asdict(seq.params)
-            added.append([seq.request_id, seq.prompt_token_ids, seq.priority, seq.arrival_time])
-            added[-1].append(params)
             self.mirrored[seq.request_id] = (0, len(seq.token_ids))
         request = {
             "op": "step",
