@@ -561,7 +561,7 @@ class AllocatorHarness(PolicyHarness):
     def run_case(
         self, session: SandboxSession, case: dict[str, Any], rng: random.Random, timed: bool
     ) -> CaseResult:
-        link = Link(session, self.timeout_s(case), measure_cpu=timed)
+        link = Link(session, self.timeout_s(case))
         mode = case.get("mode", "ops")
         if mode == "engine":
             result = self._engine_case(link, case, rng, timed)
@@ -660,4 +660,4 @@ class AllocatorHarness(PolicyHarness):
 
 
 # run_case measures every case's time itself: the link's outside clock.
-_NO_TIMING = CallTiming(0, 0, 0)
+_NO_TIMING = CallTiming(0, 0)

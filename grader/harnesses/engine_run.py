@@ -295,21 +295,17 @@ class Link:
     included, nothing of the trusted engine's own work. The run's time limit covers every
     exchange; a message that is not JSON or is too large is a ``policy`` verdict (the session).
 
-    With ``measure_cpu`` (timed runs) the link also counts ``untimed_cpu_ns``: CPU the sandbox
-    used between exchanges, while the trusted engine computed (read for its processes before
-    each request and after each reply), plus all the CPU of processes it started during the
-    run. An honest sandbox waits there; work moved there would make its decisions look fast.
+    The sandbox is frozen after every reply (one ``killpg``) and woken by the next request, so
+    it can do nothing while the trusted engine computes: no work can move out of the timed
+    exchanges.
     """
 
-    def __init__(self, session: SandboxSession, timeout_s: float, measure_cpu: bool = False):
+    def __init__(self, session: SandboxSession, timeout_s: float):
         self.session = session
         self.timeout_s = timeout_s
         self.deadline = time.monotonic() + timeout_s
         self.outside_ns = 0
         self.exchanges = 0
-        self.untimed_cpu_ns = 0
-        self.pids = session._tree() if measure_cpu else []
-        self.cpu_mark_ns = session.cpu_ns(self.pids)
 
     def call(self, request: dict[str, Any], answer: Answer | None = None) -> dict[str, Any]:
         message = request
@@ -326,15 +322,8 @@ class Link:
                 raise
 
     def timing(self) -> CallTiming:
-        """The run's timing: the exchanges' outside clock, and (measured) the CPU the sandbox
-        used in them plus ``untimed_cpu_ns``, the grader's cross-check of work hidden from it."""
-        if self.pids:
-            tree = self.session._tree()
-            started = [pid for pid in tree if pid not in self.pids]
-            self.untimed_cpu_ns += self.session.cpu_ns(self.pids) - self.cpu_mark_ns
-            self.untimed_cpu_ns += self.session.cpu_ns(started)
-            self.pids = []
-        return CallTiming(self.outside_ns, self.outside_ns, self.outside_ns + self.untimed_cpu_ns)
+        """The run's timing: this side's clock around its exchanges (the sandbox says none)."""
+        return CallTiming(0, self.outside_ns)
 
     def _send(self, message: dict[str, Any]) -> dict[str, Any]:
         left_s = self.deadline - time.monotonic()
@@ -343,11 +332,8 @@ class Link:
             raise CandidateFailure(
                 Verdict.TIME_LIMIT, f"the run did not finish within {self.timeout_s:g} s"
             )
-        if self.pids:
-            self.untimed_cpu_ns += self.session.cpu_ns(self.pids) - self.cpu_mark_ns
-        reply, outside_ns, _ = self.session.call(message, left_s)
-        if self.pids:
-            self.cpu_mark_ns = self.session.cpu_ns(self.pids)
+        reply, outside_ns = self.session.call(message, left_s)
+        self.session.freeze()
         self.outside_ns += outside_ns
         self.exchanges += 1
         return reply

@@ -415,7 +415,7 @@ class SchedulerHarness(PolicyHarness):
         config = engine_config(case)
         requests = random_workload(case, rng)
         max_steps = serial_bound(requests, config["max_num_batched_tokens"])
-        link = Link(session, self.timeout_s(case), measure_cpu=timed)
+        link = Link(session, self.timeout_s(case))
         run = run_schedule(link, requests, config, max_steps)
         timing = link.timing()
         if timed:

@@ -166,7 +166,8 @@ def _huge_serve(entry, request, shared):
 _harness.SchedulerHarness.serve = staticmethod(_huge_serve)
 """
 # Work done while the trusted engine runs the model, between the exchanges whose time
-# counts: a helper process that the scheduler starts, busy all along.
+# counts: a helper process that the scheduler starts, busy all along. The sandbox is frozen
+# between exchanges, so the helper only ever runs inside them.
 HIDDEN_WORK = """
 import os
 
@@ -253,12 +254,6 @@ ATTACKS = {
         Verdict.POLICY,
         "exceeds the 1048576 limit",
     ),
-    "hidden-work-between-decisions": (
-        "priority-scheduler",
-        lambda: _file(SCHEDULER, "reference.py") + HIDDEN_WORK,
-        Verdict.POLICY,
-        "went untimed",
-    ),
 }
 
 STATE_CHANGES = ("computed-past-progress", "schedules-finished-request", "keeps-blocks-on-preempt")
@@ -306,7 +301,6 @@ def test_forged_figures_and_times_change_nothing(slug: str, module: str, harness
             )
     # the time is the trusted clock around each exchange, never what the sandbox said
     for measured in (boasting.candidate, boasting.reference):
-        assert measured.samples_ns == measured.outside_ns
         assert min(measured.samples_ns) > 1_000_000
 
 
@@ -338,3 +332,37 @@ def test_without_bubblewrap_the_engine_classes_are_out_of_reach_too(name: str, m
     report = _grade(slug, source())
     assert report.sandbox is SandboxKind.UNSANDBOXED
     assert report.verdict is verdict and words in report.message, report.message
+
+
+class _Session:
+    """Enough of a sandbox session to watch what a link does to it between exchanges."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def call(self, message, timeout_s):
+        self.log.append("call")
+        return {"ok": True}, 1_000
+
+    def freeze(self) -> None:
+        self.log.append("freeze")
+
+
+def test_the_sandbox_is_frozen_between_decisions() -> None:
+    """Nothing of the sandbox runs while the trusted engine computes: a helper it started
+    (``HIDDEN_WORK``) can only work inside the exchanges, which the trusted clock times."""
+    from grader.harnesses.engine_run import Link
+
+    session = _Session()
+    link = Link(session, timeout_s=5.0)
+    link.call({"op": "schedule"})
+    link.call({"op": "schedule"})
+    assert session.log == ["call", "freeze", "call", "freeze"]
+    assert link.timing().outside_ns == 2_000
+
+
+@pytest.mark.slow
+def test_a_helper_busy_between_decisions_changes_no_verdict_or_score() -> None:
+    report = _grade("priority-scheduler", _file(SCHEDULER, "reference.py") + HIDDEN_WORK)
+    assert report.verdict is Verdict.ACCEPTED, report.message
+    assert report.score == 1.0
