@@ -196,7 +196,7 @@ class SchedulerProxy(Scheduler):
                 )
             self.allocator.free(seq)
             return self._answer_with(seq, None)
-        self._set_computed(step, seq, computed)
+        self._take_computed(step, seq, computed)
         if method == "free":
             self.allocator.free(seq)
             self.kv_tokens[rid] = 0
@@ -223,6 +223,14 @@ class SchedulerProxy(Scheduler):
         if seq.block_table != self.tables_sent.get(seq.request_id, []):
             answer["t"] = self.tables_sent[seq.request_id] = list(seq.block_table)
         return answer
+
+    def _take_computed(self, step: int, seq: Sequence, computed: Any) -> None:
+        """Take a ``num_computed_tokens`` the sandbox's mirror holds (:meth:`_set_computed`),
+        and remember that it holds it: the next exchange syncs the engine's value whenever it
+        differs from this one, also where the engine's progress brings it back to the value
+        synced last (a request preempted and given again the chunk it had computed)."""
+        self._set_computed(step, seq, computed)
+        self.mirrored[seq.request_id] = (computed, self.mirrored[seq.request_id][1])
 
     def _set_computed(self, step: int, seq: Sequence, computed: Any) -> None:
         """Take the mirror's ``num_computed_tokens`` if the KV cache backs it: what the engine
@@ -257,7 +265,7 @@ class SchedulerProxy(Scheduler):
                     f"step {step}: {_label(seq)} has status {status!r}; a scheduler sets "
                     "waiting or running, and only the engine ends a request"
                 )
-            self._set_computed(step, seq, computed)
+            self._take_computed(step, seq, computed)
             seq.status = Status(status)
         for entry in plan:
             if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):

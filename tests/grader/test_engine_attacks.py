@@ -12,13 +12,15 @@ when the sandbox ran the engine and reported its run (the grader before ``alloca
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
 
 from grader.bank import PROBLEMS_DIR
+from grader.grading import grade
 from grader.harnesses.contract import Verdict
-from tests.grader.test_engine_problems import _grade
+from tests.grader.test_engine_problems import _grade, spec_of
 
 SCHEDULER = PROBLEMS_DIR / "priority-scheduler"
 ALLOCATOR = PROBLEMS_DIR / "kv-allocator"
@@ -180,6 +182,20 @@ class PriorityPreemptScheduler(PriorityPreemptScheduler):
             PriorityPreemptScheduler.helper = os.fork()
             while PriorityPreemptScheduler.helper == 0:
                 sum(range(10_000))
+        return super().schedule()
+"""
+# A correct scheduler that makes a legal, wasteful decision at one step: it preempts its best
+# running request by recompute, then (the reference's own loop) re-admits it in the same
+# schedule() call, with a fresh prefill of all its tokens, chunked when they exceed the budget.
+READMITS_IN_THE_SAME_STEP = """
+
+class PriorityPreemptScheduler(PriorityPreemptScheduler):
+    decisions = 0
+
+    def schedule(self):
+        if self.decisions == {step} and self.running:
+            self.preempt(min(self.running, key=self.rank))
+        self.decisions += 1
         return super().schedule()
 """
 
@@ -366,3 +382,47 @@ def test_a_helper_busy_between_decisions_changes_no_verdict_or_score() -> None:
     report = _grade("priority-scheduler", _file(SCHEDULER, "reference.py") + HIDDEN_WORK)
     assert report.verdict is Verdict.ACCEPTED, report.message
     assert report.score == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("prompt", "budget", "step", "steps_lost"),
+    [
+        # decoding at step 3: its 12 + 3 tokens fit the budget, and the step still yields
+        # the next token, as a decode would have
+        pytest.param(12, 48, 3, 0, id="whole-prefill"),
+        # step 1 computes again the 16-token chunk of step 0, which the engine's progress
+        # brings back to the value it had before the step
+        pytest.param(40, 16, 1, 1, id="chunked-prefill"),
+    ],
+)
+def test_a_request_preempted_and_readmitted_in_one_step_is_judged_right(
+    prompt: int, budget: int, step: int, steps_lost: int
+) -> None:
+    """Preemption by recompute and re-admission in one ``schedule()`` is legal; the trusted
+    side must follow it (it once judged the next step on the request's old progress, a
+    wrong answer for a correct scheduler). One request, so every figure is the reference's
+    but the one preemption and the steps it costs."""
+    shape = {
+        "requests": 1,
+        "prompt": [prompt, prompt],
+        "max_tokens": [6, 6],
+        "priorities": [0],
+        "block_size": 8,
+        "num_kv_blocks": 24,
+        "max_num_seqs": 8,
+        "max_num_batched_tokens": budget,
+    }
+    spec = spec_of("priority-scheduler")
+    spec = dataclasses.replace(
+        spec,
+        tests=[{"name": "one-request", "score": True, **shape}],
+        benchmark=spec.benchmark | shape,
+    )
+    code = _file(SCHEDULER, "reference.py") + READMITS_IN_THE_SAME_STEP.format(step=step)
+    report = grade(spec, code, seed=5, hardware={})
+    assert report.verdict is Verdict.ACCEPTED, report.message
+    mine, reference = report.policy.figures, report.policy.reference
+    assert mine["preemptions"] == reference["preemptions"] + 1 == 1
+    assert mine["steps"] == reference["steps"] + steps_lost
+    assert mine["p99_ttft_steps_urgent"] == reference["p99_ttft_steps_urgent"] + steps_lost
