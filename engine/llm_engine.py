@@ -11,10 +11,12 @@ from engine.attention import AttentionBackend, TorchAttention
 from engine.block_allocator import BlockAllocator, PrefixCachingAllocator
 from engine.config import EngineConfig, ModelConfig, SamplingParams
 from engine.model_runner import ModelRunner
-from engine.sampler import Sampler, SamplingBatch, TopKTopPSampler
+from engine.rejection_sampler import RejectionSampler
+from engine.sampler import Sampler, SamplingBatch
 from engine.scheduler import FCFSScheduler, Scheduler, StaticScheduler
 from engine.sequence import Sequence, Status
-from engine.spec_decode import RejectionSampler, Verifier
+from engine.spec_decode import Verifier
+from engine.topk_topp_sampler import TopKTopPSampler
 
 
 @dataclass

@@ -14,7 +14,8 @@ from transformers import (
 )
 
 from engine.config import SamplingParams
-from engine.sampler import SamplingBatch, TopKTopPSampler
+from engine.sampler import SamplingBatch
+from engine.topk_topp_sampler import TopKTopPSampler
 from tests.engine.conftest import make_engine, random_prompts
 
 SETTINGS = [
