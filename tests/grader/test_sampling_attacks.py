@@ -1,0 +1,183 @@
+"""Attacks on the sampler and verifier problems, each with the control that stops it.
+
+Every submission in the problems' ``cheats/`` folders was accepted by the harness that believed
+its sandbox (or checked only the support of the timed tokens); each must now get the verdict
+it deserves, with a message that names the fault. Beside them, the honest float32 verifier
+that the timed calls' missing rounding margin failed at random must be accepted every time.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.bank import PROBLEMS_DIR
+from grader.harnesses.base import CandidateFailure
+from grader.harnesses.contract import Verdict
+from tests.grader.test_engine_problems import _grade
+
+# (problem, submission, verdict, words of the message: the test that caught it and why)
+ATTACKS = [
+    # timed calls were checked for the support only: every timed token is now the one its
+    # uniform selects
+    (
+        "batched-sampler",
+        "cheats/argmax_on_benchmark.py",
+        Verdict.WRONG_ANSWER,
+        "timed call 1 was wrong: sample() row",
+    ),
+    # the distribution was tested at two settings: every test now checks each token against
+    # its uniform, at temperatures 0.3 to 1.6 and every filter combination
+    (
+        "batched-sampler",
+        "cheats/forgets_temperature.py",
+        Verdict.WRONG_ANSWER,
+        "temperature-only: sample() row",
+    ),
+    ("batched-sampler", "cheats/skips_top_p_near_one.py", Verdict.WRONG_ANSWER, "top_p 0.99"),
+    (
+        "batched-sampler",
+        "cheats/skips_min_p_under_top_k.py",
+        Verdict.WRONG_ANSWER,
+        "the sampler drew token",
+    ),
+    # tied logits: the kept set and the first argmax are checked token by token
+    ("batched-sampler", "cheats/top_k_without_ties.py", Verdict.WRONG_ANSWER, "ties: sample() row"),
+    (
+        "batched-sampler",
+        "cheats/greedy_last_argmax.py",
+        Verdict.WRONG_ANSWER,
+        "(temperature 0, greedy): drew token",
+    ),
+    # the sandbox's serve is the candidate's: nothing it says is read, only the tensors
+    # written where the trusted side poisoned them, judged there
+    (
+        "batched-sampler",
+        "cheats/forged_serve.py",
+        Verdict.WRONG_ANSWER,
+        "temperature-only: probs row",
+    ),
+    ("spec-verifier", "cheats/forged_figures.py", Verdict.WRONG_ANSWER, "so it must be rejected"),
+    # the engine's own implementations are not in the sandbox
+    (
+        "batched-sampler",
+        "cheats/imports_engine_sampler.py",
+        Verdict.RUNTIME_ERROR,
+        "No module named 'engine.topk_topp_sampler'",
+    ),
+    (
+        "spec-verifier",
+        "cheats/imports_engine_verifier.py",
+        Verdict.RUNTIME_ERROR,
+        "No module named 'engine.rejection_sampler'",
+    ),
+]
+# Graded this many times: the timed calls failed it in two of six grades before.
+HONEST_GRADES = 6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("slug", "submission", "verdict", "words"),
+    ATTACKS,
+    ids=[f"{slug}:{submission}" for slug, submission, _, _ in ATTACKS],
+)
+def test_attack_gets_the_verdict_it_deserves(
+    slug: str, submission: str, verdict: Verdict, words: str
+) -> None:
+    report = _grade(slug, (PROBLEMS_DIR / slug / submission).read_text())
+    assert report.verdict is verdict, report.message
+    assert words in report.message
+    assert report.score == 0.0 and report.policy is None
+
+
+def test_every_cheat_is_in_the_suite() -> None:
+    shipped = {
+        (folder.parent.name, f"cheats/{path.name}")
+        for folder in PROBLEMS_DIR.glob("*/cheats")
+        if folder.parent.name in ("batched-sampler", "spec-verifier")
+        for path in folder.glob("*.py")
+    }
+    assert shipped == {(slug, submission) for slug, submission, _, _ in ATTACKS}
+
+
+@pytest.mark.slow
+def test_honest_float32_verifier_is_accepted_every_time() -> None:
+    code = (PROBLEMS_DIR / "spec-verifier" / "solutions" / "float32_ratio.py").read_text()
+    for seed in range(HONEST_GRADES):
+        report = _grade("spec-verifier", code, seed=seed)
+        assert report.verdict is Verdict.ACCEPTED, report.message
+        assert report.score > 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "interfaces", "implementations"),
+    [
+        ("sampler", {"engine/sampler.py"}, ("TopKTopPSampler",)),
+        ("verifier", {"engine/sampler.py", "engine/spec_decode.py"}, ("RejectionSampler",)),
+    ],
+)
+def test_sandbox_sees_the_interfaces_only(
+    kind: str, interfaces: set[str], implementations: tuple[str, ...]
+) -> None:
+    from grader.harnesses import harness_get
+    from grader.sandbox import PROJECT_ROOT, sandbox_code_paths
+
+    paths = harness_get(kind).sandbox_paths
+    assert set(paths) == {"engine/__init__.py", "engine/config.py"} | interfaces
+    for path in map(PROJECT_ROOT.joinpath, sandbox_code_paths(paths)):
+        for file in path.glob("**/*.py") if path.is_dir() else [path]:
+            source = file.read_text()
+            assert not any(f"class {name}(" in source for name in implementations), file
+
+
+def _solution(slug: str, path: str, name: str):
+    namespace: dict = {}
+    exec((PROBLEMS_DIR / slug / path).read_text(), namespace)
+    return namespace[name]()
+
+
+def test_float32_verifier_differs_from_the_rule_only_where_rounding_allows() -> None:
+    """The worked example with a uniform exactly at p / q = 0.5: `u <= p / q` accepts, the
+    float64 rule `u * q < p` rejects; that row is not judged, and a row that is wrong where no
+    rounding reaches still fails."""
+    import torch
+
+    from grader.harnesses.engine_verifier import VerifierHarness
+    from tests.grader.test_engine_problems import spec_of
+
+    harness = VerifierHarness(spec_of("spec-verifier"))
+    draft_tokens = torch.tensor([[0, 2]] * 2)
+    q = torch.tensor([[[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]]] * 2)
+    p = torch.tensor([[[0.3, 0.5, 0.2], [0.1, 0.1, 0.8], [0.5, 0.25, 0.25]]] * 2)
+    uniforms = torch.tensor([[0.5, 0.9, 0.7], [0.4, 0.9, 0.7]], dtype=torch.float64)
+    inputs = (draft_tokens, q, p, uniforms)
+    tokens, accepted = _solution(
+        "spec-verifier", "solutions/float32_ratio.py", "SpecVerifier"
+    ).verify(*inputs)
+    rule_tokens, rule_accepted, ambiguous = harness.verify_expected(*inputs)
+    assert accepted.tolist() == [2, 2] and rule_accepted.tolist() == [0, 2]
+    assert ambiguous.tolist() == [True, False]
+    assert harness._check(tokens, accepted, inputs, "") == 1
+    tokens[1, 2] = 0  # the bonus token, where no rounding reaches
+    with pytest.raises(CandidateFailure, match="row 1: returned tokens"):
+        harness._check(tokens, accepted, inputs, "")
+
+
+def test_sampler_token_at_a_bin_edge_is_not_judged() -> None:
+    """Logits [0, 0, 0, 0] at temperature 1: the bins are quarters. A uniform of exactly 0.5
+    lies on an edge (either neighbour may be drawn); 0.6 selects token 2 and nothing else."""
+    import torch
+
+    from grader.harnesses.engine_sampler import SamplerHarness
+    from tests.grader.test_engine_problems import spec_of
+
+    harness = SamplerHarness(spec_of("batched-sampler"))
+    logits = torch.zeros(2, 4)
+    packed = torch.tensor(
+        [[1.0, 1.0], [0, 0], [1.0, 1.0], [0.0, 0.0], [0.5, 0.6]], dtype=torch.float64
+    )
+    tokens, judged = harness.sample_expected(logits, packed[:4].T, packed[4])
+    assert tokens.tolist() == [2, 2] and judged.tolist() == [False, True]
+    assert harness._check_tokens(torch.tensor([1, 2]), logits, packed, "") == 1
+    with pytest.raises(CandidateFailure, match=r"uniform 0.600000 selects token 2, whose bin"):
+        harness._check_tokens(torch.tensor([1, 3]), logits, packed, "")
