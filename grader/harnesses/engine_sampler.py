@@ -25,21 +25,14 @@ The timed call is ``calls`` back-to-back ``sample`` calls in one exchange, each 
 batch of 16 rows over a 49,152-token vocabulary (SmolLM2's) with mixed settings, every token
 checked; it is timed by the trusted wall clock around the exchange only.
 
-Power (``benchmarks/sampling_power.py``, exact over the uniforms, averaged over 200 draws of
-each test's inputs): each wrong sampler below is rejected by the correctness tests alone with
-probability 1 - P(miss), and by every timed call on its own with the probability shown.
-
-==========================================  ============  ==================
-wrong ``sample``                            tests miss    one timed call
-==========================================  ============  ==================
-forgets the temperature (unfiltered rows)   < 1e-12       see README
-temperature 2% too high                     < 1e-12
-drops top-p                                 < 1e-12
-drops min-p                                 < 1e-12
-drops top-k                                 < 1e-12
-top-k keeps exactly k (drops tied tokens)   < 1e-12
-argmax of every row                         < 1e-12
-==========================================  ============  ==================
+Power, computed exactly over the uniforms and averaged over draws of each test's inputs by
+``benchmarks/sampling_power.py`` (its figures in ``benchmarks/sampling_power.json`` and
+``grader/README.md``): a forgotten or 2%-wrong temperature, a dropped top-k, top-p or min-p
+(or top-p dropped at 0.99 and above only, min-p under top-k only), top-k without its ties, an
+argmax in place of a draw and a last argmax for greedy rows each pass the tests with
+probability below 1e-10; the tests do not read what the timed calls draw, so a sampler that
+is wrong on the benchmark only is left to the timed calls, each of which catches an argmax
+but for 1e-12, a dropped top-p but for 1 in 50.
 """
 
 from __future__ import annotations
@@ -193,6 +186,14 @@ class SamplerHarness(EngineHarness):
         return calls * one
 
     def run_case(
+        self, session: SandboxSession, case: dict[str, Any], rng: random.Random, timed: bool
+    ) -> CaseResult:
+        # One thread: in a shared worker a second one spinning for work tripled the CPU time
+        # of drawing and judging the inputs.
+        with one_thread():
+            return self._run_case(session, case, rng, timed)
+
+    def _run_case(
         self, session: SandboxSession, case: dict[str, Any], rng: random.Random, timed: bool
     ) -> CaseResult:
         mode = case.get("mode", "probs")
@@ -382,9 +383,8 @@ class SamplerHarness(EngineHarness):
             elapsed_ns += timing.outside_ns
             return sampled.tokens[calls], sampled.probs[calls] if with_probs else None
 
-        with one_thread():
-            engine = tiny_engine(config, sampler=RemoteSampler(sample))
-            drive(engine, requests, serial_bound(requests, 8192), clock_ns)
+        engine = tiny_engine(config, sampler=RemoteSampler(sample))
+        drive(engine, requests, serial_bound(requests, 8192), clock_ns)
         timing = CallTiming(elapsed_ns, elapsed_ns, 0)
         details = {"rows_judged": sampled.judged, "rows": sampled.rows}
         return CaseResult(timing, f"in the engine: {self._judged_note(sampled)}", details)

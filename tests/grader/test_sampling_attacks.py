@@ -56,7 +56,7 @@ ATTACKS = [
         Verdict.WRONG_ANSWER,
         "temperature-only: probs row",
     ),
-    ("spec-verifier", "cheats/forged_figures.py", Verdict.WRONG_ANSWER, "so it must be rejected"),
+    ("spec-verifier", "cheats/forged_figures.py", Verdict.WRONG_ANSWER, "one-draft-token: row"),
     # the engine's own implementations are not in the sandbox
     (
         "batched-sampler",

@@ -21,14 +21,13 @@ CDF_AMBIGUOUS = 2e-6
 def verify_expected(draft_tokens, draft_probs, target_probs, uniforms):
     """(tokens [B, k + 1] int64 with -1 padding, num_accepted [B], ambiguous [B] bool)."""
     d = np.asarray(draft_tokens, dtype=np.int64)
-    q = np.asarray(draft_probs, dtype=np.float64)
-    p = np.asarray(target_probs, dtype=np.float64)
+    q, p = np.asarray(draft_probs), np.asarray(target_probs)  # float64 only where read
     u = np.asarray(uniforms, dtype=np.float64)
     rows, k = d.shape
     vocab = p.shape[-1]
     index = np.arange(rows)
-    p_x = np.take_along_axis(p[:, :k], d[..., None], axis=2)[..., 0]
-    q_x = np.take_along_axis(q, d[..., None], axis=2)[..., 0]
+    p_x = np.take_along_axis(p[:, :k], d[..., None], axis=2)[..., 0].astype(np.float64)
+    q_x = np.take_along_axis(q, d[..., None], axis=2)[..., 0].astype(np.float64)
     accepted = np.cumprod(u[:, :k] * q_x < p_x, axis=1).sum(axis=1)
     # the decisions taken: every accepted draft, and the rejected one
     decided = np.arange(k)[None, :] <= accepted[:, None]
@@ -53,12 +52,11 @@ def verify_expected(draft_tokens, draft_probs, target_probs, uniforms):
 def emitted_weights(draft_probs, target_probs, num_accepted):
     """[B, V] float64: the weights each row's emitted token is drawn from, given how many
     drafts the row accepted (the residual at a rejection, else the bonus distribution)."""
-    q = np.asarray(draft_probs, dtype=np.float64)
-    p = np.asarray(target_probs, dtype=np.float64)
+    q, p = np.asarray(draft_probs), np.asarray(target_probs)
     n = np.asarray(num_accepted, dtype=np.int64)
     rows, k = q.shape[:2]
     index = np.arange(rows)
-    weights = p[index, n]
+    weights = p[index, n].astype(np.float64)
     residual = np.maximum(weights - q[index, np.minimum(n, k - 1)], 0.0)
     use = (n < k) & (residual.sum(axis=1) > 0)
     return np.where(use[:, None], residual, weights)
