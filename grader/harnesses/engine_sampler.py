@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import mmap
 import random
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from grader.harnesses import register
@@ -146,14 +147,14 @@ def describe(packed: torch.Tensor, row: int) -> str:
     return ", ".join(f"{name} {value:g}" for name, value in zip(SETTINGS, values, strict=True))
 
 
+@dataclass
 class Sampled:
     """One exchange's outputs, read back and judged: tokens (and probs) per call."""
 
-    def __init__(self) -> None:
-        self.tokens: list[torch.Tensor] = []
-        self.probs: list[torch.Tensor | None] = []
-        self.rows = 0
-        self.judged = 0
+    tokens: list[torch.Tensor] = field(default_factory=list)
+    probs: list[torch.Tensor | None] = field(default_factory=list)
+    rows: int = 0
+    judged: int = 0
 
 
 @register

@@ -33,6 +33,7 @@ from __future__ import annotations
 import mmap
 import random
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from grader.harnesses import register
@@ -147,14 +148,14 @@ def exchange_bytes(rows: int, k: int, vocab: int, calls: int) -> int:
     return calls * one
 
 
+@dataclass
 class Verified:
     """One case's verifications, read back and judged: outputs per call, rows judged."""
 
-    def __init__(self) -> None:
-        self.tokens: list[torch.Tensor] = []
-        self.num_accepted: list[torch.Tensor] = []
-        self.rows = 0
-        self.judged = 0
+    tokens: list[torch.Tensor] = field(default_factory=list)
+    num_accepted: list[torch.Tensor] = field(default_factory=list)
+    rows: int = 0
+    judged: int = 0
 
 
 @register
