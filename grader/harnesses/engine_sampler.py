@@ -57,10 +57,10 @@ from grader.harnesses.engine_run import (
 )
 from grader.harnesses.remote import (
     POISON_INT64,
-    Arena,
     candidate_object,
     diagnostic,
     exchange,
+    placing,
     slot_bytes,
     tensor_view,
     tensor_write,
@@ -200,17 +200,13 @@ class SamplerHarness(EngineHarness):
         mode = case.get("mode", "probs")
         if mode == "engine":
             return self._engine_case(session, case, rng)
-        seed = rng.randrange(2**62)
-        logits, packed = batch_inputs(case, seed)
+        calls = int(case.get("calls", 1))
+        batches = [batch_inputs(case, rng.randrange(2**62)) for _ in range(calls)]
+        logits, packed = batches[0]
         if mode == "repro":
             permutation = list(range(logits.shape[0]))
             rng.shuffle(permutation)
             batches = [(logits, packed)] * 2 + [(logits[permutation], packed[:, permutation])]
-        elif mode == "timed":
-            seeds = [seed] + [rng.randrange(2**62) for _ in range(int(case.get("calls", 1)) - 1)]
-            batches = [batch_inputs(case, call_seed) for call_seed in seeds]
-        else:
-            batches = [(logits, packed)]
         sampled = Sampled()
         timing = self.sample_checked(session, case, batches, mode == "probs", timed, sampled)
         details = {"rows_judged": sampled.judged, "rows": sampled.rows}
@@ -238,18 +234,18 @@ class SamplerHarness(EngineHarness):
     ) -> CallTiming:
         """One exchange: ``sample`` (and ``probs``) on each batch in turn, in the sandbox; every
         output is read back and judged here. Fills ``sampled``; raises CandidateFailure."""
-        arena = Arena(session.shared)
         calls = []
-        for logits, packed in batches:
-            rows, vocab = logits.shape
-            call = {
-                "logits": arena.put(logits),
-                "batch": arena.put(packed),
-                "tokens": arena.output("int64", rows),
-            }
-            if with_probs:
-                call["probs"] = arena.output("float32", rows, vocab)
-            calls.append(call)
+        with placing(session, timed) as arena:
+            for logits, packed in batches:
+                rows, vocab = logits.shape
+                call = {
+                    "logits": arena.put(logits),
+                    "batch": arena.put(packed),
+                    "tokens": arena.output("int64", rows),
+                }
+                if with_probs:
+                    call["probs"] = arena.output("float32", rows, vocab)
+                calls.append(call)
         reply, timing = exchange(session, "sample", calls, self.timeout_s(case), timed)
         for index, ((logits, packed), call) in enumerate(zip(batches, calls, strict=True)):
             note = diagnostic(reply, index)

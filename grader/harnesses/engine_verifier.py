@@ -52,10 +52,10 @@ from grader.harnesses.engine_run import (
 from grader.harnesses.engine_sampler import CHI_SQUARE_P_FLOOR, chi_square
 from grader.harnesses.remote import (
     POISON_INT64,
-    Arena,
     candidate_object,
     diagnostic,
     exchange,
+    placing,
     slot_bytes,
     tensor_view,
     tensor_write,
@@ -227,20 +227,20 @@ class VerifierHarness(EngineHarness):
     ) -> CallTiming:
         """One exchange: ``verify`` on each input in turn, in the sandbox; every row is read
         back and judged here. Fills ``verified``; raises CandidateFailure."""
-        arena = Arena(session.shared)
         calls = []
-        for draft_tokens, draft, target, uniforms in inputs:
-            rows, k = draft_tokens.shape
-            calls.append(
-                {
-                    "draft_tokens": arena.put(draft_tokens),
-                    "draft_probs": arena.put(draft),
-                    "target_probs": arena.put(target),
-                    "uniforms": arena.put(uniforms),
-                    "tokens": arena.output("int64", rows, k + 1),
-                    "num_accepted": arena.output("int64", rows),
-                }
-            )
+        with placing(session, timed) as arena:
+            for draft_tokens, draft, target, uniforms in inputs:
+                rows, k = draft_tokens.shape
+                calls.append(
+                    {
+                        "draft_tokens": arena.put(draft_tokens),
+                        "draft_probs": arena.put(draft),
+                        "target_probs": arena.put(target),
+                        "uniforms": arena.put(uniforms),
+                        "tokens": arena.output("int64", rows, k + 1),
+                        "num_accepted": arena.output("int64", rows),
+                    }
+                )
         reply, timing = exchange(session, "verify", calls, self.timeout_s(case), timed)
         for index, (call, call_inputs) in enumerate(zip(calls, inputs, strict=True)):
             tokens, accepted = arena.read(call["tokens"]), arena.read(call["num_accepted"])

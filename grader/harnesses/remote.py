@@ -14,8 +14,10 @@ Every kind's module is imported by every sandbox: torch is imported inside funct
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import mmap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +116,20 @@ class Arena:
         copy = view.clone().reshape(slot.shape)
         del view  # an exported view would keep the memory from closing
         return copy
+
+
+@contextlib.contextmanager
+def placing(session: SandboxSession, timed: bool) -> Iterator[Arena]:
+    """An arena for one exchange's tensors. Before a timed exchange the sandbox is stopped while
+    they are written and resumed just before the request: a thread of the candidate's watching
+    the memory would otherwise start on the inputs before the clock does."""
+    if timed:
+        session.freeze()
+    try:
+        yield Arena(session.shared)
+    finally:
+        if timed:
+            session.thaw()
 
 
 def exchange(

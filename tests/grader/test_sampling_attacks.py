@@ -181,3 +181,39 @@ def test_sampler_token_at_a_bin_edge_is_not_judged() -> None:
     assert harness._check_tokens(torch.tensor([1, 2]), logits, packed, "") == 1
     with pytest.raises(CandidateFailure, match=r"uniform 0.600000 selects token 2, whose bin"):
         harness._check_tokens(torch.tensor([1, 3]), logits, packed, "")
+
+
+def test_a_timed_exchange_writes_its_inputs_while_the_sandbox_is_stopped() -> None:
+    """A thread of the candidate's watching the shared memory must not see a timed call's
+    inputs before the clock starts: the sandbox is stopped from before the first write until
+    all are written, and the request follows."""
+    import mmap
+
+    from grader.harnesses.engine_sampler import Sampled, SamplerHarness, batch_inputs
+    from tests.grader.test_engine_problems import spec_of
+
+    harness = SamplerHarness(spec_of("batched-sampler"))
+    case = harness.spec.benchmark | {"vocab": 100}
+    logits, packed = batch_inputs(case, seed=1)
+    written = logits.numpy().tobytes()
+    events = []
+
+    class Sandbox:
+        shared = mmap.mmap(-1, 1 << 20)
+
+        def inputs_in_memory(self) -> bool:
+            return self.shared[: len(written)] == written
+
+        def freeze(self) -> None:
+            events.append(("stopped", self.inputs_in_memory()))
+
+        def thaw(self) -> None:
+            events.append(("resumed", self.inputs_in_memory()))
+
+        def call(self, request, timeout_s, measure_cpu):
+            events.append(("request", self.inputs_in_memory()))
+            return {"ok": True, "errors": []}, 1, 0
+
+    with pytest.raises(CandidateFailure, match="gave no tokens"):
+        harness.sample_checked(Sandbox(), case, [(logits, packed)], False, True, Sampled())
+    assert events == [("stopped", False), ("resumed", True), ("request", True)]
