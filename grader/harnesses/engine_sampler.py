@@ -25,14 +25,13 @@ The timed call is ``calls`` back-to-back ``sample`` calls in one exchange, each 
 batch of 16 rows over a 49,152-token vocabulary (SmolLM2's) with mixed settings, every token
 checked; it is timed by the trusted wall clock around the exchange only.
 
-Power, computed exactly over the uniforms and averaged over draws of each test's inputs by
-``benchmarks/sampling_power.py`` (its figures in ``benchmarks/sampling_power.json`` and
+Power, computed exactly over the uniforms and averaged over 50 draws of each test's inputs by
+``benchmarks/sampling_power.py`` (all its figures in ``benchmarks/sampling_power.json`` and
 ``grader/README.md``): a forgotten or 2%-wrong temperature, a dropped top-k, top-p or min-p
 (or top-p dropped at 0.99 and above only, min-p under top-k only), top-k without its ties, an
 argmax in place of a draw and a last argmax for greedy rows each pass the tests with
-probability below 1e-10; the tests do not read what the timed calls draw, so a sampler that
-is wrong on the benchmark only is left to the timed calls, each of which catches an argmax
-but for 1e-12, a dropped top-p but for 1 in 50.
+probability below 1e-10. A sampler wrong on the benchmark only is left to the timed calls,
+each of which misses an argmax with probability 1e-6 and a dropped top-p with 0.19.
 """
 
 from __future__ import annotations
