@@ -53,24 +53,28 @@ class Wrong:
     greedy_only: bool = False
 
 
-def with_settings(change: Callable[[np.ndarray], None]) -> Callable:
+TEMPERATURE, TOP_K, TOP_P, MIN_P = range(4)
+
+
+def using(column: int, value: Callable[[np.ndarray], np.ndarray]) -> Callable:
+    """The distribution of a sampler that uses ``value(settings)`` for one setting."""
+
     def distribution(logits: np.ndarray, settings: np.ndarray) -> np.ndarray:
         changed = settings.copy()
-        change(changed)
+        changed[:, column] = value(settings)
         return ORACLE["target_probs"](logits, changed)[0]
 
     return distribution
 
 
-def forget_temperature(s: np.ndarray) -> None:
-    unfiltered = (s[:, 0] > 0) & (s[:, 1] == 0) & (s[:, 2] >= 1) & (s[:, 3] == 0)
-    s[unfiltered, 0] = 1.0
+def unfiltered(s: np.ndarray) -> np.ndarray:
+    return (s[:, TOP_K] == 0) & (s[:, TOP_P] >= 1) & (s[:, MIN_P] == 0)
 
 
 def top_k_without_ties(logits: np.ndarray, settings: np.ndarray) -> np.ndarray:
     probs = ORACLE["target_probs"](logits, settings)[0]
     vocab = probs.shape[1]
-    for row, k in enumerate(settings[:, 1].astype(int)):
+    for row, k in enumerate(settings[:, TOP_K].astype(int)):
         if 0 < k < vocab:
             keep = np.argsort(-probs[row], kind="stable")[:k]
             kept = np.zeros(vocab, dtype=bool)
@@ -84,25 +88,21 @@ def last_argmax(logits: np.ndarray, settings: np.ndarray) -> np.ndarray:
 
 
 WRONG = [
-    Wrong("forgets the temperature (unfiltered rows)", with_settings(forget_temperature)),
     Wrong(
-        "temperature 2% too high",
-        with_settings(lambda s: s.__setitem__((slice(None), 0), s[:, 0] * 1.02)),
+        "forgets the temperature (unfiltered rows)",
+        using(TEMPERATURE, lambda s: np.where(unfiltered(s) & (s[:, 0] > 0), 1.0, s[:, 0])),
     ),
-    Wrong("drops top-k", with_settings(lambda s: s.__setitem__((slice(None), 1), 0))),
-    Wrong("drops top-p", with_settings(lambda s: s.__setitem__((slice(None), 2), 1.0))),
+    Wrong("temperature 2% too high", using(TEMPERATURE, lambda s: s[:, TEMPERATURE] * 1.02)),
+    Wrong("drops top-k", using(TOP_K, lambda s: 0.0)),
+    Wrong("drops top-p", using(TOP_P, lambda s: 1.0)),
     Wrong(
         "drops top-p >= 0.99",
-        with_settings(
-            lambda s: s.__setitem__((slice(None), 2), np.where(s[:, 2] >= 0.99, 1.0, s[:, 2]))
-        ),
+        using(TOP_P, lambda s: np.where(s[:, TOP_P] >= 0.99, 1.0, s[:, TOP_P])),
     ),
-    Wrong("drops min-p", with_settings(lambda s: s.__setitem__((slice(None), 3), 0.0))),
+    Wrong("drops min-p", using(MIN_P, lambda s: 0.0)),
     Wrong(
         "drops min-p under top-k",
-        with_settings(
-            lambda s: s.__setitem__((slice(None), 3), np.where(s[:, 1] > 0, 0.0, s[:, 3]))
-        ),
+        using(MIN_P, lambda s: np.where(s[:, TOP_K] > 0, 0.0, s[:, MIN_P])),
     ),
     Wrong("top-k keeps exactly k (drops tied tokens)", top_k_without_ties),
     Wrong("argmax of every row", fixed_token=lambda logits, settings: np.argmax(logits, axis=1)),
@@ -114,7 +114,7 @@ def caught_per_row(logits: np.ndarray, settings: np.ndarray, wrong: Wrong) -> np
     """Per row: the measure of uniforms where the wrong token differs and the row is judged."""
     right, unsure = ORACLE["target_probs"](logits, settings)
     rows, vocab = right.shape
-    greedy = settings[:, 0] == 0
+    greedy = settings[:, TEMPERATURE] == 0
     caught = np.zeros(rows)
     cdf_right = np.cumsum(right, axis=1)
     cdf_right /= cdf_right[:, -1:]
@@ -197,13 +197,13 @@ def verifier_power(draws: int) -> dict[str, dict[str, float]]:
                 case_wrong += int((differ & ~ambiguous).sum())
                 case_judged += int((~ambiguous).sum())
             share = case_wrong / max(case_judged, 1)
-            with np.errstate(divide="ignore"):
-                log_miss += case_judged / draws * math.log10(1 - share) if share < 1 else -math.inf
+            log_miss += case_judged / draws * math.log10(1 - share) if share < 1 else -math.inf
             wrong_rows, judged_rows = wrong_rows + case_wrong, judged_rows + case_judged
         name = str(path.relative_to(folder))
         results[name] = {"tests_log10_miss": log_miss, "wrong_share": wrong_rows / judged_rows}
         print(
-            f"{name:45s} tests miss 1e{log_miss:8.1f}   {wrong_rows} of {judged_rows} judged rows wrong",
+            f"{name:45s} tests miss 1e{log_miss:8.1f}   "
+            f"{wrong_rows} of {judged_rows} judged rows wrong",
             flush=True,
         )
     return results

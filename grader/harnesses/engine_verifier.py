@@ -205,7 +205,10 @@ class VerifierHarness(EngineHarness):
         details = {"rows_judged": verified.judged, "rows": verified.rows}
         if case.get("mode") == "chisq":
             return self._chi_square(timing, verified.tokens[0], inputs[0][2][0, 0], details)
-        message = f"{verified.judged} of {verified.rows} rows judged (the others lie within float32 rounding of a decision)"
+        message = (
+            f"{verified.judged} of {verified.rows} rows judged (the others lie within float32 "
+            "rounding of a decision)"
+        )
         return CaseResult(timing, message, details)
 
     def _inputs(self, case: dict[str, Any], rng: random.Random) -> Inputs:
