@@ -39,11 +39,9 @@ sandbox:
 	else echo "bubblewrap (bwrap) is missing: install it (Debian/Ubuntu: sudo apt-get install bubblewrap);" \
 		"until then candidate code runs unsandboxed"; fi
 
+# One Django start prepares (migrate, bank, demo account) and serves: a warm run is quicker.
 run: install weights sandbox
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py load_bank
-	$(PY) manage.py ensure_demo_user
-	$(PY) manage.py serve
+	$(PY) manage.py serve --prepare
 
 test: install weights sandbox browser
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -211,9 +211,11 @@ async def _event_stream(submission_id: int, after_seq: int) -> AsyncIterator[str
     "/submissions/{submission_id}/events",
     response={200: None, **ERRORS},
     summary="Server-Sent Events of a submission's progress; resumes after Last-Event-ID",
+    # Keyed by the int 200, as `response=` is: a string "200" would be a second key that
+    # serialises to a duplicate "200" in the JSON document.
     openapi_extra={
         "responses": {
-            "200": {"description": "text/event-stream", "content": {"text/event-stream": {}}}
+            200: {"description": "text/event-stream", "content": {"text/event-stream": {}}}
         }
     },
 )

@@ -2,8 +2,9 @@
 
 A folder holds ``problem.yaml`` (harness kind, limits, tolerance, tests, benchmark),
 ``statement.md``, ``starter.py``, ``reference.py`` (the solution scores are relative to),
-``oracle.py`` (trusted input generator and float64 expected outputs) and ``wrong/*.py``
-(realistic wrong solutions the bank tests must reject).
+``oracle.py`` (trusted: expected outputs, and for CPU kinds the input generator), for kernel
+problems ``inputs.py`` (public: how inputs are drawn and called, run by both halves), and
+``wrong/*.py`` (realistic wrong solutions the bank tests must reject).
 """
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ import yaml
 from grader.harnesses.contract import ProblemSpec, problem_spec_from
 
 PROBLEMS_DIR = Path(__file__).resolve().parent / "problems"
-SPEC_KEYS = ("limits", "tolerance", "tests", "benchmark", "speed_of_light_bytes_per_s")
+SPEC_KEYS = (
+    "limits",
+    "tolerance",
+    "tests",
+    "benchmark",
+    "speed_of_light_bytes_per_s",
+    # The interview's loops pick a problem that fits the level and the round's minutes.
+    "level",
+    "expected_min",
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,7 @@ class BankProblem:
     starter_code: str
     reference_code: str
     oracle_code: str
+    inputs_code: str
     spec: dict[str, Any]
     published: bool
 
@@ -55,6 +66,7 @@ def problem_read(folder: Path) -> BankProblem:
         starter_code=(folder / "starter.py").read_text(),
         reference_code=(folder / "reference.py").read_text(),
         oracle_code=(folder / "oracle.py").read_text(),
+        inputs_code=(folder / "inputs.py").read_text() if (folder / "inputs.py").exists() else "",
         spec={key: meta[key] for key in SPEC_KEYS if key in meta},
         published=bool(meta.get("published", False)),
     )
@@ -86,6 +98,7 @@ def problems_load() -> int:
                 "starter_code": problem.starter_code,
                 "reference_code": problem.reference_code,
                 "oracle_code": problem.oracle_code,
+                "inputs_code": problem.inputs_code,
                 "spec": problem.spec,
                 "published": problem.published,
             },

@@ -191,7 +191,11 @@ def cmd_problems(api: Api, args: argparse.Namespace) -> int:
 
 def cmd_show(api: Api, args: argparse.Namespace) -> int:
     problem = api.call("GET", f"/api/problems/{args.slug}")
-    print(f"# {problem['title']}\n\n{problem['statement_md']}")
+    statement = problem["statement_md"]
+    # Statements open with their own "# title" heading; only a bare one needs the title added.
+    if not statement.lstrip().startswith("# "):
+        statement = f"# {problem['title']}\n\n{statement}"
+    print(statement)
     target = Path(args.output or f"{args.slug}.py")
     if target.exists() and not args.force:
         raise ClientError(

@@ -14,7 +14,11 @@ sandboxes, the harness's own timing, the speed of light on the card that timed i
   every part that ran some of the ten (triton-attention's: parts 1 and 3);
 * ``baseline``: the reference against the baseline (``torch`` SDPA, the engine's decode kernel);
   int8-matmul's baseline is the sweep's;
-* ``failing``: every wrong and cheating solution, each with the verdict it must get;
+* ``failing``: every wrong and cheating solution, each with the verdict it must get (the cheats
+  break the statement's rule, read in their source before they run);
+* ``runtime``: the attacks of :mod:`grader.attacks` with that rule off, each timed straight
+  through the harness on the card (a real side stream among them), each of which the chained
+  timing must reject on its own;
 * ``sweep`` (int8-matmul): the W8A16 reference against bf16 ``torch.matmul`` at m = 1, 16, 32,
   64, 2048, timed in this process with the harness's :class:`~grader.harnesses.timing.CudaTimer`.
 
@@ -42,15 +46,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from grader.attacks import RUNTIME_ATTACKS, RuntimeAttack
 from grader.bank import PROBLEMS_DIR, problem_read
 from grader.grading import grade, timing_verdict
+from grader.harnesses.base import CandidateFailure
 from grader.harnesses.contract import GradeReport, ProblemSpec, SandboxKind, Verdict
+from grader.harnesses.kernel import KernelHarness
 from grader.harnesses.timing import CudaTimer, card_peaks, device_state, gpu_available
-from grader.sandbox import gpu_sandbox_check, sandbox_kind, session_kind
+from grader.sandbox import SandboxSession, gpu_sandbox_check, sandbox_kind, session_kind
 
 SEED = 20261127
 PROBLEMS = ("int8-matmul", "triton-attention", "paged-decode-attention")
-STAGES = ("stability", "sweep", "baseline", "failing")
+STAGES = ("stability", "sweep", "baseline", "failing", "runtime")
 
 
 class Item(NamedTuple):
@@ -79,6 +86,9 @@ PARTS: dict[int, tuple[Item, ...]] = {
         Item("failing", "int8-matmul"),
         Item("failing", "triton-attention"),
         Item("failing", "paged-decode-attention"),
+        Item("runtime", "triton-attention"),
+        Item("runtime", "paged-decode-attention"),
+        Item("runtime", "int8-matmul"),
     ),
     3: (Item("stability", "triton-attention", 5),),
 }
@@ -87,6 +97,11 @@ BASELINES = {
     "triton-attention": "solutions/torch_sdpa.py",
     "paged-decode-attention": "solutions/engine_kernel.py",
 }
+# What a baseline's sandbox sees besides the kind's own paths (a candidate never does).
+BASELINE_PATHS = {"solutions/engine_kernel.py": ("engine",)}
+# Batches an attack past the source rule is timed for before it counts as not caught.
+RUNTIME_BATCHES = 3
+REJECTED = (str(Verdict.POLICY), str(Verdict.WRONG_ANSWER))
 # The verdict each kind of solution must get.
 EXPECTED = {"wrong": Verdict.WRONG_ANSWER, "cheats": Verdict.POLICY}
 STABILITY_GOAL_CV_PCT = 2.0
@@ -355,7 +370,9 @@ class Part:
             return
         spec = _spec(slug, self.dry_run)
         code = (PROBLEMS_DIR / slug / baseline).read_text()
-        against = dataclasses.replace(spec, reference_code=code)
+        against = dataclasses.replace(
+            spec, reference_code=code, reference_paths=BASELINE_PATHS.get(baseline, ())
+        )
         report = self.graded(against, "reference.py", f"vs {baseline}", "baseline")
         if report is not None and report.reference:
             # The baseline's own line: the reference side of that same grade.
@@ -376,6 +393,28 @@ class Part:
         ):
             self.graded(spec, solution, "must fail", "failing")
 
+    def runtime(self, slug: str) -> None:
+        """Each attack of :mod:`grader.attacks` on this problem, the source rule off: timed
+        through the harness on the card, it must get its verdict (on a CPU this is
+        tests/grader/test_kernel_timing.py, without the GPU-only ones)."""
+        if self.dry_run:
+            return
+        spec = _spec(slug, self.dry_run)
+        for name, attack in RUNTIME_ATTACKS[slug].items():
+            what = f"{slug} {name} (source rule off)"
+            if not self.room_for(what, "runtime"):
+                return
+            started = time.monotonic()
+            verdict, message = runtime_verdict(spec, attack)
+            row = self._row(
+                slug, name, "runtime, source rule off", None, time.monotonic() - started
+            )
+            row |= {"verdict": verdict, "message": message, "expected": str(attack.verdict)}
+            print(f"  {what}: {verdict}: {message[:140]}", flush=True)
+            self.rows.append(row)
+            self.last_grade_s["runtime"] = row["wall_s"]
+            self.write()
+
     def sweep(self, settings: SweepSettings) -> None:
         if not self.room_for("int8-matmul sweep", "sweep"):
             return
@@ -383,6 +422,22 @@ class Part:
         self.sweeps.extend(int8_sweep(settings, self.peaks))
         self.last_grade_s["sweep"] = time.monotonic() - started
         self.write()
+
+
+def runtime_verdict(spec: ProblemSpec, attack: RuntimeAttack) -> tuple[str, str]:
+    """(verdict, message) of the reference with ``attack`` appended, timed through the harness
+    for up to ``RUNTIME_BATCHES`` batches: "accepted" means the attack was not caught."""
+    harness = KernelHarness(spec)
+    code = spec.reference_code + attack.suffix
+    with SandboxSession(KernelHarness, code, spec.entry_point, spec.limits) as session:
+        session.start(harness.shared_bytes())
+        call = harness.timed_call(session, SEED)
+        try:
+            for _ in range(RUNTIME_BATCHES):
+                call()
+        except CandidateFailure as failure:
+            return str(failure.verdict), failure.message.splitlines()[0][:200]
+    return str(Verdict.ACCEPTED), f"not caught in {RUNTIME_BATCHES} batches"
 
 
 def _bubblewrap(enabled: bool) -> None:
@@ -618,7 +673,11 @@ def table(data: dict[str, Any]) -> str:
         for row in rows:
             if row["role"].startswith("stability") or row["role"].startswith("vs "):
                 continue
-            verdict = row["verdict"] + ("" if row["verdict"] == row["expected"] else " UNEXPECTED")
+            # An attack past the source rule must be rejected; which of the two verdicts names it
+            # can depend on a race (a side stream finishing before or after the digest).
+            rejected = row["role"].startswith("runtime") and row["verdict"] in REJECTED
+            expected = row["verdict"] == row["expected"] or rejected
+            verdict = row["verdict"] + ("" if expected else " UNEXPECTED")
             ratio = row["score"] if row.get("rate") else None
             note = row["role"] if row.get("rate") else row["message"][:70]
             lines.append(_line(row, verdict, ratio, "", note, [row]))
@@ -693,7 +752,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.part:
             items, name = PARTS[args.part], str(args.part)
         else:
-            items = tuple(Item(stage, slug) for slug in problems for stage in stages)
+            # Stage by stage: a part cut short by its deadline has every problem's first stage.
+            items = tuple(Item(stage, slug) for stage in stages for slug in problems)
             items = tuple(i for i in items if i.stage != "sweep" or i.problem == "int8-matmul")
             name = "all"
         json_path = args.json or Path(f"gpu_check-{name}.json")

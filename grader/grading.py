@@ -1,15 +1,15 @@
 """Grade one solution of one problem: the code path shared by the worker and ``manage.py grade``.
 
 The candidate runs its tests in one fresh sandbox; the problem's reference solution runs the
-same tests in another; then both are timed interleaved (every timed output checked, the idle
-one frozen), and the score is the ratio of their times. No Django here: the caller passes the problem, the code, the secret seed
-and the hardware record, and stores the report.
+same tests in another; then both are timed interleaved on the trusted side's clock (every
+timed output checked, the idle one frozen), and the score is the ratio of their times. No
+Django here: the caller passes the problem, the code, the secret seed and the hardware record,
+and stores the report.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 from grader.harnesses import harness_get
@@ -28,16 +28,6 @@ from grader.sandbox import SandboxSession, compile_cache_dir, sandbox_kind
 
 # A solution more than this many times faster than the reference is suspect until reviewed.
 SUSPECT_SPEEDUP = 10.0
-# CPU time a candidate's call uses beyond what its own clock timed (the harness's copy of the
-# output, its messages) may exceed the reference's by this factor or by this many ns before
-# the run is rejected: the harness code is the same, only the output dtype can differ, and
-# CPU time (unlike the wall clock) does not grow when the machine is loaded.
-UNTIMED_CPU_FACTOR = 3.0
-UNTIMED_CPU_SLACK_NS = 1_000_000
-# For long calls the untimed CPU (page faults on large outputs, allocator work) varies by more
-# than the fixed slack between two runs of the same code; work hidden outside the timer may
-# then be this fraction of the call's own time, which can flatter its time by that much at most.
-UNTIMED_CPU_RELATIVE = 0.01
 
 
 def _no_progress(step: str, data: dict[str, Any]) -> None:
@@ -72,71 +62,15 @@ def _reference_call(call: TimedCall) -> TimedCall:
     return checked
 
 
-def untimed_cpu_excess(candidate: Measurement, reference: Measurement) -> str | None:
-    """Why the candidate's CPU time says work went untimed, or None when it agrees with its clock."""
-    # Negative when the inside clock ran while the process waited for a CPU (a loaded host).
-    reference_untimed_ns = max(reference.untimed_cpu_median_ns, 0.0)
-    allowed_ns = max(
-        UNTIMED_CPU_FACTOR * reference_untimed_ns,
-        reference_untimed_ns + UNTIMED_CPU_SLACK_NS,
-        reference_untimed_ns + UNTIMED_CPU_RELATIVE * candidate.median_ns,
-    )
-    if candidate.untimed_cpu_median_ns <= allowed_ns:
-        return None
-    return (
-        "timings inside the sandbox disagree with the CPU time it used: "
-        f"{candidate.untimed_cpu_median_ns / 1e6:.2f} ms of CPU per call went untimed "
-        f"(the reference: {reference.untimed_cpu_median_ns / 1e6:.2f} ms); work outside "
-        "the timed call or on extra threads is not allowed"
-    )
-
-
-def judged_timing(
-    measure: Callable[[], dict[str, Measurement]], speed_of_light: SpeedOfLight | None
-) -> tuple[dict[str, Measurement], Verdict, str, float]:
-    """Time candidate and reference with ``measure`` and judge it: (timings, verdict, message, score).
-
-    Untimed CPU convicts only when a second timing phase shows it again: with few timed calls
-    one slow stretch of the host (a collection, a page-fault storm) can lift a median once,
-    while hidden work is there in every phase. The second phase's timings are the ones judged.
-    """
-    measured = measure()
-    first_phase = measured["candidate"]
-    retimed = untimed_cpu_excess(first_phase, measured["reference"]) is not None
-    if retimed:
-        measured = measure()
-    candidate, reference = measured["candidate"], measured["reference"]
-    verdict, message, score = timing_verdict(candidate, reference, speed_of_light)
-    if retimed and untimed_cpu_excess(candidate, reference):
-        message += (
-            f" (seen in two timing phases: {first_phase.untimed_cpu_median_ns / 1e6:.2f} ms "
-            "in the first)"
-        )
-    return measured, verdict, message, score
-
-
 def timing_verdict(
     candidate: Measurement, reference: Measurement, speed_of_light: SpeedOfLight | None
 ) -> tuple[Verdict, str, float]:
-    """Cross-check the candidate's timings against the outside clocks and score them.
+    """Score the candidate's trusted timings against the reference's.
 
     Returns (verdict, message, score); the score is the reference's median time over the
-    candidate's, both measured interleaved in the same job. Faster than ``speed_of_light``
-    or more than ``SUSPECT_SPEEDUP`` times the reference is ``suspect``.
+    candidate's, both measured by the trusted side's clock, interleaved in the same job. Faster
+    than ``speed_of_light`` or more than ``SUSPECT_SPEEDUP`` times the reference is ``suspect``.
     """
-    for index, (inside, outside) in enumerate(
-        zip(candidate.samples_ns, candidate.outside_ns, strict=True)
-    ):
-        if inside > outside:
-            return (
-                Verdict.POLICY,
-                f"timed call {index + 1} reported {inside} ns inside the sandbox but took "
-                f"{outside} ns of wall clock outside it",
-                0.0,
-            )
-    untimed = untimed_cpu_excess(candidate, reference)
-    if untimed:
-        return Verdict.POLICY, untimed, 0.0
     score = round(reference.median_ns / max(candidate.median_ns, 1.0), 3)
     if speed_of_light is not None and candidate.median_ns < speed_of_light.time_ns:
         return (
@@ -202,9 +136,16 @@ def grade(
         spec.entry_point,
         spec.limits,
         compile_cache=reference_cache,
+        extra_paths=spec.reference_paths,
     )
     # The session's own kind: a GPU problem whose sandbox cannot reach the card runs unsandboxed.
     report.sandbox = candidate_session.kind
+    breaks = harness_class.source_breaks(code, spec.entry_point)
+    if breaks:
+        report.verdict = Verdict.POLICY
+        report.message = "the statement's rules are broken (read in your source, before it ran): "
+        report.message += "; ".join(breaks)
+        return report
     try:
         candidate, reference = harness_class(spec), harness_class(spec)
         report.nonces = {"candidate": candidate.nonce, "reference": reference.nonce}
@@ -234,14 +175,21 @@ def grade(
                 reference_session,
             ),
         }
+        overhead = reference.overhead_call(reference_session, seed)
+        if overhead is not None:
+            timed_calls["overhead"] = (_reference_call(overhead), reference_session)
         bytes_moved = {"candidate": candidate.bytes_moved(), "reference": reference.bytes_moved()}
         settings = candidate.measure_settings()
         report.speed_of_light = candidate.speed_of_light()
-        measured, report.verdict, report.message, report.score = judged_timing(
-            lambda: measure_interleaved(timed_calls, settings, bytes_moved),
-            report.speed_of_light,
+        measured = measure_interleaved(timed_calls, settings, bytes_moved)
+        report.candidate = candidate.per_call(measured["candidate"], measured.get("overhead"))
+        report.reference = reference.per_call(measured["reference"], measured.get("overhead"))
+        broken = candidate.resource_breaks(reference)
+        if broken:
+            raise CandidateFailure(Verdict.POLICY, broken)
+        report.verdict, report.message, report.score = timing_verdict(
+            report.candidate, report.reference, report.speed_of_light
         )
-        report.candidate, report.reference = measured["candidate"], measured["reference"]
         if policy is not None:
             report.policy = policy
             if report.verdict in (Verdict.ACCEPTED, Verdict.SUSPECT):

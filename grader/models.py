@@ -40,7 +40,12 @@ class Problem(models.Model):
     queue = models.CharField(max_length=10, choices=Queue.choices, default=Queue.CPU)
     starter_code = models.TextField()
     reference_code = models.TextField()
-    oracle_code = models.TextField(help_text="Trusted: generates inputs and expected outputs.")
+    oracle_code = models.TextField(help_text="Trusted: expected outputs; never sent to a sandbox.")
+    inputs_code = models.TextField(
+        blank=True,
+        default="",
+        help_text="Public: how a kernel problem's inputs are drawn and called (both halves run it).",
+    )
     spec = models.JSONField(help_text="limits, tolerance, tests, benchmark, speed_of_light")
     published = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -110,13 +110,13 @@ class QuestionOut(Schema):
 
 
 class ChoiceOut(Schema):
-    index: int
+    index: int = Field(description="the option's position in this draw; answer with it")
     text: str
 
 
 class QuestionDrawOut(QuestionOut):
     prompt: str
-    choices: list[ChoiceOut]
+    choices: list[ChoiceOut] = Field(description="shuffled afresh for every draw")
     unit: str
     token: str = Field(description="send back with the answer: it carries this draw's numbers")
 
@@ -181,16 +181,13 @@ def questions_list(
 )
 def question_draw(request: HttpRequest, question_id: str):
     question = _question_or_404(question_id)
-    params, token = services.practice_draw(question)
-    view = question_view_model(question, params)
+    draw = services.practice_draw(question)
+    view = question_view_model(question, draw.params, option_order=draw.option_order)
     return _question_out(question) | {
         "prompt": view["prompt"],
-        "choices": [
-            {"index": i, "text": c["text"] if isinstance(c, dict) else str(c)}
-            for i, c in view["choices"]
-        ],
+        "choices": [{"index": i, "text": text} for i, text in view["choices"]],
         "unit": question.spec.get("unit", ""),
-        "token": token,
+        "token": draw.token,
     }
 
 

@@ -23,6 +23,9 @@ HIDDEN_VERDICTS = ("suspect",)
 IGNORED_DETAILS = ("fatal", "index")
 # How many samples the speed chart plots per solution; more only blurs the strip.
 MAX_SAMPLES_PLOTTED = 400
+# A p10-p90 half-spread above this share of the median says the host was too busy to rank a
+# ratio (a quiet host times the same solution within a few per cent).
+NOISY_SPREAD_PCT = 25.0
 
 
 @dataclass
@@ -107,11 +110,30 @@ class Results:
 
     @property
     def shows_score(self) -> bool:
-        """A score means something only when the solution was correct and timed."""
-        return self.submission.score is not None and self.submission.verdict in (
-            "accepted",
-            "suspect",
+        """A score means something only when the solution was correct and timed (a kernel
+        graded on a CPU worker is checked for correctness but scores 0: no ratio for it)."""
+        return bool(self.submission.score) and self.submission.verdict in ("accepted", "suspect")
+
+    @property
+    def within_noise(self) -> bool:
+        """The candidate's p10-p90 time range overlaps the reference's: the two are not told
+        apart on this host, whatever the ratio of the medians says."""
+        if not (self.candidate and self.reference):
+            return False
+        return (
+            self.candidate.p10_ms <= self.reference.p90_ms
+            and self.reference.p10_ms <= self.candidate.p90_ms
         )
+
+    @property
+    def too_noisy(self) -> bool:
+        """The host's timings spread too widely to rank by (the grader's flag where it sets one,
+        else a spread over NOISY_SPREAD_PCT on either side)."""
+        timing = self.submission.timing or {}
+        if "too_noisy" in timing:
+            return bool(timing["too_noisy"])
+        speeds = [speed for speed in (self.candidate, self.reference) if speed]
+        return any(speed.spread_pct > NOISY_SPREAD_PCT for speed in speeds)
 
     @property
     def message(self) -> str:
@@ -293,11 +315,11 @@ def _roofline(
 
 @functools.lru_cache(maxsize=32)
 def _benchmark_work(problem_id: int, updated_at: str) -> dict[str, float]:
-    """FLOPs and bytes of the problem's benchmark call, from its trusted oracle's ``work``."""
+    """FLOPs and bytes of the problem's benchmark call, from its public ``inputs.py``'s ``work``."""
     problem = Problem.objects.get(pk=problem_id)
-    namespace: dict[str, Any] = {"__name__": f"oracle_{problem.slug}"}
+    namespace: dict[str, Any] = {"__name__": f"inputs_{problem.slug}"}
     try:
-        exec(compile(problem.oracle_code, "oracle.py", "exec"), namespace)
+        exec(compile(problem.inputs_code, "inputs.py", "exec"), namespace)
         return dict(namespace["work"](problem.spec["benchmark"]))
     except Exception:  # an oracle without work(): the page shows no roofline, nothing more
         return {}
@@ -330,11 +352,11 @@ def problems_solved_by(user) -> set[str]:
 
 
 def leaderboard_submissions(problem: Problem | None = None) -> QuerySet[Submission]:
-    """Accepted, scored, not-under-review submissions (the only ones a board may show)."""
+    """Accepted, timed, not-under-review submissions (the only ones a board may show)."""
     submissions = Submission.objects.filter(
         state=Submission.State.GRADED,
         verdict="accepted",
-        score__isnull=False,
+        score__gt=0,  # 0: correct but not timed (a kernel checked on a CPU worker)
         needs_review=False,
         problem__published=True,
     ).select_related("user", "problem")

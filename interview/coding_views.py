@@ -21,6 +21,7 @@ from grader.selectors import (
 from grader.services import SubmissionRejected
 from interview import coding_selectors
 from interview.markdown_render import markdown_html, python_html
+from interview.selectors import problem_fit
 
 
 def _problem_or_404(slug: str) -> Problem:
@@ -40,24 +41,30 @@ def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-@login_required
 @require_GET
 def problems_index(request: HttpRequest) -> HttpResponse:
+    """Every published problem with its level and expected time; public, as statements are."""
+    signed_in = request.user.is_authenticated
     return render(
         request,
         "coding/problems.html",
         {
-            "problems": problems_published(),
-            "solved": coding_selectors.problems_solved_by(request.user),
+            "problems": [
+                {"problem": p, "level": level, "expected_min": minutes}
+                for p in problems_published()
+                for level, minutes in [problem_fit(p)]
+            ],
+            "solved": coding_selectors.problems_solved_by(request.user) if signed_in else set(),
         },
     )
 
 
-@login_required
 @require_GET
 def problem_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """The statement for anyone (as LeetCode shows it); the editor for people signed in."""
     problem = _problem_or_404(slug)
-    history = submissions_of(request.user, slug, limit=10)
+    signed_in = request.user.is_authenticated
+    history = submissions_of(request.user, slug, limit=10) if signed_in else []
     return render(
         request,
         "coding/problem.html",

@@ -20,7 +20,7 @@ DASHBOARD_RECENT = 5
 PROFILE_HISTORY = 100
 
 
-def _progress_chart(topics: list[dict]) -> dict:
+def progress_chart(topics: list[dict]) -> dict:
     """Share correct per topic per ISO week, on one shared week axis (gaps where none)."""
     weeks = sorted({week["week"] for topic in topics for week in topic["weeks"]})
     return {
@@ -45,6 +45,11 @@ def _progress_chart(topics: list[dict]) -> dict:
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
+    return dashboard_page(request)
+
+
+def dashboard_page(request: HttpRequest) -> HttpResponse:
+    """What to do next: reviews due, a mock interview, progress, recent work (/ and /dashboard/)."""
     topics = selectors.topic_progress(request.user)
     return render(
         request,
@@ -55,7 +60,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "loops": selectors.loops_of(request.user)[:DASHBOARD_RECENT],
             "submissions": submissions_of(request.user, limit=DASHBOARD_RECENT),
             "topics": topics,
-            "progress_chart": _progress_chart(topics),
+            "progress_chart": progress_chart(topics),
             "loop_form": LoopStartForm(),
         },
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,21 +28,22 @@ class GradeResult:
     feedback: dict[str, Any] = field(default_factory=dict)
 
 
-def response_parse(spec: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored response from form data (``choice``, ``choices``, ``value`` or ``text``)."""
+def response_parse(
+    spec: Mapping[str, Any], data: Mapping[str, Any], option_order: Sequence[int] = ()
+) -> dict[str, Any]:
+    """A stored response from form data (``choice``, ``choices``, ``value`` or ``text``).
+
+    A choice is posted as its shown position; ``option_order`` (the attempt's shuffle, file
+    indices in shown order; empty for file order) maps it back, so the stored response names
+    options by their index in the bank, whatever order they were shown in.
+    """
     qtype = spec["type"]
     try:
         if qtype == "single_choice":
-            choice = int(_one(data, "choice"))
-            if not 0 <= choice < len(spec["choices"]):
-                raise ResponseInvalid("that choice does not exist")
-            return {"choice": choice}
+            return {"choice": _option_at(spec, option_order, _one(data, "choice"))}
         if qtype == "multiple_choice":
             raw = data.getlist("choices") if hasattr(data, "getlist") else data.get("choices", [])
-            choices = sorted({int(c) for c in raw})
-            if not all(0 <= c < len(spec["choices"]) for c in choices):
-                raise ResponseInvalid("that choice does not exist")
-            return {"choices": choices}
+            return {"choices": sorted({_option_at(spec, option_order, c) for c in raw})}
         if qtype in ("numeric", "parametric"):
             value = float(str(_one(data, "value")).replace(",", "").strip())
             if not math.isfinite(value):
@@ -56,6 +57,14 @@ def response_parse(spec: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str
         if isinstance(error, ResponseInvalid):
             raise
         raise ResponseInvalid(f"not a valid answer for a {qtype} question") from error
+
+
+def _option_at(spec: Mapping[str, Any], option_order: Sequence[int], position: Any) -> int:
+    """The bank index of the option shown at ``position``."""
+    shown = int(position)
+    if not 0 <= shown < len(spec["choices"]):
+        raise ResponseInvalid("that choice does not exist")
+    return option_order[shown] if option_order else shown
 
 
 def _one(data: Mapping[str, Any], key: str) -> Any:
@@ -93,13 +102,26 @@ def _rubric_for(spec: Mapping[str, Any]):
 
 
 def response_grade(
-    spec: Mapping[str, Any], params: Mapping[str, Any], response: Mapping[str, Any]
+    spec: Mapping[str, Any],
+    params: Mapping[str, Any],
+    response: Mapping[str, Any],
+    option_order: Sequence[int] = (),
 ) -> GradeResult:
-    """Score in [0, 1], correctness, the expected answer as text, and missed rubric points."""
+    """Score in [0, 1], correctness, the expected answer as text, and missed rubric points.
+
+    A choice question's feedback keeps ``choices``: every option in the order the attempt
+    showed them (``option_order``), each marked picked and correct, so a later page shows
+    what the person saw even after the bank is edited.
+    """
     qtype = spec["type"]
     if qtype == "single_choice":
         correct = response["choice"] == spec["answer"]
-        return GradeResult(float(correct), correct, spec["choices"][spec["answer"]])
+        return GradeResult(
+            float(correct),
+            correct,
+            spec["choices"][spec["answer"]],
+            feedback={"choices": _choices_seen(spec, option_order, {response["choice"]})},
+        )
     if qtype == "multiple_choice":
         expected, given = set(spec["answer"]), set(response["choices"])
         right, wrong = len(given & expected), len(given - expected)
@@ -107,7 +129,8 @@ def response_grade(
         return GradeResult(
             score,
             given == expected,
-            "; ".join(spec["choices"][i] for i in sorted(expected)),
+            "; ".join(spec["choices"][i] for i in _in_shown_order(option_order, expected)),
+            feedback={"choices": _choices_seen(spec, option_order, given)},
         )
     if qtype in ("numeric", "parametric"):
         target = expected_number(spec, params)
@@ -138,6 +161,21 @@ def response_grade(
             ],
         },
     )
+
+
+def _in_shown_order(option_order: Sequence[int], indices: set[int]) -> list[int]:
+    return [i for i in option_order if i in indices] if option_order else sorted(indices)
+
+
+def _choices_seen(
+    spec: Mapping[str, Any], option_order: Sequence[int], picked: set[int]
+) -> list[dict[str, Any]]:
+    answer = spec["answer"]
+    correct = set(answer) if isinstance(answer, list) else {answer}
+    order = option_order or range(len(spec["choices"]))
+    return [
+        {"text": spec["choices"][i], "picked": i in picked, "correct": i in correct} for i in order
+    ]
 
 
 def _text(spec: Mapping[str, Any], point_id: str) -> str:

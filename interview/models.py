@@ -143,6 +143,9 @@ class LoopItem(models.Model):
     position = models.PositiveSmallIntegerField()
     question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="+")
     params = models.JSONField(default=dict, blank=True)
+    # The choice options' shuffle drawn for this item (bank indices in shown order), kept so the
+    # round page shows one order however often it is opened; empty for other question types.
+    option_order = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["round", "position"]
@@ -156,7 +159,12 @@ class LoopItem(models.Model):
 
 
 class Attempt(models.Model):
-    """An answer to a question, in practice or inside a loop round, graded at once."""
+    """An answer to a question, in practice or inside a loop round, graded at once.
+
+    A choice question's options are shuffled per attempt: ``option_order`` lists the bank
+    indices in the order they were shown, ``response`` names the picked options by bank index,
+    and ``feedback["choices"]`` keeps each option as shown (text, picked, correct).
+    """
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attempts"
@@ -166,6 +174,7 @@ class Attempt(models.Model):
         LoopRound, null=True, blank=True, on_delete=models.CASCADE, related_name="attempts"
     )
     params = models.JSONField(default=dict, blank=True)
+    option_order = models.JSONField(default=list, blank=True)
     response = models.JSONField()
     score = models.FloatField()
     correct = models.BooleanField()
@@ -190,14 +199,21 @@ class Attempt(models.Model):
         return f"attempt {self.pk} on {self.question_id} ({self.score:.2f})"
 
 
+class CardOrigin(models.TextChoices):
+    MISSED = "missed", "Missed"
+    ADDED = "added", "Added by you"
+
+
 class ReviewCard(models.Model):
-    """An FSRS card for a missed question, or for one missed rubric point (``point_id``)."""
+    """An FSRS card for a question, or for one rubric point (``point_id``): made when the person
+    missed it, or added by them from the question's page."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_cards"
     )
     question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="review_cards")
     point_id = models.SlugField(max_length=80, blank=True, default="")
+    origin = models.CharField(max_length=10, choices=CardOrigin.choices, default=CardOrigin.MISSED)
     fsrs = models.JSONField()
     due = models.DateTimeField(db_index=True)
     reviews = models.PositiveIntegerField(default=0)
@@ -224,10 +240,15 @@ class ReviewRating(models.IntegerChoices):
 
 
 class ReviewLog(models.Model):
-    """One review of a card: the rating given and when."""
+    """One review of a card: the rating given, the one the grader suggested, and when."""
 
     card = models.ForeignKey(ReviewCard, on_delete=models.CASCADE, related_name="logs")
     rating = models.PositiveSmallIntegerField(choices=ReviewRating.choices)
+    # The machine's grade of the answer as a rating, when an answer was graded (the default the
+    # person accepted or overrode); empty for a rating given without an answer.
+    suggested = models.PositiveSmallIntegerField(
+        choices=ReviewRating.choices, null=True, blank=True
+    )
     reviewed_at = models.DateTimeField()
     due_after = models.DateTimeField()
 

@@ -267,6 +267,94 @@ def parameters_draw(spec: Mapping[str, Any], rng: random.Random | None = None) -
     return {name: rng.choice(options) for name, options in spec["parameters"].items()}
 
 
+CHOICE_TYPES = ("single_choice", "multiple_choice")
+
+
+def option_order_draw(spec: Mapping[str, Any], rng: random.Random | None = None) -> list[int]:
+    """A fresh shuffle of a choice question's options (file indices in the order shown).
+
+    Each attempt draws its own and keeps it, so the same attempt always shows the same order
+    and grading maps the shown positions back. Empty for questions without choices.
+    """
+    if spec["type"] not in CHOICE_TYPES:
+        return []
+    order = list(range(len(spec["choices"])))
+    (rng or random.Random()).shuffle(order)
+    return order
+
+
+def option_order_valid(spec: Mapping[str, Any], order: Any) -> bool:
+    """Whether ``order`` is a shuffle of this question's options (empty: no choices to shuffle)."""
+    if spec["type"] not in CHOICE_TYPES:
+        return order in ([], None)
+    return isinstance(order, list) and sorted(order) == list(range(len(spec["choices"])))
+
+
+def option_order_or_bank(spec: Mapping[str, Any], order: Any) -> list[int]:
+    """``order`` where it still fits the question, else bank order (the question was edited
+    after the order was drawn: a page and its grading must still agree on one order)."""
+    if option_order_valid(spec, order):
+        return list(order or [])
+    return list(range(len(spec["choices"]))) if spec["type"] in CHOICE_TYPES else []
+
+
+def choices_shown(spec: Mapping[str, Any], order: list[int]) -> list[tuple[int, str]]:
+    """(shown position, text) of each option in the order the attempt shows them."""
+    return [(position, spec["choices"][index]) for position, index in enumerate(order)]
+
+
+@dataclass(frozen=True)
+class ChoiceStats:
+    """How much a bank's choice questions give away by layout alone (positions and lengths).
+
+    A question counts as *right-first* when its right options are the first ones (single
+    choice: option 0; multiple choice: exactly options 0..k-1), and as *right-longest* when
+    every right option is at least as long as every wrong one (characters, stripped): a tie at
+    the top counts, since it still points a length-guesser at the answer, unless every option
+    has the same length, where length tells nothing. *Right-shortest* mirrors it.
+    """
+
+    single: int
+    multiple: int
+    right_first: int
+    right_longest: int
+    right_shortest: int
+    single_answer_positions: dict[int, int]
+    multiple_answer_starts: dict[int, int]
+
+    @property
+    def questions(self) -> int:
+        return self.single + self.multiple
+
+
+def choice_stats(specs: list[Mapping[str, Any]]) -> ChoiceStats:
+    """Layout statistics of the choice questions among ``specs`` (see ChoiceStats)."""
+    choice = [s for s in specs if s["type"] in CHOICE_TYPES]
+    first = longest = shortest = 0
+    positions: dict[int, int] = {}
+    starts: dict[int, int] = {}
+    for spec in choice:
+        right = sorted(spec["answer"]) if isinstance(spec["answer"], list) else [spec["answer"]]
+        lengths = [len(c.strip()) for c in spec["choices"]]
+        right_lengths = [lengths[i] for i in right]
+        wrong_lengths = [n for i, n in enumerate(lengths) if i not in right]
+        informative = len(set(lengths)) > 1
+        first += right == list(range(len(right)))
+        longest += informative and min(right_lengths) >= max(wrong_lengths)
+        shortest += informative and max(right_lengths) <= min(wrong_lengths)
+        tally = positions if spec["type"] == "single_choice" else starts
+        tally[right[0]] = tally.get(right[0], 0) + 1
+    return ChoiceStats(
+        single=sum(s["type"] == "single_choice" for s in choice),
+        multiple=sum(s["type"] == "multiple_choice" for s in choice),
+        right_first=first,
+        right_longest=longest,
+        right_shortest=shortest,
+        single_answer_positions=dict(sorted(positions.items())),
+        multiple_answer_starts=dict(sorted(starts.items())),
+    )
+
+
 def parameters_pick(spec: Mapping[str, Any], labels: Mapping[str, Any]) -> dict[str, Any] | None:
     """The options named by ``labels`` (option name or number per parameter), or None."""
     picked = {}

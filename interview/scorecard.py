@@ -10,7 +10,6 @@ from interview import selectors
 from interview.design import DesignPrompt, render
 from interview.design.practice import grade_dict
 from interview.models import Attempt, Loop, RoundKind
-from interview.question_bank import template_render
 
 # Overall score → rating, in the style of interview feedback (4 strong hire … 1 no hire).
 RATING_THRESHOLDS = ((0.85, 4), (0.65, 3), (0.40, 2), (0.0, 1))
@@ -132,9 +131,7 @@ def scorecard_compute(loop: Loop, now: datetime) -> dict[str, Any]:
                         "bank_id": question.bank_id,
                         "topic": question.topic,
                         "level": question.level,
-                        "prompt": template_render(question.prompt, item.params)
-                        .strip()
-                        .splitlines()[0][:160],
+                        "prompt": selectors.question_title(question, item.params),
                         "answered": attempt is not None,
                         "late": bool(attempt and attempt.late),
                         "score": round(counted, 4),

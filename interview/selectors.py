@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet, TextChoices
 from django.utils import timezone
 
 from interview.design import DesignPrompt, load_design_prompts
 from interview.design.practice import follow_ups_state
 from interview.models import (
+    LEVEL_ORDER,
     Attempt,
     Loop,
     LoopRound,
@@ -20,6 +22,12 @@ from interview.models import (
     ReviewCard,
     RoundKind,
 )
+from interview.question_bank import template_render
+
+# A question's title is cut at a word to fit a line or two of a list.
+TITLE_CHARS = 140
+# Learning steps due within this are served now rather than leaving the session idle.
+REVIEW_LEARN_AHEAD = timedelta(minutes=20)
 
 
 def questions_published(topic: str | None = None, level: str | None = None) -> QuerySet[Question]:
@@ -30,6 +38,74 @@ def questions_published(topic: str | None = None, level: str | None = None) -> Q
     if level:
         questions = questions.filter(level=level)
     return questions.order_by("topic", "position", "bank_id")
+
+
+class QuestionState(TextChoices):
+    """Where a person stands with a question; the practice list filters and marks by it."""
+
+    NEW = "new", "New"
+    DUE = "due", "Due for review"
+    MISSED = "missed", "Missed last time"
+    MASTERED = "mastered", "Mastered"
+
+
+def question_title(question: Question, params: dict[str, Any] | None = None) -> str:
+    """A question's title: its text up to the question mark (or its first TITLE_CHARS), drawn with ``params`` or else the first option
+    of each parameter (a real draw's text, never "{model.name}")."""
+    spec = question.spec
+    if params is None:
+        params = {name: options[0] for name, options in spec.get("parameters", {}).items()}
+    text = " ".join((template_render(spec["prompt"], params) if params else spec["prompt"]).split())
+    question_end = re.match(r".+?\?(?=\s|$)", text)
+    if question_end and len(question_end.group(0)) <= TITLE_CHARS:
+        return question_end.group(0)
+    if len(text) <= TITLE_CHARS:
+        return text
+    return text[:TITLE_CHARS].rsplit(" ", 1)[0] + "…"
+
+
+def practice_questions(
+    user,
+    topic: str | None = None,
+    level: str | None = None,
+    state: str | None = None,
+    search: str = "",
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Published questions with the user's state of each (due first: a card due today, then
+    missed: the last answer was wrong, mastered: right, new: never answered), filtered."""
+    questions = questions_published(topic, level)
+    if search:
+        questions = questions.filter(Q(prompt__icontains=search) | Q(bank_id__icontains=search))
+    now = now or timezone.now()
+    last_correct: dict[int, bool] = {}
+    for question_id, correct in (
+        Attempt.objects.filter(user=user)
+        .order_by("created_at")
+        .values_list("question_id", "correct")
+    ):
+        last_correct[question_id] = correct
+    due = set(
+        ReviewCard.objects.filter(user=user, due__lt=_end_of_day(now)).values_list(
+            "question_id", flat=True
+        )
+    )
+    rows = []
+    for question in questions:
+        if question.pk in due:
+            question_state = QuestionState.DUE
+        elif question.pk not in last_correct:
+            question_state = QuestionState.NEW
+        elif last_correct[question.pk]:
+            question_state = QuestionState.MASTERED
+        else:
+            question_state = QuestionState.MISSED
+        if state and question_state != state:
+            continue
+        rows.append(
+            {"question": question, "title": question_title(question), "state": question_state}
+        )
+    return rows
 
 
 def question_published_get(bank_id: str) -> Question:
@@ -45,6 +121,12 @@ def topics_counts() -> list[dict[str, Any]]:
         .annotate(count=Count("id"))
         .order_by("topic")
     )
+
+
+def problem_fit(problem) -> tuple[str, int]:
+    """A coding problem's level and expected minutes (problem.yaml's ``level`` and
+    ``expected_min``); one that gives neither fits any loop in its round's own time."""
+    return problem.spec.get("level", str(LEVEL_ORDER[0])), int(problem.spec.get("expected_min", 0))
 
 
 def loops_of(user) -> QuerySet[Loop]:
@@ -71,16 +153,36 @@ def round_items_with_attempts(loop_round: LoopRound) -> list[dict[str, Any]]:
 
 
 def reviews_due(user, now: datetime | None = None) -> QuerySet[ReviewCard]:
-    """The user's review cards due now, most overdue first."""
+    """The user's review cards to study now, most overdue first: those due, and learning steps
+    due within REVIEW_LEARN_AHEAD (as Anki does, so a short step does not end the session)."""
+    now = now or timezone.now()
     return (
-        ReviewCard.objects.filter(user=user, due__lte=now or timezone.now())
+        ReviewCard.objects.filter(user=user, due__lte=now + REVIEW_LEARN_AHEAD)
         .select_related("question")
         .order_by("due", "pk")
     )
 
 
 def reviews_due_count(user, now: datetime | None = None) -> int:
-    return reviews_due(user, now).count()
+    """Cards due by the end of today (UTC). A card rated Again or Hard comes back minutes later
+    and stays in this count, so the number falls only as cards leave today, never jumps back."""
+    now = now or timezone.now()
+    return ReviewCard.objects.filter(user=user, due__lt=_end_of_day(now)).count()
+
+
+def _end_of_day(now: datetime) -> datetime:
+    return (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def reviews_next_due(user, now: datetime | None = None) -> datetime | None:
+    """When the user's next card not yet servable comes due."""
+    now = now or timezone.now()
+    card = (
+        ReviewCard.objects.filter(user=user, due__gt=now + REVIEW_LEARN_AHEAD)
+        .order_by("due")
+        .first()
+    )
+    return card.due if card else None
 
 
 def topic_progress(user) -> list[dict[str, Any]]:

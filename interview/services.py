@@ -23,6 +23,7 @@ from interview.grading import GradeResult, ResponseInvalid, response_grade, resp
 from interview.models import (
     LEVEL_ORDER,
     Attempt,
+    CardOrigin,
     Level,
     Loop,
     LoopItem,
@@ -37,7 +38,12 @@ from interview.models import (
     RoundKind,
 )
 from interview.notifications import round_notify
-from interview.question_bank import parameters_draw
+from interview.question_bank import (
+    option_order_draw,
+    option_order_or_bank,
+    option_order_valid,
+    parameters_draw,
+)
 
 PRACTICE_SALT = "interview.practice"
 # A practice question's drawn parameters stay valid this long; after that, draw again.
@@ -82,6 +88,10 @@ LOOP_PLANS: dict[int, tuple[RoundPlan, ...]] = {
 }
 # At most one short answer per this many concept questions: they take the longest to write.
 SHORT_ANSWER_EVERY = 4
+# A coding problem that needs longer than its round's share takes the time from the concept
+# round, which keeps at least this long, at about two minutes per question.
+MIN_CONCEPT_MINUTES = 5
+MINUTES_PER_QUESTION = 2
 
 
 # ---------------------------------------------------------------- accounts
@@ -95,37 +105,67 @@ def user_signup(*, username: str, email: str, password: str):
 # ---------------------------------------------------------------- practice
 
 
-def practice_token(question: Question, params: Mapping[str, Any]) -> str:
-    """A signed token carrying the parameters drawn for one practice attempt."""
-    return signing.dumps({"q": question.bank_id, "p": dict(params)}, salt=PRACTICE_SALT)
+@dataclass(frozen=True)
+class PracticeDraw:
+    """One practice attempt before it is answered: its numbers, its option order, its proof."""
+
+    params: dict[str, Any]
+    option_order: list[int]
+    token: str
 
 
-def practice_draw(question: Question, rng: random.Random | None = None) -> tuple[dict, str]:
-    """Fresh parameters for a practice attempt and the token that proves them."""
+def practice_token(
+    question: Question, params: Mapping[str, Any], option_order: list[int] | None = None
+) -> str:
+    """A signed token carrying what was drawn for one practice attempt: the parameters and
+    the order its options are shown in."""
+    payload = {"q": question.bank_id, "p": dict(params), "o": list(option_order or [])}
+    return signing.dumps(payload, salt=PRACTICE_SALT)
+
+
+def practice_draw(question: Question, rng: random.Random | None = None) -> PracticeDraw:
+    """Fresh parameters and a fresh option order for a practice attempt, and the token that
+    proves them."""
+    rng = rng or random.Random()
     params = parameters_draw(question.spec, rng)
-    return params, practice_token(question, params)
+    order = option_order_draw(question.spec, rng)
+    return PracticeDraw(params, order, practice_token(question, params, order))
 
 
-def practice_answer(*, user, question: Question, data: Mapping[str, Any], token: str) -> Attempt:
-    """Grade a practice answer at once; a miss (or a missed rubric point) becomes a review card."""
+def practice_token_read(question: Question, token: str) -> PracticeDraw:
+    """The draw a practice token carries; ResponseInvalid for a forged, expired or foreign one,
+    or one whose option order no longer fits the question (the bank changed since)."""
     try:
         payload = signing.loads(token, salt=PRACTICE_SALT, max_age=PRACTICE_TOKEN_MAX_AGE_S)
     except signing.BadSignature as error:
         raise ResponseInvalid("this attempt expired; the question was drawn again") from error
     if payload.get("q") != question.bank_id:
         raise ResponseInvalid("the attempt token belongs to another question")
-    response = response_parse(question.spec, data)
-    result = response_grade(question.spec, payload["p"], response)
+    # Tokens signed before options were shuffled carry no order: they were shown in bank order.
+    order = payload.get("o", list(range(len(question.spec.get("choices", [])))))
+    if not option_order_valid(question.spec, order):
+        raise ResponseInvalid("this question changed since it was drawn; it was drawn again")
+    return PracticeDraw(payload["p"], order, token)
+
+
+def practice_answer(
+    *, user, question: Question, data: Mapping[str, Any], token: str, rate_due: bool = True
+) -> Attempt:
+    """Grade a practice answer at once; a miss (or a missed rubric point) becomes a review card.
+    With ``rate_due`` the grade also rates the question's due cards (in review the person does)."""
+    draw = practice_token_read(question, token)
+    response = response_parse(question.spec, data, draw.option_order)
+    result = response_grade(question.spec, draw.params, response, draw.option_order)
     with transaction.atomic():
-        attempt = _attempt_create(user, question, payload["p"], response, result)
-        review_cards_record(attempt, result)
+        attempt = _attempt_create(user, question, draw, response, result)
+        review_cards_record(attempt, result, rate_due=rate_due)
     return attempt
 
 
 def _attempt_create(
     user,
     question: Question,
-    params: Mapping[str, Any],
+    draw: PracticeDraw | LoopItem,
     response: Mapping[str, Any],
     result: GradeResult,
     loop_round: LoopRound | None = None,
@@ -135,7 +175,8 @@ def _attempt_create(
         user=user,
         question=question,
         loop_round=loop_round,
-        params=dict(params),
+        params=dict(draw.params),
+        option_order=list(draw.option_order),
         response=dict(response),
         score=result.score,
         correct=result.correct,
@@ -148,8 +189,11 @@ def _attempt_create(
 # ---------------------------------------------------------------- review cards (FSRS)
 
 
-def review_cards_record(attempt: Attempt, result: GradeResult) -> list[ReviewCard]:
-    """Cards for a miss: one for the question, one per missed rubric point; hits review them."""
+def review_cards_record(
+    attempt: Attempt, result: GradeResult, rate_due: bool = True
+) -> list[ReviewCard]:
+    """Cards for a miss: one for the question, one per missed rubric point; with ``rate_due``,
+    the grade also reviews the question's cards that are due (Good for a hit, Again a miss)."""
     now = attempt.created_at
     touched = []
     targets = [("", result.correct)]
@@ -162,25 +206,38 @@ def review_cards_record(attempt: Attempt, result: GradeResult) -> list[ReviewCar
         if card is None and not passed:
             card = review_card_create(attempt.user, attempt.question, point_id, now)
             touched.append(card)
-        elif card is not None and card.due <= now:
+        elif rate_due and card is not None and card.due <= now:
             touched.append(
                 _review_apply(card, ReviewRating.GOOD if passed else ReviewRating.AGAIN, now)
             )
     return touched
 
 
-def review_card_create(user, question: Question, point_id: str, now: datetime) -> ReviewCard:
-    """A new card, due at once (a miss is worth revisiting today)."""
+def review_card_create(
+    user, question: Question, point_id: str, now: datetime, origin: str = CardOrigin.MISSED
+) -> ReviewCard:
+    """A new card, due at once (a miss is worth revisiting today); an existing one is kept."""
     review_card, _ = ReviewCard.objects.get_or_create(
         user=user,
         question=question,
         point_id=point_id,
-        defaults={"fsrs": Card(due=now).to_dict(), "due": now},
+        defaults={"fsrs": Card(due=now).to_dict(), "due": now, "origin": origin},
     )
     return review_card
 
 
-def _review_apply(card: ReviewCard, rating: int, now: datetime) -> ReviewCard:
+def review_card_add(*, user, question: Question, point_id: str = "") -> ReviewCard:
+    """A card the person asks for, on a question or one of its rubric points (ValueError for a
+    point the question does not have); asking twice keeps the one card."""
+    points = {p["id"] for p in question.spec.get("rubric", {}).get("points", [])}
+    if point_id and point_id not in points:
+        raise ValueError(f"{question.bank_id} has no rubric point {point_id!r}")
+    return review_card_create(user, question, point_id, timezone.now(), CardOrigin.ADDED)
+
+
+def _review_apply(
+    card: ReviewCard, rating: int, now: datetime, suggested: int | None = None
+) -> ReviewCard:
     fsrs_card, _ = SCHEDULER.review_card(Card.from_dict(card.fsrs), Rating(rating), now)
     card.fsrs = fsrs_card.to_dict()
     card.due = fsrs_card.due
@@ -188,33 +245,60 @@ def _review_apply(card: ReviewCard, rating: int, now: datetime) -> ReviewCard:
     if rating == ReviewRating.AGAIN:
         card.lapses = F("lapses") + 1
     card.save(update_fields=["fsrs", "due", "reviews", "lapses"])
-    ReviewLog.objects.create(card=card, rating=rating, reviewed_at=now, due_after=card.due)
+    ReviewLog.objects.create(
+        card=card, rating=rating, suggested=suggested, reviewed_at=now, due_after=card.due
+    )
     card.refresh_from_db()
     return card
+
+
+def review_intervals(card: ReviewCard, now: datetime) -> dict[int, timedelta]:
+    """How long until the card comes back after each rating given now (shown on its button)."""
+    return {
+        rating: SCHEDULER.review_card(Card.from_dict(card.fsrs), Rating(rating), now)[0].due - now
+        for rating in ReviewRating.values
+    }
+
+
+def review_suggested_rating(card: ReviewCard, attempt: Attempt) -> int:
+    """The grade as a rating, the default the person may override: a point card asks whether
+    that point was covered; a question card, whether the answer was right and complete."""
+    if card.point_id:
+        missed = card.point_id in attempt.feedback.get("missed_points", [])
+        return ReviewRating.AGAIN if missed else ReviewRating.GOOD
+    if not attempt.correct:
+        return ReviewRating.AGAIN
+    return ReviewRating.GOOD if attempt.score >= 1 else ReviewRating.HARD
 
 
 def review_answer(
     *, user, card_id: int, data: Mapping[str, Any], token: str
 ) -> tuple[ReviewCard, Attempt]:
-    """Answer a due card's question: graded like practice; the card is rated from the grade."""
-    with transaction.atomic():
-        card = (
-            ReviewCard.objects.select_for_update()
-            .select_related("question")
-            .get(pk=card_id, user=user)
-        )
-        attempt = practice_answer(user=user, question=card.question, data=data, token=token)
-        card.refresh_from_db()
+    """Answer a due card's question, graded like practice. The card is not rated here: the
+    person rates it after seeing the answer (``review_rate``), the grade as the default."""
+    card = ReviewCard.objects.select_related("question").get(pk=card_id, user=user)
+    attempt = practice_answer(
+        user=user, question=card.question, data=data, token=token, rate_due=False
+    )
     return card, attempt
 
 
-def review_rate(*, user, card_id: int, rating: int, now: datetime | None = None) -> ReviewCard:
+def review_rate(
+    *,
+    user,
+    card_id: int,
+    rating: int,
+    suggested: int | None = None,
+    now: datetime | None = None,
+) -> ReviewCard:
     """Rate a card by hand (Again, Hard, Good, Easy) and schedule its next review."""
     if rating not in ReviewRating.values:
         raise ValueError(f"rating {rating} is not one of {ReviewRating.values}")
+    if suggested not in (None, *ReviewRating.values):
+        raise ValueError(f"suggested rating {suggested} is not one of {ReviewRating.values}")
     with transaction.atomic():
         card = ReviewCard.objects.select_for_update().get(pk=card_id, user=user)
-        return _review_apply(card, rating, now or timezone.now())
+        return _review_apply(card, rating, now or timezone.now(), suggested)
 
 
 # ---------------------------------------------------------------- mock-interview loops
@@ -252,13 +336,47 @@ def concept_questions_pick(level: str, count: int, rng: random.Random) -> list[Q
     return picked
 
 
-def _coding_problem_pick(rng: random.Random):
+def coding_problem_pick(level: str, max_minutes: int, rng: random.Random):
+    """A published problem that can be solved in ``max_minutes``: at the loop's level or the
+    one below when one fits, else the hardest easier one that fits; None when none fits."""
     try:
         from grader.selectors import problems_published
     except ImportError:
         return None
-    problems = list(problems_published())
-    return rng.choice(problems) if problems else None
+    ceiling = LEVEL_ORDER.index(Level(level))
+    fitting = [
+        p
+        for p in problems_published()
+        if selectors.problem_fit(p)[1] <= max_minutes
+        and LEVEL_ORDER.index(selectors.problem_fit(p)[0]) <= ceiling
+    ]
+    suitable = [p for p in fitting if selectors.problem_fit(p)[0] in _allowed_levels(level)]
+    if suitable:
+        return rng.choice(suitable)
+    if not fitting:
+        return None
+    hardest = max(LEVEL_ORDER.index(selectors.problem_fit(p)[0]) for p in fitting)
+    return rng.choice(
+        [p for p in fitting if LEVEL_ORDER.index(selectors.problem_fit(p)[0]) == hardest]
+    )
+
+
+def _round_plans(level: str, length_min: int, rng: random.Random):
+    """The loop's rounds as (plan, coding problem or None): a problem that needs longer than
+    the coding round's share gets its expected time, taken from the concept round."""
+    plans = {plan.kind: plan for plan in LOOP_PLANS[length_min]}
+    concepts, coding = plans[RoundKind.CONCEPTS], plans[RoundKind.CODING]
+    spare = concepts.minutes - MIN_CONCEPT_MINUTES
+    problem = coding_problem_pick(level, coding.minutes + spare, rng)
+    extra = max(0, selectors.problem_fit(problem)[1] - coding.minutes) if problem else 0
+    concept_minutes = concepts.minutes - extra
+    plans[RoundKind.CONCEPTS] = RoundPlan(
+        RoundKind.CONCEPTS,
+        concept_minutes,
+        min(concepts.questions, concept_minutes // MINUTES_PER_QUESTION),
+    )
+    plans[RoundKind.CODING] = RoundPlan(RoundKind.CODING, coding.minutes + extra)
+    return [(plans[plan.kind], problem) for plan in LOOP_PLANS[length_min]]
 
 
 def _design_prompt_pick(level: str, rng: random.Random) -> dict[str, Any] | None:
@@ -285,7 +403,7 @@ def loop_start(*, user, level: str, length_min: int, rng: random.Random | None =
     with transaction.atomic():
         loop = Loop.objects.create(user=user, level=level, length_min=length_min, started_at=now)
         position = 0
-        for plan in LOOP_PLANS[length_min]:
+        for plan, problem in _round_plans(level, length_min, rng):
             fields: dict[str, Any] = {}
             if plan.kind == RoundKind.CONCEPTS:
                 questions = concept_questions_pick(level, plan.questions, rng)
@@ -293,7 +411,6 @@ def loop_start(*, user, level: str, length_min: int, rng: random.Random | None =
                     continue
                 title = f"Concepts: {len(questions)} questions"
             elif plan.kind == RoundKind.CODING:
-                problem = _coding_problem_pick(rng)
                 if problem is None:
                     continue
                 title, fields = f"Coding: {problem.title}", {"problem_slug": problem.slug}
@@ -318,6 +435,7 @@ def loop_start(*, user, level: str, length_min: int, rng: random.Random | None =
                         position=i,
                         question=q,
                         params=parameters_draw(q.spec, rng),
+                        option_order=option_order_draw(q.spec, rng),
                     )
                     for i, q in enumerate(questions)
                 )
@@ -366,14 +484,16 @@ def answer_submit(
     if existing:
         return existing
     loop_round = round_open(user=user, round_id=item.round_id, now=now)
-    response = response_parse(item.question.spec, data)
-    result = response_grade(item.question.spec, item.params, response)
+    item.option_order = option_order_or_bank(item.question.spec, item.option_order)
+    response = response_parse(item.question.spec, data, item.option_order)
+    result = response_grade(item.question.spec, item.params, response, item.option_order)
     try:
         with transaction.atomic():
+            _loop_lock_active(item.round.loop_id)
             attempt = _attempt_create(
                 user,
                 item.question,
-                item.params,
+                item,
                 response,
                 result,
                 loop_round,
@@ -435,6 +555,7 @@ def design_follow_up_answer(
     attempt = selectors.design_round_attempt(loop_round, prompt)
     graded = practice.follow_up_grade(prompt, attempt, follow_up_id, text, now)
     with transaction.atomic():
+        _loop_lock_active(loop_round.loop_id)
         locked = LoopRound.objects.select_for_update().get(pk=round_id)
         if follow_up_id not in locked.follow_ups:
             locked.follow_ups = locked.follow_ups | {
@@ -452,6 +573,13 @@ def _round_open_active(user, round_id: int, now: datetime) -> LoopRound:
     if loop_round.loop.status != LoopStatus.ACTIVE:
         raise LoopError("this loop is finished; answers are closed")
     return loop_round
+
+
+def _loop_lock_active(loop_id: int) -> None:
+    """Hold the loop's row until the caller's transaction ends, so an answer graded while the
+    loop was being finished is either in its scorecard or refused, never stored after it."""
+    if not Loop.objects.select_for_update().filter(pk=loop_id, status=LoopStatus.ACTIVE).exists():
+        raise LoopError("this loop is finished; answers are closed")
 
 
 def _design_prompt(loop_round: LoopRound) -> DesignPrompt:

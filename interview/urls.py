@@ -35,6 +35,8 @@ urlpatterns = [
     path("loops/<int:loop_id>/scorecard/", views.loop_scorecard, name="loop-scorecard"),
     path("progress/", views.progress, name="progress"),
     path("review/", views.review, name="review"),
+    path("review/rate/", views.review_rate, name="review-rate"),
+    path("review/add/", views.review_add, name="review-add"),
     path("design/", include("interview.design.urls")),
     path("problems/", coding_views.problems_index, name="problems"),
     path("problems/<slug:slug>/", coding_views.problem_detail, name="problem"),

@@ -7,14 +7,17 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from interview import selectors, services
+from interview import dashboard_views, selectors, services
 from interview.design import render as design_render
 from interview.design.practice import (
     AnswerInvalid,
@@ -27,54 +30,84 @@ from interview.forms import LoopStartForm, SignupForm
 from interview.grading import ResponseInvalid
 from interview.health import health_report
 from interview.markdown_render import markdown_html, prose
-from interview.models import Attempt, Level, Loop, LoopStatus, Question, ReviewCard, RoundKind
+from interview.models import (
+    Attempt,
+    Level,
+    Loop,
+    LoopStatus,
+    Question,
+    ReviewCard,
+    ReviewRating,
+    RoundKind,
+)
 from interview.question_bank import (
+    choices_shown,
     expected_number,
+    number_format,
     option_label,
+    option_order_or_bank,
     template_render,
 )
 from interview.scorecard_selectors import scorecard_charts
 
 
 def question_view_model(
-    question: Question, params: dict[str, Any], attempt: Attempt | None = None
+    question: Question,
+    params: dict[str, Any],
+    attempt: Attempt | None = None,
+    option_order: list[int] | None = None,
 ) -> dict[str, Any]:
-    """What a page shows of a question: the prompt with this draw's numbers, then feedback."""
+    """What a page shows of a question: the prompt with this draw's numbers, the options in
+    this attempt's shuffled order (an answered attempt's own order), then feedback."""
     spec = question.spec
     answer = expected_number(spec, params) if spec["type"] in ("numeric", "parametric") else None
+    order = option_order_or_bank(
+        spec, attempt.option_order if attempt is not None else option_order
+    )
+    explanation = (
+        template_render(spec["explanation"], params, answer) if params else spec["explanation"]
+    )
     return {
         "question": question,
         "spec": spec,
         "prompt": template_render(spec["prompt"], params) if params else spec["prompt"],
         "params": {name: option_label(value) for name, value in params.items()},
-        "choices": list(enumerate(spec.get("choices", []))),
-        "explanation": template_render(spec["explanation"], params, answer)
-        if params
-        else spec["explanation"],
+        "choices": choices_shown(spec, order),
+        # Shown positions of the right options, for a question left unanswered (an answered
+        # one shows its own snapshot, ``attempt.feedback["choices"]``).
+        "right_positions": [p for p, index in enumerate(order) if index in _right_choices(spec)],
+        "expected": _expected_text(spec, answer),
+        "explanation": explanation,
+        # Bank explanations are Markdown wrapped at 100 columns: paragraphs, not hard breaks.
+        "explanation_html": mark_safe(markdown_html(explanation)),  # noqa: S308 (escaped)
         "attempt": attempt,
-        "selected": _selected(attempt),
     }
 
 
-def _selected(attempt: Attempt | None) -> list[int]:
-    if attempt is None:
-        return []
-    if "choice" in attempt.response:
-        return [attempt.response["choice"]]
-    return list(attempt.response.get("choices", []))
+def _right_choices(spec: dict[str, Any]) -> list[int]:
+    if spec["type"] == "single_choice":
+        return [spec["answer"]]
+    if spec["type"] == "multiple_choice":
+        return list(spec["answer"])
+    return []
+
+
+def _expected_text(spec: dict[str, Any], answer: float | None) -> str:
+    """The right answer as a person reads it, for a question they have not answered."""
+    if spec["type"] in ("single_choice", "multiple_choice"):
+        return "; ".join(str(spec["choices"][i]) for i in _right_choices(spec))
+    if answer is not None:
+        unit = f" {spec['unit']}" if spec.get("unit") else ""
+        return f"{number_format(answer)}{unit}"
+    return spec.get("model_answer", "")
 
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    context: dict[str, Any] = {}
+    """The dashboard for someone signed in (the same page as /dashboard/), else the welcome."""
     if request.user.is_authenticated:
-        context |= {
-            "topics": selectors.topics_counts(),
-            "due_count": selectors.reviews_due_count(request.user),
-            "active_loop": selectors.loop_active_of(request.user),
-            "recent_loops": selectors.loops_of(request.user)[:5],
-        }
-    return render(request, "home.html", context)
+        return dashboard_views.dashboard_page(request)
+    return render(request, "home.html", {"topics": selectors.topics_counts()})
 
 
 @never_cache
@@ -102,20 +135,34 @@ def signup(request: HttpRequest) -> HttpResponse:
 # ---------------------------------------------------------------- practice
 
 
+# Questions per practice page; the bank has hundreds, grouped by topic on each page.
+PRACTICE_PAGE_SIZE = 40
+
+
 @login_required
 @require_GET
 def practice_index(request: HttpRequest) -> HttpResponse:
-    topic = request.GET.get("topic") or None
-    level = request.GET.get("level") or None
+    filters = {
+        "topic": request.GET.get("topic", ""),
+        "level": request.GET.get("level", ""),
+        "state": request.GET.get("state", ""),
+        "search": request.GET.get("q", "").strip()[:100],
+    }
+    rows = selectors.practice_questions(request.user, **filters)
+    page = Paginator(rows, PRACTICE_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
     return render(
         request,
         "interview/practice_index.html",
-        {
-            "questions": selectors.questions_published(topic, level),
+        filters
+        | {
+            "page": page,
+            "count": len(rows),
+            "query": query.urlencode(),
             "topics": selectors.topics_counts(),
             "levels": Level.choices,
-            "topic": topic,
-            "level": level,
+            "states": selectors.QuestionState.choices,
         },
     )
 
@@ -141,11 +188,15 @@ def practice_question(request: HttpRequest, bank_id: str) -> HttpResponse:
 
 
 def _practice_page(request, question: Question, error: str = "", status: int = 200):
-    params, token = services.practice_draw(question)
+    draw = services.practice_draw(question)
     return render(
         request,
         "interview/practice_question.html",
-        {"q": question_view_model(question, params), "token": token, "error": error},
+        {
+            "q": question_view_model(question, draw.params, option_order=draw.option_order),
+            "token": draw.token,
+            "error": error,
+        },
         status=status,
     )
 
@@ -235,10 +286,7 @@ def _round_page(
     context: dict[str, Any] = {"loop": loop, "round": round_, "now": timezone.now()}
     context["next_round"] = loop.rounds.filter(position=round_.position + 1).first()
     if round_.kind == RoundKind.CONCEPTS:
-        context["items"] = [
-            row | {"q": question_view_model(row["question"], row["item"].params, row["attempt"])}
-            for row in selectors.round_items_with_attempts(round_)
-        ]
+        context["items"] = _concept_items(round_)
     elif round_.kind == RoundKind.CODING:
         context |= selectors.coding_round_context(request.user, round_)
         if context["problem"]:
@@ -277,6 +325,32 @@ def _follow_ups_urls(loop: Loop, round_) -> dict[str, str]:
     # No trigger of its own: the page's script fetches the fragment when the socket says so.
     url = reverse("loop-follow-ups", args=[loop.pk, round_.position])
     return {"follow_ups_url": url, "follow_up_trigger": ""}
+
+
+def _concept_items(loop_round) -> list[dict[str, Any]]:
+    """A concept round's questions, each with its drawn numbers and the candidate's attempt."""
+    return [
+        row
+        | {
+            "q": question_view_model(
+                row["question"], row["item"].params, row["attempt"], row["item"].option_order
+            )
+        }
+        for row in selectors.round_items_with_attempts(loop_round)
+    ]
+
+
+def _with_derivation(number: dict[str, Any]) -> dict[str, Any]:
+    return number | {"derivation_html": prose(number.get("derivation", ""))}
+
+
+def _study_plan_titled(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """The scorecard's study plan with each question named by its prompt as drawn, not its id."""
+    titles = {q["bank_id"]: q["prompt"] for q in card.get("questions", [])}
+    return [
+        step | {"questions": [{"bank_id": b, "title": titles.get(b, b)} for b in step["questions"]]}
+        for step in card.get("study_plan", [])
+    ]
 
 
 @login_required
@@ -381,18 +455,41 @@ def loop_scorecard(request: HttpRequest, loop_id: int) -> HttpResponse:
     loop = _loop_or_404(request, loop_id)
     if loop.status != LoopStatus.FINISHED:
         return redirect("loop-detail", loop_id=loop.pk)
-    context = {"loop": loop, "card": loop.scorecard, "charts": scorecard_charts(loop)}
+    card = loop.scorecard
+    context = {
+        "loop": loop,
+        "card": card,
+        "charts": scorecard_charts(loop),
+        "concept_rounds": [
+            {"round": loop_round, "items": _concept_items(loop_round)}
+            for loop_round in loop.rounds.filter(kind=RoundKind.CONCEPTS)
+        ],
+        "design_rounds": [
+            entry | {"numeric": [_with_derivation(n) for n in entry["numeric"]]}
+            for entry in card.get("rounds", [])
+            if entry["kind"] == RoundKind.DESIGN and "numeric" in entry
+        ],
+        "study_plan": _study_plan_titled(card),
+    }
     return render(request, "interview/scorecard.html", context)
 
 
 @login_required
 @require_GET
 def progress(request: HttpRequest) -> HttpResponse:
+    topics = selectors.topic_progress(request.user)
     return render(
         request,
         "interview/progress.html",
         {
-            "topics": selectors.topic_progress(request.user),
+            "topics": topics,
+            "progress_chart": dashboard_views.progress_chart(topics),
+            "loop_scores": [
+                {"when": loop.finished_at.strftime("%Y-%m-%d %H:%M"), "score": loop.overall_score}
+                for loop in selectors.loops_of(request.user)
+                .filter(status=LoopStatus.FINISHED)
+                .order_by("finished_at")
+            ],
             "loops": selectors.loops_of(request.user).filter(status=LoopStatus.FINISHED),
         },
     )
@@ -404,13 +501,12 @@ def progress(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def review(request: HttpRequest) -> HttpResponse:
-    due = selectors.reviews_due(request.user)
+    """The next card: answer it, see the graded answer, then rate your recall (review_rate)."""
     if request.method == "POST":
-        card_id = int(request.POST.get("card", 0))
         try:
             card, attempt = services.review_answer(
                 user=request.user,
-                card_id=card_id,
+                card_id=_int(request.POST.get("card")),
                 data=request.POST,
                 token=request.POST.get("token", ""),
             )
@@ -419,25 +515,112 @@ def review(request: HttpRequest) -> HttpResponse:
         except ResponseInvalid as error:
             messages.error(request, str(error))
             return redirect("review")
+        suggested = services.review_suggested_rating(card, attempt)
         return render(
             request,
             "interview/review.html",
-            {
-                "card": card,
+            _review_context(request.user, card)
+            | {
                 "q": question_view_model(card.question, attempt.params, attempt),
-                "due_count": due.count(),
+                "ratings": _rating_buttons(card, suggested),
+                "suggested": suggested,
             },
         )
-    card = due.first()
-    context: dict[str, Any] = {"card": card, "due_count": due.count()}
-    if card is not None:
-        params, token = services.practice_draw(card.question)
-        context |= {"q": question_view_model(card.question, params), "token": token}
-        context["point"] = _point_text(card)
+    card = selectors.reviews_due(request.user).first()
+    context = _review_context(request.user, card)
+    if card is None:
+        context["next_due"] = selectors.reviews_next_due(request.user)
+    else:
+        draw = services.practice_draw(card.question)
+        context |= {
+            "q": question_view_model(card.question, draw.params, option_order=draw.option_order),
+            "token": draw.token,
+        }
     return render(request, "interview/review.html", context)
 
 
-def _point_text(card) -> str:
+def _review_context(user, card: ReviewCard | None) -> dict[str, Any]:
+    return {
+        "card": card,
+        "point": _point_text(card) if card else "",
+        "due_count": selectors.reviews_due_count(user),
+    }
+
+
+def _rating_buttons(card: ReviewCard, suggested: int) -> list[dict[str, Any]]:
+    """Again, Hard, Good, Easy, each with when the card would come back after it; the grade's
+    pick is marked as the default."""
+    intervals = services.review_intervals(card, timezone.now())
+    return [
+        {
+            "value": rating,
+            "label": label,
+            "after": _interval_text(intervals[rating]),
+            "suggested": rating == suggested,
+        }
+        for rating, label in ReviewRating.choices
+    ]
+
+
+def _interval_text(interval) -> str:
+    minutes = max(1, round(interval.total_seconds() / 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 24 * 60:
+        return f"{round(minutes / 60)} h"
+    days = round(minutes / (24 * 60))
+    return f"{days} day{'s' if days != 1 else ''}"
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or "")
+    except ValueError as error:
+        raise Http404("no such review card") from error
+
+
+@login_required
+@require_POST
+def review_rate(request: HttpRequest) -> HttpResponse:
+    """Schedule the card from the person's rating; the grader's suggestion is logged beside it."""
+    suggested = request.POST.get("suggested") or None
+    try:
+        card = services.review_rate(
+            user=request.user,
+            card_id=_int(request.POST.get("card")),
+            rating=_int(request.POST.get("rating")),
+            suggested=int(suggested) if suggested and suggested.isdigit() else None,
+        )
+    except ReviewCard.DoesNotExist as error:
+        raise Http404("no such review card") from error
+    except ValueError as error:
+        return HttpResponse(str(error), status=400, content_type="text/plain")
+    messages.success(
+        request,
+        f"Rated {card.logs.first().get_rating_display()}: back {card.due:%Y-%m-%d %H:%M} UTC.",
+    )
+    return redirect("review")
+
+
+@login_required
+@require_POST
+def review_add(request: HttpRequest) -> HttpResponse:
+    """Add your own card for a question, or one of its rubric points, from any page showing it."""
+    question = _published_or_404(request.POST.get("question", ""))
+    try:
+        services.review_card_add(
+            user=request.user, question=question, point_id=request.POST.get("point", "")
+        )
+    except ValueError as error:
+        return HttpResponse(str(error), status=400, content_type="text/plain")
+    messages.success(request, "Added to your review queue.")
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("review")
+    return redirect(back)
+
+
+def _point_text(card: ReviewCard) -> str:
     for point in card.question.spec.get("rubric", {}).get("points", []):
         if point["id"] == card.point_id:
             return point["text"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from lab.runner import (
+from lab.experiment import (
     BLOCK_SIZES,
     MAX_BATCH,
     MAX_KV_BLOCKS,

@@ -7,8 +7,8 @@ from typing import Any
 from django.db.models import QuerySet
 
 from grader.selectors import workers_serving
+from lab.experiment import MODES
 from lab.models import LabRun
-from lab.runner import MODES
 from lab.services import LAB_QUEUE
 
 # How many past experiments the lab page lists.

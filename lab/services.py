@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from grader.selectors import workers_serving
+from lab.experiment import LabSettings
 from lab.models import LabRun
-from lab.runner import LabSettings, experiment_run
 
 logger = logging.getLogger(__name__)
 # Experiments one user may have waiting or running at once: each holds a worker for seconds.
@@ -70,6 +70,8 @@ def labrun_execute(run_id: int, hostname: str) -> LabRun | None:
         return None
     run = LabRun.objects.get(pk=run_id)
     try:
+        from lab.runner import experiment_run  # the engine (torch): on the worker only
+
         results = experiment_run(LabSettings.from_dict(run.settings))
     except Exception as error:
         logger.exception("lab run %s failed", run_id)

@@ -42,6 +42,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from grader.harnesses.contract import (
+    Measurement,
     PolicyScore,
     ProblemSpec,
     SpeedOfLight,
@@ -155,6 +156,26 @@ class Harness(ABC):
         Raises :class:`CandidateFailure` when the output is wrong. The measurement module
         (``grader/harnesses/timing.py``) decides how often to call it.
         """
+
+    @classmethod
+    def source_breaks(cls, code: str, entry_point: str) -> list[str]:
+        """Where the candidate's source breaks a rule the statement makes (read here, in the
+        trusted process, before it runs); none by default."""
+        return []
+
+    def overhead_call(self, session: SandboxSession, seed: int) -> TimedCall | None:
+        """A timed call that does everything but the solution's work, in ``session`` (the
+        reference's), when a timed call holds costs that are not the solution's; else None."""
+        return None
+
+    def per_call(self, timed: Measurement, overhead: Measurement | None) -> Measurement:
+        """One call's time from what the timed calls measured (and the overhead, if any)."""
+        return timed
+
+    def resource_breaks(self, reference: Harness) -> str | None:
+        """Why the candidate's use of a resource (measured by this side while timed) breaks the
+        problem's rules, judged against the reference's; None when it does not."""
+        return None
 
     def policy_score(self, session: SandboxSession, seed: int) -> PolicyScore | None:
         """The score of what the candidate decided, for kinds scored on policy, else None.

@@ -73,12 +73,17 @@ class ProblemSpec:
     tolerance: dict[str, dict[str, float]] = field(default_factory=dict)
     speed_of_light_bytes_per_s: float = 0.0
     queue: str = "cpu"
+    #: public code both halves run (a kernel problem's input drawing), "" where there is none.
+    inputs_code: str = ""
+    #: project paths the reference's sandbox sees besides the kind's own: a baseline that
+    #: builds on the engine (gpu_check), never a candidate.
+    reference_paths: tuple[str, ...] = ()
 
 
 def problem_spec_from(problem: Any) -> ProblemSpec:
     """The spec of a problem read from its bank folder or loaded from its database row: both
-    carry the same fields (slug, harness, entry_point, reference_code, oracle_code, queue and
-    the ``spec`` data with tests, benchmark, limits and tolerance)."""
+    carry the same fields (slug, harness, entry_point, reference_code, oracle_code, inputs_code,
+    queue and the ``spec`` data with tests, benchmark, limits and tolerance)."""
     data = problem.spec
     return ProblemSpec(
         slug=problem.slug,
@@ -92,6 +97,7 @@ def problem_spec_from(problem: Any) -> ProblemSpec:
         tolerance=data.get("tolerance", {}),
         speed_of_light_bytes_per_s=float(data.get("speed_of_light_bytes_per_s", 0)),
         queue=problem.queue,
+        inputs_code=problem.inputs_code,
     )
 
 
@@ -123,25 +129,25 @@ class TestOutcome:
 
 @dataclass(frozen=True)
 class CallTiming:
-    """One timed call: the sandbox's own clock, and two clocks read outside it.
+    """One timed call, as the trusted side measured it.
 
-    ``outside_ns`` is the wall clock around the request and reply (it includes waiting for a
-    CPU); ``cpu_ns`` is the CPU time the whole sandbox process tree used meanwhile, read from
-    ``/proc`` (it does not include waiting, so machine load does not move it).
+    ``outside_ns`` is the trusted side's wall clock around the call's exchange with the sandbox:
+    the only time that scores. It holds whatever the call caused (other threads, child
+    processes, other CUDA streams: a reply that must carry the finished output cannot come
+    earlier) and the channel's cost, which is the same for every solution of a problem.
+    ``inside_ns`` is what the sandbox said of itself: shown, never believed.
     """
 
     inside_ns: int
     outside_ns: int
-    cpu_ns: int
 
 
 @dataclass
 class Measurement:
-    """Timed repetitions of one solution: inside-sandbox samples and the outside clocks."""
+    """Timed repetitions of one solution: the trusted samples and what the sandbox reported."""
 
     samples_ns: list[int]
-    outside_ns: list[int]
-    cpu_ns: list[int]
+    reported_ns: list[int]
     median_ns: float
     p10_ns: float
     p90_ns: float
@@ -149,25 +155,13 @@ class Measurement:
     warmup: int
     bytes_moved: int = 0
     device_state: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def overhead_median_ns(self) -> float:
-        """Median of (outside - inside) wall time per call: channel, harness and waiting."""
-        return _median([o - i for o, i in zip(self.outside_ns, self.samples_ns, strict=True)])
-
-    @property
-    def untimed_cpu_median_ns(self) -> float:
-        """Median of (CPU used - inside time) per call: work the sandbox's clock did not see."""
-        return _median([c - i for c, i in zip(self.cpu_ns, self.samples_ns, strict=True)])
+    #: each trusted sample timed this many back-to-back calls, less ``overhead_ns`` of the
+    #: batch's own cost, and is divided down to one call (kernel problems; 1 elsewhere).
+    calls_per_sample: int = 1
+    overhead_ns: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return json_safe(
-            asdict(self)
-            | {
-                "overhead_median_ns": self.overhead_median_ns,
-                "untimed_cpu_median_ns": self.untimed_cpu_median_ns,
-            }
-        )
+        return json_safe(asdict(self))
 
 
 def json_safe(value: Any) -> Any:
@@ -179,16 +173,6 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [json_safe(item) for item in value]
     return value
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return float(ordered[middle])
-    return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 @dataclass(frozen=True)

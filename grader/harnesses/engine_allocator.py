@@ -488,7 +488,7 @@ class AllocatorHarness(EngineHarness):
             return CaseResult(timing)
         details = {
             "ops": len(script),
-            "ops_per_s": round(len(script) / timing.inside_ns * 1e9),
+            "ops_per_s": round(len(script) / timing.outside_ns * 1e9),
             "trace": usage_picture(usage, num_blocks),
         }
         if mode != "capacity":

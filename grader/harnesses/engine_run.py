@@ -283,7 +283,7 @@ class EngineHarness(Harness):
         return TestOutcome(
             case["name"],
             Verdict.ACCEPTED,
-            result.timing.inside_ns / 1e6,
+            result.timing.outside_ns / 1e6,
             result.message,
             result.details,
         )
@@ -308,7 +308,7 @@ class EngineHarness(Harness):
         self, session: SandboxSession, request: dict[str, Any], case: dict[str, Any], timed: bool
     ) -> tuple[dict[str, Any], CallTiming]:
         """One sandbox request; the reply's own time is checked for shape, never believed more."""
-        reply, outside_ns, cpu_ns = session.call(request, self.timeout_s(case), measure_cpu=timed)
+        reply, outside_ns = session.call(request, self.timeout_s(case))
         if reply.get("reuses"):
             raise CandidateFailure(
                 Verdict.POLICY,
@@ -318,7 +318,7 @@ class EngineHarness(Harness):
         elapsed_ns = reply.get("elapsed_ns")
         if not isinstance(elapsed_ns, int) or elapsed_ns < 0:
             raise CandidateFailure(Verdict.POLICY, "the sandbox reported no valid time")
-        return reply, CallTiming(elapsed_ns, outside_ns, cpu_ns)
+        return reply, CallTiming(elapsed_ns, outside_ns)
 
 
 def engine_class_used(entry: Any, names: tuple[str, ...]) -> str | None:

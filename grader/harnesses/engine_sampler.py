@@ -56,10 +56,9 @@ from grader.harnesses.engine_run import (
 )
 from grader.harnesses.remote import (
     POISON_INT64,
+    Arena,
     candidate_object,
     diagnostic,
-    exchange,
-    placing,
     slot_bytes,
     tensor_view,
     tensor_write,
@@ -207,7 +206,7 @@ class SamplerHarness(EngineHarness):
             rng.shuffle(permutation)
             batches = [(logits, packed)] * 2 + [(logits[permutation], packed[:, permutation])]
         sampled = Sampled()
-        timing = self.sample_checked(session, case, batches, mode == "probs", timed, sampled)
+        timing = self.sample_checked(session, case, batches, mode == "probs", sampled)
         details = {"rows_judged": sampled.judged, "rows": sampled.rows}
         if mode == "chisq":
             return self._check_chi_square(timing, sampled.tokens[0], logits, packed, details)
@@ -228,24 +227,23 @@ class SamplerHarness(EngineHarness):
         case: dict[str, Any],
         batches: list[tuple[torch.Tensor, torch.Tensor]],
         with_probs: bool,
-        timed: bool,
         sampled: Sampled,
     ) -> CallTiming:
         """One exchange: ``sample`` (and ``probs``) on each batch in turn, in the sandbox; every
         output is read back and judged here. Fills ``sampled``; raises CandidateFailure."""
+        arena = Arena(session)
         calls = []
-        with placing(session, timed) as arena:
-            for logits, packed in batches:
-                rows, vocab = logits.shape
-                call = {
-                    "logits": arena.put(logits),
-                    "batch": arena.put(packed),
-                    "tokens": arena.output("int64", rows),
-                }
-                if with_probs:
-                    call["probs"] = arena.output("float32", rows, vocab)
-                calls.append(call)
-        reply, timing = exchange(session, "sample", calls, self.timeout_s(case), timed)
+        for logits, packed in batches:
+            rows, vocab = logits.shape
+            call = {
+                "logits": arena.put(logits),
+                "batch": arena.put(packed),
+                "tokens": arena.output("int64", rows),
+            }
+            if with_probs:
+                call["probs"] = arena.output("float32", rows, vocab)
+            calls.append(call)
+        reply, timing = arena.exchange("sample", calls, self.timeout_s(case))
         for index, ((logits, packed), call) in enumerate(zip(batches, calls, strict=True)):
             note = diagnostic(reply, index)
             if with_probs:
@@ -374,14 +372,14 @@ class SamplerHarness(EngineHarness):
             nonlocal elapsed_ns
             calls = len(sampled.tokens)
             timing = self.sample_checked(
-                session, case, [(logits.float(), packed)], with_probs, False, sampled
+                session, case, [(logits.float(), packed)], with_probs, sampled
             )
             elapsed_ns += timing.outside_ns
             return sampled.tokens[calls], sampled.probs[calls] if with_probs else None
 
         engine = tiny_engine(config, sampler=RemoteSampler(sample))
         drive(engine, requests, serial_bound(requests, 8192), clock_ns)
-        timing = CallTiming(elapsed_ns, elapsed_ns, 0)
+        timing = CallTiming(0, elapsed_ns)
         details = {"rows_judged": sampled.judged, "rows": sampled.rows}
         return CaseResult(timing, f"in the engine: {self._judged_note(sampled)}", details)
 

@@ -52,10 +52,9 @@ from grader.harnesses.engine_run import (
 from grader.harnesses.engine_sampler import CHI_SQUARE_P_FLOOR, chi_square
 from grader.harnesses.remote import (
     POISON_INT64,
+    Arena,
     candidate_object,
     diagnostic,
-    exchange,
-    placing,
     slot_bytes,
     tensor_view,
     tensor_write,
@@ -201,7 +200,7 @@ class VerifierHarness(EngineHarness):
             return self._engine_case(session, case, rng)
         inputs = [self._inputs(case, rng) for _ in range(int(case.get("calls", 1)))]
         verified = Verified()
-        timing = self.verify_checked(session, case, inputs, timed, verified)
+        timing = self.verify_checked(session, case, inputs, verified)
         details = {"rows_judged": verified.judged, "rows": verified.rows}
         if case.get("mode") == "chisq":
             return self._chi_square(timing, verified.tokens[0], inputs[0][2][0, 0], details)
@@ -225,26 +224,25 @@ class VerifierHarness(EngineHarness):
         session: SandboxSession,
         case: dict[str, Any],
         inputs: list[Inputs],
-        timed: bool,
         verified: Verified,
     ) -> CallTiming:
         """One exchange: ``verify`` on each input in turn, in the sandbox; every row is read
         back and judged here. Fills ``verified``; raises CandidateFailure."""
+        arena = Arena(session)
         calls = []
-        with placing(session, timed) as arena:
-            for draft_tokens, draft, target, uniforms in inputs:
-                rows, k = draft_tokens.shape
-                calls.append(
-                    {
-                        "draft_tokens": arena.put(draft_tokens),
-                        "draft_probs": arena.put(draft),
-                        "target_probs": arena.put(target),
-                        "uniforms": arena.put(uniforms),
-                        "tokens": arena.output("int64", rows, k + 1),
-                        "num_accepted": arena.output("int64", rows),
-                    }
-                )
-        reply, timing = exchange(session, "verify", calls, self.timeout_s(case), timed)
+        for draft_tokens, draft, target, uniforms in inputs:
+            rows, k = draft_tokens.shape
+            calls.append(
+                {
+                    "draft_tokens": arena.put(draft_tokens),
+                    "draft_probs": arena.put(draft),
+                    "target_probs": arena.put(target),
+                    "uniforms": arena.put(uniforms),
+                    "tokens": arena.output("int64", rows, k + 1),
+                    "num_accepted": arena.output("int64", rows),
+                }
+            )
+        reply, timing = arena.exchange("verify", calls, self.timeout_s(case))
         for index, (call, call_inputs) in enumerate(zip(calls, inputs, strict=True)):
             tokens, accepted = arena.read(call["tokens"]), arena.read(call["num_accepted"])
             verified.judged += self._check(tokens, accepted, call_inputs, diagnostic(reply, index))
@@ -384,7 +382,7 @@ class VerifierHarness(EngineHarness):
         def verify(draft_tokens, draft_probs, target_probs, uniforms):
             nonlocal elapsed_ns
             inputs = (draft_tokens, draft_probs.float(), target_probs.float(), uniforms.double())
-            timing = self.verify_checked(session, case, [inputs], False, verified)
+            timing = self.verify_checked(session, case, [inputs], verified)
             elapsed_ns += timing.outside_ns
             return verified.tokens[-1], verified.num_accepted[-1]
 
@@ -392,7 +390,7 @@ class VerifierHarness(EngineHarness):
         started_ns = time.perf_counter_ns()
         drive(engine, requests, max_steps, clock_ns)
         speculative_ns = time.perf_counter_ns() - started_ns
-        timing = CallTiming(elapsed_ns, elapsed_ns, 0)
+        timing = CallTiming(0, elapsed_ns)
         details = {"rows_judged": verified.judged, "rows": verified.rows}
         note = f"{verified.judged} of {verified.rows} verifications judged"
         if not case.get("score"):

@@ -11,6 +11,7 @@ input's dtype, NaN matching nothing) and that the input bytes were not modified.
 from __future__ import annotations
 
 import mmap
+import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,11 @@ OUTPUT_DTYPES = ("float32", "float64")
 OUTPUT_ITEM_BYTES = 8
 # How many mismatched positions a wrong answer lists.
 MISMATCHES_SHOWN = 5
+# How many output values the trusted side reads the moment a reply arrives, at positions drawn
+# then: a value that is still poison (the NaN bytes written before the call) or changes before
+# the sandbox is frozen means the call replied before its work was done. A call that leaves a
+# fraction f of its output to be written late escapes with probability (1 - f) ** 256 per call.
+REPLY_SAMPLES = 256
 ALIGN_BYTES = 64
 
 
@@ -110,6 +116,8 @@ class FunctionHarness(Harness):
         super().__init__(spec)
         self.oracle = oracle_load(spec.oracle_code, ("generate", "expected"))
         self.calls = 0
+        #: draws the positions sampled at each reply; fresh per grade, never sent anywhere.
+        self.sample_rng = np.random.default_rng(secrets.randbits(64))
 
     def _cases(self) -> list[dict[str, Any]]:
         return [*self.spec.tests, self.spec.benchmark]
@@ -153,15 +161,21 @@ class FunctionHarness(Harness):
         x: np.ndarray,
         base: np.ndarray,
         timeout_s: float,
-        measure_cpu: bool = False,
     ) -> tuple[np.ndarray, CallTiming]:
-        """One call in the sandbox; returns (output, timing) or raises CandidateFailure."""
+        """One call in the sandbox; returns (output, timing) or raises CandidateFailure.
+
+        The input is written while the sandbox is frozen; the trusted clock runs from waking it
+        to its reply; at once the output is sampled at positions the sandbox cannot know, and
+        the sandbox is frozen again before the whole output is read and compared with the
+        sample: work that goes on after the reply cannot finish the output unseen.
+        """
         shared = session.shared
         out_offset = _align(base.nbytes)
         out_capacity = x.size * OUTPUT_ITEM_BYTES
+        session.freeze()
         shared[: base.nbytes] = base.tobytes()
         shared[out_offset : out_offset + out_capacity] = b"\xff" * out_capacity  # NaN bytes
-        reply, outside_ns, cpu_ns = session.call(
+        reply, outside_ns = session.call(
             {
                 "op": "call",
                 "dtype": str(base.dtype),
@@ -171,14 +185,18 @@ class FunctionHarness(Harness):
                 "out_capacity": out_capacity,
             },
             timeout_s,
-            measure_cpu,
         )
+        dtype, shape = reply.get("dtype"), reply.get("shape")
+        positions = self.sample_rng.integers(0, x.size, min(REPLY_SAMPLES, x.size))
+        sampled_dtype = dtype if dtype in OUTPUT_DTYPES else "float64"
+        written = np.frombuffer(shared, dtype=sampled_dtype, count=x.size, offset=out_offset)
+        at_reply = written[positions].copy()
+        session.freeze()
         if shared[: base.nbytes] != base.tobytes():
             raise CandidateFailure(Verdict.WRONG_ANSWER, "the input array was modified")
         elapsed_ns = reply.get("elapsed_ns")
         if not isinstance(elapsed_ns, int) or elapsed_ns < 0:
             raise CandidateFailure(Verdict.POLICY, "the sandbox reported no valid time")
-        dtype, shape = reply.get("dtype"), reply.get("shape")
         if dtype not in OUTPUT_DTYPES:
             raise CandidateFailure(
                 Verdict.WRONG_ANSWER, f"returned dtype {dtype}; expected float32 or float64"
@@ -187,8 +205,14 @@ class FunctionHarness(Harness):
             raise CandidateFailure(
                 Verdict.WRONG_ANSWER, f"returned shape {shape}; expected {list(x.shape)}"
             )
-        got = np.frombuffer(shared, dtype=dtype, count=x.size, offset=out_offset)
-        return got.reshape(x.shape).copy(), CallTiming(elapsed_ns, outside_ns, cpu_ns)
+        got = written.copy()
+        if at_reply.tobytes() != got[positions].tobytes():
+            raise CandidateFailure(
+                Verdict.POLICY,
+                "the output was still being written after the call returned: all of the work "
+                "must be done before the function returns",
+            )
+        return got.reshape(x.shape), CallTiming(elapsed_ns, outside_ns)
 
     def _check(self, got: np.ndarray, want: np.ndarray, dtype: np.dtype) -> None:
         rtol, atol = self._tolerance(dtype)
@@ -201,27 +225,27 @@ class FunctionHarness(Harness):
         x, base = self._input(case, seed)
         want = self._expected(x)
         started = time.perf_counter()
-        inside_ns: int | None = None
+        call_ns: int | None = None
         try:
             outputs = []
             for _ in range(int(case.get("repeat", 1))):
                 got, timing = self._call(session, case, x, base, timeout_s)
-                inside_ns = timing.inside_ns
+                call_ns = timing.outside_ns
                 self._check(got, want, x.dtype)
                 outputs.append(got)
             if any(not np.array_equal(outputs[0], other) for other in outputs[1:]):
                 return TestOutcome(
                     case["name"],
                     Verdict.NONDETERMINISTIC,
-                    inside_ns / 1e6,
+                    call_ns / 1e6,
                     "two calls on the same input returned different outputs",
                 )
         except CandidateFailure as failure:
-            # the call's own time when it returned, else how long we waited for it
+            # the call's time when it returned, else how long we waited for it
             waited_ns = (time.perf_counter() - started) * 1e9
-            time_ms = (inside_ns if inside_ns is not None else waited_ns) / 1e6
+            time_ms = (call_ns if call_ns is not None else waited_ns) / 1e6
             return failed_outcome(session, case, failure, time_ms)
-        return TestOutcome(case["name"], Verdict.ACCEPTED, inside_ns / 1e6)
+        return TestOutcome(case["name"], Verdict.ACCEPTED, call_ns / 1e6)
 
     def timed_call(self, session: SandboxSession, seed: int) -> TimedCall:
         case = self.spec.benchmark
@@ -233,7 +257,7 @@ class FunctionHarness(Harness):
             calls += 1
             x, base = self._input(case, seed)
             want = self._expected(x)
-            got, timing = self._call(session, case, x, base, timeout_s, measure_cpu=True)
+            got, timing = self._call(session, case, x, base, timeout_s)
             try:
                 self._check(got, want, x.dtype)
             except CandidateFailure as failure:

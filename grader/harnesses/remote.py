@@ -14,14 +14,13 @@ Every kind's module is imported by every sandbox: torch is imported inside funct
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import mmap
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from grader.harnesses.contract import CallTiming
+from grader.harnesses.base import CandidateFailure
+from grader.harnesses.contract import CallTiming, Verdict
 
 if TYPE_CHECKING:
     import torch
@@ -75,11 +74,19 @@ def slot_bytes(dtype: str, *shape: int) -> int:
 
 
 class Arena:
-    """The trusted side's layout of one exchange, handed out from the start of the memory."""
+    """The trusted side's layout of one exchange, handed out from the start of the memory.
 
-    def __init__(self, shared: mmap.mmap) -> None:
-        self.shared = shared
+    The sandbox is frozen from the arena's making until :meth:`exchange` wakes it (inside the
+    trusted clock's window), and again from the reply on: no thread of the candidate's can
+    start on the inputs early or finish an output late.
+    """
+
+    def __init__(self, session: SandboxSession) -> None:
+        session.freeze()
+        self.session = session
+        self.shared = session.shared
         self.used = 0
+        self.outputs: list[Slot] = []
 
     def _slot(self, dtype: str, shape: tuple[int, ...]) -> Slot:
         slot = Slot(self.used, dtype, tuple(int(size) for size in shape))
@@ -104,7 +111,35 @@ class Arena:
         self.shared[slot.offset : slot.offset + slot.nbytes] = (
             bytes([POISON_BYTE[dtype]]) * slot.nbytes
         )
+        self.outputs.append(slot)
         return slot
+
+    def exchange(
+        self, op: str, calls: list[dict[str, Slot]], timeout_s: float
+    ) -> tuple[dict[str, Any], CallTiming]:
+        """One request: ``op`` on each call's tensors in turn, back to back, in the sandbox.
+
+        Timed by the trusted clock alone (``outside_ns``: from waking the sandbox to its
+        reply); the sandbox reports no time (``inside_ns`` 0). Every output is read at the
+        reply and again once the sandbox is frozen: an output still changing after the reply
+        (a thread left running, a replaced ``serve`` that answers first) is ``policy``.
+        """
+        places = [{name: slot.as_json() for name, slot in call.items()} for call in calls]
+        reply, outside_ns = self.session.call({"op": op, "calls": places}, timeout_s)
+        at_reply = [self._bytes(slot) for slot in self.outputs]
+        self.session.freeze()
+        if any(
+            self._bytes(slot) != seen for slot, seen in zip(self.outputs, at_reply, strict=True)
+        ):
+            raise CandidateFailure(
+                Verdict.POLICY,
+                "an output was still being written after the call returned: all of the work "
+                "must be done before it returns",
+            )
+        return reply, CallTiming(0, outside_ns)
+
+    def _bytes(self, slot: Slot) -> bytes:
+        return self.shared[slot.offset : slot.offset + slot.nbytes]
 
     def read(self, slot: Slot) -> torch.Tensor:
         """A copy of what the sandbox left in ``slot`` (no view of the memory is kept)."""
@@ -116,40 +151,6 @@ class Arena:
         copy = view.clone().reshape(slot.shape)
         del view  # an exported view would keep the memory from closing
         return copy
-
-
-@contextlib.contextmanager
-def placing(session: SandboxSession, timed: bool) -> Iterator[Arena]:
-    """An arena for one exchange's tensors. Before a timed exchange the sandbox is stopped while
-    they are written and resumed just before the request: a thread of the candidate's watching
-    the memory would otherwise start on the inputs before the clock does."""
-    if timed:
-        session.freeze()
-    try:
-        yield Arena(session.shared)
-    finally:
-        if timed:
-            session.thaw()
-
-
-def exchange(
-    session: SandboxSession,
-    op: str,
-    calls: list[dict[str, Slot]],
-    timeout_s: float,
-    timed: bool,
-) -> tuple[dict[str, Any], CallTiming]:
-    """One request to the sandbox: ``op`` on each call's tensors in turn, back to back.
-
-    Timed by the trusted clock only: the sandbox reports no time, so ``inside_ns`` is the wall
-    clock around the exchange (``outside_ns``), and ``cpu_ns`` the CPU time of the whole
-    sandbox tree meanwhile.
-    """
-    places = [{name: slot.as_json() for name, slot in call.items()} for call in calls]
-    reply, outside_ns, cpu_ns = session.call(
-        {"op": op, "calls": places}, timeout_s, measure_cpu=timed
-    )
-    return reply, CallTiming(outside_ns, outside_ns, cpu_ns)
 
 
 def diagnostic(reply: dict[str, Any], index: int) -> str:

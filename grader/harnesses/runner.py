@@ -98,6 +98,9 @@ def main(control_fd: int, shared_fd: int) -> None:
     shared = mmap.mmap(shared_fd, 0)
     start = message_receive(control)
     limits_apply(start["limits"])
+    # Group-writable files: a compile cache shared by the sandboxes of one source is written
+    # by each under its own uid, in the group they share (see grader.sandbox).
+    os.umask(0o007)
     harness = harness_get(start["kind"])
     os.chdir(os.environ.get("TMPDIR", "/tmp"))
     entry, failure = solution_load(start["source"], start["entry_point"])

@@ -3,6 +3,8 @@
 Warm-up calls, then repetitions until the relative standard error of the median's samples is
 below a target or a time budget ends; every call gets fresh inputs (the harness generates
 them), so caches never see the same data twice. Median, p10/p90 and the raw samples are kept.
+Every sample is the trusted side's clock (``CallTiming.outside_ns``): nothing the sandbox says
+about its own time scores.
 
 The candidate and the reference are timed *interleaved*, in short alternating blocks, so both
 see the same machine load; the solution not being timed is frozen (SIGSTOP on its whole
@@ -17,6 +19,7 @@ speed of light); :func:`device_state` logs clocks, temperature, power and thrott
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -31,8 +34,8 @@ from grader.harnesses.contract import CallTiming, Measurement
 
 #: one checked call on fresh inputs.
 TimedCall = Callable[[], CallTiming]
-# Calls per turn before switching to the other solution: long enough that freezing and
-# thawing (a scan of /proc) is a small cost, short enough that load changes hit both.
+# Calls per turn before switching to the other solution: short enough that load changes hit
+# both solutions alike.
 BLOCK_CALLS = 5
 
 
@@ -80,11 +83,12 @@ def relative_standard_error(values: list[float]) -> float:
 
 
 def summarize(calls: list[CallTiming], warmup: int, bytes_moved: int = 0) -> Measurement:
-    samples_ns = [c.inside_ns for c in calls]
+    """The trusted clock's samples (``outside_ns``) and their statistics; the sandbox's own
+    figures ride along as ``reported_ns``, for display."""
+    samples_ns = [c.outside_ns for c in calls]
     return Measurement(
         samples_ns=samples_ns,
-        outside_ns=[c.outside_ns for c in calls],
-        cpu_ns=[c.cpu_ns for c in calls],
+        reported_ns=[c.inside_ns for c in calls],
         median_ns=percentile(samples_ns, 0.5),
         p10_ns=percentile(samples_ns, 0.1),
         p90_ns=percentile(samples_ns, 0.9),
@@ -92,6 +96,20 @@ def summarize(calls: list[CallTiming], warmup: int, bytes_moved: int = 0) -> Mea
         warmup=warmup,
         bytes_moved=bytes_moved,
     )
+
+
+def per_call(batches: Measurement, calls: int, overhead_ns: float) -> Measurement:
+    """Batches of ``calls`` calls as one call's time: each batch's time less the ``overhead_ns``
+    every batch pays (measured alone, the same way), over ``calls``."""
+    one_call = summarize(
+        [
+            CallTiming(int(reported / calls), int((sample - overhead_ns) / calls))
+            for sample, reported in zip(batches.samples_ns, batches.reported_ns, strict=True)
+        ],
+        batches.warmup,
+        batches.bytes_moved,
+    )
+    return dataclasses.replace(one_call, calls_per_sample=calls, overhead_ns=overhead_ns)
 
 
 def measure(call: TimedCall, settings: MeasureSettings, bytes_moved: int = 0) -> Measurement:
@@ -107,19 +125,20 @@ def measure_interleaved(
     """Time several solutions in alternating blocks until each is precise enough or time is up.
 
     ``solutions`` maps a name to (timed call, its sandbox); every sandbox but the one being
-    timed is frozen. Exceptions from a call propagate (the caller knows whose call failed).
+    timed is frozen, and the one being timed is woken by its own calls, inside their trusted
+    windows (``SandboxSession.call``). Exceptions from a call propagate (the caller knows whose
+    call failed).
     """
     names = list(solutions)
     timings: dict[str, list[CallTiming]] = {name: [] for name in names}
 
     def turn(name: str, calls: int, record: bool) -> None:
-        call, sandbox = solutions[name]
+        # The solution's own calls wake its sandbox (inside their trusted windows).
         for other in names:
             other_sandbox = solutions[other][1]
             if other != name and other_sandbox is not None:
                 other_sandbox.freeze()
-        if sandbox is not None:
-            sandbox.thaw()
+        call = solutions[name][0]
         for _ in range(calls):
             timing = call()
             if record:
@@ -135,7 +154,7 @@ def measure_interleaved(
             return True
         if count < settings.min_repetitions:
             return False
-        samples = [t.inside_ns for t in timings[name]]
+        samples = [t.outside_ns for t in timings[name]]
         precise = relative_standard_error(samples) <= settings.target_rse
         return precise or time.monotonic() > deadline
 

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from engine import capacity
+from interview.design.premises import ADJUSTED, IDEAL, accepts_ideal, numeric_premises
 from interview.rubric import Grade, Rubric, grade_answer, rubric_from_dict
 
 DESIGN_DIR = Path(__file__).resolve().parent
@@ -117,7 +118,12 @@ class DesignPrompt:
 
 @dataclass(frozen=True)
 class NumericAnswer:
-    """The capacity model's answer to one sub-question for one draw of parameters."""
+    """The capacity model's answer to one sub-question for one draw of parameters.
+
+    `value` is the efficiency-adjusted answer; `ideal_value` the ideal roofline where
+    efficiency changes the answer beyond the tolerance (None where it does not); `premises`
+    are what the checker assumes, shown before the candidate answers.
+    """
 
     question_id: str
     question: str
@@ -126,6 +132,8 @@ class NumericAnswer:
     tolerance: float
     derivation: str
     assumptions: tuple[str, ...]
+    ideal_value: float | None = None
+    premises: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- expressions in args
@@ -324,10 +332,17 @@ def render(template: str, params: Mapping[str, Any]) -> str:
 
 
 def numeric_answer(question: NumericQuestion, params: Mapping[str, Any]) -> NumericAnswer:
-    """Compute the answer through engine.capacity and render its worked derivation."""
+    """Compute the answer through engine.capacity, its ideal roofline where efficiency enters,
+    the premises to state up front, and the worked derivation."""
     args = {name: resolve_arg(name, value, params) for name, value in question.args}
-    result = CAPACITY_FUNCTIONS[question.function](**args)
+    function = CAPACITY_FUNCTIONS[question.function]
+    result = function(**args)
     value = float(getattr(result, question.field)) * question.scale
+    ideal = None
+    if accepts_ideal(question.function, question.field) and "efficiency" not in args:
+        peak = float(getattr(function(**args, efficiency=capacity.PEAK), question.field))
+        if abs(peak * question.scale - value) > question.tolerance * abs(value):
+            ideal = peak * question.scale
     context = _render_context(params) | {"r": result, "answer": value}
     return NumericAnswer(
         question.id,
@@ -337,12 +352,26 @@ def numeric_answer(question: NumericQuestion, params: Mapping[str, Any]) -> Nume
         question.tolerance,
         question.derivation.format(**context),
         tuple(result.assumptions),
+        ideal,
+        numeric_premises(question.function, question.field, args),
     )
 
 
+def numeric_reading(answer: NumericAnswer, given: float) -> str | None:
+    """Which accepted answer `given` matches within the tolerance, the nearer where both do:
+    ADJUSTED (the capacity model's, with its efficiency factors), IDEAL (the roofline), or
+    None."""
+    matches = [
+        (abs(given - target) / abs(target), reading)
+        for reading, target in ((ADJUSTED, answer.value), (IDEAL, answer.ideal_value))
+        if target is not None and abs(given - target) <= answer.tolerance * abs(target)
+    ]
+    return min(matches)[1] if matches else None
+
+
 def numeric_correct(answer: NumericAnswer, given: float) -> bool:
-    """Whether `given` is within the relative tolerance of the computed answer."""
-    return abs(given - answer.value) <= answer.tolerance * abs(answer.value)
+    """Whether `given` is within the relative tolerance of either accepted answer."""
+    return numeric_reading(answer, given) is not None
 
 
 def grade_section(rubric: Rubric, text: str, params: Mapping[str, Any] | None = None) -> Grade:
@@ -352,4 +381,7 @@ def grade_section(rubric: Rubric, text: str, params: Mapping[str, Any] | None = 
 
 
 def answer_as_dict(answer: NumericAnswer) -> dict[str, Any]:
-    return asdict(answer) | {"assumptions": list(answer.assumptions)}
+    return asdict(answer) | {
+        "assumptions": list(answer.assumptions),
+        "premises": list(answer.premises),
+    }

@@ -23,7 +23,7 @@ from interview.design import (
     draw_parameters,
     grade_section,
     numeric_answer,
-    numeric_correct,
+    numeric_reading,
     render,
 )
 
@@ -116,9 +116,11 @@ def attempt_grade(
     for question in prompt.numeric:
         answer = numeric_answer(question, params)
         value = given[question.id]
+        reading = numeric_reading(answer, value) if value is not None else None
         numeric.append(
             answer_as_dict(answer)
-            | {"given": value, "correct": value is not None and numeric_correct(answer, value)}
+            | {"given": value, "correct": reading is not None}
+            | {"reading": reading}
         )
     sections = [
         {"name": s.name, "title": s.name.replace("_", " "), "question": s.question}
@@ -205,11 +207,12 @@ def answer_fields(
     errors: Mapping[str, str],
 ) -> dict[str, list[dict[str, Any]]]:
     """The answer form's numeric and section fields, with the values and errors of `data`."""
+    answers = [(q, numeric_answer(q, params)) for q in prompt.numeric]
     numeric = [
-        {"id": q.id, "question": numeric_answer(q, params).question, "unit": q.unit,
+        {"id": q.id, "question": a.question, "premises": a.premises, "unit": q.unit,
          "tolerance": q.tolerance, "error": errors.get(f"numeric-{q.id}"),
          "value": data.get(f"numeric-{q.id}", "")}
-        for q in prompt.numeric
+        for q, a in answers
     ]  # fmt: skip
     sections = [
         {"name": s.name, "title": s.name.replace("_", " "), "question": s.question,

@@ -1,4 +1,5 @@
-// The dashboard's progress chart: share correct per topic per week, from #progress-data.
+// The progress chart of the dashboard and the progress page: share correct per topic per week,
+// from #progress-data.
 (function () {
   "use strict";
   const PALETTE = ["#0b5cad", "#bf3989", "#1a7f37", "#8c6d00", "#6639ba", "#cf222e", "#0a7ea4", "#57606a"];

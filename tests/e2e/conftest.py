@@ -84,7 +84,8 @@ def live_stack(transactional_db, tmp_path) -> Iterator[LiveStack]:
                 with urllib.request.urlopen(f"{base_url}/healthz", timeout=5) as response:
                     if response.status == 200:
                         break
-            except (urllib.error.URLError, ConnectionError):
+            # A busy machine may answer later than the request's timeout: ask again.
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             if time.monotonic() > deadline or server.poll() is not None:
                 raise RuntimeError(

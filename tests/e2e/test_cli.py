@@ -44,6 +44,7 @@ def test_cli_login_problems_show_and_submit(live_stack, tmp_path):
 
     show = inferprep(live_stack, tmp_path, "show", "cpu-softmax")
     assert show.returncode == 0, show.stderr
+    assert show.stdout.count("Fast, stable softmax on the CPU") == 1  # the title, once
     assert (tmp_path / "cpu-softmax.py").read_text() == (
         PROBLEMS_DIR / "cpu-softmax" / "starter.py"
     ).read_text()

@@ -18,6 +18,7 @@ from tests.interview.conftest import clock_back
 # without it, short enough for a test. The server's timer, not the page, releases it.
 FOLLOW_UP_IN_S = 4
 PUSH_TIMEOUT_MS = 30_000
+GRADING_TIMEOUT_MS = 90_000
 
 
 def test_a_follow_up_is_pushed_into_a_loops_design_round(live_stack, page):
@@ -58,6 +59,9 @@ def test_a_follow_up_is_pushed_into_a_loops_design_round(live_stack, page):
     arrived.scroll_into_view_if_needed()
     page.screenshot(path=str(screenshot_path("61-design-loop-follow-up-pushed")), full_page=True)
 
+    # From here the server grades with the sentence-embedding model, loading it on first use:
+    # most of a minute on a loaded two-core machine.
+    page.set_default_timeout(GRADING_TIMEOUT_MS)
     arrived.get_by_label("Your answer").fill(
         "Quantize the weights to FP8, which halves the bytes every decode step reads. "
         "Shed the excess with admission control: answer 429 with Retry-After when full."

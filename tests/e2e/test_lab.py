@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from grader.models import Worker
+from lab.experiment import LabSettings
 from lab.models import LabRun
-from lab.runner import LabSettings
 from lab.services import UNSERVED_WAIT_S
 from tests.e2e.conftest import screenshot_path
 from tests.e2e.test_coding import log_in

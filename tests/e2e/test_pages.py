@@ -48,7 +48,7 @@ def test_dashboard_and_profile_tokens(live_stack, page):
     log_in(live_stack, page, "barbara", "pw-barbara-pages-1")
     graded("barbara", 1.2, EPYC)
     page.get_by_role("navigation").get_by_role("link", name="Dashboard").click()
-    assert page.inner_text("#dash-due") == "0"
+    assert page.inner_text("#due-count") == "0"
     assert page.get_by_role("button", name="Start a mock interview").is_visible()
     assert "Fast, stable softmax on the CPU" in page.inner_text("#subs-h + table")
     page.screenshot(path=str(screenshot_path("20-dashboard")), full_page=True)

@@ -24,28 +24,35 @@ pytestmark = pytest.mark.skipif(gpu_available(), reason="the GPU run is grader/g
 KERNEL_PROBLEMS = ("triton-attention", "paged-decode-attention", "int8-matmul")
 CASES = [
     ("triton-attention", "reference.py", Verdict.ACCEPTED),
-    ("triton-attention", "solutions/torch_sdpa.py", Verdict.ACCEPTED),
     ("triton-attention", "wrong/one_sequence.py", Verdict.WRONG_ANSWER),
     ("triton-attention", "wrong/kv_head_modulo.py", Verdict.WRONG_ANSWER),
+    ("triton-attention", "solutions/torch_sdpa.py", Verdict.POLICY),
     ("triton-attention", "cheats/background_thread.py", Verdict.POLICY),
+    ("triton-attention", "cheats/side_stream.py", Verdict.POLICY),
+    ("triton-attention", "cheats/patched_event_timer.py", Verdict.POLICY),
     ("paged-decode-attention", "reference.py", Verdict.ACCEPTED),
-    ("paged-decode-attention", "solutions/engine_kernel.py", Verdict.ACCEPTED),
     ("paged-decode-attention", "wrong/contiguous_blocks.py", Verdict.WRONG_ANSWER),
     ("paged-decode-attention", "wrong/whole_last_block.py", Verdict.WRONG_ANSWER),
+    ("paged-decode-attention", "solutions/engine_kernel.py", Verdict.POLICY),
     ("paged-decode-attention", "cheats/cached_result.py", Verdict.POLICY),
+    ("paged-decode-attention", "cheats/calls_oracle.py", Verdict.POLICY),
     ("int8-matmul", "reference.py", Verdict.ACCEPTED),
     ("int8-matmul", "wrong/per_tensor_scale.py", Verdict.WRONG_ANSWER),
     ("int8-matmul", "wrong/truncating_round.py", Verdict.WRONG_ANSWER),
     ("int8-matmul", "cheats/patched_timer.py", Verdict.POLICY),
 ]
-# cheats/side_stream.py needs CUDA streams, so only the GPU run grades it (gpu_check's failing
-# stage: on the H200 the output snapshot caught it); the rule for a GPU left busy after the call
-# is tested on synthetic timings in test_timing.py.
-# What the policy verdict of each cheat must say.
-CHEAT_MESSAGES = {
-    "cheats/background_thread.py": "thread(s) running after returning",
-    "cheats/cached_result.py": "a cached or replayed result",
-    "cheats/patched_timer.py": "timer was replaced",
+# The baselines (torch SDPA, the engine's decode kernel) and the cheats break the statement's
+# rule, read in their source before they run; what the policy verdict of each must name. The
+# runtime controls behind the rule (the chained timing) are attacked in test_kernel_timing.py.
+POLICY_WORDS = {
+    "solutions/torch_sdpa.py": "F.scaled_dot_product_attention does work outside your Triton",
+    "solutions/engine_kernel.py": "imports engine.attention",
+    "cheats/background_thread.py": "imports threading",
+    "cheats/side_stream.py": "torch.cuda.Stream is not for a kernel's call path",
+    "cheats/cached_result.py": "indexes a tensor with a tensor",
+    "cheats/patched_timer.py": "imports sys",
+    "cheats/patched_event_timer.py": "patches torch.cuda.Event.elapsed_time",
+    "cheats/calls_oracle.py": "imports engine.attention",
 }
 
 
@@ -66,13 +73,9 @@ def test_solution_gets_its_verdict(slug: str, solution: str, verdict: Verdict) -
         assert report.score == 0.0
         assert report.candidate is None and report.reference is None
         assert all(test.verdict is Verdict.ACCEPTED for test in report.tests)
-    if (slug, solution) == ("int8-matmul", "reference.py"):
-        # int8 weights plus one float32 scale per channel: about half the bf16 bytes.
-        for test in report.tests:
-            memory = test.details["memory"]
-            assert memory["held_bytes"] < 0.55 * memory["dense_weight_bytes"], test.name
-    if solution in CHEAT_MESSAGES:
-        assert CHEAT_MESSAGES[solution] in report.message
+    if solution in POLICY_WORDS:
+        assert POLICY_WORDS[solution] in report.message
+        assert report.tests == []  # refused before anything ran
 
 
 @pytest.mark.parametrize("slug", KERNEL_PROBLEMS)
@@ -87,13 +90,18 @@ def test_problem_folder_is_complete(slug: str) -> None:
     assert all(t.get("gpu_only") for t in tests if t["dtype"] == "bfloat16")
     assert sum(not t.get("gpu_only") for t in tests) >= 5
     assert set(problem.spec["tolerance"]) == {"float16", "bfloat16"}
-    assert problem.spec["benchmark"]["dtype"] == "bfloat16"
+    benchmark = problem.spec["benchmark"]
+    assert benchmark["dtype"] == "bfloat16"
+    # Timed in chained batches, each call on inputs drawn afresh (grader/harnesses/chain.py).
+    assert benchmark["batch_calls"] > 1 and benchmark["fresh"]
+    assert (folder / "inputs.py").exists() and "def expected" not in problem.inputs_code
 
 
-def test_starter_is_not_accepted() -> None:
-    report = _grade("int8-matmul", "starter.py")
-    assert report.verdict is Verdict.RUNTIME_ERROR
-    assert "NotImplementedError" in report.message
+@pytest.mark.parametrize("slug", KERNEL_PROBLEMS)
+def test_starter_is_not_accepted(slug: str) -> None:
+    report = _grade(slug, "starter.py")
+    assert report.verdict is Verdict.POLICY
+    assert "defines no @triton.jit kernel" in report.message
 
 
 def test_a_sandbox_without_the_gpu_is_our_fault_not_the_candidates() -> None:
@@ -115,6 +123,8 @@ def test_a_test_whose_outputs_zeros_would_pass_is_our_fault() -> None:
     spec = problem_read(PROBLEMS_DIR / "int8-matmul").as_spec()
     loose = {dtype: {"rtol": 0.0, "atol": 1.0e3} for dtype in spec.tolerance}
     harness = KernelHarness(dataclasses.replace(spec, tolerance=loose))
+    case = spec.tests[0]
     with pytest.raises(ProblemError, match="returning zeros would pass this test"):
-        harness._expected(spec.tests[0], call_seed=1)
-    assert KernelHarness(spec)._expected(spec.tests[0], call_seed=1).abs().max() > 0
+        harness._expected(case, harness._drawn(case, call_seed=1))
+    honest = KernelHarness(spec)
+    assert honest._expected(case, honest._drawn(case, call_seed=1)).abs().max() > 0

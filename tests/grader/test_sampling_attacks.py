@@ -183,37 +183,51 @@ def test_sampler_token_at_a_bin_edge_is_not_judged() -> None:
         harness._check_tokens(torch.tensor([1, 3]), logits, packed, "")
 
 
-def test_a_timed_exchange_writes_its_inputs_while_the_sandbox_is_stopped() -> None:
-    """A thread of the candidate's watching the shared memory must not see a timed call's
-    inputs before the clock starts: the sandbox is stopped from before the first write until
-    all are written, and the request follows."""
+@pytest.mark.parametrize("late", [False, True], ids=["answered-in-time", "written-after-reply"])
+def test_the_sandbox_is_frozen_around_an_exchange(late: bool) -> None:
+    """No thread of the candidate's may start on the inputs before the trusted clock does, nor
+    finish an output after the reply: the sandbox is frozen while the inputs are written (the
+    call wakes it inside the clock's window) and again at the reply, and an output that changed
+    in between (here written as the sandbox was frozen) is `policy`."""
     import mmap
 
     from grader.harnesses.engine_sampler import Sampled, SamplerHarness, batch_inputs
+    from grader.harnesses.remote import Slot
     from tests.grader.test_engine_problems import spec_of
 
     harness = SamplerHarness(spec_of("batched-sampler"))
     case = harness.spec.benchmark | {"vocab": 100}
     logits, packed = batch_inputs(case, seed=1)
-    written = logits.numpy().tobytes()
-    events = []
+    tokens, _ = harness.sample_expected(logits, packed[:4].T, packed[4])
+    events, places = [], []
 
     class Sandbox:
         shared = mmap.mmap(-1, 1 << 20)
 
         def inputs_in_memory(self) -> bool:
-            return self.shared[: len(written)] == written
+            return self.shared[: logits.nbytes] == logits.numpy().tobytes()
+
+        def answer(self) -> None:
+            slot = Slot.from_json(places[0]["tokens"])
+            self.shared[slot.offset : slot.offset + slot.nbytes] = tokens.tobytes()
 
         def freeze(self) -> None:
-            events.append(("stopped", self.inputs_in_memory()))
+            events.append(("frozen", self.inputs_in_memory()))
+            if late and places:
+                self.answer()
 
-        def thaw(self) -> None:
-            events.append(("resumed", self.inputs_in_memory()))
+        def call(self, request, timeout_s):
+            events.append(("woken and asked", self.inputs_in_memory()))
+            places.extend(request["calls"])
+            if not late:
+                self.answer()
+            return {"ok": True, "errors": [None]}, 1
 
-        def call(self, request, timeout_s, measure_cpu):
-            events.append(("request", self.inputs_in_memory()))
-            return {"ok": True, "errors": []}, 1, 0
-
-    with pytest.raises(CandidateFailure, match="gave no tokens"):
-        harness.sample_checked(Sandbox(), case, [(logits, packed)], False, True, Sampled())
-    assert events == [("stopped", False), ("resumed", True), ("request", True)]
+    sampled = Sampled()
+    if late:
+        with pytest.raises(CandidateFailure, match="still being written after the call returned"):
+            harness.sample_checked(Sandbox(), case, [(logits, packed)], False, sampled)
+    else:
+        harness.sample_checked(Sandbox(), case, [(logits, packed)], False, sampled)
+        assert sampled.tokens[0].tolist() == tokens.tolist()
+    assert events == [("frozen", False), ("woken and asked", True), ("frozen", True)]

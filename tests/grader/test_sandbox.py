@@ -1,13 +1,12 @@
 """The sandbox's GPU arguments and kernel-compile cache, checked on a host without a GPU.
 
-Device nodes are stand-in files in a temporary /dev given to the command builder; one test runs
-bubblewrap for real with them, so the arguments are not only well-formed but accepted.
+Device nodes are stand-in files in a temporary /dev given to the option builder; one test runs
+bubblewrap for real with them, so the options are not only well-formed but accepted.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,17 @@ from grader.harnesses.contract import SandboxKind
 from grader.sandbox import (
     COMPILE_CACHE_IN_SANDBOX,
     GPU_TMPFS_BYTES,
-    NOBODY_UID,
-    _bwrap_command,
+    SANDBOX_GID,
+    ChildFiles,
+    _bwrap_options,
     bwrap_path,
     compile_cache_dir,
     driver_library_dirs,
     gpu_sandbox_check,
     nvidia_device_nodes,
+    sandbox_interpreter,
     sandbox_kind,
+    sandbox_run,
 )
 
 NODES = ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
@@ -52,8 +54,13 @@ def _pairs(command: list[str], option: str) -> list[tuple[str, str]]:
     return [(command[i + 1], command[i + 2]) for i, arg in enumerate(command) if arg == option]
 
 
+def _options_of(paths: tuple[str, ...], **layout) -> list[str]:
+    with ChildFiles() as files:
+        return _bwrap_options(paths, files, **layout)
+
+
 def test_a_gpu_sandbox_gets_every_nvidia_node_with_dev_bind(fake_dev, fake_driver):
-    command = _bwrap_command((), gpu=True, dev_dir=fake_dev, driver_dirs=[str(fake_driver)])
+    command = _options_of((), gpu=True, dev_dir=fake_dev, driver_dirs=[str(fake_driver)])
     binds = _pairs(command, "--dev-bind")
     assert sorted(binds) == sorted(
         (str(fake_dev / name), f"/dev/{name}") for name in (*NODES, "nvidia-caps")
@@ -65,11 +72,11 @@ def test_a_gpu_sandbox_gets_every_nvidia_node_with_dev_bind(fake_dev, fake_drive
     assert command[command.index("--size") + 1] == str(GPU_TMPFS_BYTES)
     env = dict(_pairs(command, "--setenv"))
     assert env["TRITON_LIBCUDA_PATH"] == str(fake_driver)
-    assert env["LD_LIBRARY_PATH"] == str(fake_driver)
+    assert env["LD_LIBRARY_PATH"].split(":")[0] == str(fake_driver)
 
 
 def test_a_cpu_sandbox_gets_no_device_sys_or_driver(fake_dev, fake_driver):
-    command = _bwrap_command((), dev_dir=fake_dev, driver_dirs=[str(fake_driver)])
+    command = _options_of((), dev_dir=fake_dev, driver_dirs=[str(fake_driver)])
     assert "--dev-bind" not in command
     assert ("/sys", "/sys") not in _pairs(command, "--ro-bind-try")
     assert str(fake_driver) not in command
@@ -77,7 +84,7 @@ def test_a_cpu_sandbox_gets_no_device_sys_or_driver(fake_dev, fake_driver):
 
 
 def test_a_driver_folder_under_usr_is_not_bound_again(fake_dev):
-    command = _bwrap_command((), gpu=True, dev_dir=fake_dev, driver_dirs=["/usr/lib/x86_64-gnu"])
+    command = _options_of((), gpu=True, dev_dir=fake_dev, driver_dirs=["/usr/lib/x86_64-gnu"])
     assert "/usr/lib/x86_64-gnu" not in [target for _, target in _pairs(command, "--ro-bind")]
     assert dict(_pairs(command, "--setenv"))["TRITON_LIBCUDA_PATH"] == "/usr/lib/x86_64-gnu"
 
@@ -107,7 +114,6 @@ def test_inferprep_bwrap_names_the_binary(tmp_path, monkeypatch):
     assert bwrap_path() is None  # not executable yet
     carried.chmod(0o755)
     assert bwrap_path() == str(carried)
-    assert _bwrap_command(())[0] == str(carried)
 
 
 def test_without_a_gpu_the_check_says_why():
@@ -122,21 +128,21 @@ needs_bwrap = pytest.mark.skipif(
 
 
 @needs_bwrap
-def test_bubblewrap_accepts_the_gpu_arguments(fake_dev, fake_driver, tmp_path):
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    if os.geteuid() == 0:
-        os.chown(cache, NOBODY_UID, NOBODY_UID)
-    command = _bwrap_command(
-        (), gpu=True, compile_cache=cache, dev_dir=fake_dev, driver_dirs=[str(fake_driver)]
-    )
+def test_bubblewrap_accepts_the_gpu_arguments(fake_dev, fake_driver, tmp_path, monkeypatch):
+    monkeypatch.setenv("INFERPREP_VAR_DIR", str(tmp_path))
+    cache = compile_cache_dir("def attention(): ...\n")
     script = (
         "ls /dev; test -d /dev/nvidia-caps; test -e /sys/class; ! touch /sys/x 2>/dev/null;"
         f" test -e {fake_driver}/libcuda.so.1; echo $TRITON_LIBCUDA_PATH;"
         f" touch {COMPILE_CACHE_IN_SANDBOX}/kernel && echo cache-written"
     )
-    result = subprocess.run(
-        [*command, "/bin/sh", "-c", script], capture_output=True, text=True, timeout=60
+    result = sandbox_run(
+        ["/bin/sh", "-c", script],
+        60,
+        gpu=True,
+        compile_cache=cache,
+        dev_dir=fake_dev,
+        driver_dirs=[str(fake_driver)],
     )
     assert result.returncode == 0, result.stderr
     seen = result.stdout.split()
@@ -146,14 +152,30 @@ def test_bubblewrap_accepts_the_gpu_arguments(fake_dev, fake_driver, tmp_path):
 
 
 @needs_bwrap
-def test_a_sandbox_without_the_cache_cannot_reach_it(tmp_path):
-    command = _bwrap_command(())
-    result = subprocess.run(
-        [*command, "/bin/sh", "-c", f"test -e {COMPILE_CACHE_IN_SANDBOX}"],
-        capture_output=True,
-        timeout=60,
-    )
+def test_a_sandbox_without_the_cache_cannot_reach_it():
+    result = sandbox_run(["/bin/sh", "-c", f"test -e {COMPILE_CACHE_IN_SANDBOX}"], 60)
     assert result.returncode != 0
+
+
+@needs_bwrap
+def test_sandboxes_of_one_source_share_its_cache_under_their_own_uids(tmp_path, monkeypatch):
+    """Each sandbox has its own uid: what one wrote into the cache, the next can replace."""
+    monkeypatch.setenv("INFERPREP_VAR_DIR", str(tmp_path))
+    cache = compile_cache_dir("def attention(): ...\n")
+    write = (
+        "import os, sys; os.umask(0o007); d = sys.argv[1] + '/kernel-key';"
+        " os.makedirs(d, exist_ok=True); p = d + '/tmp.' + str(os.getuid());"
+        " open(p, 'w').write('x'); os.replace(p, d + '/kernel'); print(os.getuid())"
+    )
+    program = [sandbox_interpreter().executable, "-I", "-c", write, COMPILE_CACHE_IN_SANDBOX]
+    uids = set()
+    for _ in range(2):
+        result = sandbox_run(program, 60, compile_cache=cache)
+        assert result.returncode == 0, result.stderr
+        uids.add(result.stdout.strip())
+    assert (cache / "kernel-key" / "kernel").read_text() == "x"
+    if os.geteuid() == 0:
+        assert len(uids) == 2
 
 
 def test_each_source_has_its_own_compile_cache(tmp_path, monkeypatch):
@@ -162,6 +184,8 @@ def test_each_source_has_its_own_compile_cache(tmp_path, monkeypatch):
     assert first == compile_cache_dir("def attention(): ...\n")
     assert first != compile_cache_dir("def attention(): return 1\n")
     assert first.parent == tmp_path / "compile-cache"
-    assert first.stat().st_mode & 0o777 == 0o700
-    if os.geteuid() == 0:
-        assert first.stat().st_uid == NOBODY_UID
+    if os.geteuid() == 0:  # the sandboxes' group, whatever uid each sandbox runs as
+        assert (first.stat().st_uid, first.stat().st_gid) == (0, SANDBOX_GID)
+        assert first.stat().st_mode & 0o7777 == 0o2770
+    else:
+        assert first.stat().st_mode & 0o777 == 0o700

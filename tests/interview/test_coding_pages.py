@@ -27,7 +27,9 @@ def graded(username: str, score: float, label: str, **fields) -> Submission:
         score=score,
         graded_at=timezone.now(),
         hardware={"label": label},
-        timing={"candidate": {"median_ns": 2e6, "p10_ns": 1.8e6, "p90_ns": 2.4e6}},
+        timing=fields.pop(
+            "timing", {"candidate": {"median_ns": 2e6, "p10_ns": 1.8e6, "p90_ns": 2.4e6}}
+        ),
         **fields,
     )
 
@@ -132,14 +134,25 @@ def test_results_draw_the_run_pictures_of_passed_tests_only(client):
     ) in page
 
 
-def test_a_visitor_finds_the_public_leaderboards_in_the_nav(client):
+def test_a_visitor_finds_the_public_leaderboards_and_reads_the_statements(client):
     problems_load()
     graded("ada", 1.5, "cpu-a")
-    nav = client.get("/").content.decode().split('<nav aria-label="Main">')[1].split("</nav>")[0]
+    nav = (
+        client.get("/")
+        .content.decode()
+        .split('<nav aria-label="Main" id="main-nav">')[1]
+        .split("</nav>")[0]
+    )
     assert '<a href="/leaderboards/">Leaderboards</a>' in nav
     board = client.get("/leaderboards/")
     assert board.status_code == 200 and "ada" in board.content.decode()
-    assert client.get("/problems/").status_code == 302  # the problems themselves need a login
+    # Statements are public, as LeetCode's are; the editor and submitting need an account.
+    listing = client.get("/problems/").content.decode()
+    assert "Fast, stable softmax on the CPU" in listing and "10 min" in listing
+    statement = client.get("/problems/cpu-softmax/").content.decode()
+    assert "Write <code>softmax(" in statement and "Log in</a> or" in statement
+    assert "submit-form" not in statement
+    assert client.post("/problems/cpu-softmax/submit/", {"code": "x = 1\n"}).status_code == 302
 
 
 def test_statements_keep_maths_for_katex_and_escape_html():
@@ -184,3 +197,53 @@ def test_submitting_from_the_page_answers_json_and_refuses_past_the_limit(client
 def test_the_roofline_uses_the_datasheet_of_the_card_it_ran_on(hardware, card):
     found = card_of(hardware)
     assert (found.name if found else None) == card
+
+
+def _timed(candidate_ms: tuple[float, float, float], reference_ms: tuple[float, float, float]):
+    def ns(p10: float, median: float, p90: float) -> dict[str, float]:
+        return {"p10_ns": p10 * 1e6, "median_ns": median * 1e6, "p90_ns": p90 * 1e6}
+
+    return {"candidate": ns(*candidate_ms), "reference": ns(*reference_ms)}
+
+
+@pytest.mark.parametrize(
+    ("candidate_ms", "reference_ms", "within_noise", "too_noisy"),
+    [
+        pytest.param((0.95, 1.0, 1.1), (1.05, 1.1, 1.2), True, False, id="overlapping-spreads"),
+        pytest.param((0.5, 0.52, 0.55), (1.0, 1.05, 1.1), False, False, id="clearly-faster"),
+        pytest.param((0.5, 0.52, 0.55), (0.4, 1.0, 1.66), True, True, id="reference-63pct-spread"),
+    ],
+)
+def test_a_ratio_says_when_it_is_within_noise_or_the_host_too_noisy_to_rank(
+    client, candidate_ms, reference_ms, within_noise, too_noisy
+):
+    problems_load()
+    submission = graded("kim", 1.1, "cpu-a", timing=_timed(candidate_ms, reference_ms))
+    client.force_login(submission.user)
+
+    page = client.get(f"/submissions/{submission.pk}/").content.decode()
+
+    assert ('id="within-noise"' in page) is within_noise
+    assert ('id="too-noisy"' in page) is too_noisy
+    assert "1.100×" in page
+
+
+@pytest.mark.parametrize(
+    "verdict",
+    ["wrong_answer", "accepted"],
+    ids=["failed", "accepted-but-untimed (a kernel on a CPU worker)"],
+)
+def test_a_submission_without_a_measured_speed_shows_no_ratio_anywhere(client, verdict):
+    problems_load()
+    untimed = graded("kim", 0.0, "cpu-a", verdict=verdict, message="speed not measured")
+    client.force_login(untimed.user)
+
+    for url in (
+        f"/submissions/{untimed.pk}/",
+        "/problems/cpu-softmax/",
+        "/dashboard/",
+        "/profile/",
+        "/leaderboards/",
+    ):
+        page = client.get(url).content.decode()
+        assert "0.000×" not in page and "0.00×" not in page, url

@@ -9,6 +9,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from interview import services
 from interview.models import (
     Attempt,
     Loop,
@@ -20,9 +21,13 @@ from interview.models import (
     RoundKind,
 )
 from interview.scorecard import rating_for
-from tests.interview.conftest import right_answer, wrong_answer
+from tests.interview.conftest import bank_choice, right_answer, wrong_answer
 
 pytestmark = pytest.mark.django_db
+
+
+def _unmasked(page: str) -> str:
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", page)
 
 
 def test_signup_logout_login_and_password_reset_by_console_email(client, bank, settings):
@@ -39,6 +44,9 @@ def test_signup_logout_login_and_password_reset_by_console_email(client, bank, s
     assert response.status_code == 302
     home = client.get("/").content.decode()
     assert "carol" in home and "Practise the inference-engineer interview" in home
+    # One page at both addresses (each render masks its CSRF token anew).
+    dashboard = client.get("/dashboard/").content.decode()
+    assert _unmasked(client.get("/").content.decode()) == _unmasked(dashboard)
     assert re.search(r'id="due-count">0<', home)
     assert client.post("/accounts/logout/").status_code == 302
     assert "Log in" in client.get("/").content.decode()
@@ -79,8 +87,9 @@ def test_practice_gives_immediate_feedback_with_explanation_and_source(client, b
     assert "https://huggingface.co/meta-llama/Meta-Llama-3-8B" in html
 
     page = client.get("/practice/kv-what-is-cached/").content.decode()
+    wrong = bank_choice(Question.objects.get(bank_id="kv-what-is-cached"), page, right=False)
     html = client.post(
-        "/practice/kv-what-is-cached/", {"choice": "0", "token": _token(page)}
+        "/practice/kv-what-is-cached/", wrong | {"token": _token(page)}
     ).content.decode()
     assert "Not quite" in html
     attempts = Attempt.objects.filter(user=alice).order_by("created_at")
@@ -134,7 +143,7 @@ def _answer_round(client, loop, plan):
                 deadline=timezone.now() - timedelta(seconds=1)
             )
         data = (right_answer if how in ("right", "late") else wrong_answer)(
-            item.question, item.params
+            item.question, item.params, item.option_order
         )
         response = client.post(f"/loops/{loop.pk}/items/{item.pk}/answer/", data)
         assert response.status_code == 302
@@ -162,7 +171,7 @@ def test_a_whole_mock_loop_to_its_scorecard(client, bank, alice):
     first = Attempt.objects.get(loop_round=round_, question=items[0].question)
     client.post(
         f"/loops/{loop.pk}/items/{items[0].pk}/answer/",
-        wrong_answer(items[0].question, items[0].params),
+        wrong_answer(items[0].question, items[0].params, items[0].option_order),
     )
     assert Attempt.objects.filter(loop_round=round_, question=items[0].question).count() == 1
     first.refresh_from_db()
@@ -222,7 +231,8 @@ def test_answers_to_another_users_loop_are_refused(client, bank, alice, bob):
     item = LoopItem.objects.filter(round__loop=loop).first()
     client.force_login(bob)
     response = client.post(
-        f"/loops/{loop.pk}/items/{item.pk}/answer/", right_answer(item.question, item.params)
+        f"/loops/{loop.pk}/items/{item.pk}/answer/",
+        right_answer(item.question, item.params, item.option_order),
     )
     assert response.status_code == 404
     assert client.post(f"/loops/{loop.pk}/finish/").status_code == 404
@@ -239,7 +249,8 @@ def test_answers_after_finish_are_refused(client, bank, alice):
     client.post(f"/loops/{loop.pk}/finish/")
     item = LoopItem.objects.filter(round__loop=loop).first()
     response = client.post(
-        f"/loops/{loop.pk}/items/{item.pk}/answer/", right_answer(item.question, item.params)
+        f"/loops/{loop.pk}/items/{item.pk}/answer/",
+        right_answer(item.question, item.params, item.option_order),
     )
     assert response.status_code == 409
     assert not Attempt.objects.exists()
@@ -247,17 +258,60 @@ def test_answers_after_finish_are_refused(client, bank, alice):
 
 def test_a_review_session_clears_a_due_card(client, bank, alice):
     client.force_login(alice)
+    block_table = Question.objects.get(bank_id="pa-block-table")
     page = client.get("/practice/pa-block-table/").content.decode()
-    client.post("/practice/pa-block-table/", {"choice": "2", "token": _token(page)})
+    wrong = bank_choice(block_table, page, right=False)
+    client.post("/practice/pa-block-table/", wrong | {"token": _token(page)})
     assert re.search(r'id="due-count">1<', client.get("/").content.decode())
     review = client.get("/review/").content.decode()
     card = ReviewCard.objects.get(user=alice)
     assert f'name="card" value="{card.pk}"' in review
+    right = bank_choice(block_table, review, right=True)
     html = client.post(
-        "/review/", {"card": card.pk, "choice": "0", "token": _token(review)}
+        "/review/", right | {"card": card.pk, "token": _token(review)}
     ).content.decode()
     assert "Correct" in html
     card.refresh_from_db()
-    assert card.reviews == 1 and card.due > timezone.now()
+    assert card.reviews == 0  # seeing the answer is not rating it
+    # The grade's rating is the default; the person rates Easy instead, and that is what counts.
+    assert re.search(r'value="3" class="rate-good" autofocus', html)
+    client.post("/review/rate/", {"card": card.pk, "rating": "4", "suggested": "3"})
+    card.refresh_from_db()
+    assert card.reviews == 1 and card.due - timezone.now() > timedelta(days=1)
+    assert [(log.rating, log.suggested) for log in card.logs.all()] == [(4, 3)]
     assert re.search(r'id="due-count">0<', client.get("/").content.decode())
     assert "Nothing due" in client.get("/review/").content.decode()
+
+
+def test_a_card_rated_again_comes_back_in_minutes_and_the_due_count_holds(client, bank, alice):
+    client.force_login(alice)
+    for bank_id in ("pa-block-table", "kv-mqa"):
+        services.review_card_add(user=alice, question=Question.objects.get(bank_id=bank_id))
+    assert re.search(r'id="due-count">2<', client.get("/").content.decode())
+    first = ReviewCard.objects.filter(user=alice).order_by("due", "pk").first()
+    client.post("/review/rate/", {"card": first.pk, "rating": "1"})
+    first.refresh_from_db()
+    assert timedelta(0) < first.due - timezone.now() <= timedelta(minutes=10)
+    # Still due today: the count does not drop now only to jump back when the step comes due.
+    assert re.search(r'id="due-count">2<', client.get("/").content.decode())
+    # The learning step is served within the session, after the other card.
+    assert f'name="card" value="{first.pk}"' not in client.get("/review/").content.decode()
+    second = ReviewCard.objects.exclude(pk=first.pk).get(user=alice)
+    client.post("/review/rate/", {"card": second.pk, "rating": "4"})
+    assert f'name="card" value="{first.pk}"' in client.get("/review/").content.decode()
+    assert re.search(r'id="due-count">1<', client.get("/").content.decode())
+
+
+def test_a_person_adds_their_own_card_for_a_question_or_a_rubric_point(client, bank, alice):
+    client.force_login(alice)
+    question = Question.objects.get(bank_id="pd-why-memory-bound")
+    point = question.spec["rubric"]["points"][0]["id"]
+    for data in ({"question": question.bank_id}, {"question": question.bank_id, "point": point}):
+        response = client.post("/review/add/", data | {"next": "/practice/"})
+        assert (response.status_code, response.url) == (302, "/practice/")
+    cards = ReviewCard.objects.filter(user=alice, question=question)
+    assert sorted(cards.values_list("point_id", "origin")) == [("", "added"), (point, "added")]
+    refused = client.post("/review/add/", {"question": question.bank_id, "point": "no-such"})
+    assert refused.status_code == 400 and cards.count() == 2
+    assert client.post("/review/add/", {"question": question.bank_id}).status_code == 302
+    assert cards.count() == 2  # asking twice keeps one card

@@ -16,6 +16,7 @@ from tests.conftest import REPO
 ROUND_TRIP_TIMEOUT_S = 30
 
 
+@pytest.mark.django_db
 def test_home_page_renders(client):
     response = client.get("/")
     assert response.status_code == 200

@@ -21,7 +21,8 @@ def test_the_charts_show_each_rounds_score_and_the_time_to_its_last_answer(clien
     items = list(concepts.items.select_related("question").order_by("position"))
     item = next(i for i in items if i.question.spec["type"] != "short_answer")
     client.post(
-        f"/loops/{loop.pk}/items/{item.pk}/answer/", right_answer(item.question, item.params)
+        f"/loops/{loop.pk}/items/{item.pk}/answer/",
+        right_answer(item.question, item.params, item.option_order),
     )
     # The one answer came 90 s after the round opened; the design round was never opened.
     Attempt.objects.filter(loop_round=concepts).update(

@@ -54,10 +54,13 @@ def test_a_point_stated_negatively_is_matched_through_its_exemplars():
 
 def test_multiple_choice_partial_credit_and_refused_shapes():
     spec = next(q.spec for q in bank_read() if q.spec["id"] == "kv-why-it-matters")
-    assert response_grade(spec, {}, {"choices": [0, 1, 3]}).correct
-    partial = response_grade(spec, {}, {"choices": [0, 2]})
+    right = sorted(spec["answer"])
+    [wrong] = sorted(set(range(len(spec["choices"]))) - set(right))
+    assert len(right) == 3
+    assert response_grade(spec, {}, {"choices": right}).correct
+    partial = response_grade(spec, {}, {"choices": [right[0], wrong]})
     assert (partial.score, partial.correct) == (0.0, False)
-    assert response_grade(spec, {}, {"choices": [0, 1]}).score == pytest.approx(2 / 3)
+    assert response_grade(spec, {}, {"choices": right[:2]}).score == pytest.approx(2 / 3)
     with pytest.raises(ResponseInvalid):
         response_parse(spec, {"choices": ["9"]})
     numeric = next(q.spec for q in bank_read() if q.spec["type"] == "numeric")
@@ -74,7 +77,7 @@ def test_rating_thresholds(score, rating):
 @pytest.mark.django_db
 def test_missed_rubric_points_become_their_own_review_cards(bank, alice):
     question = Question.objects.get(bank_id="pd-why-memory-bound")
-    _, token = services.practice_draw(question)
+    token = services.practice_draw(question).token
     attempt = services.practice_answer(
         user=alice,
         question=question,
@@ -107,7 +110,9 @@ def test_the_database_refuses_a_second_answer_to_the_same_round_question(bank, a
     loop = services.loop_start(user=alice, level="mid", length_min=30, rng=random.Random(1))
     item = loop.rounds.get(kind=RoundKind.CONCEPTS).items.first()
     services.answer_submit(
-        user=alice, item_id=item.pk, data=right_answer(item.question, item.params)
+        user=alice,
+        item_id=item.pk,
+        data=right_answer(item.question, item.params, item.option_order),
     )
     with pytest.raises(IntegrityError), transaction.atomic():
         Attempt.objects.create(

@@ -1,17 +1,21 @@
 """``manage.py grader_bench``: submit-to-verdict latency and throughput through the real queue.
 
 Starts one Celery worker (unless ``--use-running-worker``), submits small submissions one at
-a time (latency) and then in a burst (throughput), and times the sandbox start-up alone.
+a time (latency), each CPU problem's shipped reference as a submission of its own (``--problems``:
+the grade a user waits for), then a burst (throughput), and times the sandbox start-up alone.
+Prints a table; ``--json`` writes the same figures.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -38,6 +42,8 @@ def softmax(x):
 """
 WORKER_START_TIMEOUT_S = 90
 VERDICT_TIMEOUT_S = 120
+# The problems a CPU worker grades; a kernel problem's grade needs a GPU worker.
+CPU_PROBLEMS = "cpu-softmax,priority-scheduler,kv-allocator,batched-sampler,spec-verifier"
 
 
 class Command(BaseCommand):
@@ -46,23 +52,40 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("-n", type=int, default=10, help="submissions per row")
         parser.add_argument("--use-running-worker", action="store_true")
+        parser.add_argument(
+            "--problems",
+            default=CPU_PROBLEMS,
+            help="comma-separated slugs whose shipped reference is graded n times each",
+        )
+        parser.add_argument("--json", dest="json_path", help="also write the figures to this file")
 
-    def handle(self, *args, n: int, use_running_worker: bool, **options) -> None:
+    def handle(
+        self,
+        *args,
+        n: int,
+        use_running_worker: bool,
+        problems: str,
+        json_path: str | None,
+        **options,
+    ) -> None:
         call_command("migrate", verbosity=0)
         problems_load()
         small = self._small_problem()
-        full = Problem.objects.get(slug="cpu-softmax")
+        slugs = [slug for slug in problems.split(",") if slug]
+        shipped = {problem.slug: problem for problem in Problem.objects.filter(slug__in=slugs)}
+        unknown = sorted(set(slugs) - set(shipped))
+        if unknown:
+            raise CommandError(f"no such problems: {', '.join(unknown)}")
         user, _ = get_user_model().objects.get_or_create(username="grader-bench")
         worker = None if use_running_worker else self._worker_start()
         try:
             rows = [
                 ("NumPy, small problem", *self._latency(user, small, small.reference_code, n)),
                 ("NumPy + import torch, small", *self._latency(user, small, TORCH_SOLUTION, n)),
-                (
-                    "NumPy, cpu-softmax as shipped",
-                    *self._latency(user, full, full.reference_code, n),
-                ),
-            ]
+            ] + [
+                (f"{slug} reference", *self._latency(user, shipped[slug], shipped[slug].reference_code, n))
+                for slug in slugs
+            ]  # fmt: skip
             burst = self._throughput(user, small, small.reference_code, n)
         finally:
             if worker is not None:
@@ -70,10 +93,10 @@ class Command(BaseCommand):
                 worker.wait(timeout=30)
         startup = self._sandbox_startup(small, n)
         self.stdout.write(f"sandbox: {sandbox_kind()}, {n} submissions per row, one worker\n")
-        self.stdout.write(f"| {'workload':<30} | p50 s | p95 s |")
-        self.stdout.write(f"|{'-' * 32}|-------|-------|")
+        self.stdout.write(f"| {'workload':<36} | p50 s | p95 s |")
+        self.stdout.write(f"|{'-' * 38}|-------|-------|")
         for name, p50, p95 in rows:
-            self.stdout.write(f"| {name:<30} | {p50:5.2f} | {p95:5.2f} |")
+            self.stdout.write(f"| {name:<36} | {p50:5.2f} | {p95:5.2f} |")
         self.stdout.write(
             f"\nthroughput (burst of {n}, small problem): {burst:.1f} submissions/min"
         )
@@ -81,6 +104,15 @@ class Command(BaseCommand):
             f"sandbox start-up alone (bwrap + Python + NumPy + load): p50 {startup[0] * 1e3:.0f} ms,"
             f" p95 {startup[1] * 1e3:.0f} ms"
         )
+        if json_path:
+            figures = {
+                "sandbox": str(sandbox_kind()),
+                "n": n,
+                "latency_s": {name: {"p50": p50, "p95": p95} for name, p50, p95 in rows},
+                "burst_per_min": burst,
+                "sandbox_startup_s": {"p50": startup[0], "p95": startup[1]},
+            }
+            Path(json_path).write_text(json.dumps(figures, indent=1))
 
     def _small_problem(self) -> Problem:
         source = Problem.objects.get(slug="cpu-softmax")
@@ -99,6 +131,7 @@ class Command(BaseCommand):
                 "starter_code": source.starter_code,
                 "reference_code": source.reference_code,
                 "oracle_code": source.oracle_code,
+                "inputs_code": source.inputs_code,
                 "spec": spec,
                 "published": False,
             },

@@ -5,6 +5,7 @@ import sys
 import time
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 # How long each child gets to finish its current request or job after Ctrl-C before it is
@@ -18,8 +19,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument(
+            "--prepare",
+            action="store_true",
+            help="first migrate, load the bank and ensure the demo account, in this process "
+            "(one start of Django instead of four: make run's warm start)",
+        )
 
-    def handle(self, *args, host: str, port: int, **options) -> None:
+    def handle(self, *args, host: str, port: int, prepare: bool, **options) -> None:
+        if prepare:
+            call_command("migrate", interactive=False)
+            call_command("load_bank")
+            call_command("ensure_demo_user")
         python = sys.executable
         queues = ",".join(settings.CELERY_WORKER_QUEUES)
         commands = {

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The kernel problems on a lent GPU in one device command: bubblewrap carried as Debian
+# packages in .debs/ (grader/README.md says how), a one-grade smoke of int8-matmul, and only if
+# that is accepted the stages named in STAGES, each grade written to $OUT as it ends.
+#   STAGES=stability,runtime,failing REPEATS=4 DEADLINE_S=420 benchmarks/kernels_on_gpu.sh
+set -uo pipefail
+OUT="${OUT:-var/gpu}"
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+if [ -d .debs ] && ! command -v bwrap >/dev/null; then
+  for deb in .debs/*.deb; do dpkg -x "$deb" /tmp/bwrap-root; done
+  export INFERPREP_BWRAP=/tmp/bwrap-root/usr/bin/bwrap
+  if ldd "$INFERPREP_BWRAP" | grep -q "not found"; then
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=/tmp/bwrap-root/lib/x86_64-linux-gnu exec %s "$@"\n' \
+      /tmp/bwrap-root/usr/bin/bwrap > /tmp/bwrap
+    chmod +x /tmp/bwrap
+    export INFERPREP_BWRAP=/tmp/bwrap
+  fi
+fi
+nvidia-smi --query-gpu=name,driver_version,memory.used --format=csv,noheader
+python3 -m grader.sandbox --check-gpu 2>&1 | tail -3
+python3 -m grader.gpu_check --problems int8-matmul --stages stability --repeats 1 \
+  --deadline-s 120 --json "$OUT/smoke.json" 2>&1 | tee "$OUT/smoke.log" | grep -v '^{'
+if ! grep -q '"verdict": "accepted"' "$OUT/smoke.json"; then
+  echo "the smoke grade was not accepted: stopping here"
+  exit 1
+fi
+python3 -m grader.gpu_check --problems "${PROBLEMS:-int8-matmul,paged-decode-attention,triton-attention}" \
+  --stages "${STAGES:-stability,runtime,failing}" --repeats "${REPEATS:-3}" \
+  --deadline-s "${DEADLINE_S:-400}" --json "$OUT/kernels.json" 2>&1 | tee "$OUT/kernels.log" |
+  grep -v '^{\|^  int8 sweep'
