@@ -23,7 +23,7 @@ oracle's margins):
 
 The timed call is ``calls`` back-to-back ``sample`` calls in one exchange, each on a fresh
 batch of 16 rows over a 49,152-token vocabulary (SmolLM2's) with mixed settings, every token
-checked; it is timed by the trusted wall clock around the exchange only.
+checked; it is timed by the trusted clock alone, from waking the sandbox to its reply.
 
 Power, computed exactly over the uniforms and averaged over 50 draws of each test's inputs by
 ``benchmarks/sampling_power.py`` (all its figures in ``benchmarks/sampling_power.json`` and

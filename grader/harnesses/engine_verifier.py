@@ -24,8 +24,8 @@ trusted engine counted them, next to the engine's own verifier's on the same wor
 speed-up over plain decoding timed by the trusted clock.
 
 The timed call is ``calls`` back-to-back ``verify`` calls in one exchange, each on fresh
-inputs (16 rows, 4 drafts, 32,000 tokens), every row judged; it is timed by the trusted wall
-clock around the exchange only.
+inputs (16 rows, 4 drafts, 32,000 tokens: :func:`rolled_inputs`), every row judged; it is timed
+by the trusted clock alone, from waking the sandbox to its reply.
 """
 
 from __future__ import annotations
