@@ -260,8 +260,9 @@ def test_sampler_oracle_matches_the_worked_example() -> None:
     settings = torch.tensor([[1.0, 0, 0.8, 0.0]] * 2 + [[0.0, 0, 1.0, 0.0]], dtype=torch.float64)
     probs, unsure = harness.target_probs(logits, settings)
     assert [round(p, 3) for p in probs[0].tolist()] == [0.731, 0.269, 0.0, 0.0]
-    tokens, judged = harness.sample_expected(logits, settings, [0.8, 0.5, 0.9])
+    tokens, allowed, judged = harness.sample_expected(logits, settings, [0.8, 0.5, 0.9])
     assert tokens.tolist() == [1, 0, 0] and judged.all() and not unsure.any()
+    assert (allowed == tokens[:, None]).all()
 
 
 def test_verifier_oracle_matches_the_worked_example() -> None:

@@ -176,11 +176,34 @@ def test_sampler_token_at_a_bin_edge_is_not_judged() -> None:
     packed = torch.tensor(
         [[1.0, 1.0], [0, 0], [1.0, 1.0], [0.0, 0.0], [0.5, 0.6]], dtype=torch.float64
     )
-    tokens, judged = harness.sample_expected(logits, packed[:4].T, packed[4])
+    tokens, _, judged = harness.sample_expected(logits, packed[:4].T, packed[4])
     assert tokens.tolist() == [2, 2] and judged.tolist() == [False, True]
     assert harness._check_tokens(torch.tensor([1, 2]), logits, packed, "") == 1
     with pytest.raises(CandidateFailure, match=r"uniform 0.600000 selects token 2, whose bin"):
         harness._check_tokens(torch.tensor([1, 3]), logits, packed, "")
+
+
+def test_a_filter_decision_within_rounding_may_go_either_way() -> None:
+    """Top-p 0.9 over [0.6, 0.3, 0.1 + 2e-5] (normalised): the last token's ascending
+    cumulative probability is 1.8e-5 above 1 - top_p, inside float32's rounding of that sum,
+    so a sampler may keep it (uniform 0.95 selects token 2) or drop it (token 1); token 0 is
+    wrong either way."""
+    import numpy as np
+    import torch
+
+    from grader.harnesses.engine_sampler import SamplerHarness
+    from tests.grader.test_engine_problems import spec_of
+
+    harness = SamplerHarness(spec_of("batched-sampler"))
+    logits = torch.tensor(np.log([[0.6, 0.3, 0.10002]] * 3), dtype=torch.float32)
+    packed = torch.tensor([[1.0] * 3, [0] * 3, [0.9] * 3, [0] * 3, [0.95] * 3], dtype=torch.float64)
+    packed[2] = packed[2].float().double()  # top_p as the sampler sees it
+    tokens, allowed, judged = harness.sample_expected(logits, packed[:4].T, packed[4])
+    assert tokens.tolist() == [2, 2, 2] and judged.all()
+    assert [set(row) for row in allowed.tolist()] == [{1, 2}] * 3
+    assert harness._check_tokens(torch.tensor([2, 1, 2]), logits, packed, "") == 3
+    with pytest.raises(CandidateFailure, match=r"selects token 2 \(or \[1\], which rounding"):
+        harness._check_tokens(torch.tensor([2, 1, 0]), logits, packed, "")
 
 
 @pytest.mark.parametrize("late", [False, True], ids=["answered-in-time", "written-after-reply"])
@@ -198,7 +221,7 @@ def test_the_sandbox_is_frozen_around_an_exchange(late: bool) -> None:
     harness = SamplerHarness(spec_of("batched-sampler"))
     case = harness.spec.benchmark | {"vocab": 100}
     logits, packed = batch_inputs(case, seed=1)
-    tokens, _ = harness.sample_expected(logits, packed[:4].T, packed[4])
+    tokens, _, _ = harness.sample_expected(logits, packed[:4].T, packed[4])
     events, places = [], []
 
     class Sandbox:
