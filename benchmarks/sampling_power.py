@@ -43,14 +43,11 @@ CDF_MARGIN = ORACLE["CDF_MARGIN"]
 
 @dataclasses.dataclass(frozen=True)
 class Wrong:
-    """A wrong sampler: its distribution per row (None: it does not sample from one) or the
-    token it takes whatever the uniform."""
+    """A wrong sampler, as the distribution it draws each row from by the inverse-CDF rule (a
+    token it takes whatever the uniform is a one-hot row)."""
 
     name: str
-    distribution: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
-    fixed_token: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
-    #: the fixed token is taken on greedy rows only (the others sample rightly)
-    greedy_only: bool = False
+    distribution: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 TEMPERATURE, TOP_K, TOP_P, MIN_P = range(4)
@@ -83,8 +80,22 @@ def top_k_without_ties(logits: np.ndarray, settings: np.ndarray) -> np.ndarray:
     return probs
 
 
-def last_argmax(logits: np.ndarray, settings: np.ndarray) -> np.ndarray:
-    return logits.shape[1] - 1 - np.argmax(logits[:, ::-1], axis=1)
+def one_hot(tokens: np.ndarray, vocab: int) -> np.ndarray:
+    rows = np.zeros((len(tokens), vocab))
+    rows[np.arange(len(tokens)), tokens] = 1.0
+    return rows
+
+
+def argmax_everywhere(logits: np.ndarray, settings: np.ndarray) -> np.ndarray:
+    return one_hot(np.argmax(logits, axis=1), logits.shape[1])
+
+
+def greedy_last_argmax(logits: np.ndarray, settings: np.ndarray) -> np.ndarray:
+    probs = ORACLE["target_probs"](logits, settings)[0]
+    greedy = settings[:, TEMPERATURE] == 0
+    last = logits.shape[1] - 1 - np.argmax(logits[:, ::-1], axis=1)
+    probs[greedy] = one_hot(last[greedy], logits.shape[1])
+    return probs
 
 
 WRONG = [
@@ -105,47 +116,49 @@ WRONG = [
         using(MIN_P, lambda s: np.where(s[:, TOP_K] > 0, 0.0, s[:, MIN_P])),
     ),
     Wrong("top-k keeps exactly k (drops tied tokens)", top_k_without_ties),
-    Wrong("argmax of every row", fixed_token=lambda logits, settings: np.argmax(logits, axis=1)),
-    Wrong("greedy rows take the last argmax", fixed_token=last_argmax, greedy_only=True),
+    Wrong("argmax of every row", argmax_everywhere),
+    Wrong("greedy rows take the last argmax", greedy_last_argmax),
 ]
 
 
+def normalised_cdf(probs: np.ndarray) -> np.ndarray:
+    cdf = np.cumsum(probs, axis=-1)
+    return cdf / cdf[..., -1:]
+
+
 def caught_per_row(logits: np.ndarray, settings: np.ndarray, wrong: Wrong) -> np.ndarray:
-    """Per row: the measure of uniforms where the wrong token differs and the row is judged."""
-    right, unsure = ORACLE["target_probs"](logits, settings)
-    rows, vocab = right.shape
+    """Per row: the measure of uniforms where the grader judges the row and the wrong
+    sampler's token is none of the tokens the row may take (under every number of kept tokens
+    float32 rounding allows)."""
+    x, descending, count, low, high, tied = ORACLE["kept_counts"](logits, settings)
+    keeping = ORACLE["_probs_keeping"]
+    rows, vocab = logits.shape
     greedy = settings[:, TEMPERATURE] == 0
-    caught = np.zeros(rows)
-    cdf_right = np.cumsum(right, axis=1)
-    cdf_right /= cdf_right[:, -1:]
-    if wrong.fixed_token is not None:
-        token = wrong.fixed_token(logits, settings)
-        first = np.argmax(logits, axis=1)
-        for row in range(rows):
-            if greedy[row]:
-                caught[row] = float(token[row] != first[row])
-                continue
-            if unsure[row] or wrong.greedy_only:
-                continue
-            same = right[row, token[row]] + 2 * CDF_MARGIN * (right[row] > 0).sum()
-            caught[row] = max(0.0, 1.0 - same)
-        return caught
     wrong_probs = wrong.distribution(logits, settings)
-    cdf_wrong = np.cumsum(wrong_probs, axis=1)
-    cdf_wrong /= cdf_wrong[:, -1:]
-    for row in np.flatnonzero(~greedy & ~unsure):
-        edges = np.unique(np.concatenate([[0.0, 1.0], cdf_right[row], cdf_wrong[row]]))
+    caught = np.zeros(rows)
+    # a greedy row is judged whatever its uniform: its token is the first argmax
+    caught[greedy] = (np.argmax(wrong_probs, axis=1) != np.argmax(logits, axis=1))[greedy]
+    for row in np.flatnonzero(~greedy & ~tied):
+        one = slice(row, row + 1)
+        allowed = [
+            normalised_cdf(keeping(x[one], descending[one], np.array([kept]))[0])
+            for kept in range(low[row], high[row] + 1)
+        ]
+        exact = normalised_cdf(keeping(x[one], descending[one], count[one])[0])
+        wrong_cdf = normalised_cdf(wrong_probs[row])
+        edges = np.unique(np.concatenate([[0.0, 1.0], wrong_cdf, exact, *allowed]))
         middle = (edges[:-1] + edges[1:]) / 2
-        differ = np.searchsorted(cdf_right[row], middle, side="right") != np.searchsorted(
-            cdf_wrong[row], middle, side="right"
-        )
-        # uniforms within the margin of one of the rule's bin edges are not judged
-        position = np.searchsorted(cdf_right[row], middle)
-        lower = np.where(position > 0, cdf_right[row][np.maximum(position - 1, 0)], 0.0)
-        upper = cdf_right[row][np.minimum(position, vocab - 1)]
+        token = np.searchsorted(wrong_cdf, middle, side="right")
+        matched = np.zeros(len(middle), dtype=bool)
+        for cdf in allowed:
+            matched |= np.searchsorted(cdf, middle, side="right") == token
+        # uniforms within the margin of a bin edge of the exact distribution are not judged
+        position = np.searchsorted(exact, middle)
+        lower = np.where(position > 0, exact[np.maximum(position - 1, 0)], 0.0)
+        upper = exact[np.minimum(position, vocab - 1)]
         start = np.maximum(edges[:-1], lower + CDF_MARGIN)
         stop = np.minimum(edges[1:], upper - CDF_MARGIN)
-        caught[row] = float((np.maximum(stop - start, 0.0) * differ).sum())
+        caught[row] = float((np.maximum(stop - start, 0.0) * ~matched).sum())
     return caught
 
 
