@@ -27,7 +27,7 @@ from engine.bench import engine_config
 from engine.config import ModelConfig, SamplingParams
 from engine.hardware import detect_hardware
 from engine.llm_engine import LLMEngine
-from engine.sampler import TopKTopPSampler
+from engine.topk_topp_sampler import TopKTopPSampler
 from engine.weights import build_hf_model
 
 SHAPES = {"smollm2-135m-random": 256, "llama-1b-random": 64}  # decode batch for the roofline

@@ -12,11 +12,13 @@ from engine.block_allocator import BlockAllocator
 from engine.config import EngineConfig, ModelConfig, SamplingParams
 from engine.model_runner import ModelRunner
 from engine.prefix_caching_allocator import PrefixCachingAllocator
-from engine.sampler import Sampler, SamplingBatch, TopKTopPSampler
+from engine.rejection_sampler import RejectionSampler
+from engine.sampler import Sampler, SamplingBatch
 from engine.scheduler import Scheduler
 from engine.schedulers import FCFSScheduler, StaticScheduler
 from engine.sequence import Sequence, Status
-from engine.spec_decode import RejectionSampler, Verifier
+from engine.spec_decode import Verifier
+from engine.topk_topp_sampler import TopKTopPSampler
 
 
 @dataclass

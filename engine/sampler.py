@@ -1,4 +1,6 @@
-"""Turn logits into tokens: interface `Sampler` and the reference `TopKTopPSampler`."""
+"""Turn logits into tokens: the `Sampler` interface, its input `SamplingBatch`, and the
+inverse-CDF rule every sampler draws by (the reference implementation is
+`engine/topk_topp_sampler.py`)."""
 
 from __future__ import annotations
 
@@ -42,8 +44,14 @@ class SamplingBatch:
         host[4] = torch.from_numpy(np.asarray(uniforms, dtype=np.float64))
         if torch.device(device).type == "cuda":
             host = host.pin_memory()
-        packed = host.to(device, non_blocking=True)
-        greedy = rows[:, 0] == 0
+        return cls.unpack(host.to(device, non_blocking=True), host)
+
+    @classmethod
+    def unpack(cls, packed: torch.Tensor, host: torch.Tensor | None = None) -> SamplingBatch:
+        """The batch of `packed` `[5, B]` float64 rows (temperature, top_k, top_p, min_p,
+        uniforms), as `pack` writes them; `host` is the same on the CPU when `packed` is not."""
+        host = packed if host is None else host
+        greedy = host[0] == 0
         return cls(
             temperature=packed[0].float(),
             top_k=packed[1].long(),
@@ -52,8 +60,21 @@ class SamplingBatch:
             uniforms=packed[4],
             all_greedy=bool(greedy.all()),
             any_greedy=bool(greedy.any()),
-            any_filter=bool(((rows[:, 1] > 0) | (rows[:, 2] < 1) | (rows[:, 3] > 0)).any()),
+            any_filter=bool(((host[1] > 0) | (host[2] < 1) | (host[3] > 0)).any()),
         )
+
+    def pack(self) -> torch.Tensor:
+        """`[5, B]` float64 on the CPU: temperature, top_k, top_p, min_p and uniforms per row."""
+        columns = (self.temperature, self.top_k, self.top_p, self.min_p, self.uniforms)
+        return torch.stack([column.double().cpu() for column in columns])
+
+
+def sample_inverse_cdf(weights: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """`[B]` int64: per row, the first token whose cumulative weight, summed in token-id order,
+    exceeds `uniforms[row]` times the row's total (the weights need not be normalised)."""
+    cdf = weights.double().cumsum(dim=-1)
+    u = (uniforms * cdf[:, -1]).unsqueeze(1)
+    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=weights.shape[-1] - 1)
 
 
 class Sampler(ABC):
@@ -66,21 +87,29 @@ class Sampler(ABC):
     float32, built in transformers' order (its `generate` is our oracle):
 
     1. temperature: `logits / temperature` (rows with temperature 0 are greedy, see below),
-    2. top-k: keep the `top_k` largest logits (ties at the k-th value may all stay),
+    2. top-k: keep the `top_k` largest logits (ties at the k-th value all stay),
     3. top-p: sort ascending, softmax, cumulative sum; drop tokens whose cumulative
        probability is `<= 1 - top_p`; the most likely token always stays,
     4. min-p: softmax of what is left; drop tokens with probability `< min_p * max probability`,
     5. softmax of what is left.
 
-    `sample(logits, batch)` returns `[B]` int64 token ids: greedy rows (temperature 0) take
-    `argmax(logits)`; the others take the token where the cumulative distribution of
-    `probs` first exceeds `batch.uniforms[row]` (inverse-CDF sampling), so a fixed
-    uniform gives a fixed token and the frequencies follow `probs` exactly.
+    `sample(logits, batch)` returns `[B]` int64 token ids, one fixed token per row and
+    uniform, so a seeded request reproduces in any batch:
+
+    - a greedy row (temperature 0) takes the first index of the largest logit;
+    - any other row takes, with `u = batch.uniforms[row]`, the first token (in token-id
+      order, `0 .. vocab - 1`) whose cumulative probability exceeds `u` times the row's
+      total: `sample_inverse_cdf(probs, batch.uniforms)`. Token `t` is drawn exactly when
+      `u` falls in `[cdf[t - 1], cdf[t])` (normalised), so the frequencies follow `probs`.
+
+    Summed in float32 a cumulative probability may differ from the exact one in its last
+    bits, so a uniform that lies within that rounding of a bin edge may select either
+    neighbour; anything else must give exactly the token the rule gives.
 
     Example::
 
         batch = SamplingBatch.build([SamplingParams(temperature=0.7, top_k=50)], [0.3], "cpu")
-        token = TopKTopPSampler().sample(logits, batch)      # tensor([id])
+        token = MySampler().sample(logits, batch)      # tensor([id])
 
     Plug in a candidate's class with `LLMEngine(..., sampler=MySampler())`.
     """
@@ -93,59 +122,5 @@ class Sampler(ABC):
         greedy = logits.argmax(dim=-1)
         if batch.all_greedy:
             return greedy
-        cdf = self.probs(logits, batch).double().cumsum(dim=-1)
-        u = (batch.uniforms * cdf[:, -1]).unsqueeze(1)
-        sampled = torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=logits.shape[-1] - 1)
+        sampled = sample_inverse_cdf(self.probs(logits, batch), batch.uniforms)
         return torch.where(batch.temperature == 0, greedy, sampled)
-
-
-class TopKTopPSampler(Sampler):
-    """Reference sampler: one descending sort serves top-k, top-p and min-p for the whole batch.
-
-    A batch with no filters (temperature and greedy rows only, the common serving case) is
-    sampled by one fused Triton kernel (`engine.triton_ops.sample_unfiltered`) when `fused`,
-    by default on CUDA: the same inverse-CDF rule without writing probabilities out.
-    """
-
-    fused: bool | None = None
-
-    def __init__(self, fused: bool | None = None):
-        self.fused = fused
-
-    def sample(self, logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
-        fused = logits.is_cuda if self.fused is None else self.fused
-        if fused and not batch.any_filter and not batch.all_greedy:
-            from engine.triton_ops import sample_unfiltered
-
-            return sample_unfiltered(logits, batch.temperature, batch.uniforms)
-        return super().sample(logits, batch)
-
-    def probs(self, logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
-        temperature = torch.where(batch.temperature == 0, 1.0, batch.temperature)
-        logits = logits.float() / temperature[:, None]
-        vocab = logits.shape[-1]
-        if not batch.any_filter:
-            probs = logits.softmax(dim=-1)
-            if not batch.any_greedy:
-                return probs
-            one_hot = torch.nn.functional.one_hot(logits.argmax(-1), vocab).float()
-            return torch.where((batch.temperature == 0)[:, None], one_hot, probs)
-        if batch.any_greedy:
-            greedy = torch.nn.functional.one_hot(logits.argmax(-1), vocab).bool()
-            logits = torch.where((batch.temperature == 0)[:, None] & ~greedy, float("-inf"), logits)
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        ranks = torch.arange(vocab, device=logits.device)
-        k = torch.where(batch.top_k > 0, batch.top_k, vocab).clamp(max=vocab)
-        kth = sorted_logits.gather(1, (k - 1)[:, None])
-        sorted_logits = sorted_logits.masked_fill(sorted_logits < kth, float("-inf"))
-        probs = sorted_logits.softmax(dim=-1)
-        exclusive = probs.cumsum(dim=-1) - probs
-        # Ascending cumulative probability of a token is 1 - (mass strictly above it).
-        drop = (1 - exclusive) <= (1 - batch.top_p)[:, None]
-        drop[:, 0] = False
-        sorted_logits = sorted_logits.masked_fill(drop & (batch.top_p < 1)[:, None], float("-inf"))
-        probs = sorted_logits.softmax(dim=-1)
-        drop = probs < (batch.min_p[:, None] * probs[:, :1])
-        sorted_logits = sorted_logits.masked_fill(drop & (ranks > 0), float("-inf"))
-        probs = sorted_logits.softmax(dim=-1)
-        return torch.empty_like(probs).scatter_(1, order, probs)

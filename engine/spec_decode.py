@@ -1,4 +1,5 @@
-"""Speculative decoding's acceptance rule: interface `Verifier` and `RejectionSampler`."""
+"""Speculative decoding's acceptance rule: the `Verifier` interface (the reference
+implementation is `engine/rejection_sampler.py`)."""
 
 from __future__ import annotations
 
@@ -26,14 +27,21 @@ class Verifier(ABC):
     The rule (Leviathan et al. 2023; Chen et al. 2023), per row, for `i = 0 .. k-1`: with
     `x = draft_tokens[i]`, accept when `uniforms[i] < min(1, p_i(x) / q_i(x))`. At the first
     rejection, stop and emit a token sampled from the residual `max(0, p_i - q_i)` normalised
-    (inverse CDF with `uniforms[k]`). If all `k` are accepted, emit a bonus token sampled from
-    `p_k` the same way. Each emitted token is then distributed exactly as the target's `p`.
-    With one-hot `p` and `q` (greedy), this accepts exactly the draft tokens equal to the
-    target's argmax and emits the target's argmax at the first mismatch.
+    (`p_i` itself if the residual is all zero). If all `k` are accepted, emit a bonus token
+    sampled from `p_k`. "Sampled" is inverse CDF with `u = uniforms[k]`: the first token, in
+    token-id order, whose cumulative weight exceeds `u` times the total weight
+    (`engine.sampler.sample_inverse_cdf`). Each emitted token is then distributed exactly as
+    the target's `p`. With one-hot `p` and `q` (greedy), this accepts exactly the draft tokens
+    equal to the target's argmax and emits the target's argmax at the first mismatch.
+
+    Computed in float32, `p / q` and the cumulative weights may differ from the exact values
+    in their last bits: a uniform that lies within that rounding of a decision (`u` against
+    `p / q`, `u * total` against a cumulative weight) may go either way, and anything else
+    must give exactly the rule's tokens.
 
     Example (greedy, k = 2; the target agrees with the first draft token only)::
 
-        tokens, n = RejectionSampler().verify(draft_tokens, q, p, uniforms)
+        tokens, n = MyVerifier().verify(draft_tokens, q, p, uniforms)
         tokens  # tensor([[d0, t1, -1]]), n = tensor([1])
 
     Plug in a candidate's class with `LLMEngine(..., verifier=MyVerifier())`.
@@ -48,34 +56,3 @@ class Verifier(ABC):
         uniforms: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Accepted draft tokens plus one correction or bonus token per row."""
-
-
-def sample_inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
-    """Token per row where the cumulative of (unnormalised) `probs` first exceeds `u * total`."""
-    cdf = probs.double().cumsum(dim=-1)
-    u = (uniforms * cdf[:, -1]).unsqueeze(1)
-    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=probs.shape[-1] - 1)
-
-
-class RejectionSampler(Verifier):
-    """Reference verifier, vectorised over the batch."""
-
-    def verify(self, draft_tokens, draft_probs, target_probs, uniforms):
-        batch, k = draft_tokens.shape
-        rows = torch.arange(batch, device=draft_tokens.device)
-        p_draft = target_probs[:, :k].gather(2, draft_tokens[..., None]).squeeze(2).double()
-        q_draft = draft_probs.gather(2, draft_tokens[..., None]).squeeze(2).double()
-        accepted = uniforms[:, :k] * q_draft < p_draft
-        num_accepted = accepted.long().cumprod(dim=1).sum(dim=1)
-        residual = (target_probs[:, :k] - draft_probs).clamp_(min=0)
-        residual = torch.cat([residual, target_probs[:, k:]], dim=1)
-        final = residual[rows, num_accepted]
-        empty = final.sum(-1) <= 0
-        final[empty] = target_probs[rows, num_accepted][empty]
-        extra = sample_inverse_cdf(final, uniforms[:, k])
-        tokens = torch.full((batch, k + 1), -1, dtype=torch.int64, device=draft_tokens.device)
-        positions = torch.arange(k + 1, device=draft_tokens.device)
-        keep = positions[None, :k] < num_accepted[:, None]
-        tokens[:, :k] = torch.where(keep, draft_tokens, -1)
-        tokens[rows, num_accepted] = extra
-        return tokens, num_accepted

@@ -27,7 +27,7 @@ from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from grader.harnesses.base import CandidateFailure, Harness, ProblemError, failed_outcome
 from grader.harnesses.channel import message_receive, message_send
@@ -419,10 +419,7 @@ class EngineHarness(Harness):
     sandbox call, check everything, return the call's timing and figures) and :meth:`serve`.
     """
 
-    sandbox_paths = ("engine",)
-    #: the engine's own implementations of the interface: reading them is fine, submitting
-    #: them (or a subclass) is not a solution.
-    engine_classes: ClassVar[tuple[str, ...]] = ()
+    sandbox_paths = ENGINE_DATA_TYPES
 
     def __init__(self, spec: ProblemSpec) -> None:
         super().__init__(spec)
@@ -479,22 +476,6 @@ class EngineHarness(Harness):
 
         return call
 
-    def call(
-        self, session: SandboxSession, request: dict[str, Any], case: dict[str, Any], timed: bool
-    ) -> tuple[dict[str, Any], CallTiming]:
-        """One sandbox request; the reply's own time is checked for shape, never believed more."""
-        reply, outside_ns = session.call(request, self.timeout_s(case))
-        if reply.get("reuses"):
-            raise CandidateFailure(
-                Verdict.POLICY,
-                f"the submitted class is or extends the engine's own {reply['reuses']}; "
-                "write your own implementation of the interface",
-            )
-        elapsed_ns = reply.get("elapsed_ns")
-        if not isinstance(elapsed_ns, int) or elapsed_ns < 0:
-            raise CandidateFailure(Verdict.POLICY, "the sandbox reported no valid time")
-        return reply, CallTiming(elapsed_ns, outside_ns)
-
 
 class PolicyHarness(EngineHarness):
     """An engine kind scored on what its policy decided (``Harness.policy_score``).
@@ -526,15 +507,6 @@ class PolicyHarness(EngineHarness):
     @abstractmethod
     def merit(self, scored: dict[str, Any]) -> PolicyScore:
         """The policy's score from the scored tests' figures, and both sides' figures."""
-
-
-def engine_class_used(entry: Any, names: tuple[str, ...]) -> str | None:
-    """In the sandbox: the engine class among ``names`` that ``entry`` is or extends, if any."""
-    for cls in getattr(entry, "__mro__", ()):
-        name = f"{cls.__module__}.{cls.__qualname__}"
-        if name in names:
-            return name
-    return None
 
 
 @dataclass

@@ -1,44 +1,66 @@
 """The ``sampler`` kind: the candidate's ``Sampler`` turns logits into tokens, row by row.
 
-Both halves draw the same logits, per-row settings and uniforms from one call seed (a fresh
-seed per call, from the secret seed): nothing large crosses the channel but the ``probs``
-output, which comes back through shared memory. The trusted side computes every row's exact
-target distribution in float64 with the problem's ``oracle.py`` (``target_probs``) and checks:
+The trusted side draws every input (logits, per-row settings and one uniform per row, from
+the secret seed) and keeps it; the sandbox receives them through the shared memory and
+returns the candidate's ``probs`` and ``sample`` outputs there, nothing else
+(``grader/harnesses/remote.py``). The trusted side judges each output with the problem's
+``oracle.py`` (exact float64 target, ``target_probs``; the token each uniform selects,
+``sample_expected``): where float32 rounding may move a filter's threshold, either decision
+is accepted, and a uniform within 2e-6 of a bin edge is not judged:
 
 * ``probs``: every value within tolerance of the target, and exactly 0 where the target is 0
   (a token a filter removes must never be drawn); the failing row's settings are named;
-* ``sample`` on the same batch: each token has target probability > 0, greedy rows take an
-  argmax of the logits;
-* ``chisq`` tests: one row repeated thousands of times with fresh uniforms; the token counts
-  must pass a chi-square goodness-of-fit test against the exact target (p above a floor);
-* ``repro`` tests: the same batch twice gives the same tokens, and a shuffled batch gives each
-  row the same token (a row's token depends on its own logits, settings and uniform only);
-* ``engine`` tests: seeded sampling in the engine with the candidate's sampler gives the same
-  tokens as the engine's own sampler.
+* every ``sample`` output, in every test and every timed call: each judged row's token is the
+  one its uniform selects (greedy rows: the first argmax);
+* ``chisq`` tests: one row repeated thousands of times with fresh uniforms; besides each
+  token, the counts must pass a chi-square goodness-of-fit test against the exact target;
+* ``repro`` tests: the same batch twice, then shuffled, in one exchange: every row gets the
+  same token each time (rounding may choose, but must choose the same way);
+* ``engine`` tests: the engine runs in the trusted process with ``RemoteSampler``, which
+  sends each step's logits to the candidate's sampler and checks every token before the
+  engine appends it.
 
-The timed call samples a batch of 256 rows over a 49,152-token vocabulary with mixed settings
-(every token checked against the engine's float32 reference distribution).
+The timed call is ``calls`` back-to-back ``sample`` calls in one exchange, each on a fresh
+batch of 16 rows over a 49,152-token vocabulary (SmolLM2's) with mixed settings, every token
+checked; it is timed by the trusted clock alone, from waking the sandbox to its reply.
+
+Power, computed exactly over the uniforms and averaged over 50 draws of each test's inputs by
+``benchmarks/sampling_power.py`` (all its figures in ``benchmarks/sampling_power.json`` and
+``grader/README.md``): a forgotten or 2%-wrong temperature, a dropped top-k, top-p or min-p
+(or top-p dropped at 0.99 and above only, min-p under top-k only), top-k without its ties, an
+argmax in place of a draw and a last argmax for greedy rows each pass the tests with
+probability below 1e-10. A sampler wrong on the benchmark only is left to the timed calls,
+each of which misses an argmax with probability 5e-7 and a dropped top-p with 0.16.
 """
 
 from __future__ import annotations
 
 import mmap
 import random
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from grader.harnesses import register
 from grader.harnesses.base import clock_ns, oracle_load
+from grader.harnesses.contract import CallTiming
 from grader.harnesses.engine_run import (
     CaseResult,
     EngineHarness,
     drive,
-    engine_class_used,
     fail,
     one_thread,
-    outputs_mismatch,
     random_workload,
     serial_bound,
     tiny_engine,
+)
+from grader.harnesses.remote import (
+    POISON_INT64,
+    Arena,
+    candidate_object,
+    diagnostic,
+    slot_bytes,
+    tensor_view,
+    tensor_write,
 )
 
 if TYPE_CHECKING:
@@ -49,24 +71,33 @@ if TYPE_CHECKING:
 SETTINGS = ("temperature", "top_k", "top_p", "min_p")
 # A correct sampler fails a chi-square test at this p-value once in a million runs.
 CHI_SQUARE_P_FLOOR = 1e-6
+# The engine tests' vocabulary (the tiny model's) and most rows a step samples at once.
+ENGINE_SHAPE = (16, 10240)
 
 
-def batch_inputs(case: dict[str, Any], seed: int) -> tuple[Any, list[dict[str, float]], list]:
-    """(logits [rows, vocab] float32, per-row settings, uniforms) for one call: both halves."""
+def batch_inputs(case: dict[str, Any], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits [rows, vocab] float32, packed settings [5, rows] float64) for one call.
+
+    The packed rows are ``SamplingBatch.pack()``'s: temperature, top_k, top_p, min_p (as the
+    sampler sees them) and the uniforms. Each row draws its settings from the case's lists;
+    a ``chisq`` case repeats one row of logits and one choice of settings.
+    """
     import torch
+
+    from engine.sampler import SamplingBatch
 
     rng = random.Random(seed)
     generator = torch.Generator().manual_seed(seed)
     rows, vocab = int(case["rows"]), int(case["vocab"])
     fill = case.get("fill", "normal")
-    if case.get("mode") == "chisq":
-        logits = (torch.randn(1, vocab, generator=generator) * case.get("scale", 2.0)).expand(
-            rows, vocab
-        )
+    scale = float(case.get("scale", 2.0))
+    repeated = case.get("mode") == "chisq"
+    if repeated:
+        logits = (torch.randn(1, vocab, generator=generator) * scale).expand(rows, vocab)
     elif fill == "ties":
         logits = torch.randint(0, 4, (rows, vocab), generator=generator).float()
     else:
-        logits = torch.randn(rows, vocab, generator=generator) * case.get("scale", 2.0)
+        logits = torch.randn(rows, vocab, generator=generator) * scale
     logits = logits.contiguous()
     if fill == "neg_inf":
         masked = torch.rand(rows, vocab, generator=generator) < 0.7
@@ -74,27 +105,11 @@ def batch_inputs(case: dict[str, Any], seed: int) -> tuple[Any, list[dict[str, f
         logits = logits.masked_fill(masked, float("-inf"))
         logits[0, 1:] = float("-inf")  # one row with a single finite logit
     choices = case["settings"]
-    settings = [{name: rng.choice(choices[name]) for name in SETTINGS} for _ in range(rows)]
-    if case.get("mode") == "chisq":
-        settings = [settings[0]] * rows
-    uniforms = [rng.random() for _ in range(rows)]
-    return logits, settings, uniforms
-
-
-def sampling_batch(settings: list[dict[str, float]], uniforms: list[float]) -> Any:
-    from engine.config import SamplingParams
-    from engine.sampler import SamplingBatch
-
-    params = [
-        SamplingParams(
-            temperature=float(s["temperature"]),
-            top_k=int(s["top_k"]),
-            top_p=float(s["top_p"]),
-            min_p=float(s["min_p"]),
-        )
-        for s in settings
-    ]
-    return SamplingBatch.build(params, uniforms, "cpu")
+    drawn = 1 if repeated else rows
+    settings = [[float(rng.choice(choices[name])) for _ in range(drawn)] for name in SETTINGS]
+    packed = torch.tensor(settings, dtype=torch.float64).expand(4, rows)
+    uniforms = torch.tensor([rng.random() for _ in range(rows)], dtype=torch.float64)
+    return logits, SamplingBatch.unpack(torch.cat([packed, uniforms[None]])).pack()
 
 
 def chi_square(counts: list[int], probs: list[float]) -> tuple[float, int, float]:
@@ -123,82 +138,137 @@ def chi_square(counts: list[int], probs: list[float]) -> tuple[float, int, float
     return statistic, dof, p_value
 
 
-def describe(settings: dict[str, float]) -> str:
-    return ", ".join(f"{name} {settings[name]}" for name in SETTINGS)
+def describe(packed: torch.Tensor, row: int) -> str:
+    """A row's settings in words, e.g. ``temperature 0.7, top_k 0, top_p 0.9, min_p 0``."""
+    values = packed[:4, row].tolist()
+    return ", ".join(f"{name} {value:g}" for name, value in zip(SETTINGS, values, strict=True))
+
+
+@dataclass
+class Sampled:
+    """One exchange's outputs, read back and judged: tokens (and probs) per call."""
+
+    tokens: list[torch.Tensor] = field(default_factory=list)
+    probs: list[torch.Tensor | None] = field(default_factory=list)
+    rows: int = 0
+    judged: int = 0
 
 
 @register
 class SamplerHarness(EngineHarness):
     kind = "sampler"
-    version = "1"
-    engine_classes = ("engine.sampler.TopKTopPSampler",)
+    version = "2"
+    # The interface and its data types; the engine's own sampler is not there to import.
+    sandbox_paths = ("engine/__init__.py", "engine/config.py", "engine/sampler.py")
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
-        self.target_probs = oracle_load(spec.oracle_code, ("target_probs",))["target_probs"]
+        oracle = oracle_load(spec.oracle_code, ("target_probs", "sample_expected"))
+        self.target_probs = oracle["target_probs"]
+        self.sample_expected = oracle["sample_expected"]
 
     def shared_bytes(self) -> int:
-        sizes = [
-            int(case["rows"]) * int(case["vocab"]) * 4
-            for case in self.spec.tests
-            if case.get("mode", "probs") == "probs"
-        ]
-        return max([mmap.PAGESIZE, *sizes])
+        sizes = [self._exchange_bytes(*ENGINE_SHAPE, calls=1, with_probs=True)]
+        for case in [*self.spec.tests, self.spec.benchmark]:
+            if case.get("mode") == "engine":
+                continue
+            calls = 3 if case.get("mode") == "repro" else int(case.get("calls", 1))
+            rows, vocab = int(case["rows"]), int(case["vocab"])
+            sizes.append(self._exchange_bytes(rows, vocab, calls, case.get("mode") == "probs"))
+        return max(sizes)
+
+    @staticmethod
+    def _exchange_bytes(rows: int, vocab: int, calls: int, with_probs: bool) -> int:
+        one = slot_bytes("float32", rows, vocab) + slot_bytes("float64", 5, rows)
+        one += slot_bytes("int64", rows) + with_probs * slot_bytes("float32", rows, vocab)
+        return calls * one
 
     def run_case(
         self, session: SandboxSession, case: dict[str, Any], rng: random.Random, timed: bool
     ) -> CaseResult:
-        mode = case.get("mode", "probs")
-        seed = rng.randrange(2**62)
-        if mode == "engine":
-            return self._engine_case(session, case, rng, timed)
-        logits, settings, uniforms = batch_inputs(case, seed)
-        request = {"op": mode, "case": case, "seed": seed}
-        if mode == "probs":
-            session.shared[: logits.numel() * 4] = b"\xff" * (logits.numel() * 4)  # NaN bytes
-        reply, timing = self.call(session, request, case, timed)
-        tokens = self._tokens(reply, len(settings))
-        if mode == "timed":
-            self._check_support(tokens, logits, settings, self._float32_target(logits, settings))
-            return CaseResult(timing)
-        if mode == "chisq":  # one row repeated: its target once
-            want = self.target_probs(logits[:1].double(), settings[:1]).expand(logits.shape)
-        else:
-            want = self.target_probs(logits.double(), settings)
-        if mode == "probs":
-            self._check_probs(session, logits, settings, want)
-        self._check_support(tokens, logits, settings, want)
-        if mode == "chisq":
-            return self._check_chi_square(timing, tokens, want[0].tolist(), settings[0])
-        if mode == "repro":
-            self._check_repro(reply, tokens)
-        return CaseResult(timing)
-
-    def _tokens(self, reply: dict[str, Any], rows: int) -> list[int]:
-        if reply.get("error"):
-            raise fail(str(reply["error"]))
-        tokens = reply.get("tokens")
-        if not isinstance(tokens, list) or len(tokens) != rows:
-            raise fail(f"sample() returned {type(tokens).__name__}; expected {rows} token ids")
-        return tokens
-
-    def _float32_target(self, logits, settings) -> torch.Tensor:
-        from engine.sampler import TopKTopPSampler
-
+        # One thread: in a shared worker a second one spinning for work tripled the CPU time
+        # of drawing and judging the inputs.
         with one_thread():
-            return TopKTopPSampler().probs(logits, sampling_batch(settings, [0.5] * len(settings)))
+            return self._run_case(session, case, rng, timed)
 
-    def _check_probs(self, session, logits, settings, want) -> None:
+    def _run_case(
+        self, session: SandboxSession, case: dict[str, Any], rng: random.Random, timed: bool
+    ) -> CaseResult:
+        mode = case.get("mode", "probs")
+        if mode == "engine":
+            return self._engine_case(session, case, rng)
+        calls = int(case.get("calls", 1))
+        batches = [batch_inputs(case, rng.randrange(2**62)) for _ in range(calls)]
+        logits, packed = batches[0]
+        if mode == "repro":
+            permutation = list(range(logits.shape[0]))
+            rng.shuffle(permutation)
+            batches = [(logits, packed)] * 2 + [(logits[permutation], packed[:, permutation])]
+        sampled = Sampled()
+        timing = self.sample_checked(session, case, batches, mode == "probs", sampled)
+        details = {"rows_judged": sampled.judged, "rows": sampled.rows}
+        if mode == "chisq":
+            return self._check_chi_square(timing, sampled.tokens[0], logits, packed, details)
+        if mode == "repro":
+            self._check_repro(sampled.tokens, permutation)
+        return CaseResult(timing, self._judged_note(sampled), details)
+
+    @staticmethod
+    def _judged_note(sampled: Sampled) -> str:
+        return (
+            f"{sampled.judged} of {sampled.rows} sampled rows judged, each the token its "
+            "uniform selects (the others lie within float32 rounding of a decision)"
+        )
+
+    def sample_checked(
+        self,
+        session: SandboxSession,
+        case: dict[str, Any],
+        batches: list[tuple[torch.Tensor, torch.Tensor]],
+        with_probs: bool,
+        sampled: Sampled,
+    ) -> CallTiming:
+        """One exchange: ``sample`` (and ``probs``) on each batch in turn, in the sandbox; every
+        output is read back and judged here. Fills ``sampled``; raises CandidateFailure."""
+        arena = Arena(session)
+        calls = []
+        for logits, packed in batches:
+            rows, vocab = logits.shape
+            call = {
+                "logits": arena.put(logits),
+                "batch": arena.put(packed),
+                "tokens": arena.output("int64", rows),
+            }
+            if with_probs:
+                call["probs"] = arena.output("float32", rows, vocab)
+            calls.append(call)
+        reply, timing = arena.exchange("sample", calls, self.timeout_s(case))
+        for index, ((logits, packed), call) in enumerate(zip(batches, calls, strict=True)):
+            note = diagnostic(reply, index)
+            if with_probs:
+                probs = arena.read(call["probs"])
+                self._check_probs(probs, logits, packed, note)
+                sampled.probs.append(probs)
+            tokens = arena.read(call["tokens"])
+            sampled.judged += self._check_tokens(tokens, logits, packed, note)
+            sampled.rows += len(tokens)
+            sampled.tokens.append(tokens)
+        return timing
+
+    def _check_probs(self, got, logits, packed, note: str) -> None:
         import torch
 
         rows, vocab = logits.shape
-        got = torch.frombuffer(bytearray(session.shared[: rows * vocab * 4]), dtype=torch.float32)
-        got = got.reshape(rows, vocab).double()
+        want, unsure = (torch.from_numpy(a) for a in self.target_probs(logits, packed[:4].T))
+        got = got.double()
         tolerance = self.spec.tolerance.get("float32", {"rtol": 1e-4, "atol": 1e-6})
         bad = ~((got - want).abs() <= tolerance["atol"] + tolerance["rtol"] * want)
         bad |= (want == 0) & (got != 0)
+        bad &= ~unsure[:, None]
         if not bool(bad.any()):
             return
+        if bool(got.isnan().all()):
+            raise fail(f"probs() gave no output{': ' + note if note else ''}")
         # a token kept that the filters remove (or the reverse) is the root cause: name it first
         support = bad & ((want == 0) != (got == 0))
         row, token = (int(i) for i in (support if bool(support.any()) else bad).nonzero()[0])
@@ -208,125 +278,128 @@ class SamplerHarness(EngineHarness):
             (False, True): " (the filters keep it)",
         }.get((float(want[row, token]) == 0, float(got[row, token]) == 0), "")
         raise fail(
-            f"probs row {row} ({describe(settings[row])}): token {token} (logit rank "
+            f"probs row {row} ({describe(packed, row)}): token {token} (logit rank "
             f"{order.index(token) + 1} of {vocab}) has probability {float(got[row, token]):.6g}, "
             f"expected {float(want[row, token]):.6g}{why}; {int(bad[row].sum())} tokens of this "
             f"row and {int(bad.any(dim=1).sum())} rows are wrong"
         )
 
-    def _check_support(self, tokens, logits, settings, want) -> None:
-        vocab = logits.shape[1]
-        for row, token in enumerate(tokens):
-            if not isinstance(token, int) or not 0 <= token < vocab:
-                raise fail(f"sample() row {row}: token {token!r} is not a token id")
-            if settings[row]["temperature"] == 0:
-                if logits[row, token] != logits[row].max():
-                    raise fail(
-                        f"sample() row {row} (temperature 0, greedy): token {token} is not the "
-                        f"argmax of the logits ({int(logits[row].argmax())})"
-                    )
-            elif want[row, token] <= 0:
-                raise fail(
-                    f"sample() row {row} ({describe(settings[row])}): drew token {token}, "
-                    "which the filters remove (target probability 0)"
-                )
+    def _check_tokens(self, tokens, logits, packed, note: str) -> int:
+        """Each judged row's token is the one its uniform selects (under any filtering float32
+        rounding allows); returns the rows judged."""
+        import torch
 
-    def _check_chi_square(self, timing, tokens, probs, settings) -> CaseResult:
+        rows, vocab = logits.shape
+        if bool((tokens == POISON_INT64).all()):
+            raise fail(f"sample() gave no tokens{': ' + note if note else ''}")
+        outside = (tokens < 0) | (tokens >= vocab)
+        if bool(outside.any()):
+            row = int(outside.nonzero()[0])
+            raise fail(f"sample() row {row}: token {int(tokens[row])} is not a token id")
+        want, allowed, judged = (
+            torch.from_numpy(a) for a in self.sample_expected(logits, packed[:4].T, packed[4])
+        )
+        wrong = judged & (tokens[:, None] != allowed).all(dim=1)
+        if not bool(wrong.any()):
+            return int(judged.sum())
+        row = int(wrong.nonzero()[0])
+        got, token = int(tokens[row]), int(want[row])
+        tally = f"{int(wrong.sum())} of {int(judged.sum())} judged rows differ"
+        if float(packed[0, row]) == 0:
+            raise fail(
+                f"sample() row {row} (temperature 0, greedy): drew token {got}; the first "
+                f"argmax of the logits is token {token}; {tally}"
+            )
+        probs, _ = self.target_probs(logits[row : row + 1], packed[:4, row : row + 1].T)
+        cdf = probs[0].cumsum()
+
+        def bin_of(t: int) -> str:
+            return f"[{(cdf[t - 1] if t else 0.0) / cdf[-1]:.6f}, {cdf[t] / cdf[-1]:.6f})"
+
+        drew = "which the filters remove" if probs[0, got] == 0 else f"whose bin is {bin_of(got)}"
+        others = sorted(set(allowed[row].tolist()) - {token})
+        rounding = f" (or {others}, which rounding of a filter's threshold allows)" * bool(others)
+        raise fail(
+            f"sample() row {row} ({describe(packed, row)}): uniform {float(packed[4, row]):.6f} "
+            f"selects token {token}{rounding}, whose bin of the cumulative distribution (in "
+            f"token-id order) is {bin_of(token)}; the sampler drew token {got}, {drew}; {tally}"
+        )
+
+    def _check_chi_square(self, timing, tokens, logits, packed, details) -> CaseResult:
+        probs, _ = self.target_probs(logits[:1], packed[:4, :1].T)
+        probs = probs[0].tolist()
         counts = [0] * len(probs)
-        for token in tokens:
+        for token in tokens.tolist():
             counts[token] += 1
         statistic, dof, p_value = chi_square(counts, probs)
-        details = {"chi_square": round(statistic, 2), "dof": dof, "p_value": p_value}
+        details |= {"chi_square": round(statistic, 2), "dof": dof, "p_value": p_value}
         if p_value < CHI_SQUARE_P_FLOOR:
-            worst = max(
-                range(len(probs)),
-                key=lambda t: abs(counts[t] - len(tokens) * probs[t]),
-            )
+            worst = max(range(len(probs)), key=lambda t: abs(counts[t] - len(tokens) * probs[t]))
             raise fail(
-                f"sampled frequencies differ from the target distribution ({describe(settings)}): "
-                f"chi-square {statistic:.1f} on {dof} degrees of freedom, p = {p_value:.3g}; "
-                f"token {worst} was drawn {counts[worst]} times in {len(tokens)}, expected "
-                f"{len(tokens) * probs[worst]:.1f}",
+                f"sampled frequencies differ from the target distribution "
+                f"({describe(packed, 0)}): chi-square {statistic:.1f} on {dof} degrees of "
+                f"freedom, p = {p_value:.3g}; token {worst} was drawn {counts[worst]} times in "
+                f"{len(tokens)}, expected {len(tokens) * probs[worst]:.1f}",
                 **details,
             )
-        return CaseResult(timing, f"chi-square p = {p_value:.3g} over {len(tokens)} draws", details)
+        message = f"chi-square p = {p_value:.3g} over {len(tokens)} draws"
+        return CaseResult(timing, message, details)
 
-    def _check_repro(self, reply, tokens) -> None:
-        again, permutation, shuffled = reply.get("again"), reply.get("permutation"), None
-        if again != tokens:
-            raise fail("the same batch sampled twice gave different tokens")
-        shuffled = reply.get("shuffled")
-        if not isinstance(permutation, list) or not isinstance(shuffled, list):
-            raise fail("the sandbox returned no shuffled batch")
+    @staticmethod
+    def _check_repro(tokens: list[torch.Tensor], permutation: list[int]) -> None:
+        first, again, shuffled = (t.tolist() for t in tokens)
+        if again != first:
+            row = next(r for r, (a, b) in enumerate(zip(first, again, strict=True)) if a != b)
+            raise fail(
+                f"the same batch sampled twice gave different tokens: row {row} drew "
+                f"{first[row]}, then {again[row]}"
+            )
         for position, row in enumerate(permutation):
-            if shuffled[position] != tokens[row]:
+            if shuffled[position] != first[row]:
                 raise fail(
-                    f"row {row} drew token {tokens[row]}, but the same row (same logits, "
+                    f"row {row} drew token {first[row]}, but the same row (same logits, "
                     f"settings and uniform) at position {position} of a shuffled batch drew "
                     f"{shuffled[position]}: a row's token must depend on that row only"
                 )
 
-    def _engine_case(self, session, case, rng, timed) -> CaseResult:
-        config = {"block_size": 16, "num_kv_blocks": 256, "max_num_seqs": 16}
+    def _engine_case(self, session, case, rng) -> CaseResult:
+        """The engine in this process samples every token with the candidate's sampler."""
+        from grader.harnesses.remote_sampling import RemoteSampler
+
+        config = {"block_size": 16, "num_kv_blocks": 256, "max_num_seqs": ENGINE_SHAPE[0]}
         requests = random_workload(case, rng)
-        max_steps = serial_bound(requests, 8192)
-        with one_thread():
-            engine = tiny_engine(config)
-            expected = drive(engine, requests, max_steps, clock_ns)["outputs"]
-        request = {"op": "engine", "config": config, "requests": requests, "max_steps": max_steps}
-        reply, timing = self.call(session, request, case, timed)
-        outputs = reply.get("outputs")
-        if not isinstance(outputs, dict):
-            raise fail("the sandbox returned no outputs")
-        wrong = outputs_mismatch(
-            outputs, {rid: out["tokens"] for rid, out in expected.items()}, requests
-        )
-        if wrong:
-            raise fail(wrong.replace("greedy decoding", "the engine's own sampler, same seeds"))
-        return CaseResult(timing, "seeded tokens equal the engine's own sampler's")
+        sampled, elapsed_ns = Sampled(), 0
+
+        def sample(logits, packed, with_probs: bool):
+            nonlocal elapsed_ns
+            calls = len(sampled.tokens)
+            timing = self.sample_checked(
+                session, case, [(logits.float(), packed)], with_probs, sampled
+            )
+            elapsed_ns += timing.outside_ns
+            return sampled.tokens[calls], sampled.probs[calls] if with_probs else None
+
+        engine = tiny_engine(config, sampler=RemoteSampler(sample))
+        drive(engine, requests, serial_bound(requests, 8192), clock_ns)
+        timing = CallTiming(0, elapsed_ns)
+        details = {"rows_judged": sampled.judged, "rows": sampled.rows}
+        return CaseResult(timing, f"in the engine: {self._judged_note(sampled)}", details)
 
     @staticmethod
     def serve(entry: Any, request: dict[str, Any], shared: mmap.mmap) -> dict[str, Any]:
-        reused = engine_class_used(entry, SamplerHarness.engine_classes)
-        if reused:
-            return {"ok": True, "elapsed_ns": 0, "reuses": reused}
-        sampler = entry()
-        if request["op"] == "engine":
-            engine = tiny_engine(request["config"], sampler=sampler)
-            return {
-                "ok": True,
-                **drive(engine, request["requests"], request["max_steps"], clock_ns),
-            }
-        return _serve_batch(sampler, request, shared)
+        from engine.sampler import SamplingBatch
 
-
-def _serve_batch(sampler: Any, request: dict[str, Any], shared: mmap.mmap) -> dict[str, Any]:
-    import torch
-
-    logits, settings, uniforms = batch_inputs(request["case"], request["seed"])
-    batch = sampling_batch(settings, uniforms)
-    reply: dict[str, Any] = {"ok": True}
-    if request["op"] == "probs":
-        probs = sampler.probs(logits.clone(), batch)
-        if type(probs) is not torch.Tensor or probs.shape != logits.shape:
-            shape = list(getattr(probs, "shape", []))
-            return reply | {
-                "elapsed_ns": 0,
-                "error": f"probs() returned {type(probs).__name__} of shape {shape}; expected "
-                f"a torch.Tensor of shape {list(logits.shape)}",
-            }
-        view = torch.frombuffer(shared, dtype=torch.float32, count=logits.numel())
-        view.copy_(probs.detach().reshape(-1).float())
-    start_ns = clock_ns()
-    tokens = sampler.sample(logits, batch)
-    elapsed_ns = clock_ns() - start_ns
-    reply |= {"elapsed_ns": elapsed_ns, "tokens": [int(t) for t in tokens.tolist()]}
-    if request["op"] == "repro":
-        reply["again"] = [int(t) for t in sampler.sample(logits, batch).tolist()]
-        permutation = torch.randperm(len(settings), generator=torch.Generator().manual_seed(1))
-        shuffled = sampling_batch(
-            [settings[i] for i in permutation.tolist()], [uniforms[i] for i in permutation.tolist()]
-        )
-        reply["permutation"] = permutation.tolist()
-        reply["shuffled"] = [int(t) for t in sampler.sample(logits[permutation], shuffled).tolist()]
-    return reply
+        sampler = candidate_object(entry)
+        errors = []
+        for call in request["calls"]:
+            logits = tensor_view(shared, call["logits"])
+            batch = SamplingBatch.unpack(tensor_view(shared, call["batch"]))
+            error = None
+            if "probs" in call:
+                error = tensor_write(
+                    shared, call["probs"], sampler.probs(logits.clone(), batch), "probs()"
+                )
+            tokens = sampler.sample(logits, batch)
+            error = tensor_write(shared, call["tokens"], tokens, "sample()") or error
+            errors.append(error)
+        return {"ok": True, "errors": errors}

@@ -1,63 +1,93 @@
 """The ``verifier`` kind: the candidate's speculative-decoding ``Verifier`` (rejection sampling).
 
-Both halves draw the same draft and target distributions, draft tokens and uniforms from one
-call seed. The trusted side applies the rule in float64 with the problem's ``oracle.py``
-(``verify_expected``) and checks:
+The trusted side draws the draft and target distributions, draft tokens and uniforms from the
+secret seed and keeps them; the sandbox receives them through the shared memory and returns
+the candidate's ``tokens`` and ``num_accepted`` there, nothing else
+(``grader/harnesses/remote.py``). The trusted side judges every row of every call:
 
-* ``exact`` tests: every row's accepted count and tokens equal the rule's for the same
-  uniforms (rows whose uniform lies within float32 rounding of a decision are not judged);
-  inputs include greedy (one-hot) rows, ``p == q``, draft tokens the target forbids, ``k = 1``;
-* ``chisq`` tests: one (p, q) pair repeated 20,000 times with draft tokens drawn from q and
-  fresh uniforms; the first emitted token must follow the target p (chi-square test);
-* ``engine`` tests: the engine with speculative decoding (the target's first layer as the
-  draft) and the candidate's verifier gives exactly the greedy tokens of plain decoding at
-  temperature 0, and, seeded at temperature 0.8, the tokens of the engine's own verifier; a
-  ``score`` test also reports the acceptance rate and the speed-up over plain decoding
-  measured in the same sandbox, next to the reference verifier's acceptance rate.
+* its shape, always: the first ``num_accepted`` tokens are the drafts, then one token with
+  positive weight in the distribution it is drawn from (the residual ``max(0, p - q)`` at a
+  rejection, ``p_k`` after ``k`` acceptances), then ``-1``;
+* the rule, on every row no float32 rounding can change: the same ``num_accepted`` and tokens
+  as the problem's ``oracle.py`` (``verify_expected``, float64) for the same uniforms. A row
+  whose uniform lies within 1e-5 (relative) of ``p / q`` or within 2e-6 of the total from a
+  bin edge of the inverse CDF is not judged, in the tests and in the timed calls alike.
 
-The timed call is one end-to-end speculative run of a seeded workload (its tokens checked),
-so the score is the candidate's end-to-end speed relative to the reference's.
+Tests: ``exact`` (greedy one-hot rows, ``p == q``, draft tokens the target forbids, ``k = 1``,
+a 32,000-token vocabulary), ``chisq`` (one (p, q) pair repeated 20,000 times with draft tokens
+drawn from q and fresh uniforms: every row judged, and the first emitted token must follow the
+target p by a chi-square test), and ``engine``: the engine runs in the trusted process with
+``RemoteVerifier``, which sends every verification to the candidate's verifier and judges it
+before the engine appends its tokens. At temperature 0 the tokens must be plain greedy
+decoding's; the ``score`` test reports the acceptance rate and tokens per verification as the
+trusted engine counted them, next to the engine's own verifier's on the same workload, and the
+speed-up over plain decoding timed by the trusted clock.
+
+The timed call is ``calls`` back-to-back ``verify`` calls in one exchange, each on fresh
+inputs (16 rows, 4 drafts, 32,000 tokens: :func:`rolled_inputs`), every row judged; it is timed
+by the trusted clock alone, from waking the sandbox to its reply.
 """
 
 from __future__ import annotations
 
 import mmap
 import random
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from grader.harnesses import register
 from grader.harnesses.base import clock_ns, oracle_load
+from grader.harnesses.contract import CallTiming
 from grader.harnesses.engine_run import (
     CaseResult,
     EngineHarness,
     drive,
-    engine_class_used,
-    expected_tokens,
     fail,
     one_thread,
-    outputs_mismatch,
     random_workload,
     serial_bound,
     tiny_engine,
 )
 from grader.harnesses.engine_sampler import CHI_SQUARE_P_FLOOR, chi_square
+from grader.harnesses.remote import (
+    POISON_INT64,
+    Arena,
+    candidate_object,
+    diagnostic,
+    slot_bytes,
+    tensor_view,
+    tensor_write,
+)
 
 if TYPE_CHECKING:
+    import torch
+
     from grader.sandbox import SandboxSession
 
+# The engine tests' speculative tokens per step and vocabulary (the tiny model's); the engine
+# verifies one sequence per call.
+ENGINE_K, ENGINE_VOCAB = 3, 10240
 
-def verify_inputs(case: dict[str, Any], seed: int) -> tuple[Any, Any, Any, Any]:
+Inputs = tuple["torch.Tensor", "torch.Tensor", "torch.Tensor", "torch.Tensor"]
+
+
+def verify_inputs(case: dict[str, Any], seed: int) -> Inputs:
     """(draft_tokens [B, k], draft_probs [B, k, V], target_probs [B, k + 1, V], uniforms)."""
     import torch
+
+    from engine.sampler import sample_inverse_cdf
 
     generator = torch.Generator().manual_seed(seed)
     rows, k, vocab = int(case["rows"]), int(case["k"]), int(case["vocab"])
     fill = case.get("fill", "random")
     shape_rows = 1 if case.get("mode") == "chisq" else rows
     scale = float(case.get("scale", 2.0))
-    target_logits = torch.randn(shape_rows, k + 1, vocab, generator=generator) * scale
-    noise = torch.randn(shape_rows, k, vocab, generator=generator) * scale
-    draft_logits = target_logits[:, :k] + float(case.get("mismatch", 1.0)) * noise
+    # in place: every temporary of this size is fresh memory, and its page faults cost more
+    # than drawing it
+    target_logits = torch.randn(shape_rows, k + 1, vocab, generator=generator).mul_(scale)
+    draft_logits = torch.randn(shape_rows, k, vocab, generator=generator)
+    draft_logits.mul_(scale * float(case.get("mismatch", 1.0))).add_(target_logits[:, :k])
     if fill == "onehot":
         agree = torch.rand(shape_rows, k, generator=generator) < 0.7
         target_top = target_logits.argmax(-1)
@@ -68,10 +98,15 @@ def verify_inputs(case: dict[str, Any], seed: int) -> tuple[Any, Any, Any, Any]:
         target, draft = target_logits.softmax(-1), draft_logits.softmax(-1)
         if fill == "equal":
             draft = target[:, :k].clone()
+    # draft tokens drawn from q (by inverse CDF: torch.multinomial takes seconds for 20,000 rows)
+    draws = torch.rand(rows * k, generator=generator, dtype=torch.float64)
+    if shape_rows == rows:
+        tokens = sample_inverse_cdf(draft.reshape(-1, vocab), draws).reshape(rows, k)
+    else:  # one row repeated: its cumulative distribution once
+        tokens = sample_inverse_cdf(draft[0].repeat(rows, 1), draws).reshape(rows, k)
     if case.get("mode") == "chisq":
         target = target.expand(rows, k + 1, vocab).contiguous()
         draft = draft.expand(rows, k, vocab).contiguous()
-    tokens = torch.multinomial(draft.reshape(-1, vocab), 1, generator=generator).reshape(rows, k)
     if fill == "forbidden":
         # the target gives some draft tokens probability 0
         forbid = torch.rand(rows, k, generator=generator) < 0.5
@@ -82,182 +117,318 @@ def verify_inputs(case: dict[str, Any], seed: int) -> tuple[Any, Any, Any, Any]:
     return tokens, draft.contiguous(), target.contiguous(), uniforms
 
 
+def rolled_inputs(pool: Inputs, rows: int, seed: int) -> Inputs:
+    """Fresh inputs from a pool of drawn distributions, for a fifth of the cost of drawing them:
+    ``rows`` of its rows at random, each rolled along the vocabulary by its own random shift,
+    with fresh draft tokens drawn from q and fresh uniforms. No two calls see the same tensors,
+    and knowing the pool saves a verifier nothing: a rolled row's sums are new sums."""
+    import torch
+
+    from engine.sampler import sample_inverse_cdf
+
+    _, pool_draft, pool_target, _ = pool
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(pool_draft.shape[0], generator=generator)[:rows].tolist()
+    k, vocab = pool_draft.shape[1:]
+    shifts = torch.randint(vocab, (rows,), generator=generator).tolist()
+    draft = torch.stack([pool_draft[r].roll(s, -1) for r, s in zip(chosen, shifts, strict=True)])
+    target = torch.stack([pool_target[r].roll(s, -1) for r, s in zip(chosen, shifts, strict=True)])
+    draws = torch.rand(rows * k, generator=generator, dtype=torch.float64)
+    tokens = sample_inverse_cdf(draft.reshape(-1, vocab), draws).reshape(rows, k)
+    uniforms = torch.rand(rows, k + 1, generator=generator, dtype=torch.float64)
+    return tokens, draft, target, uniforms
+
+
+def exchange_bytes(rows: int, k: int, vocab: int, calls: int) -> int:
+    """Shared memory one exchange of ``calls`` verifications of this size takes."""
+    one = slot_bytes("int64", rows, k) + slot_bytes("float32", rows, k, vocab)
+    one += slot_bytes("float32", rows, k + 1, vocab) + slot_bytes("float64", rows, k + 1)
+    one += slot_bytes("int64", rows, k + 1) + slot_bytes("int64", rows)
+    return calls * one
+
+
+@dataclass
+class Verified:
+    """One case's verifications, read back and judged: outputs per call, rows judged."""
+
+    tokens: list[torch.Tensor] = field(default_factory=list)
+    num_accepted: list[torch.Tensor] = field(default_factory=list)
+    rows: int = 0
+    judged: int = 0
+
+
 @register
 class VerifierHarness(EngineHarness):
     kind = "verifier"
-    version = "1"
-    engine_classes = ("engine.spec_decode.RejectionSampler",)
+    version = "2"
+    # The interfaces and data types (the engine's own verifier is not there to import).
+    sandbox_paths = (
+        "engine/__init__.py",
+        "engine/config.py",
+        "engine/sampler.py",
+        "engine/spec_decode.py",
+    )
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
-        self.verify_expected = oracle_load(spec.oracle_code, ("verify_expected",))[
-            "verify_expected"
-        ]
+        oracle = oracle_load(spec.oracle_code, ("verify_expected", "emitted_weights"))
+        self.verify_expected = oracle["verify_expected"]
+        self.emitted_weights = oracle["emitted_weights"]
+        #: a case's drawn distributions, for cases that take their rows from a pool
+        self.pools: dict[str, Inputs] = {}
+
+    def shared_bytes(self) -> int:
+        sizes = [exchange_bytes(1, ENGINE_K, ENGINE_VOCAB, 1)]
+        for case in [*self.spec.tests, self.spec.benchmark]:
+            if case.get("mode") != "engine":
+                rows, k, vocab = int(case["rows"]), int(case["k"]), int(case["vocab"])
+                sizes.append(exchange_bytes(rows, k, vocab, int(case.get("calls", 1))))
+        return max(sizes)
 
     def run_case(
         self, session: SandboxSession, case: dict[str, Any], rng: random.Random, timed: bool
     ) -> CaseResult:
-        mode = case.get("mode", "exact")
-        if mode == "engine":
-            return self._engine_case(session, case, rng, timed)
-        seed = rng.randrange(2**62)
-        request = {"op": "verify", "case": case, "seed": seed}
-        reply, timing = self.call(session, request, case, timed)
-        draft_tokens, draft, target, uniforms = verify_inputs(case, seed)
-        rows, k = draft_tokens.shape
-        tokens, accepted = reply.get("tokens"), reply.get("num_accepted")
-        if (
-            not isinstance(tokens, list)
-            or len(tokens) != rows
-            or any(not isinstance(row, list) or len(row) != k + 1 for row in tokens)
-            or not isinstance(accepted, list)
-            or len(accepted) != rows
-        ):
-            raise fail(f"verify() must return tokens [{rows}, {k + 1}] and num_accepted [{rows}]")
-        if mode == "chisq":
-            return self._chi_square(timing, tokens, target[0, 0].tolist())
-        want_tokens, want_accepted, ambiguous = self.verify_expected(
-            draft_tokens, draft, target, uniforms
-        )
-        judged = 0
-        for row in range(rows):
-            if ambiguous[row]:
-                continue
-            judged += 1
-            self._check_row(row, tokens[row], accepted[row], want_tokens[row], want_accepted[row],
-                            draft_tokens, draft, target, uniforms)  # fmt: skip
-        return CaseResult(timing, details={"rows_judged": judged, "rows": rows})
+        # One thread: in a shared worker a second one spinning for work tripled the CPU time
+        # of drawing and judging the inputs.
+        with one_thread():
+            return self._run_case(session, case, rng, timed)
 
-    def _check_row(self, row, got, got_accepted, want, want_accepted, draft_tokens, q, p, u):
-        k = draft_tokens.shape[1]
-        if got_accepted != want_accepted:
-            i = min(got_accepted, want_accepted) if isinstance(got_accepted, int) else 0
-            if i < k:
-                x = int(draft_tokens[row, i])
-                px, qx = float(p[row, i, x]), float(q[row, i, x])
-                verdict = "accepted" if want_accepted > i else "rejected"
-                raise fail(
-                    f"row {row}: draft token {i} (id {x}) has p = {px:.4g}, q = {qx:.4g}, "
-                    f"uniform {float(u[row, i]):.4g}, so it must be {verdict} (accept when "
-                    f"u < min(1, p/q) = {min(1.0, px / qx) if qx else 1.0:.4g}); the verifier "
-                    f"accepted {got_accepted} of {k} drafts, the rule accepts {want_accepted}"
-                )
-            raise fail(f"row {row}: num_accepted is {got_accepted!r}, expected {want_accepted}")
-        if got != want:
-            emitted = want[want_accepted]
-            where = (
-                f"the bonus token after all {k} drafts were accepted (sampled from p_{k})"
-                if want_accepted == k
-                else f"the token after rejecting draft {want_accepted} (sampled from the "
-                "residual max(0, p - q), normalised)"
+    def _run_case(
+        self, session: SandboxSession, case: dict[str, Any], rng: random.Random, timed: bool
+    ) -> CaseResult:
+        if case.get("mode") == "engine":
+            return self._engine_case(session, case, rng)
+        inputs = [self._inputs(case, rng) for _ in range(int(case.get("calls", 1)))]
+        verified = Verified()
+        timing = self.verify_checked(session, case, inputs, verified)
+        details = {"rows_judged": verified.judged, "rows": verified.rows}
+        if case.get("mode") == "chisq":
+            return self._chi_square(timing, verified.tokens[0], inputs[0][2][0, 0], details)
+        message = (
+            f"{verified.judged} of {verified.rows} rows judged (the others lie within float32 "
+            "rounding of a decision)"
+        )
+        return CaseResult(timing, message, details)
+
+    def _inputs(self, case: dict[str, Any], rng: random.Random) -> Inputs:
+        """Fresh inputs for one call: drawn, or rolled from the case's pool when it has one."""
+        if not case.get("pool"):
+            return verify_inputs(case, rng.randrange(2**62))
+        if case["name"] not in self.pools:
+            pool_case = case | {"rows": int(case["rows"]) * int(case["pool"])}
+            self.pools[case["name"]] = verify_inputs(pool_case, rng.randrange(2**62))
+        return rolled_inputs(self.pools[case["name"]], int(case["rows"]), rng.randrange(2**62))
+
+    def verify_checked(
+        self,
+        session: SandboxSession,
+        case: dict[str, Any],
+        inputs: list[Inputs],
+        verified: Verified,
+    ) -> CallTiming:
+        """One exchange: ``verify`` on each input in turn, in the sandbox; every row is read
+        back and judged here. Fills ``verified``; raises CandidateFailure."""
+        arena = Arena(session)
+        calls = []
+        for draft_tokens, draft, target, uniforms in inputs:
+            rows, k = draft_tokens.shape
+            calls.append(
+                {
+                    "draft_tokens": arena.put(draft_tokens),
+                    "draft_probs": arena.put(draft),
+                    "target_probs": arena.put(target),
+                    "uniforms": arena.put(uniforms),
+                    "tokens": arena.output("int64", rows, k + 1),
+                    "num_accepted": arena.output("int64", rows),
+                }
+            )
+        reply, timing = arena.exchange("verify", calls, self.timeout_s(case))
+        for index, (call, call_inputs) in enumerate(zip(calls, inputs, strict=True)):
+            tokens, accepted = arena.read(call["tokens"]), arena.read(call["num_accepted"])
+            verified.judged += self._check(tokens, accepted, call_inputs, diagnostic(reply, index))
+            verified.rows += len(accepted)
+            verified.tokens.append(tokens)
+            verified.num_accepted.append(accepted)
+        return timing
+
+    def _check(self, tokens, accepted, inputs: Inputs, note: str) -> int:
+        """Every row's shape, and the rule on the rows rounding cannot change; returns those."""
+        import torch
+
+        draft_tokens, q, p, u = inputs
+        rows, k = draft_tokens.shape
+        vocab = p.shape[-1]
+        self._check_shape(tokens, accepted, draft_tokens, note)
+        weights = torch.from_numpy(self.emitted_weights(q, p, accepted))
+        emitted = tokens.gather(1, accepted[:, None])[:, 0]
+        in_vocab = (emitted >= 0) & (emitted < vocab)
+        impossible = ~in_vocab | (
+            weights.gather(1, emitted.clamp(0, vocab - 1)[:, None])[:, 0] <= 0
+        )
+        if bool(impossible.any()):
+            row = int(impossible.nonzero()[0])
+            n, token = int(accepted[row]), int(emitted[row])
+            source = (
+                f"p_{k}, as the bonus token after all {k} drafts"
+                if n == k
+                else f"the residual max(0, p - q) at draft {n}"
             )
             raise fail(
-                f"row {row}: returned tokens {got}, expected {want}: {where} must be "
-                f"{emitted}, by inverse CDF with uniform {float(u[row, k]):.4g}; positions after "
-                "it are -1"
+                f"row {row}: after {n} accepted drafts the verifier emitted token {token}, "
+                + (
+                    "which has weight 0 where it must be sampled from "
+                    if in_vocab[row]
+                    else "which is not a token id; one token must follow them, sampled from "
+                )
+                + source
+            )
+        want_tokens, want_accepted, ambiguous = (
+            torch.from_numpy(a) for a in self.verify_expected(draft_tokens, q, p, u)
+        )
+        judged = ~ambiguous
+        wrong = judged & ((accepted != want_accepted) | (tokens != want_tokens).any(dim=1))
+        if bool(wrong.any()):
+            row = int(wrong.nonzero()[0])
+            self._explain(row, tokens[row].tolist(), int(accepted[row]), want_tokens[row].tolist(),
+                          int(want_accepted[row]), inputs)  # fmt: skip
+        return int(judged.sum())
+
+    @staticmethod
+    def _check_shape(tokens, accepted, draft_tokens, note: str) -> None:
+        import torch
+
+        rows, k = draft_tokens.shape
+        bad = (accepted < 0) | (accepted > k)
+        if bool(bad.any()):
+            row = int(bad.nonzero()[0])
+            value = int(accepted[row])
+            if value == POISON_INT64:
+                raise fail(f"verify() gave no output{': ' + note if note else ''}")
+            raise fail(f"row {row}: num_accepted is {value}, expected a count from 0 to {k}")
+        positions = torch.arange(k + 1)[None, :]
+        padded = torch.cat([draft_tokens, draft_tokens.new_full((rows, 1), -1)], dim=1)
+        prefix = positions < accepted[:, None]
+        after = positions > accepted[:, None]
+        wrong = (prefix & (tokens != padded)) | (after & (tokens != -1))
+        if bool(wrong.any()):
+            row, position = (int(i) for i in wrong.nonzero()[0])
+            n = int(accepted[row])
+            raise fail(
+                f"row {row}: num_accepted is {n}, so tokens must be the {n} accepted drafts, one "
+                f"more token, then -1; got {tokens[row].tolist()} (position {position})"
             )
 
-    def _chi_square(self, timing, tokens, probs) -> CaseResult:
-        first = [row[0] for row in tokens]
-        if any(not isinstance(t, int) or not 0 <= t < len(probs) for t in first):
-            raise fail("verify() returned a first token that is not a token id")
+    @staticmethod
+    def _explain(row, got, got_accepted, want, want_accepted, inputs: Inputs):
+        draft_tokens, q, p, u = inputs
+        k = draft_tokens.shape[1]
+        if got_accepted != want_accepted:
+            i = min(got_accepted, want_accepted)
+            x = int(draft_tokens[row, i])
+            px, qx = float(p[row, i, x]), float(q[row, i, x])
+            verdict = "accepted" if want_accepted > i else "rejected"
+            raise fail(
+                f"row {row}: draft token {i} (id {x}) has p = {px:.4g}, q = {qx:.4g}, "
+                f"uniform {float(u[row, i]):.4g}, so it must be {verdict} (accept when "
+                f"u < min(1, p/q) = {min(1.0, px / qx) if qx else 1.0:.4g}); the verifier "
+                f"accepted {got_accepted} of {k} drafts, the rule accepts {want_accepted}"
+            )
+        where = (
+            f"the bonus token after all {k} drafts were accepted (sampled from p_{k})"
+            if want_accepted == k
+            else f"the token after rejecting draft {want_accepted} (sampled from the "
+            "residual max(0, p - q), normalised)"
+        )
+        raise fail(
+            f"row {row}: returned tokens {got}, expected {want}: {where} must be "
+            f"{want[want_accepted]}, by inverse CDF with uniform {float(u[row, k]):.4g} over the "
+            "cumulative weights in token-id order; positions after it are -1"
+        )
+
+    def _chi_square(self, timing, tokens, probs, details) -> CaseResult:
+        probs = probs.tolist()
         counts = [0] * len(probs)
-        for token in first:
+        for token in tokens[:, 0].tolist():
             counts[token] += 1
         statistic, dof, p_value = chi_square(counts, probs)
-        details = {"chi_square": round(statistic, 2), "dof": dof, "p_value": p_value}
+        draws = len(tokens)
+        details |= {"chi_square": round(statistic, 2), "dof": dof, "p_value": p_value}
         if p_value < CHI_SQUARE_P_FLOOR:
-            worst = max(range(len(probs)), key=lambda t: abs(counts[t] - len(first) * probs[t]))
+            worst = max(range(len(probs)), key=lambda t: abs(counts[t] - draws * probs[t]))
             raise fail(
                 "the first emitted token does not follow the target distribution: chi-square "
                 f"{statistic:.1f} on {dof} degrees of freedom, p = {p_value:.3g}; token {worst} "
-                f"was emitted {counts[worst]} times in {len(first)}, the target expects "
-                f"{len(first) * probs[worst]:.1f}",
+                f"was emitted {counts[worst]} times in {draws}, the target expects "
+                f"{draws * probs[worst]:.1f}",
                 **details,
             )
-        return CaseResult(timing, f"chi-square p = {p_value:.3g} over {len(first)} rows", details)
+        return CaseResult(timing, f"chi-square p = {p_value:.3g} over {draws} rows", details)
 
-    def _engine_case(self, session, case, rng, timed) -> CaseResult:
+    def _engine_case(self, session, case, rng) -> CaseResult:
+        """The engine in this process verifies every draft with the candidate's verifier."""
+        from grader.harnesses.remote_sampling import RemoteVerifier
+
         config = {
             "block_size": 16,
             "num_kv_blocks": 512,
             "max_num_seqs": 16,
-            "num_speculative_tokens": int(case.get("num_speculative_tokens", 3)),
+            "num_speculative_tokens": ENGINE_K,
             "draft_layers": int(case.get("draft_layers", 1)),
         }
         requests = random_workload(case, rng)
         max_steps = 4 * serial_bound(requests, 8192)
-        greedy = float(case.get("temperature", 0.0)) == 0.0
-        if greedy:  # plain decoding, no draft: the tokens speculation must not change
-            expected = expected_tokens(requests, {"block_size": 16})
-            reference_rate = None
-        else:
-            expected, reference_rate = self._reference_run(requests, config, max_steps)
-        request = {
-            "op": "engine",
-            "config": config,
-            "requests": requests,
-            "max_steps": max_steps,
-            "plain": bool(case.get("score")),
-        }
-        reply, timing = self.call(session, request, case, timed)
-        outputs = reply.get("outputs")
-        if not isinstance(outputs, dict):
-            raise fail("the sandbox returned no outputs")
-        wrong = outputs_mismatch(outputs, expected, requests)
-        if wrong:
-            against = "plain greedy decoding" if greedy else "the engine's own verifier, same seeds"
-            raise fail(wrong.replace("greedy decoding", against))
+        verified, elapsed_ns = Verified(), 0
+
+        def verify(draft_tokens, draft_probs, target_probs, uniforms):
+            nonlocal elapsed_ns
+            inputs = (draft_tokens, draft_probs.float(), target_probs.float(), uniforms.double())
+            timing = self.verify_checked(session, case, [inputs], verified)
+            elapsed_ns += timing.outside_ns
+            return verified.tokens[-1], verified.num_accepted[-1]
+
+        engine = tiny_engine(config, verifier=RemoteVerifier(verify))
+        started_ns = time.perf_counter_ns()
+        drive(engine, requests, max_steps, clock_ns)
+        speculative_ns = time.perf_counter_ns() - started_ns
+        timing = CallTiming(0, elapsed_ns)
+        details = {"rows_judged": verified.judged, "rows": verified.rows}
+        note = f"{verified.judged} of {verified.rows} verifications judged"
         if not case.get("score"):
-            return CaseResult(timing)
-        proposed, accepted = int(reply.get("proposed", 0)), int(reply.get("accepted", 0))
-        rate = accepted / max(proposed, 1)
-        speedup = int(reply.get("plain_ns", 0)) / max(timing.inside_ns, 1)
-        details = {
+            return CaseResult(timing, note, details)
+        plain = tiny_engine(config | {"num_speculative_tokens": 0, "draft_layers": 0})
+        started_ns = time.perf_counter_ns()
+        drive(plain, requests, max_steps, clock_ns)
+        plain_ns = time.perf_counter_ns() - started_ns
+        rate = engine.spec_accepted / max(engine.spec_proposed, 1)
+        emitted = sum(int(n.sum()) + len(n) for n in verified.num_accepted) / max(verified.rows, 1)
+        speedup = plain_ns / max(speculative_ns, 1)
+        details |= {
             "acceptance_rate": round(rate, 4),
-            "reference_acceptance_rate": reference_rate,
+            "tokens_per_verification": round(emitted, 3),
             "speedup_over_plain": round(speedup, 3),
         }
         message = (
-            f"acceptance {rate:.1%} (reference {reference_rate:.1%}); "
-            f"{speedup:.2f}x the speed of plain decoding"
+            f"acceptance {rate:.1%}, {emitted:.2f} tokens per verification, as the engine "
+            f"counted them; {speedup:.2f}x the speed of plain decoding, every verification "
+            f"crossing into the sandbox; {note}"
         )
         return CaseResult(timing, message, details)
 
-    def _reference_run(self, requests, config, max_steps) -> tuple[dict[str, list], float]:
-        """Seeded tokens and acceptance rate of the engine's own verifier (trusted side)."""
-        with one_thread():
-            engine = tiny_engine(config)
-            outputs = drive(engine, requests, max_steps, clock_ns)["outputs"]
-        rate = engine.spec_accepted / max(engine.spec_proposed, 1)
-        return {rid: out["tokens"] for rid, out in outputs.items()}, round(rate, 4)
-
     @staticmethod
     def serve(entry: Any, request: dict[str, Any], shared: mmap.mmap) -> dict[str, Any]:
-        reused = engine_class_used(entry, VerifierHarness.engine_classes)
-        if reused:
-            return {"ok": True, "elapsed_ns": 0, "reuses": reused}
-        verifier = entry()
-        if request["op"] == "engine":
-            return _serve_engine(verifier, request)
-        draft_tokens, draft, target, uniforms = verify_inputs(request["case"], request["seed"])
-        start_ns = clock_ns()
-        tokens, accepted = verifier.verify(draft_tokens, draft, target, uniforms)
-        elapsed_ns = clock_ns() - start_ns
-        return {
-            "ok": True,
-            "elapsed_ns": elapsed_ns,
-            "tokens": [[int(t) for t in row] for row in tokens.tolist()],
-            "num_accepted": [int(n) for n in accepted.tolist()],
-        }
-
-
-def _serve_engine(verifier: Any, request: dict[str, Any]) -> dict[str, Any]:
-    config, requests, max_steps = request["config"], request["requests"], request["max_steps"]
-    reply: dict[str, Any] = {"ok": True}
-    if request.get("plain"):
-        plain = config | {"num_speculative_tokens": 0, "draft_layers": 0}
-        reply["plain_ns"] = drive(tiny_engine(plain), requests, max_steps, clock_ns)["elapsed_ns"]
-    engine = tiny_engine(config, verifier=verifier)
-    result = drive(engine, requests, max_steps, clock_ns)
-    return reply | result | {"proposed": engine.spec_proposed, "accepted": engine.spec_accepted}
+        verifier = candidate_object(entry)
+        errors = []
+        for call in request["calls"]:
+            tokens, accepted = verifier.verify(
+                tensor_view(shared, call["draft_tokens"]),
+                tensor_view(shared, call["draft_probs"]),
+                tensor_view(shared, call["target_probs"]),
+                tensor_view(shared, call["uniforms"]),
+            )
+            error = tensor_write(shared, call["tokens"], tokens, "verify()'s tokens")
+            error = (
+                tensor_write(shared, call["num_accepted"], accepted, "verify()'s num_accepted")
+                or error
+            )
+            errors.append(error)
+        return {"ok": True, "errors": errors}

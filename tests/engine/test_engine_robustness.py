@@ -6,8 +6,8 @@ import pytest
 
 from engine.config import SamplingParams
 from engine.prefix_caching_allocator import PrefixCachingAllocator
-from engine.sampler import TopKTopPSampler
 from engine.schedulers import FCFSScheduler, PriorityScheduler
+from engine.topk_topp_sampler import TopKTopPSampler
 from tests.engine.conftest import hf_greedy, make_engine, random_prompts
 
 GREEDY = SamplingParams(temperature=0, max_tokens=6)

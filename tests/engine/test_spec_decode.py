@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.spec_decode import RejectionSampler
+from engine.rejection_sampler import RejectionSampler
 from tests.engine.test_sampler import chi_square_critical
 
 
