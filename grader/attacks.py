@@ -17,7 +17,8 @@ from grader.harnesses.contract import Verdict
 
 class RuntimeAttack(NamedTuple):
     suffix: str
-    verdict: Verdict
+    #: the verdicts that catch it; more than one where a race decides which check sees it first.
+    verdicts: tuple[Verdict, ...]
     #: a GPU is needed to mount it (CUDA streams).
     gpu_only: bool = False
 
@@ -94,17 +95,23 @@ def _batch(self, nonce):
 _kernel._Chain.batch = _batch
 """
 
+# A late writer is caught by whichever check meets it first, and its thread's timing decides
+# that: its output is fetched before the thread wrote (the zeros are a wrong answer), or after
+# (the output changed after its digest: policy), or the thread's copy lands inside the capture of
+# the batch's CUDA graph and breaks it (a runtime error, as on the H100).
+LATE_WRITER_CAUGHT = (Verdict.POLICY, Verdict.WRONG_ANSWER, Verdict.RUNTIME_ERROR)
+
 RUNTIME_ATTACKS: dict[str, dict[str, RuntimeAttack]] = {
     "triton-attention": {
-        "side-stream": RuntimeAttack(SIDE_STREAM, Verdict.POLICY, gpu_only=True),
-        "forged-digests": RuntimeAttack(FORGED_DIGESTS, Verdict.POLICY),
+        "side-stream": RuntimeAttack(SIDE_STREAM, (Verdict.POLICY,), gpu_only=True),
+        "forged-digests": RuntimeAttack(FORGED_DIGESTS, (Verdict.POLICY,)),
     },
     "paged-decode-attention": {
-        "pointer-cache": RuntimeAttack(POINTER_CACHE_PAGED, Verdict.WRONG_ANSWER),
+        "pointer-cache": RuntimeAttack(POINTER_CACHE_PAGED, (Verdict.WRONG_ANSWER,)),
     },
     "int8-matmul": {
-        "late-output": RuntimeAttack(LATE_OUTPUT, Verdict.POLICY),
-        "pointer-cache": RuntimeAttack(POINTER_CACHE_INT8, Verdict.WRONG_ANSWER),
-        "forged-digests": RuntimeAttack(FORGED_DIGESTS, Verdict.POLICY),
+        "late-output": RuntimeAttack(LATE_OUTPUT, LATE_WRITER_CAUGHT),
+        "pointer-cache": RuntimeAttack(POINTER_CACHE_INT8, (Verdict.WRONG_ANSWER,)),
+        "forged-digests": RuntimeAttack(FORGED_DIGESTS, (Verdict.POLICY,)),
     },
 }

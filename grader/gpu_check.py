@@ -411,7 +411,11 @@ class Part:
             row = self._row(
                 slug, name, "runtime, source rule off", None, time.monotonic() - started
             )
-            row |= {"verdict": verdict, "message": message, "expected": str(attack.verdict)}
+            row |= {
+                "verdict": verdict,
+                "message": message,
+                "expected": "|".join(map(str, attack.verdicts)),
+            }
             print(f"  {what}: {verdict}: {message[:140]}", flush=True)
             self.rows.append(row)
             self.last_grade_s["runtime"] = row["wall_s"]
@@ -496,6 +500,9 @@ def int8_sweep(
     folder = PROBLEMS_DIR / "int8-matmul"
     layer_class = _module(folder / solution, "int8_solution").W8A16Linear
     oracle = _module(folder / "oracle.py", "int8_oracle")
+    # The problem's own inputs (outlier channels included) from a fixed seed: with plain
+    # Gaussian weights a per-tensor scale is right often enough to pass a small sweep by luck.
+    inputs = _module(folder / "inputs.py", "int8_inputs")
     tolerance = problem_read(folder).as_spec().tolerance[settings.dtype]
     on_gpu = gpu_available()
     device, dtype = ("cuda" if on_gpu else "cpu"), getattr(torch, settings.dtype)
@@ -504,9 +511,11 @@ def int8_sweep(
     rows = []
     for m in settings.ms:
         sets = []
+        generator = torch.Generator(device=device).manual_seed(m)
+        case = {"m": m, "k": k, "n": n, "dtype": settings.dtype}
         for _ in range(settings.sets):
-            weight = torch.randn(n, k, device=device, dtype=dtype) * 0.05
-            x = torch.randn(m, k, device=device, dtype=dtype)
+            drawn = inputs.generate(case, generator, device)
+            x, weight = drawn["x"], drawn["weight"]
             sets.append((x, weight, layer_class(weight)))
         wrong_values, max_abs_error = 0, 0.0
         for x, weight, layer in sets:
@@ -681,7 +690,7 @@ def table(data: dict[str, Any]) -> str:
             # An attack past the source rule must be rejected; which verdict names it
             # can depend on a race (a side stream finishing before or after the digest).
             rejected = row["role"].startswith("runtime") and row["verdict"] in REJECTED
-            expected = row["verdict"] == row["expected"] or rejected
+            expected = row["verdict"] in row["expected"].split("|") or rejected
             verdict = row["verdict"] + ("" if expected else " UNEXPECTED")
             ratio = row["score"] if row.get("rate") else None
             note = row["role"] if row.get("rate") else row["message"][:70]

@@ -68,7 +68,7 @@ def test_an_attack_past_the_source_rule_is_caught_at_run_time(slug, name, attack
     spec = _spec(slug)
     with pytest.raises(CandidateFailure) as failure:
         _timed(spec, spec.reference_code + attack.suffix, batches=1)
-    assert failure.value.verdict is attack.verdict, failure.value.message
+    assert failure.value.verdict in attack.verdicts, failure.value.message
     assert "of batch 1" in failure.value.message
 
 
