@@ -5,18 +5,18 @@ wording (or they would not test a judge on words other than the rubric's)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from benchmarks.heldout_agreement import CASES_FILE, agreement_by_kind, batch_line
 from interview.design import DesignPrompt, load_design_prompts
 from interview.question_bank import bank_read
 
-CASES_FILE = Path(__file__).parent / "answer_cases" / "heldout.yaml"
 KINDS = ("vacuous", "wrong", "paraphrase", "honest")
 # The label each kind must carry; an honest answer is labelled by hand, either way.
 EXPECTED_BY_KIND = {"vacuous": "fail", "wrong": "fail", "paraphrase": "pass"}
@@ -154,3 +154,35 @@ def test_paraphrases_do_not_copy_the_model_answer_or_the_rubric(cases, written_q
             reference = prompts[target["design"]].model_answer
         longest, run = _longest_shared_run(case["text"], reference)
         assert longest <= MAX_SHARED_RUN_WORDS, (target, run)
+
+
+def test_every_case_becomes_one_line_of_the_judges_batch_input(cases):
+    for case in cases:
+        request = json.loads(batch_line(case))
+        assert request.pop("text") == case["text"]
+        target = case["target"]
+        if "question" in target:
+            assert request == {"question": target["question"]}
+        elif "section" in target:
+            assert request == {"design": target["design"], "section": target["section"]}
+        else:
+            assert request == {"design": target["design"], "follow_up": target["follow_up"]}
+
+
+def test_agreement_is_counted_by_kind_against_the_labels(cases):
+    # A judge that passes everything: right on paraphrases and on honest passes only.
+    everything_passes = [{"score": 0.3, "passed": True} for _ in cases]
+    table = agreement_by_kind(cases, everything_passes)
+    kinds = Counter(case["kind"] for case in cases)
+    honest_passes = sum(c["kind"] == "honest" and c["expected"] == "pass" for c in cases)
+    assert table["paraphrase"] == {
+        "cases": kinds["paraphrase"],
+        "agree": kinds["paraphrase"],
+        "share": 1.0,
+    }
+    assert table["vacuous"]["agree"] == 0 and table["vacuous"]["at_most_0.25"] == 0
+    assert table["wrong"]["agree"] == 0
+    assert table["honest"]["agree"] == honest_passes
+    assert table["all"]["agree"] == kinds["paraphrase"] + honest_passes
+    with pytest.raises(ValueError):
+        agreement_by_kind(cases, everything_passes[1:])
