@@ -9,6 +9,9 @@ The first form writes the cases as the JSONL that `manage.py grade_answer --batc
 runs it once; the second reads the JSONL such a run printed (one result per case, in order).
 A case agrees when the result's `passed` equals its label; a vacuous case must also score at
 most 0.25 (issue 17's bar), which the table reports on its own.
+
+benchmarks/heldout_before.jsonl is the judge before issue 17 (interview.rubric.grade_answer at
+cd5821f, in process, passing at 0.6), one result per case: `--results` reprints its table.
 """
 
 from __future__ import annotations
