@@ -77,6 +77,7 @@ def question_view_model(
         # one shows its own snapshot, ``attempt.feedback["choices"]``).
         "right_positions": [p for p, index in enumerate(order) if index in _right_choices(spec)],
         "expected": _expected_text(spec, answer),
+        "given_number": _given_number(attempt),
         "explanation": explanation,
         # Bank explanations are Markdown wrapped at 100 columns: paragraphs, not hard breaks.
         "explanation_html": mark_safe(markdown_html(explanation)),  # noqa: S308 (escaped)
@@ -90,6 +91,13 @@ def _right_choices(spec: dict[str, Any]) -> list[int]:
     if spec["type"] == "multiple_choice":
         return list(spec["answer"])
     return []
+
+
+def _given_number(attempt: Attempt | None) -> str | None:
+    """A numeric answer as the person wrote it, in the right answer's format (393,216, not
+    393216.0), so the two read side by side."""
+    value = attempt.response.get("value") if attempt is not None else None
+    return number_format(value) if value is not None else None
 
 
 def _expected_text(spec: dict[str, Any], answer: float | None) -> str:
