@@ -55,7 +55,7 @@ class WorkerProcess:
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    def start(self, **environment: str) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
@@ -77,7 +77,7 @@ class WorkerProcess:
                 "--without-mingle",
             ],
             cwd=REPO,
-            env=child_environment(),
+            env=child_environment(**environment),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

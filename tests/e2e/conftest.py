@@ -51,52 +51,97 @@ class LiveStack:
     worker: WorkerProcess
 
 
-@pytest.fixture
-def live_stack(transactional_db, tmp_path) -> Iterator[LiveStack]:
-    """Daphne serving the app and a worker grading for it, both on the test database."""
-    port = _free_port()
-    log = (tmp_path / "daphne.log").open("ab")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "interview.asgi:application",
-        ],
-        cwd=REPO,
-        env=child_environment(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    worker = WorkerProcess(f"e2e-{uuid.uuid4().hex[:8]}@localhost", tmp_path / "worker.log")
-    worker.start()
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        worker.wait_until_alive()
+class _Processes:
+    """Daphne and a worker started once for every browser test: starting them (Django, torch,
+    the engine) costs more than most tests. Each test still gets an empty database."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.port = _free_port()
+        self.server: subprocess.Popen | None = None
+        self.worker: WorkerProcess | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start_server(self) -> None:
+        log = (self.log_dir / "daphne.log").open("ab")
+        self.server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "interview.asgi:application",
+            ],
+            cwd=REPO,
+            env=child_environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def live_worker(self) -> WorkerProcess:
+        """The shared worker, started again if a test stopped it."""
+        if self.worker is None or self.worker.process.poll() is not None:
+            hostname = f"e2e-{uuid.uuid4().hex[:8]}@localhost"
+            # A beat a second: the row a test's flush removed is back within one beat.
+            self.worker = WorkerProcess(hostname, self.log_dir / f"{hostname}.log")
+            self.worker.start(WORKER_HEARTBEAT_S=str(SHARED_WORKER_HEARTBEAT_S))
+        return self.worker
+
+    def wait_for_server(self) -> None:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
             try:
-                with urllib.request.urlopen(f"{base_url}/healthz", timeout=5) as response:
+                with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=5) as response:
                     if response.status == 200:
-                        break
+                        return
             # A busy machine may answer later than the request's timeout: ask again.
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError(
-                    f"daphne did not come up:\n{(tmp_path / 'daphne.log').read_text()[-4000:]}"
-                )
+            if time.monotonic() > deadline or self.server.poll() is not None:
+                log = (self.log_dir / "daphne.log").read_text()[-4000:]
+                raise RuntimeError(f"daphne did not come up:\n{log}")
             time.sleep(0.25)
-        yield LiveStack(base_url=base_url, worker=worker)
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        if self.server is not None and self.server.poll() is None:
+            self.server.terminate()
+            self.server.wait(timeout=20)
+
+
+SHARED_WORKER_HEARTBEAT_S = 1
+
+
+@pytest.fixture(scope="session")
+def _live_processes(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[_Processes]:
+    processes = _Processes(tmp_path_factory.mktemp("live-stack"))
+    processes.start_server()
+    processes.live_worker()
+    try:
+        yield processes
     finally:
-        worker.stop()
-        server.terminate()
-        server.wait(timeout=20)
+        processes.stop()
+
+
+@pytest.fixture
+def live_stack(transactional_db, _live_processes) -> Iterator[LiveStack]:
+    """Daphne serving the app and a worker grading for it, both on the test database."""
+    worker = _live_processes.live_worker()
+    worker.wait_until_alive()
+    _live_processes.wait_for_server()
+    yield LiveStack(base_url=_live_processes.base_url, worker=worker)
+    # The worker may still finish a job (and dispatch the user's next) after the test saw its
+    # verdict: emptying the tables under that transaction would deadlock.
+    if worker.process.poll() is None:
+        worker.wait_idle()
 
 
 @pytest.fixture(scope="module")
