@@ -258,6 +258,6 @@ class TokenOut(Schema):
 )
 def token_create(request: HttpRequest, payload: TokenIn):
     token, raw = access.api_token_create_with_password(
-        payload.username, payload.password, payload.name
+        payload.username, payload.password, payload.name, request
     )
     return Status(201, TokenOut(token=raw, name=token.name, prefix=token.prefix))

@@ -16,7 +16,7 @@ from ninja import Field, NinjaAPI, Query, Router, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer, django_auth
 
-from grader.access import LimitExceeded, api_token_authenticate
+from grader.access import LimitExceeded, TokenRefused, api_token_authenticate
 from grader.api import ERRORS
 from grader.api import router as grader_router
 from interview import selectors, services
@@ -80,6 +80,18 @@ def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 @api.exception_handler(AuthenticationError)
 def on_authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     return _error(request, 401, "authentication required: send 'Authorization: Bearer <token>'")
+
+
+@api.exception_handler(TokenRefused)
+def on_token_refused(request: HttpRequest, exc: TokenRefused) -> HttpResponse:
+    response = _error(
+        request,
+        401,
+        f"{exc}; make a new token with `inferprep login` or on your profile page",
+        [{"field": "Authorization", "rule": "token", "message": str(exc)}],
+    )
+    response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return response
 
 
 @api.exception_handler(Http404)
