@@ -20,9 +20,7 @@ def exchange(address: str, password: str, username: str = "candidate"):
     )
 
 
-def test_the_owner_logs_in_after_an_attacker_failed_many_times_from_elsewhere(
-    user, login_limits
-):
+def test_the_owner_logs_in_after_an_attacker_failed_many_times_from_elsewhere(user, login_limits):
     for attempt in range(login_guard.ACCOUNT_FREE_FAILURES + 5):
         assert exchange("203.0.113.9", f"guess-{attempt}").status_code in (401, 429)
         login_limits.advance(login_guard.MAX_BACKOFF_S)
