@@ -17,6 +17,7 @@ from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
 from grader import access, selectors
+from grader.input_guard import MAX_ID, whole_number
 from grader.models import Problem, Submission
 from grader.services import SubmissionRejected
 
@@ -220,16 +221,16 @@ async def _event_stream(submission_id: int, after_seq: int) -> AsyncIterator[str
     },
 )
 async def submission_events(
-    request: HttpRequest, submission_id: int, last_event_id: int | None = None
+    request: HttpRequest,
+    submission_id: int,
+    last_event_id: int | None = Query(None, ge=0, le=MAX_ID),
 ):
     visible = await sync_to_async(selectors.submission_visible_to)(submission_id, request.auth)
     if not visible:
         raise HttpError(404, f"no submission {submission_id} of yours")
     header = request.headers.get("Last-Event-ID", "")
     if last_event_id is None and header:
-        if not header.isdigit():
-            raise HttpError(422, "Last-Event-ID: must be a whole number")
-        last_event_id = int(header)
+        last_event_id = whole_number(header, "Last-Event-ID")
     response = StreamingHttpResponse(
         _event_stream(submission_id, max(0, last_event_id or 0)), content_type="text/event-stream"
     )

@@ -11,6 +11,7 @@ import logging
 import math
 from datetime import datetime
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, NinjaAPI, Query, Router, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -19,6 +20,7 @@ from ninja.security import HttpBearer, django_auth
 from grader.access import LimitExceeded, TokenRefused, api_token_authenticate
 from grader.api import ERRORS
 from grader.api import router as grader_router
+from grader.input_guard import InputRefused, body_too_big, refusal_response
 from interview import selectors, services
 from interview.grading import ResponseInvalid
 from interview.models import Question
@@ -92,6 +94,16 @@ def on_token_refused(request: HttpRequest, exc: TokenRefused) -> HttpResponse:
     )
     response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     return response
+
+
+@api.exception_handler(InputRefused)
+def on_input_refused(request: HttpRequest, exc: InputRefused) -> HttpResponse:
+    return refusal_response(request, exc)
+
+
+@api.exception_handler(RequestDataTooBig)
+def on_body_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    return refusal_response(request, body_too_big())
 
 
 @api.exception_handler(Http404)
