@@ -11,6 +11,9 @@ embedded default runs one web process).
 - A client with no recent failure is never refused: the owner logs in with the right password
   while an attacker elsewhere is locked out.
 
+When Redis does not answer, the counters move to this process's memory until it does: log-ins
+go on working, still limited, instead of failing with the store.
+
 A success forgets nothing but the attempt itself, so a client cannot clear its record by
 logging in to an account of its own between guesses; failures are forgotten
 ``FORGET_AFTER_S`` after the last one.
@@ -20,11 +23,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from django.core.cache import cache
+from django.core.cache import BaseCache, caches
 from django.http import HttpRequest
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+Result = TypeVar("Result")
 
 # Wrong passwords a client may send before it has to wait: room for a person's typos.
 CLIENT_FREE_FAILURES = 5
@@ -79,12 +89,21 @@ def backoff_s(failures: int, free: int) -> float:
     return min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** min(failures - free, 32))
 
 
-def _record(key: str) -> tuple[int, float]:
+def _with_store(operation: Callable[[BaseCache], Result]) -> Result:
+    """Run ``operation`` on the shared cache, or on this process's when that one fails."""
+    try:
+        return operation(caches["default"])
+    except (RedisError, OSError) as error:
+        logger.warning("log-in limits: the shared cache failed (%s); using this process's", error)
+        return operation(caches["local"])
+
+
+def _record(cache: BaseCache, key: str) -> tuple[int, float]:
     state = cache.get_many([f"{key}:n", f"{key}:at"])
     return int(state.get(f"{key}:n", 0)), float(state.get(f"{key}:at", 0.0))
 
 
-def _count(key: str) -> int:
+def _count(cache: BaseCache, key: str) -> int:
     """Add one failure to ``key`` atomically; returns the count before it."""
     cache.add(f"{key}:n", 0, timeout=FORGET_AFTER_S)
     after = cache.incr(f"{key}:n")
@@ -92,7 +111,7 @@ def _count(key: str) -> int:
     return after - 1
 
 
-def _uncount(key: str) -> None:
+def _uncount(cache: BaseCache, key: str) -> None:
     with contextlib.suppress(ValueError):  # forgotten meanwhile: nothing to take back
         cache.decr(f"{key}:n")
 
@@ -101,14 +120,18 @@ def login_begin(request: HttpRequest | None, username: str) -> LoginAttempt:
     """Check that this client may try to log in as ``username`` now, and count the attempt
     as a failure until :func:`login_succeeded` takes it back, so that parallel guesses from
     one client each see the others. Raises :class:`LoginRefused`."""
-    now = clock()
     attempt = LoginAttempt(
         client_key=f"inferprep:login:client:{_digest(client_address(request))}",
         account_key=f"inferprep:login:account:{_digest(username.strip().lower())}",
     )
-    _, client_last_at = _record(attempt.client_key)
-    account_failures, account_last_at = _record(attempt.account_key)
-    client_failures = _count(attempt.client_key)
+    _with_store(lambda cache: _begin(cache, attempt, clock()))
+    return attempt
+
+
+def _begin(cache: BaseCache, attempt: LoginAttempt, now: float) -> None:
+    _, client_last_at = _record(cache, attempt.client_key)
+    account_failures, account_last_at = _record(cache, attempt.account_key)
+    client_failures = _count(cache, attempt.client_key)
     try:
         wait_s = backoff_s(client_failures, CLIENT_FREE_FAILURES) - (now - client_last_at)
         if wait_s > 0:
@@ -125,22 +148,26 @@ def login_begin(request: HttpRequest | None, username: str) -> LoginAttempt:
                 scope="account",
             )
     except LoginRefused:
-        _uncount(attempt.client_key)
+        _uncount(cache, attempt.client_key)
         raise
     # The back-off runs from the last attempt let through; a refused one does not extend it.
     cache.set(f"{attempt.client_key}:at", now, timeout=FORGET_AFTER_S)
-    return attempt
 
 
 def login_failed(attempt: LoginAttempt) -> None:
     """The password was wrong: the client's failure stays counted, and the account's too."""
-    _count(attempt.account_key)
-    cache.set(f"{attempt.account_key}:at", clock(), timeout=FORGET_AFTER_S)
+    now = clock()
+
+    def record(cache: BaseCache) -> None:
+        _count(cache, attempt.account_key)
+        cache.set(f"{attempt.account_key}:at", now, timeout=FORGET_AFTER_S)
+
+    _with_store(record)
 
 
 def login_succeeded(attempt: LoginAttempt) -> None:
     """The password was right: take back the attempt counted as a failure."""
-    _uncount(attempt.client_key)
+    _with_store(lambda cache: _uncount(cache, attempt.client_key))
 
 
 class ResetMailRefused(Exception):
@@ -156,6 +183,10 @@ def reset_mail_allow(email: str) -> None:
     answer tells nothing), or raise :class:`ResetMailRefused` past the limit."""
     now = clock()
     key = f"inferprep:reset-mail:{_digest(email.strip().lower())}"
+    _with_store(lambda cache: _reset_mail_count(cache, key, now))
+
+
+def _reset_mail_count(cache: BaseCache, key: str, now: float) -> None:
     recent = [at for at in cache.get(key, []) if now - at < RESET_MAIL_WINDOW_S]
     if len(recent) >= RESET_MAILS_PER_WINDOW:
         wait_s = RESET_MAIL_WINDOW_S - (now - min(recent))

@@ -170,11 +170,18 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # The log-in limits' counters (grader.login_guard): in Redis, shared by every web process; in
-# this process's memory for the embedded default, which serves from one process.
+# this process's memory for the embedded default, which serves from one process, and while
+# Redis does not answer. A second is long for Redis: past it, the limits fall back at once.
+LOCAL_CACHE = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "local"}
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
     if REDIS_URL
-    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    else LOCAL_CACHE,
+    "local": LOCAL_CACHE,
 }
 
 CELERY_TASK_SERIALIZER = "json"

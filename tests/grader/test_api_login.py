@@ -100,3 +100,18 @@ def test_the_cli_says_the_token_is_unknown_or_revoked(
     printed = capsys.readouterr().err
     assert ("token revoked" if revoked else "unknown token") in printed
     assert "CSRF" not in printed
+
+
+def test_with_redis_down_log_ins_still_work_and_stay_limited(user, login_limits, settings):
+    settings.CACHES = settings.CACHES | {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Nothing listens on port 1: every call fails at once, as with Redis stopped.
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    for attempt in range(login_guard.CLIENT_FREE_FAILURES):
+        assert exchange("203.0.113.9", f"guess-{attempt}").status_code == 401
+    assert exchange("203.0.113.9", OWNER_PASSWORD).status_code == 429
+    assert exchange("198.51.100.7", OWNER_PASSWORD).status_code == 201
