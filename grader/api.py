@@ -14,7 +14,9 @@ from datetime import datetime
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Field, Query, Router, Schema, Status
+from ninja import Path as PathParam
 from ninja.errors import HttpError
+from pydantic import ConfigDict
 
 from grader import access, selectors
 from grader.input_guard import MAX_ID, whole_number
@@ -44,11 +46,25 @@ class ProblemDetailOut(ProblemOut):
     limits: dict
 
 
-class SubmissionIn(Schema):
+# Text the API takes never holds a NUL character (PostgreSQL stores none; the input guard
+# refuses it): the document says so, so that clients and fuzzers know.
+NO_NUL = r"^[^\x00]*$"
+
+
+class InputSchema(Schema):
+    """A request body: its fields and nothing else, so the document describes every byte
+    the server reads."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SubmissionIn(InputSchema):
     problem: str = Field(
         min_length=1, max_length=100, pattern=r"^[-a-z0-9]+$", description="problem slug"
     )
-    code: str = Field(min_length=1, max_length=MAX_SOURCE_BYTES, description="Python source")
+    code: str = Field(
+        min_length=1, max_length=MAX_SOURCE_BYTES, pattern=NO_NUL, description="Python source"
+    )
 
 
 class TestOut(Schema):
@@ -129,7 +145,7 @@ def problems_list(request: HttpRequest):
     response={200: ProblemDetailOut, **ERRORS},
     summary="A problem's statement and starter code",
 )
-def problem_detail(request: HttpRequest, slug: str):
+def problem_detail(request: HttpRequest, slug: str = PathParam(..., pattern=NO_NUL)):
     problem = _problem_or_404(slug)
     return ProblemDetailOut(
         slug=problem.slug,
@@ -167,7 +183,9 @@ def submission_create(request: HttpRequest, payload: SubmissionIn):
     summary="Your submissions, newest first",
 )
 def submissions_list(
-    request: HttpRequest, problem: str | None = None, limit: int = Query(20, ge=1, le=100)
+    request: HttpRequest,
+    problem: str | None = Query(None, max_length=100, pattern=NO_NUL),
+    limit: int = Query(20, ge=1, le=100),
 ):
     return [
         submission_out(s)
@@ -239,10 +257,10 @@ async def submission_events(
     return response
 
 
-class TokenIn(Schema):
-    username: str = Field(min_length=1, max_length=150)
-    password: str = Field(min_length=1, max_length=1024)
-    name: str = Field("api", min_length=1, max_length=100)
+class TokenIn(InputSchema):
+    username: str = Field(min_length=1, max_length=150, pattern=NO_NUL)
+    password: str = Field(min_length=1, max_length=1024, pattern=NO_NUL)
+    name: str = Field("api", min_length=1, max_length=100, pattern=NO_NUL)
 
 
 class TokenOut(Schema):
