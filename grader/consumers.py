@@ -23,16 +23,16 @@ POLL_INTERVAL_S = (
 REAP_INTERVAL_S = 10.0
 
 
-# Close codes: the frame was not text (1003) or not JSON (1007), as RFC 6455 numbers them;
-# no endpoint at the path, in the 4000s an application may use, read as HTTP's 404.
-CLOSE_NOT_TEXT = 1003
-CLOSE_NOT_JSON = 1007
+# Close codes in the 4000s an application may send (Daphne sends no 1003 or 1007 of
+# RFC 6455), read as HTTP statuses: a frame not JSON (400), not text (415), no such path (404).
+CLOSE_NOT_JSON = 4400
+CLOSE_NOT_TEXT = 4415
 CLOSE_UNKNOWN_PATH = 4404
 
 
 class JsonFramesConsumer(AsyncJsonWebsocketConsumer):
     """A JSON consumer that answers a frame it cannot read with a message and a close code
-    saying why (1003 binary, 1007 not JSON), instead of a server error (1011)."""
+    saying why (4415 binary, 4400 not JSON), instead of a server error (1011)."""
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
         if text_data is None:

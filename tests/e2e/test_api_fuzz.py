@@ -125,15 +125,18 @@ def test_the_inputs_schemathesis_does_not_send_are_refused_with_a_4xx(live_stack
 
     ws_base = base.replace("http://", "ws://")
     page.goto(base + "/accounts/login/")
+    # Daphne does not pass a close reason on; the message before the close says it.
     unknown = page.evaluate(SOCKET_CLOSE, [ws_base + "/ws/nowhere/", None])
-    assert unknown["code"] == 4404 and unknown["reason"] == "no WebSocket endpoint at /ws/nowhere/"
+    assert unknown["code"] == 4404
+    assert unknown["messages"] == [
+        {"error": "no WebSocket endpoint at /ws/nowhere/", "field": "frame", "rule": "route"}
+    ]
     page.get_by_label("Username").fill("fuzzer")
     page.get_by_label("Password").fill("pw-fuzzer-1")
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(base + "/")
     not_json = page.evaluate(SOCKET_CLOSE, [ws_base + "/ws/notifications/", "not json {"])
-    assert not_json == {
-        "code": 1007,
-        "reason": "frames must be JSON",
-        "messages": [{"error": "frames must be JSON", "field": "frame", "rule": "json"}],
-    }
+    assert not_json["code"] == 4400
+    assert not_json["messages"] == [
+        {"error": "frames must be JSON", "field": "frame", "rule": "json"}
+    ]
