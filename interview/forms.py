@@ -14,10 +14,27 @@ from grader import login_guard
 from interview.models import Level, LoopLength, Question
 from interview.question_bank import BankError, bank_dump, question_spec_full, question_validate
 
+# Scripts that are written together, as Unicode's "highly restrictive" profile allows: Han with
+# Japanese kana, with Korean Hangul, or with Bopomofo.
+SCRIPTS_WRITTEN_TOGETHER = (
+    {"CJK", "HIRAGANA", "KATAKANA"},
+    {"CJK", "HANGUL"},
+    {"CJK", "BOPOMOFO"},
+)
+
 
 def letter_scripts(text: str) -> set[str]:
-    """The scripts (LATIN, CYRILLIC, GREEK, ...) of the letters in ``text``."""
+    """The scripts (LATIN, CYRILLIC, GREEK, CJK, ...) of the letters in ``text``."""
     return {unicodedata.name(char, "UNKNOWN").split()[0] for char in text if char.isalpha()}
+
+
+def scripts_mixed(text: str) -> set[str]:
+    """The scripts of ``text`` when they are not one script or one set written together (a
+    Cyrillic а in "alice"); empty otherwise."""
+    scripts = letter_scripts(text)
+    if len(scripts) <= 1 or any(scripts <= together for together in SCRIPTS_WRITTEN_TOGETHER):
+        return set()
+    return scripts
 
 
 class SignupForm(UserCreationForm):
@@ -28,9 +45,9 @@ class SignupForm(UserCreationForm):
 
     def clean_username(self) -> str:
         username = super().clean_username()
-        scripts = letter_scripts(username)
+        scripts = scripts_mixed(username)
         # Names are public on leaderboards: "аlice" with a Cyrillic а would pass for alice.
-        if len(scripts) > 1:
+        if scripts:
             raise forms.ValidationError(
                 f"Use letters of one script only; this name mixes {', '.join(sorted(scripts))}.",
                 code="mixed_scripts",

@@ -107,8 +107,8 @@ def test_a_password_reset_revokes_the_api_tokens(alice, login_limits):
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "username",
-    ["\u0430lice", "b\u043eb", "ev\u0435", "\u03b1lice"],
-    ids=["cyrillic-a", "cyrillic-o", "cyrillic-e", "greek-alpha"],
+    ["\u0430lice", "b\u043eb", "ev\u0435", "\u03b1lice", "pаypal田"],
+    ids=["cyrillic-a", "cyrillic-o", "cyrillic-e", "greek-alpha", "three-scripts"],
 )
 def test_a_username_mixing_scripts_is_refused_at_sign_up(username):
     reply = Client().post(
@@ -126,7 +126,11 @@ def test_a_username_mixing_scripts_is_refused_at_sign_up(username):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("username", ["alice_2", "\u0430\u043b\u0438\u0441\u0430", "李小龙"])
+@pytest.mark.parametrize(
+    "username",
+    ["alice_2", "\u0430\u043b\u0438\u0441\u0430", "李小龙", "田中さん", "김민준", "Zoë"],
+    ids=["latin", "cyrillic", "han", "han-and-kana", "hangul", "latin-with-diaeresis"],
+)
 def test_a_username_in_one_script_is_accepted(username):
     reply = Client().post(
         "/accounts/signup/",
