@@ -162,16 +162,21 @@ class FakeClock:
         self.now += seconds
 
 
-@pytest.fixture
-def login_limits(monkeypatch, settings) -> FakeClock:
-    """The log-in limits on a clock the test moves, with counters of their own: the cache
-    (Redis when REDIS_URL is set) gets a key prefix no other test uses."""
-    from grader import login_guard
-
+@pytest.fixture(autouse=True)
+def fresh_cache(settings) -> None:
+    """A cache namespace of the test's own: log-in counters (in Redis when REDIS_URL is set)
+    left by another test or an earlier run do not count against this one."""
     settings.CACHES = {
         name: config | {"KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
         for name, config in settings.CACHES.items()
     }
+
+
+@pytest.fixture
+def login_limits(monkeypatch) -> FakeClock:
+    """The log-in limits on a clock the test moves."""
+    from grader import login_guard
+
     clock = FakeClock()
     monkeypatch.setattr(login_guard, "clock", clock)
     return clock
