@@ -24,7 +24,7 @@ MAX_ID = 2**63 - 1
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
-class InputRefused(ValueError):
+class InputRefused(Exception):
     """A request value that breaks a rule: answered 400 (pages) or 422 (API)."""
 
     def __init__(self, field: str, rule: str, message: str, status: int | None = None) -> None:

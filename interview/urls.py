@@ -4,9 +4,7 @@ from django.urls import include, path
 
 from interview import coding_views, dashboard_views, views
 from interview.api import api
-from interview.forms import AdminLoginForm, LimitedPasswordResetForm, LoginForm
-
-admin.site.login_form = AdminLoginForm
+from interview.forms import LimitedPasswordResetForm, LoginForm
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -584,7 +584,7 @@ def review_rate(request: HttpRequest) -> HttpResponse:
             user=request.user,
             card_id=whole_number(request.POST.get("card"), "card"),
             rating=whole_number(request.POST.get("rating"), "rating"),
-            suggested=int(suggested) if suggested and suggested.isdigit() else None,
+            suggested=whole_number(suggested, "suggested") if suggested else None,
         )
     except ReviewCard.DoesNotExist as error:
         raise Http404("no such review card") from error
