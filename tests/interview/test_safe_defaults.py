@@ -132,3 +132,13 @@ def test_no_template_has_inline_script_or_style():
         for match in INLINE.finditer(path.read_text())
     ]
     assert offenders == []
+
+
+@pytest.mark.django_db
+def test_with_debug_on_the_debug_pages_go_out_without_the_policy_to_stay_readable(client):
+    with override_settings(DEBUG=True):
+        debug_404 = client.get("/no-such-page/")
+        page = client.get("/accounts/login/")
+    assert "URLconf" in debug_404.content.decode()
+    assert "Content-Security-Policy" not in debug_404
+    assert page["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
