@@ -30,14 +30,15 @@ weights: $(STAMP)
 	else echo "model weights: engine/weights.py does not exist yet; skipping"; fi
 
 # Candidate code runs under bubblewrap; install it when missing and we may (root with apt-get),
-# else say how. Without it the grader runs unsandboxed and says so on every verdict.
+# else say how. Without it the app starts only with DEBUG=1, which grades unsandboxed and says
+# so on every verdict.
 sandbox:
 	@if command -v bwrap >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing bubblewrap (the grader's sandbox)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
 	else echo "bubblewrap (bwrap) is missing: install it (Debian/Ubuntu: sudo apt-get install bubblewrap);" \
-		"until then candidate code runs unsandboxed"; fi
+		"until then the app starts only with DEBUG=1, grading unsandboxed"; fi
 
 # One Django start prepares (migrate, bank, demo account) and serves: a warm run is quicker.
 run: install weights sandbox

@@ -10,8 +10,10 @@ import secrets
 
 from django.contrib.auth import authenticate
 from django.db import IntegrityError
+from django.http import HttpRequest
 from django.utils import timezone
 
+from grader import login_guard
 from grader.models import ApiToken, Problem, Submission
 from grader.ratelimit import Bucket, bucket_take
 from grader.services import submission_create
@@ -20,8 +22,6 @@ TOKEN_PREFIX = "ipk_"
 # Sustained one submission every 10 s per user, bursts of 6: enough for a person iterating
 # quickly, not for a script flooding the workers.
 SUBMIT_BUCKET = Bucket(name="submit", capacity=6, refill_per_s=0.1)
-# Password exchanges per user name: slows guessing without bothering a person logging in.
-LOGIN_BUCKET = Bucket(name="login", capacity=10, refill_per_s=1 / 30)
 # Submissions one user may have waiting or running at once.
 MAX_PENDING_PER_USER = 5
 # Submissions all users may have waiting at once before new ones are refused with 503: past
@@ -57,19 +57,24 @@ def api_token_create(user, name: str) -> tuple[ApiToken, str]:
     return token, raw
 
 
-def api_token_create_with_password(username: str, password: str, name: str) -> tuple[ApiToken, str]:
-    """Exchange a username and password for a new token (the command-line client's login)."""
-    wait_s = bucket_take(LOGIN_BUCKET, _hash(username.lower()))
-    if wait_s:
+def api_token_create_with_password(
+    username: str, password: str, name: str, request: HttpRequest | None = None
+) -> tuple[ApiToken, str]:
+    """Exchange a username and password for a new token (the command-line client's login),
+    under the same brute-force limits as the site's log-in (:mod:`grader.login_guard`)."""
+    try:
+        attempt = login_guard.login_begin(request, username)
+    except login_guard.LoginRefused as refused:
         raise LimitExceeded(
-            "too many login attempts; wait and try again",
+            str(refused),
             status=429,
-            field="username",
+            field="username" if refused.scope == "account" else "",
             rule="rate_limit",
-            retry_after_s=wait_s,
-        )
-    user = authenticate(username=username, password=password)
+            retry_after_s=refused.retry_after_s,
+        ) from None
+    user = authenticate(request, username=username, password=password)
     if user is None or not user.is_active:
+        login_guard.login_failed(attempt)
         raise LimitExceeded(
             "wrong username or password",
             status=401,
@@ -77,6 +82,7 @@ def api_token_create_with_password(username: str, password: str, name: str) -> t
             rule="credentials",
             retry_after_s=None,
         )
+    login_guard.login_succeeded(attempt)
     return api_token_create(user, name)
 
 
@@ -89,19 +95,33 @@ def api_token_revoke(user, token_id: int) -> bool:
     )
 
 
+class TokenRefused(Exception):
+    """A bearer token that names no active user: unknown, revoked, or its user disabled."""
+
+
 def api_token_authenticate(raw: str):
-    """The active user behind a raw token, or None; records when the token was last used."""
+    """The active user behind a raw token; records when the token was last used.
+
+    Raises :class:`TokenRefused` saying why not, so a client with a stale token is told so
+    rather than falling through to the session's CSRF check."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 100:
-        return None
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(key_hash=_hash(raw), revoked_at__isnull=True)
-        .first()
-    )
-    if token is None or not token.user.is_active:
-        return None
+        raise TokenRefused(f"unknown token: API tokens start with {TOKEN_PREFIX!r}")
+    token = ApiToken.objects.select_related("user").filter(key_hash=_hash(raw)).first()
+    if token is None:
+        raise TokenRefused("unknown token")
+    if token.revoked_at is not None:
+        raise TokenRefused(f"token revoked at {token.revoked_at:%Y-%m-%d %H:%M} UTC")
+    if not token.user.is_active:
+        raise TokenRefused("token's account is disabled")
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
     return token.user
+
+
+def api_tokens_revoke_all(user) -> int:
+    """Revoke every active token of ``user`` (their password changed); returns how many."""
+    return ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
 
 
 def submission_create_limited(

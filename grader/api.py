@@ -14,9 +14,12 @@ from datetime import datetime
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Field, Query, Router, Schema, Status
+from ninja import Path as PathParam
 from ninja.errors import HttpError
+from pydantic import ConfigDict
 
 from grader import access, selectors
+from grader.input_guard import MAX_ID, whole_number
 from grader.models import Problem, Submission
 from grader.services import SubmissionRejected
 
@@ -43,11 +46,25 @@ class ProblemDetailOut(ProblemOut):
     limits: dict
 
 
-class SubmissionIn(Schema):
+# Text the API takes never holds a NUL character (PostgreSQL stores none; the input guard
+# refuses it): the document says so, so that clients and fuzzers know.
+NO_NUL = r"^[^\x00]*$"
+
+
+class InputSchema(Schema):
+    """A request body: its fields and nothing else, so the document describes every byte
+    the server reads."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SubmissionIn(InputSchema):
     problem: str = Field(
         min_length=1, max_length=100, pattern=r"^[-a-z0-9]+$", description="problem slug"
     )
-    code: str = Field(min_length=1, max_length=MAX_SOURCE_BYTES, description="Python source")
+    code: str = Field(
+        min_length=1, max_length=MAX_SOURCE_BYTES, pattern=NO_NUL, description="Python source"
+    )
 
 
 class TestOut(Schema):
@@ -128,7 +145,7 @@ def problems_list(request: HttpRequest):
     response={200: ProblemDetailOut, **ERRORS},
     summary="A problem's statement and starter code",
 )
-def problem_detail(request: HttpRequest, slug: str):
+def problem_detail(request: HttpRequest, slug: str = PathParam(..., pattern=NO_NUL)):
     problem = _problem_or_404(slug)
     return ProblemDetailOut(
         slug=problem.slug,
@@ -166,7 +183,9 @@ def submission_create(request: HttpRequest, payload: SubmissionIn):
     summary="Your submissions, newest first",
 )
 def submissions_list(
-    request: HttpRequest, problem: str | None = None, limit: int = Query(20, ge=1, le=100)
+    request: HttpRequest,
+    problem: str | None = Query(None, max_length=100, pattern=NO_NUL),
+    limit: int = Query(20, ge=1, le=100),
 ):
     return [
         submission_out(s)
@@ -220,16 +239,16 @@ async def _event_stream(submission_id: int, after_seq: int) -> AsyncIterator[str
     },
 )
 async def submission_events(
-    request: HttpRequest, submission_id: int, last_event_id: int | None = None
+    request: HttpRequest,
+    submission_id: int,
+    last_event_id: int | None = Query(None, ge=0, le=MAX_ID),
 ):
     visible = await sync_to_async(selectors.submission_visible_to)(submission_id, request.auth)
     if not visible:
         raise HttpError(404, f"no submission {submission_id} of yours")
     header = request.headers.get("Last-Event-ID", "")
     if last_event_id is None and header:
-        if not header.isdigit():
-            raise HttpError(422, "Last-Event-ID: must be a whole number")
-        last_event_id = int(header)
+        last_event_id = whole_number(header, "Last-Event-ID")
     response = StreamingHttpResponse(
         _event_stream(submission_id, max(0, last_event_id or 0)), content_type="text/event-stream"
     )
@@ -238,10 +257,10 @@ async def submission_events(
     return response
 
 
-class TokenIn(Schema):
-    username: str = Field(min_length=1, max_length=150)
-    password: str = Field(min_length=1, max_length=1024)
-    name: str = Field("api", min_length=1, max_length=100)
+class TokenIn(InputSchema):
+    username: str = Field(min_length=1, max_length=150, pattern=NO_NUL)
+    password: str = Field(min_length=1, max_length=1024, pattern=NO_NUL)
+    name: str = Field("api", min_length=1, max_length=100, pattern=NO_NUL)
 
 
 class TokenOut(Schema):
@@ -258,6 +277,6 @@ class TokenOut(Schema):
 )
 def token_create(request: HttpRequest, payload: TokenIn):
     token, raw = access.api_token_create_with_password(
-        payload.username, payload.password, payload.name
+        payload.username, payload.password, payload.name, request
     )
     return Status(201, TokenOut(token=raw, name=token.name, prefix=token.prefix))

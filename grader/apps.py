@@ -9,6 +9,9 @@ class GraderConfig(AppConfig):
 
     def ready(self) -> None:
         from grader import signals  # noqa: F401  (connects the worker heartbeat)
+        from grader.password_hooks import password_hooks_connect
+
+        password_hooks_connect()
 
         if not settings.DEBUG:
             from grader.harnesses.contract import SandboxKind

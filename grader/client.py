@@ -92,9 +92,9 @@ class Api:
                     time.sleep(float(error.headers.get("Retry-After") or 2))
                     continue
                 if error.code == 401:
-                    raise ClientError(
-                        f"not logged in or token revoked ({detail}); run `inferprep login`"
-                    ) from None
+                    # The server says why: no token, an unknown one, or one revoked.
+                    hint = "" if "inferprep login" in detail else "; run `inferprep login`"
+                    raise ClientError(f"{detail}{hint}") from None
                 raise ClientError(f"{method} {path}: HTTP {error.code}: {detail}") from None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
                 if attempt == RETRIES:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -22,7 +23,46 @@ POLL_INTERVAL_S = (
 REAP_INTERVAL_S = 10.0
 
 
-class SubmissionProgressConsumer(AsyncJsonWebsocketConsumer):
+# Close codes in the 4000s an application may send (Daphne sends no 1003 or 1007 of
+# RFC 6455), read as HTTP statuses: a frame not JSON (400), not text (415), no such path (404).
+CLOSE_NOT_JSON = 4400
+CLOSE_NOT_TEXT = 4415
+CLOSE_UNKNOWN_PATH = 4404
+
+
+class JsonFramesConsumer(AsyncJsonWebsocketConsumer):
+    """A JSON consumer that answers a frame it cannot read with a message and a close code
+    saying why (4415 binary, 4400 not JSON), instead of a server error (1011)."""
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        if text_data is None:
+            await self.refuse(CLOSE_NOT_TEXT, "json", "frames must be JSON text, not binary")
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self.refuse(CLOSE_NOT_JSON, "json", "frames must be JSON")
+            return
+        await self.receive_json(content, **kwargs)
+
+    async def refuse(self, code: int, rule: str, message: str) -> None:
+        """Tell the client what was wrong, then close with ``code``."""
+        await self.send_json({"error": message, "field": "frame", "rule": rule})
+        await self.close(code=code, reason=message)
+
+
+class UnknownPathConsumer(JsonFramesConsumer):
+    """Every WebSocket path no route serves: accepted only to say so and close (4404), rather
+    than the router's error becoming an HTTP 500 of the handshake."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.refuse(
+            CLOSE_UNKNOWN_PATH, "route", f"no WebSocket endpoint at {self.scope['path'][:200]}"
+        )
+
+
+class SubmissionProgressConsumer(JsonFramesConsumer):
     """Streams ``ws/submissions/<id>/?after=<seq>``: every event after ``seq``, then live ones."""
 
     async def connect(self) -> None:

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 
-from interview.forms import QuestionAdminForm
+from interview.forms import AdminLoginForm, QuestionAdminForm
 from interview.models import Attempt, Loop, LoopRound, Question, ReviewCard
 from interview.question_bank import parameters_draw, question_fields
 from interview.views import question_view_model
@@ -45,6 +45,8 @@ class LoopAdmin(admin.ModelAdmin):
     list_filter = ("status", "level")
 
 
+# The admin's log-in under the same brute-force limits as the site's.
+admin.site.login_form = AdminLoginForm
 admin.site.register(LoopRound)
 admin.site.register(Attempt)
 admin.site.register(ReviewCard)

@@ -11,14 +11,17 @@ import logging
 import math
 from datetime import datetime
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, NinjaAPI, Query, Router, Schema
+from ninja import Path as PathParam
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer, django_auth
 
-from grader.access import LimitExceeded, api_token_authenticate
-from grader.api import ERRORS
+from grader.access import LimitExceeded, TokenRefused, api_token_authenticate
+from grader.api import ERRORS, NO_NUL, InputSchema
 from grader.api import router as grader_router
+from grader.input_guard import InputRefused, body_too_big, refusal_response
 from interview import selectors, services
 from interview.grading import ResponseInvalid
 from interview.models import Question
@@ -82,6 +85,28 @@ def on_authentication_error(request: HttpRequest, exc: AuthenticationError) -> H
     return _error(request, 401, "authentication required: send 'Authorization: Bearer <token>'")
 
 
+@api.exception_handler(TokenRefused)
+def on_token_refused(request: HttpRequest, exc: TokenRefused) -> HttpResponse:
+    response = _error(
+        request,
+        401,
+        f"{exc}; make a new token with `inferprep login` or on your profile page",
+        [{"field": "Authorization", "rule": "token", "message": str(exc)}],
+    )
+    response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return response
+
+
+@api.exception_handler(InputRefused)
+def on_input_refused(request: HttpRequest, exc: InputRefused) -> HttpResponse:
+    return refusal_response(request, exc)
+
+
+@api.exception_handler(RequestDataTooBig)
+def on_body_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    return refusal_response(request, body_too_big())
+
+
 @api.exception_handler(Http404)
 def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return _error(request, 404, str(exc) or "not found")
@@ -121,12 +146,12 @@ class QuestionDrawOut(QuestionOut):
     token: str = Field(description="send back with the answer: it carries this draw's numbers")
 
 
-class AnswerIn(Schema):
-    token: str = Field(min_length=1, max_length=4096)
+class AnswerIn(InputSchema):
+    token: str = Field(min_length=1, max_length=4096, pattern=NO_NUL)
     choice: int | None = Field(None, ge=0, le=100)
     choices: list[int] | None = Field(None, max_length=100)
     value: float | None = None
-    text: str | None = Field(None, max_length=10_000)
+    text: str | None = Field(None, max_length=10_000, pattern=NO_NUL)
 
 
 class AnswerOut(Schema):
@@ -168,8 +193,8 @@ def _question_or_404(question_id: str) -> Question:
 )
 def questions_list(
     request: HttpRequest,
-    topic: str | None = Query(None, max_length=60),
-    level: str | None = Query(None, max_length=10),
+    topic: str | None = Query(None, max_length=60, pattern=NO_NUL),
+    level: str | None = Query(None, max_length=10, pattern=NO_NUL),
 ):
     return [_question_out(q) for q in selectors.questions_published(topic, level)]
 
@@ -179,7 +204,7 @@ def questions_list(
     response={200: QuestionDrawOut, **ERRORS},
     summary="A question, drawn afresh",
 )
-def question_draw(request: HttpRequest, question_id: str):
+def question_draw(request: HttpRequest, question_id: str = PathParam(..., pattern=NO_NUL)):
     question = _question_or_404(question_id)
     draw = services.practice_draw(question)
     view = question_view_model(question, draw.params, option_order=draw.option_order)
@@ -196,7 +221,9 @@ def question_draw(request: HttpRequest, question_id: str):
     response={200: AnswerOut, **ERRORS},
     summary="Answer a drawn question",
 )
-def question_answer(request: HttpRequest, question_id: str, payload: AnswerIn):
+def question_answer(
+    request: HttpRequest, payload: AnswerIn, question_id: str = PathParam(..., pattern=NO_NUL)
+):
     question = _question_or_404(question_id)
     data = {k: v for k, v in payload.dict().items() if v is not None and k != "token"}
     try:

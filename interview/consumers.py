@@ -7,9 +7,9 @@ import contextlib
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
+from grader.consumers import JsonFramesConsumer
 from interview import selectors
 from interview.design.practice import after_count
 
@@ -28,7 +28,7 @@ def round_group(round_id: int) -> str:
     return f"loop-round.{round_id}"
 
 
-class NotificationConsumer(AsyncJsonWebsocketConsumer):
+class NotificationConsumer(JsonFramesConsumer):
     """Pushes a signed-in user's notifications (a verdict, a due review) to each open page."""
 
     async def connect(self) -> None:
@@ -48,7 +48,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(event["payload"])
 
 
-class DesignFollowUpConsumer(AsyncJsonWebsocketConsumer):
+class DesignFollowUpConsumer(JsonFramesConsumer):
     """Pushes a loop design round's follow-ups as the server releases them.
 
     `ws/loops/rounds/<id>/follow-ups/?after=<n>` sends every released follow-up from index n

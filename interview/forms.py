@@ -1,13 +1,40 @@
-"""Forms: sign-up, loop set-up, and the admin's YAML editor for a question."""
+"""Forms: sign-up, log-in and password reset under limits, loop set-up, and the admin's YAML
+editor for a question."""
 
 from __future__ import annotations
 
+import unicodedata
+
 import yaml
 from django import forms
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, UserCreationForm
 
+from grader import login_guard
 from interview.models import Level, LoopLength, Question
 from interview.question_bank import BankError, bank_dump, question_spec_full, question_validate
+
+# Scripts that are written together, as Unicode's "highly restrictive" profile allows: Han with
+# Japanese kana, with Korean Hangul, or with Bopomofo.
+SCRIPTS_WRITTEN_TOGETHER = (
+    {"CJK", "HIRAGANA", "KATAKANA"},
+    {"CJK", "HANGUL"},
+    {"CJK", "BOPOMOFO"},
+)
+
+
+def letter_scripts(text: str) -> set[str]:
+    """The scripts (LATIN, CYRILLIC, GREEK, CJK, ...) of the letters in ``text``."""
+    return {unicodedata.name(char, "UNKNOWN").split()[0] for char in text if char.isalpha()}
+
+
+def scripts_mixed(text: str) -> set[str]:
+    """The scripts of ``text`` when they are not one script or one set written together (a
+    Cyrillic а in "alice"); empty otherwise."""
+    scripts = letter_scripts(text)
+    if len(scripts) <= 1 or any(scripts <= together for together in SCRIPTS_WRITTEN_TOGETHER):
+        return set()
+    return scripts
 
 
 class SignupForm(UserCreationForm):
@@ -15,6 +42,58 @@ class SignupForm(UserCreationForm):
 
     class Meta(UserCreationForm.Meta):
         fields = ("username", "email")
+
+    def clean_username(self) -> str:
+        username = super().clean_username()
+        scripts = scripts_mixed(username)
+        # Names are public on leaderboards: "аlice" with a Cyrillic а would pass for alice.
+        if scripts:
+            raise forms.ValidationError(
+                f"Use letters of one script only; this name mixes {', '.join(sorted(scripts))}.",
+                code="mixed_scripts",
+            )
+        return username
+
+
+class LimitedLoginMixin:
+    """A log-in form under the limits of :mod:`grader.login_guard`: a client that keeps
+    failing is told to wait, whatever password it sends."""
+
+    def clean(self) -> dict:
+        username = self.cleaned_data.get("username")
+        if not username or not self.cleaned_data.get("password"):
+            return super().clean()
+        try:
+            attempt = login_guard.login_begin(self.request, username)
+        except login_guard.LoginRefused as refused:
+            raise forms.ValidationError(f"{str(refused).capitalize()}.", code="throttled") from None
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError:
+            login_guard.login_failed(attempt)
+            raise
+        login_guard.login_succeeded(attempt)
+        return cleaned
+
+
+class LoginForm(LimitedLoginMixin, AuthenticationForm):
+    """The site's log-in."""
+
+
+class AdminLoginForm(LimitedLoginMixin, AdminAuthenticationForm):
+    """The admin's log-in."""
+
+
+class LimitedPasswordResetForm(PasswordResetForm):
+    """Password reset, with at most a few mails to one address an hour."""
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"]
+        try:
+            login_guard.reset_mail_allow(email)
+        except login_guard.ResetMailRefused as refused:
+            raise forms.ValidationError(f"{str(refused).capitalize()}.", code="throttled") from None
+        return email
 
 
 class LoopStartForm(forms.Form):

@@ -7,6 +7,7 @@ services. The README lists each variable.
 """
 
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -31,16 +32,34 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use 1/0, true/false).")
 
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless a developer turns it on: the debug pages show settings and source to anyone.
+DEBUG = env_bool("DEBUG", False)
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY is not set. With DEBUG off InferPrep refuses to start without it: "
-            "export SECRET_KEY to a long random string."
-        )
-    SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
+
+def secret_key_kept(path: Path) -> str:
+    """The signing key kept in ``path``, made on first use: random, readable by its owner only.
+
+    Several hosts serving one site must share one key: give them ``SECRET_KEY`` instead."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    # Written whole under a private name, then linked into place: a process starting at the
+    # same moment either links first or reads the finished key of the one that did.
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as kept:
+        kept.write(secrets.token_urlsafe(50))
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+    return path.read_text().strip()
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "") or secret_key_kept(VAR_DIR / "secret-key.txt")
 
 ALLOWED_HOSTS = [
     h.strip()
@@ -70,13 +89,17 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "grader.input_guard.InputGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "interview.security.ContentSecurityPolicyMiddleware",
 ]
+# Debug pages and error mails mask the passwords inside URL-valued settings too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "interview.security.CredentialsMaskingFilter"
 
 ROOT_URLCONF = "interview.urls"
 ASGI_APPLICATION = "interview.asgi.application"
@@ -146,6 +169,21 @@ else:
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# The log-in limits' counters (grader.login_guard): in Redis, shared by every web process; in
+# this process's memory for the embedded default, which serves from one process, and while
+# Redis does not answer. A second is long for Redis: past it, the limits fall back at once.
+LOCAL_CACHE = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "local"}
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+    if REDIS_URL
+    else LOCAL_CACHE,
+    "local": LOCAL_CACHE,
+}
+
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -186,6 +224,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# WhiteNoise serves from the finders (app and project folders); an empty root keeps it from
+# warning at every start that collectstatic never ran.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 

@@ -17,6 +17,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from grader.input_guard import whole_number
 from interview import dashboard_views, selectors, services
 from interview.design import render as design_render
 from interview.design.practice import (
@@ -372,14 +373,15 @@ def loop_answer(request: HttpRequest, loop_id: int, item_id: int) -> HttpRespons
         return HttpResponse(str(error), status=409, content_type="text/plain")
     except ResponseInvalid as error:
         messages.error(request, str(error))
-        return redirect(_round_url(loop_id, request.POST.get("position", 0), item_id))
+        position = whole_number(request.POST.get("position", 0), "position")
+        return redirect(_round_url(loop_id, position, item_id))
     if attempt.late:
         messages.warning(request, "That answer came after the round's deadline: kept, marked late.")
     return redirect(_round_url(loop_id, attempt.loop_round.position, item_id))
 
 
-def _round_url(loop_id: int, position, item_id: int) -> str:
-    return reverse("loop-round", args=[loop_id, int(position)]) + f"#item-{item_id}"
+def _round_url(loop_id: int, position: int, item_id: int) -> str:
+    return reverse("loop-round", args=[loop_id, position]) + f"#item-{item_id}"
 
 
 @login_required
@@ -514,7 +516,7 @@ def review(request: HttpRequest) -> HttpResponse:
         try:
             card, attempt = services.review_answer(
                 user=request.user,
-                card_id=_int(request.POST.get("card")),
+                card_id=whole_number(request.POST.get("card"), "card"),
                 data=request.POST,
                 token=request.POST.get("token", ""),
             )
@@ -580,13 +582,6 @@ def _interval_text(interval) -> str:
     return f"{days} day{'s' if days != 1 else ''}"
 
 
-def _int(value: str | None) -> int:
-    try:
-        return int(value or "")
-    except ValueError as error:
-        raise Http404("no such review card") from error
-
-
 @login_required
 @require_POST
 def review_rate(request: HttpRequest) -> HttpResponse:
@@ -595,9 +590,9 @@ def review_rate(request: HttpRequest) -> HttpResponse:
     try:
         card = services.review_rate(
             user=request.user,
-            card_id=_int(request.POST.get("card")),
-            rating=_int(request.POST.get("rating")),
-            suggested=int(suggested) if suggested and suggested.isdigit() else None,
+            card_id=whole_number(request.POST.get("card"), "card"),
+            rating=whole_number(request.POST.get("rating"), "rating"),
+            suggested=whole_number(suggested, "suggested") if suggested else None,
         )
     except ReviewCard.DoesNotExist as error:
         raise Http404("no such review card") from error

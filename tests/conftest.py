@@ -147,3 +147,36 @@ def pytest_runtest_teardown(item):
     for value in getattr(item, "funcargs", {}).values():
         if isinstance(value, WorkerProcess) and value.process and value.process.poll() is None:
             value.wait_idle()
+
+
+class FakeClock:
+    """A clock that moves only when told: limits tested without sleeping."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(settings) -> None:
+    """A cache namespace of the test's own: log-in counters (in Redis when REDIS_URL is set)
+    left by another test or an earlier run do not count against this one."""
+    settings.CACHES = {
+        name: config | {"KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+        for name, config in settings.CACHES.items()
+    }
+
+
+@pytest.fixture
+def login_limits(monkeypatch) -> FakeClock:
+    """The log-in limits on a clock the test moves."""
+    from grader import login_guard
+
+    clock = FakeClock()
+    monkeypatch.setattr(login_guard, "clock", clock)
+    return clock

@@ -1,5 +1,7 @@
-// Design pages: draw the calculator's throughput chart from #chart-data (server-computed), and
-// let htmx swap in 400 responses, whose fragments carry the form errors to show.
+// Design pages: draw the calculator's throughput chart from #chart-data (server-computed), size
+// the memory bar's segments from their data-share (the Content-Security-Policy refuses style
+// attributes in markup), and let htmx swap in 400 responses, whose fragments carry the form
+// errors to show.
 (function () {
   var chart = null;
 
@@ -31,12 +33,20 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", drawChart);
+  function sizeMemoryBar() {
+    document.querySelectorAll(".membar .seg[data-share]").forEach(function (seg) {
+      seg.style.width = seg.dataset.share + "%";
+    });
+  }
+
+  function drawResult() { sizeMemoryBar(); drawChart(); }
+
+  document.addEventListener("DOMContentLoaded", drawResult);
   // After settle, not after swap: while settling, htmx gives the new canvas the old one's
   // attributes (same id) and then restores its own, which resets a chart drawn in between to
   // a blank 300 x 150 canvas.
   document.addEventListener("htmx:afterSettle", function (e) {
-    if (e.detail.target && e.detail.target.id === "calculator-result") drawChart();
+    if (e.detail.target && e.detail.target.id === "calculator-result") drawResult();
   });
   document.addEventListener("htmx:beforeSwap", function (e) {
     if (e.detail.xhr.status === 400) { e.detail.shouldSwap = true; e.detail.isError = false; }

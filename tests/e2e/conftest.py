@@ -156,14 +156,24 @@ def browser():
 
 @pytest.fixture
 def page(browser, request):
-    """A fresh browser context per test; a screenshot of the last state is kept on failure."""
+    """A fresh browser context per test; a screenshot of the last state is kept on failure.
+    Whatever the test does, no page may break the site's Content-Security-Policy."""
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     page = context.new_page()
     page.set_default_timeout(15_000)
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            "Content Security Policy" in message.text
+            and violations.append(f"{page.url}: {message.text}")
+        ),
+    )
     yield page
     if getattr(request.node, "rep_call", None) and request.node.rep_call.failed:
         page.screenshot(path=str(screenshot_path(f"FAILED-{request.node.name}")), full_page=True)
     context.close()
+    assert violations == []
 
 
 def screenshot_path(name: str) -> Path:

@@ -48,3 +48,34 @@ def test_changing_the_model_redraws_numbers_and_chart(live_stack, page):
     assert after["first_point"] != first["first_point"]
     assert (after["width"], after["height"]) == (first["width"], first["height"])
     assert after["line_pixels"] > 100
+
+
+MEMBAR_SHARES = """() => [...document.querySelectorAll('.membar .seg')].map((seg) => ({
+  share: Number(seg.dataset.share),
+  width: seg.getBoundingClientRect().width,
+  bar: seg.parentElement.getBoundingClientRect().width,
+}))"""
+
+
+def test_the_memory_bar_is_drawn_to_its_shares_under_the_content_security_policy(live_stack, page):
+    """The segments' widths come from their data-share through design.js (the policy refuses
+    style attributes), on the first load and after a change swaps the result in."""
+    refused: list[str] = []
+    page.on("console", lambda m: m.type == "error" and refused.append(m.text))
+    page.goto(f"{live_stack.base_url}/design/calculator")
+    _assert_segments_follow_shares(page)
+    with page.expect_response(lambda r: "/design/calculator?" in r.url):
+        page.select_option("select[name=model]", "smollm2-135m")
+    page.wait_for_function(
+        "document.querySelector('#calculator-result h2').textContent.includes('SmolLM2')"
+    )
+    page.wait_for_timeout(300)  # htmx settles 20 ms after the swap
+    _assert_segments_follow_shares(page)
+    assert refused == []
+
+
+def _assert_segments_follow_shares(page) -> None:
+    segments = page.evaluate(MEMBAR_SHARES)
+    assert len(segments) >= 2 and sum(s["share"] for s in segments) > 99
+    for segment in segments:
+        assert abs(segment["width"] - segment["bar"] * segment["share"] / 100) < 2, segment

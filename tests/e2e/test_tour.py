@@ -1,7 +1,8 @@
 """A new user's whole tour in one browser against one server: sign-up, practice, a full mock
 loop to its scorecard, review with a self-rating, every problem page, a graded result, the
 leaderboards, the lab, the calculator, the profile and the API docs, at desktop and phone
-widths. Every page must load without a console error, show no raw "{placeholder}" and no
+widths. Every page must load under the site's Content-Security-Policy without a console error
+(a refused inline script or style is one), show no raw "{placeholder}" and no
 "0.000x" ratio, and fit a 390 px phone without sideways scrolling. Each page's screenshot
 goes to var/screenshots/tour-*.png, and the load times to var/screenshots/tour-timings.json."""
 
@@ -64,11 +65,13 @@ class Tour:
     def open(self, name: str, path: str) -> None:
         """Load ``path`` afresh, timing it, then check and photograph it."""
         started = time.perf_counter()
-        self.page.goto(self.base_url + path, wait_until="load")
+        response = self.page.goto(self.base_url + path, wait_until="load")
         self.timings_ms[f"{self.width} {name} ({path})"] = round(
             (time.perf_counter() - started) * 1000, 1
         )
         self.visited.append((name, path))
+        # The policy is in force, so a page that breaks it shows as a console error below.
+        assert "script-src 'self'" in response.headers["content-security-policy"], name
         self.check(name)
 
     def check(self, name: str, placeholders_allowed: bool = False) -> None:
@@ -116,6 +119,7 @@ def test_tour_of_every_page_at_desktop_and_phone_widths(live_stack, browser):
         ("design", "/design/"),
         ("mock-interviews", "/loops/"),
         ("profile", "/profile/"),
+        ("admin-log-in", "/admin/login/"),
     ]:
         desktop.open(name, path)
     _api_docs(desktop)

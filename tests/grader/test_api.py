@@ -68,13 +68,29 @@ def test_wrong_password_is_401_and_creates_no_token(user):
     assert not ApiToken.objects.exists()
 
 
-def test_revoked_or_unknown_tokens_are_refused(user, softmax_problem, token):
-    assert api("ipk_not-a-real-token").get("/api/problems").status_code == 401
+def test_revoked_or_unknown_tokens_are_refused_saying_which(user, softmax_problem, token):
+    unknown = api("ipk_not-a-real-token").get("/api/problems")
+    assert unknown.status_code == 401
+    assert unknown.json()["detail"].startswith("unknown token")
     assert Client().get("/api/problems").status_code == 401
     access.api_token_revoke(user, ApiToken.objects.get(user=user).pk)
     reply = api(token).get("/api/problems")
     assert reply.status_code == 401
-    assert "Bearer" in reply.json()["detail"]
+    assert reply.json()["detail"].startswith("token revoked")
+
+
+@pytest.mark.parametrize("revoked", [False, True], ids=["unknown", "revoked"])
+def test_a_bad_token_on_a_post_is_401_naming_the_token_not_a_csrf_failure(
+    user, softmax_problem, token, revoked
+):
+    if revoked:
+        access.api_token_revoke(user, ApiToken.objects.get(user=user).pk)
+    reply = submit(api(token if revoked else "ipk_bogus"), solution("reference.py"))
+    assert reply.status_code == 401
+    assert reply.json()["detail"].startswith("token revoked" if revoked else "unknown token")
+    assert reply.json()["errors"][0]["field"] == "Authorization"
+    assert "CSRF" not in reply.content.decode()
+    assert not Submission.objects.exists()
 
 
 def test_problem_detail_has_statement_and_starter_and_unknown_slug_is_404(softmax_problem, token):
