@@ -172,11 +172,18 @@ else:
 # The log-in limits' counters (grader.login_guard): in Redis, shared by every web process; in
 # this process's memory for the embedded default, which serves from one process, and while
 # Redis does not answer. A second is long for Redis: past it, the limits fall back at once.
-LOCAL_CACHE = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "local"}
+# CACHE_KEY_PREFIX keeps sites (or test runs) that share one Redis out of each other's counters.
+CACHE_KEY_PREFIX = os.environ.get("CACHE_KEY_PREFIX", "")
+LOCAL_CACHE = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "local",
+    "KEY_PREFIX": CACHE_KEY_PREFIX,
+}
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
+        "KEY_PREFIX": CACHE_KEY_PREFIX,
         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
     }
     if REDIS_URL

@@ -58,6 +58,8 @@ class _Processes:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.port = _free_port()
+        # Counters of their own (log-in limits): none left in Redis by an earlier run.
+        self.environment = {"CACHE_KEY_PREFIX": f"e2e-{uuid.uuid4().hex[:12]}"}
         self.server: subprocess.Popen | None = None
         self.worker: WorkerProcess | None = None
 
@@ -79,7 +81,7 @@ class _Processes:
                 "interview.asgi:application",
             ],
             cwd=REPO,
-            env=child_environment(),
+            env=child_environment(**self.environment),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -91,7 +93,7 @@ class _Processes:
             hostname = f"e2e-{uuid.uuid4().hex[:8]}@localhost"
             # A beat a second: the row a test's flush removed is back within one beat.
             self.worker = WorkerProcess(hostname, self.log_dir / f"{hostname}.log")
-            self.worker.start(WORKER_HEARTBEAT_S=str(SHARED_WORKER_HEARTBEAT_S))
+            self.worker.start(WORKER_HEARTBEAT_S=str(SHARED_WORKER_HEARTBEAT_S), **self.environment)
         return self.worker
 
     def wait_for_server(self) -> None:
@@ -131,17 +133,33 @@ def _live_processes(django_db_setup, django_db_blocker, tmp_path_factory) -> Ite
         processes.stop()
 
 
-@pytest.fixture
-def live_stack(transactional_db, _live_processes) -> Iterator[LiveStack]:
-    """Daphne serving the app and a worker grading for it, both on the test database."""
-    worker = _live_processes.live_worker()
+def _stack_for_the_test(processes: _Processes) -> Iterator[LiveStack]:
+    worker = processes.live_worker()
     worker.wait_until_alive()
-    _live_processes.wait_for_server()
-    yield LiveStack(base_url=_live_processes.base_url, worker=worker)
+    processes.wait_for_server()
+    yield LiveStack(base_url=processes.base_url, worker=worker)
     # The worker may still finish a job (and dispatch the user's next) after the test saw its
     # verdict: emptying the tables under that transaction would deadlock.
     if worker.process.poll() is None:
         worker.wait_idle()
+
+
+@pytest.fixture
+def live_stack(transactional_db, _live_processes) -> Iterator[LiveStack]:
+    """Daphne serving the app and a worker grading for it, both on the test database."""
+    yield from _stack_for_the_test(_live_processes)
+
+
+@pytest.fixture
+def private_stack(transactional_db, tmp_path) -> Iterator[LiveStack]:
+    """A stack of the test's own, for a test whose traffic would change what the shared one
+    does next (a fuzzer's failed log-ins hold back every later log-in from this address)."""
+    processes = _Processes(tmp_path)
+    processes.start_server()
+    try:
+        yield from _stack_for_the_test(processes)
+    finally:
+        processes.stop()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ EXAMPLES_PER_OPERATION = 30
 FUZZ_TIMEOUT_S = 480
 
 
-def test_every_operation_survives_schemathesis(live_stack, tmp_path):
+def test_every_operation_survives_schemathesis(private_stack, tmp_path):
     problems_load()
     user = get_user_model().objects.create_user("fuzzer", password="pw-fuzzer-1")
     token = api_token_create(user, "schemathesis")[1]
@@ -30,7 +30,7 @@ def test_every_operation_survives_schemathesis(live_stack, tmp_path):
             "-m",
             "schemathesis.cli",
             "run",
-            f"{live_stack.base_url}/api/openapi.json",
+            f"{private_stack.base_url}/api/openapi.json",
             "--header",
             f"Authorization: Bearer {token}",
             "--checks",
