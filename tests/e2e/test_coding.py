@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from playwright.sync_api import expect
 
 from grader.bank import PROBLEMS_DIR, problems_load
 from grader.models import Submission
@@ -71,7 +72,7 @@ def test_solve_a_problem_in_the_editor(live_stack, page):
 
     page.get_by_role("navigation").get_by_role("link", name="Coding").click()
     page.get_by_role("link", name="Fast, stable softmax on the CPU").click()
-    assert page.get_by_role("heading", name="Fast, stable softmax on the CPU").is_visible()
+    expect(page.get_by_role("heading", name="Fast, stable softmax on the CPU")).to_be_visible()
     assert "def softmax" in page.locator(".CodeMirror").inner_text()
     page.screenshot(path=str(screenshot_path("10-problem-page")), full_page=True)
 
@@ -106,7 +107,7 @@ def test_solve_a_problem_in_the_editor(live_stack, page):
     assert rows[-1]["judged"] == submission.tests.count()
     assert {row["verdict"] for row in rows} == {"Accepted"}
     assert rows[-1]["test"] == submission.tests.last().name
-    assert page.locator("#speed-chart").is_visible()
+    expect(page.locator("#speed-chart")).to_be_visible()
     assert page.evaluate("Chart.getChart('speed-chart').data.datasets.length") == 6
     history = page.locator("#history tbody tr")
     history.first.wait_for()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import random
 
+from playwright.sync_api import expect
+
 from interview import services
 from interview.design import load_design_prompts, numeric_answer
 from interview.models import Loop, RoundKind
@@ -44,7 +46,7 @@ def test_a_follow_up_is_pushed_into_a_loops_design_round(live_stack, page):
     design = clock_back(design, scaled_min - FOLLOW_UP_IN_S / 60)
 
     page.goto(f"{live_stack.base_url}/loops/{loop.pk}/rounds/{design.position}/")
-    assert page.get_by_role("heading", name="Follow-ups").is_visible()
+    expect(page.get_by_role("heading", name="Follow-ups")).to_be_visible()
     assert page.locator("#follow-up-poll").inner_text().startswith("2 more follow-ups to come")
     assert page.locator("article.follow-up").count() == 0
     page.evaluate("window.sameDocument = true")
@@ -85,12 +87,12 @@ def test_a_follow_up_is_pushed_into_a_loops_design_round(live_stack, page):
     page.get_by_role("button", name="Submit the design").click()
     page.get_by_text("Design submitted").wait_for()
     # The answer released the second follow-up at once, in the page the submit returned to.
-    assert page.locator(f"#follow-up-{second.id}").is_visible()
+    expect(page.locator(f"#follow-up-{second.id}")).to_be_visible()
 
     page.get_by_role("button", name="Finish the loop").click()
     page.get_by_role("heading", name="Scorecard").wait_for()
     evidence = page.locator(f"#design-round-{design.position}")
-    assert evidence.get_by_role("heading", name="the evidence").is_visible()
+    expect(evidence.get_by_role("heading", name="the evidence")).to_be_visible()
     throughput = evidence.locator(f"#design-{design.position}-section-throughput_model")
     assert "Roofline:" in throughput.inner_text()
     assert "exceeds the memory-bandwidth bound" in throughput.inner_text()

@@ -4,6 +4,8 @@ its scorecard and its charts."""
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
+
 from grader.bank import problems_load
 from grader.models import Problem, Submission
 from interview.models import Attempt, Loop
@@ -30,7 +32,7 @@ def test_sign_up_practise_and_finish_a_mock_loop(live_stack, page):
     page.goto(live_stack.base_url + "/practice/cb-what/")
     page.get_by_label("The scheduler decides the batch at every decode step", exact=False).check()
     page.get_by_role("button", name="Check answer").click()
-    assert page.locator(".feedback.ok").is_visible()
+    expect(page.locator(".feedback.ok")).to_be_visible()
     assert Attempt.objects.get(user__username="hopper").correct
     page.screenshot(path=str(screenshot_path("03-practice-answered")), full_page=True)
 
@@ -42,8 +44,8 @@ def test_sign_up_practise_and_finish_a_mock_loop(live_stack, page):
 
     page.get_by_label("Length").select_option("30")
     page.get_by_role("button", name="Start a mock interview").click()
-    assert page.get_by_role("heading", name="Round 1").is_visible()
-    assert page.locator("#countdown").is_visible()
+    expect(page.get_by_role("heading", name="Round 1")).to_be_visible()
+    expect(page.locator("#countdown")).to_be_visible()
     page.screenshot(path=str(screenshot_path("50-mock-round")), full_page=True)
 
     # The coding round: the same editor as the problem pages, on the starter code.
@@ -70,7 +72,7 @@ def test_sign_up_practise_and_finish_a_mock_loop(live_stack, page):
     # A form posts its text with CRLF line breaks (HTML's rule); Python reads either.
     assert submitted.code.replace("\r\n", "\n") == solution
     assert submitted.purpose == "interview"
-    assert page.locator("main li a", has_text=f"#{submitted.pk}").is_visible()
+    expect(page.locator("main li a", has_text=f"#{submitted.pk}")).to_be_visible()
     assert page.evaluate("InferPrep.editor.getValue()") == solution
 
     page.get_by_role("button", name="Finish the loop").click()

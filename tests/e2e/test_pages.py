@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from grader.bank import problems_load
 from grader.models import ApiToken, Problem, Submission
@@ -49,7 +50,7 @@ def test_dashboard_and_profile_tokens(live_stack, page):
     graded("barbara", 1.2, EPYC)
     page.get_by_role("navigation").get_by_role("link", name="Dashboard").click()
     assert page.inner_text("#due-count") == "0"
-    assert page.get_by_role("button", name="Start a mock interview").is_visible()
+    expect(page.get_by_role("button", name="Start a mock interview")).to_be_visible()
     assert "Fast, stable softmax on the CPU" in page.inner_text("#subs-h + table")
     page.screenshot(path=str(screenshot_path("20-dashboard")), full_page=True)
 

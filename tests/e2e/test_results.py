@@ -8,6 +8,7 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from grader import models as grader_models
 from grader.bank import problems_load
@@ -68,7 +69,7 @@ def test_scheduler_results_show_measures_and_the_reference(live_stack, page):
         "Chart.getChart(document.querySelector('.figure-chart')).data.datasets[0].data"
     )
     assert ratios == [1.0, 1.0, 1.0, 1.0]  # the reference scored against itself
-    assert page.locator("#speed-chart").is_visible()
+    expect(page.locator("#speed-chart")).to_be_visible()
     page.screenshot(path=str(screenshot_path("16-results-scheduler")), full_page=True)
     assert errors == []  # no script failed on any page
 
@@ -251,7 +252,7 @@ def test_kernel_results_place_the_kernel_on_the_roofline(live_stack, page):
     submission = stored("tri", "paged-decode-attention", report, H100)
 
     page.goto(f"{live_stack.base_url}/submissions/{submission.pk}/")
-    assert page.locator("#roofline-chart").is_visible()
+    expect(page.locator("#roofline-chart")).to_be_visible()
     datasets = page.evaluate("Chart.getChart('roofline-chart').data.datasets.map(d => d.label)")
     assert datasets == ["NVIDIA H100 SXM 80GB ceiling", "Yours", "Reference"]
     assert "FLOP/byte" in page.inner_text(".results")

@@ -13,6 +13,8 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from playwright.sync_api import expect
+
 from grader.bank import PROBLEMS_DIR, problems_load
 from grader.models import Problem, Submission
 from interview.models import Loop, LoopRound, RoundKind
@@ -135,9 +137,9 @@ def test_tour_of_every_page_at_desktop_and_phone_widths(live_stack, browser):
     phone.page.wait_for_url(live_stack.base_url + "/")
     # The navigation folds behind Menu instead of filling the first screen.
     nav = phone.page.get_by_role("navigation", name="Main")
-    assert not nav.is_visible()
+    expect(nav).to_be_hidden()
     phone.page.get_by_role("button", name="Menu").click()
-    assert nav.get_by_role("link", name="Practice").is_visible()
+    expect(nav.get_by_role("link", name="Practice")).to_be_visible()
     phone.check("menu-open")
     for name, path in desktop.visited:
         if path != "/accounts/signup/" and name != "welcome":
@@ -162,7 +164,7 @@ def _sign_up(tour: Tour) -> None:
     page.locator("#id_password2").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
     page.wait_for_url(tour.base_url + "/")
-    assert page.get_by_role("heading", name="Dashboard").is_visible()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     tour.check("dashboard-new")
 
 
