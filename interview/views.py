@@ -17,6 +17,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from grader.access import LimitExceeded
 from interview import dashboard_views, selectors, services
 from interview.design import render as design_render
 from interview.design.practice import (
@@ -280,7 +281,11 @@ def loop_round(request: HttpRequest, loop_id: int, position: int) -> HttpRespons
 
 
 def _round_page(
-    request: HttpRequest, loop: Loop, round_, errors: dict[str, str] | None = None
+    request: HttpRequest,
+    loop: Loop,
+    round_,
+    errors: dict[str, str] | None = None,
+    status: int | None = None,
 ) -> HttpResponse:
     """A round's page; a design answer that could not be graded comes back with its errors."""
     context: dict[str, Any] = {"loop": loop, "round": round_, "now": timezone.now()}
@@ -293,7 +298,9 @@ def _round_page(
             context["statement_html"] = markdown_html(context["problem"].statement_md)
     else:
         context |= _design_round_context(request, loop, round_, errors or {})
-    return render(request, "interview/loop_round.html", context, status=400 if errors else 200)
+    return render(
+        request, "interview/loop_round.html", context, status=status or (400 if errors else 200)
+    )
 
 
 def _design_round_context(
@@ -381,8 +388,14 @@ def loop_round_submit(request: HttpRequest, loop_id: int, position: int) -> Http
     round_ = get_object_or_404(loop.rounds, position=position)
     try:
         round_ = services.round_submit(user=request.user, round_id=round_.pk, data=request.POST)
+    except services.RoundClosed as error:
+        messages.error(request, str(error))
     except services.LoopError as error:
         return HttpResponse(str(error), status=409, content_type="text/plain")
+    except LimitExceeded as error:
+        messages.error(request, str(error))
+        if error.status == 503:  # a dependency is down: say so on the page, with its status
+            return _round_page(request, loop, round_, status=503)
     except AnswerInvalid as invalid:
         round_.refresh_from_db()  # the submit opened its clock if the page never had
         return _round_page(request, loop, round_, invalid.errors)
