@@ -27,9 +27,6 @@ GRADE_TIME_LIMIT_S = 600
     acks_late=True,
     reject_on_worker_lost=True,
     time_limit=GRADE_TIME_LIMIT_S,
-    # The verdict lives in the database; storing a return value too only adds a write to the
-    # result backend that fails while the broker's Redis is down.
-    ignore_result=True,
 )
 def grade_submission(self, submission_id: int, attempt: int) -> str | None:
     """Grade one submission attempt; a duplicate or stale delivery does nothing."""

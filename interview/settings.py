@@ -171,6 +171,8 @@ CELERY_RESULT_EXPIRES = 3600
 WORKER_ALIVE_S = 30
 # How often a worker writes its heartbeat; a third of WORKER_ALIVE_S so one missed beat is fine.
 WORKER_HEARTBEAT_S = 10
+# Where `manage.py serve` says how its worker is (running, or restarting after an exit).
+SERVE_WORKER_STATE_PATH = VAR_DIR / "serve-worker.json"
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

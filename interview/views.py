@@ -111,11 +111,20 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", {"topics": selectors.topics_counts()})
 
 
+# Addresses of this machine: /healthz shows them its details.
+LOCAL_ADDRESSES = {"127.0.0.1", "::1"}
+
+
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
+    """Whether the site can grade; hostnames, hardware, versions and error texts only for
+    staff or a request from this machine (not one a local proxy forwarded)."""
     report = health_report()
-    return JsonResponse(report.as_dict(), status=200 if report.healthy else 503)
+    forwarded = "HTTP_X_FORWARDED_FOR" in request.META or "HTTP_FORWARDED" in request.META
+    local = request.META.get("REMOTE_ADDR") in LOCAL_ADDRESSES and not forwarded
+    detailed = local or request.user.is_staff
+    return JsonResponse(report.as_dict(detailed), status=200 if report.healthy else 503)
 
 
 @require_http_methods(["GET", "POST"])
