@@ -14,6 +14,7 @@ from grader.models import Problem, Submission
 from grader.selectors import (
     problem_published_get,
     problems_published,
+    queue_unserved_note,
     submission_get,
     submission_visible_to,
     submissions_of,
@@ -74,6 +75,7 @@ def problem_detail(request: HttpRequest, slug: str) -> HttpResponse:
             # The editor opens on the last submitted code; a newer browser draft replaces it.
             "initial_code": history[0].code if history else problem.starter_code,
             "history": history,
+            "no_worker": queue_unserved_note(problem.queue) if signed_in else "",
         },
     )
 
@@ -106,6 +108,7 @@ def problem_submit(request: HttpRequest, slug: str) -> HttpResponse:
                 "id": submission.pk,
                 "url": url,
                 "results_url": reverse("submission-results", args=[submission.pk]),
+                "no_worker": queue_unserved_note(problem.queue),
             },
             status=201,
         )
@@ -125,6 +128,9 @@ def submission_detail(request: HttpRequest, submission_id: int) -> HttpResponse:
             "results": results,
             "charts": results.chart_data(),
             "code_html": python_html(submission.code),
+            "no_worker": queue_unserved_note(submission.problem.queue)
+            if submission.state == Submission.State.QUEUED
+            else "",
         },
     )
 
