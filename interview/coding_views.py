@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -93,7 +95,10 @@ def problem_submit(request: HttpRequest, slug: str) -> HttpResponse:
         )
     except LimitExceeded as error:
         if _wants_json(request):
-            return JsonResponse({"error": str(error)}, status=error.status)
+            response = JsonResponse({"error": str(error)}, status=error.status)
+            if error.retry_after_s is not None:
+                response["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+            return response
         messages.error(request, str(error))
         return redirect("problem", slug=slug)
     except SubmissionRejected as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.contrib import messages
@@ -404,7 +405,9 @@ def loop_round_submit(request: HttpRequest, loop_id: int, position: int) -> Http
     except LimitExceeded as error:
         messages.error(request, str(error))
         if error.status == 503:  # a dependency is down: say so on the page, with its status
-            return _round_page(request, loop, round_, status=503)
+            response = _round_page(request, loop, round_, status=503)
+            response["Retry-After"] = str(max(1, math.ceil(error.retry_after_s or 1)))
+            return response
     except AnswerInvalid as invalid:
         round_.refresh_from_db()  # the submit opened its clock if the page never had
         return _round_page(request, loop, round_, invalid.errors)

@@ -96,6 +96,7 @@ def test_page_submit_with_redis_down_is_a_503_and_stores_nothing(candidate, redi
         HTTP_ACCEPT="application/json",
     )
     assert reply.status_code == 503
+    assert int(reply["Retry-After"]) > 0
     assert "rate limiter (Redis) is not answering" in reply.json()["error"]
     assert not Submission.objects.exists()
 
@@ -114,6 +115,7 @@ def test_loop_submit_with_redis_down_is_a_503_and_stores_nothing(candidate, redi
         f"/loops/{loop.pk}/rounds/{coding.position}/submit/", {"code": solution("reference.py")}
     )
     assert reply.status_code == 503
+    assert int(reply["Retry-After"]) > 0
     assert "rate limiter (Redis) is not answering" in reply.content.decode()
     assert not Submission.objects.exists()
 

@@ -49,8 +49,13 @@ from grader.models import Submission, SubmissionEvent
 # A person reads a page for a while before the next click.
 THINK_TIME_S = (0.5, 2.0)
 REQUEST_TIMEOUT_S = 30
-# A submit that got no answer, or a 5xx, is sent again with the same idempotency key.
-SUBMIT_TRIES = 3
+# A submit that got no answer, or a 5xx, is sent again (a 503 after its Retry-After) with the
+# same idempotency key.
+SUBMIT_TRIES = 4
+# The longest a client waits on a 503's Retry-After before trying again.
+MAX_RETRY_AFTER_S = 30
+# A 503 this soon after the broker came back still counts as the outage's.
+OUTAGE_SETTLE_S = 5
 # How long the queue may take to drain after the load stops before the check fails.
 DRAIN_TIMEOUT_S = 1200
 LOADTEST_PREFIX = "loadtest-"
@@ -128,6 +133,8 @@ class Command(BaseCommand):
         ]
         if result["total"]["errors"]:
             failed.append("5xx or no answer")
+        if result["unavailable_outside_outage"]:
+            failed.append("503 outside the outage")
         if failed:
             raise CommandError(f"checks failed: {', '.join(failed)}")
 
@@ -159,7 +166,8 @@ class Command(BaseCommand):
             )
         self.stdout.write(
             f"{result['database']} + {result['broker']}: {result['users']} users, "
-            f"{result['duration_s']} s of load, broker outage {result['outage']}; "
+            f"{result['duration_s']} s of load, broker outage {result['outage']} "
+            f"({result['unavailable']} 503s, {result['unavailable_outside_outage']} outside it); "
             f"{result['submissions']} submissions ({result['by_path']}), lost {result['lost']}, "
             f"duplicated {result['duplicated']}, not final {result['not_final']}, final events "
             f"not one {result['final_events_not_one']}; drained in {result['drain_s']} s; "
@@ -176,10 +184,14 @@ class Stats:
         self.errors: dict[str, int] = defaultdict(int)
         self.limited: dict[str, int] = defaultdict(int)
         self.outage: dict = {}
+        self.started = time.monotonic()
+        self.unavailable_at_s: list[float] = []  # when each 503 came, from the start
 
     def record(self, name: str, elapsed_ms: float, status: int) -> None:
         with self.lock:
             self.latency_ms[name].append(elapsed_ms)
+            if status == 503:
+                self.unavailable_at_s.append(time.monotonic() - self.started)
             if status in (429, 503):
                 self.limited[name] += 1
             elif status >= 500 or status == 0:
@@ -195,7 +207,15 @@ class Stats:
             "limited": sum(self.limited.values()),
         }
         total["error_rate"] = total["errors"] / max(1, total["requests"])
-        return {"endpoints": endpoints, "total": total}
+        begin = self.outage.get("from_s", 0.0)
+        end = begin + self.outage.get("seconds", 0.0) + OUTAGE_SETTLE_S
+        outside = [at for at in self.unavailable_at_s if not begin <= at <= end]
+        return {
+            "endpoints": endpoints,
+            "total": total,
+            "unavailable": len(self.unavailable_at_s),
+            "unavailable_outside_outage": len(outside),
+        }
 
     def _row(self, name: str, values: list[float]) -> dict:
         return {
@@ -219,6 +239,7 @@ class UserClient:
     submitted: set[int] = field(default_factory=set)  # ids the API or the page answered with
     loop_submits: int = 0  # coding-round submits the page confirmed
     unsure: int = 0  # submits that never got an answer: stored or not, nobody knows
+    retry_after_s: float = 1.0  # the last Retry-After this client was given
 
     def __post_init__(self) -> None:
         self.cookies = CookieJar()
@@ -262,6 +283,7 @@ class UserClient:
                 status, text = response.status, response.read().decode(errors="replace")
         except urllib.error.HTTPError as error:
             status, text = error.code, error.read().decode(errors="replace")
+            self.retry_after_s = float(error.headers.get("Retry-After") or 1)
         except (urllib.error.URLError, TimeoutError, ConnectionError):
             status = 0
         self.stats.record(name, (time.perf_counter() - started) * 1000, status)
@@ -277,16 +299,22 @@ def _cookie(host: str, name: str, value: str):
     )  # fmt: skip
 
 
-def _submit_until_answered(client: UserClient, name: str, send) -> int | None:
-    """Send a submit (``send()`` -> (status, body)) until it gets a non-5xx answer, with the
-    same idempotency key each time; the submission's id when it was accepted."""
+def _submit_until_answered(client: UserClient, send) -> int | None:
+    """Send a submit (``send()`` -> (status, body)) as a careful client does: again after
+    Retry-After on a 503 (nothing was stored), again at once with the same idempotency key
+    when no answer or another 5xx came; the submission's id when it was accepted."""
+    unanswered = False
     for _ in range(SUBMIT_TRIES):
         status, text = send()
         if status in (200, 201):
             return json.loads(text)["id"]
-        if 0 < status < 500 or status == 503:
-            return None  # refused (a limit, the broker's Redis down): nothing stored
-    client.unsure += 1
+        if status == 503:
+            time.sleep(min(client.retry_after_s, MAX_RETRY_AFTER_S))
+        elif 0 < status < 500:
+            return None  # refused by a limit or a rule: nothing stored
+        else:
+            unanswered = True
+    client.unsure += unanswered
     return None
 
 
@@ -323,7 +351,6 @@ def api_submit(client: UserClient, code: str) -> None:
     key = str(uuid.uuid4())
     submission_id = _submit_until_answered(
         client,
-        "POST /api/submissions",
         lambda: client.call(
             "POST /api/submissions",
             "POST",
@@ -345,7 +372,6 @@ def page_submit(client: UserClient, code: str) -> None:
     key = str(uuid.uuid4())
     submission_id = _submit_until_answered(
         client,
-        "POST /problems/{slug}/submit/",
         lambda: client.call(
             "POST /problems/{slug}/submit/",
             "POST",
@@ -384,15 +410,19 @@ def loop_run(client: UserClient, code: str, rng: random.Random) -> None:
                       "text": "Batching amortises the weight reads over more tokens."},
             )  # fmt: skip
         if 'id="round-code-form"' in page:
-            status, page = client.call(
-                "POST /loops/{id}/rounds/{n}/submit/",
-                "POST",
-                f"/loops/{loop}/rounds/{position}/submit/",
-                form={"code": code},
-            )
+            for _ in range(SUBMIT_TRIES):
+                status, page = client.call(
+                    "POST /loops/{id}/rounds/{n}/submit/",
+                    "POST",
+                    f"/loops/{loop}/rounds/{position}/submit/",
+                    form={"code": code},
+                )
+                if status != 503:
+                    break
+                time.sleep(min(client.retry_after_s, MAX_RETRY_AFTER_S))
             if status == 200 and "Submitted." in page:
                 client.loop_submits += 1
-            elif status == 0 or status >= 500 and status != 503:
+            elif status == 0 or status > 503:
                 client.unsure += 1
         time.sleep(rng.uniform(*THINK_TIME_S))
     client.call("POST /loops/{id}/finish/", "POST", f"/loops/{loop}/finish/", form={})
@@ -460,11 +490,13 @@ class Outage:
 
     def run(self, duration_s: float, stats: Stats) -> None:
         begin_s = max(0.0, duration_s / 2 - self.seconds / 2)
-        time.sleep(begin_s)
+        time.sleep(max(0.0, begin_s - (time.monotonic() - stats.started)))
         self.broker.stop()
+        stopped_s = time.monotonic() - stats.started
         time.sleep(self.seconds)
         self.broker.start()
-        stats.outage = {"from_s": round(begin_s, 1), "seconds": self.seconds}
+        down_s = time.monotonic() - stats.started - stopped_s
+        stats.outage = {"from_s": round(stopped_s, 1), "seconds": round(down_s, 1)}
 
 
 def _outage(options: dict) -> Outage | None:
