@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import threading
 import time
@@ -17,7 +16,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from engine.hardware import detect_hardware
-from grader.conf import GRADER_LOST_AFTER_S
+from grader.conf import GRADER_LOST_AFTER_S, GRADER_LOST_MESSAGE_GRACE_S
 from grader.grading import grade
 from grader.harnesses.contract import GradeReport, Verdict, json_safe
 from grader.harnesses.timing import device_state
@@ -51,9 +50,6 @@ PUBLISH_RETRY_POLICY = {
     "interval_step": 0,
     "interval_max": 0.2,
 }
-# A dispatched job still waiting this long after its worker was seen idle was lost by the
-# broker (a restart without persistence): the outbox sends it again.
-LOST_MESSAGE_GRACE_S = float(os.environ.get("GRADER_LOST_MESSAGE_GRACE_S", "30"))
 # Events after which a submission holds no job in the broker any more.
 FINAL_EVENT_KINDS = {SubmissionEvent.Kind.DONE, SubmissionEvent.Kind.ABORTED}
 # How often a running job proves it is alive; GRADER_LOST_AFTER_S declares it lost.
@@ -263,7 +259,7 @@ def submissions_redispatch_lost(queues: list[str], idle_since: datetime) -> int:
     lost = Submission.objects.filter(
         state=Submission.State.QUEUED, dispatched=True, problem__queue__in=queues
     ).filter(
-        Q(dispatched_at__lt=idle_since - timedelta(seconds=LOST_MESSAGE_GRACE_S))
+        Q(dispatched_at__lt=idle_since - timedelta(seconds=GRADER_LOST_MESSAGE_GRACE_S))
         | Q(dispatched_at__isnull=True)
     )
     users = set()
