@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from grader import login_guard
 from grader.models import ApiToken, Problem, Submission
-from grader.ratelimit import Bucket, bucket_take
+from grader.ratelimit import Bucket, LimiterUnavailable, bucket_take
 from grader.services import submission_create
 
 TOKEN_PREFIX = "ipk_"
@@ -29,6 +29,8 @@ MAX_PENDING_PER_USER = 5
 MAX_QUEUED_TOTAL = 500
 # How long a client should wait after a 503 for a full queue.
 QUEUE_FULL_RETRY_S = 30
+# How long a client should wait after a 503 for a limiter that did not answer (Redis down).
+UNAVAILABLE_RETRY_S = 30
 
 
 class LimitExceeded(Exception):
@@ -42,6 +44,21 @@ class LimitExceeded(Exception):
         self.field = field
         self.rule = rule
         self.retry_after_s = retry_after_s
+
+
+def _take(bucket: Bucket, owner: int | str) -> float:
+    """``bucket_take``, with a limiter that does not answer refused as a 503 that says so."""
+    try:
+        return bucket_take(bucket, owner)
+    except LimiterUnavailable:
+        raise LimitExceeded(
+            "the rate limiter (Redis) is not answering, so nothing can be accepted now; "
+            "try again shortly",
+            status=503,
+            field="",
+            rule="unavailable",
+            retry_after_s=UNAVAILABLE_RETRY_S,
+        ) from None
 
 
 def _hash(raw: str) -> str:
@@ -132,8 +149,10 @@ def submission_create_limited(
     idempotency_key: str = "",
     purpose: str = Submission.Purpose.PRACTICE,
 ) -> tuple[Submission, bool]:
-    """Create a submission within the user's limits; a repeated Idempotency-Key returns the
-    first submission made with it. Returns ``(submission, created)``."""
+    """Create a submission within the user's limits: the one service every path a user
+    submits through calls (the API, the problem page, a mock interview's coding round).
+    A repeated Idempotency-Key returns the first submission made with it. Returns
+    ``(submission, created)``; LimitExceeded names the limit, SubmissionRejected the code."""
     if idempotency_key:
         existing = Submission.objects.filter(user=user, idempotency_key=idempotency_key).first()
         if existing is not None:
@@ -157,7 +176,7 @@ def submission_create_limited(
             rule="queue_full",
             retry_after_s=QUEUE_FULL_RETRY_S,
         )
-    wait_s = bucket_take(SUBMIT_BUCKET, user.pk)
+    wait_s = _take(SUBMIT_BUCKET, user.pk)
     if wait_s:
         raise LimitExceeded(
             f"too many submissions; the next is allowed in {wait_s:.0f} s",

@@ -112,6 +112,9 @@ class Submission(models.Model):
     # Whether its grading job is in the broker; each user has at most one there at a time, so
     # a user who floods the queue delays nobody else by more than one job.
     dispatched = models.BooleanField(default=False)
+    # When the broker took its job: a job still unclaimed long after a worker sat idle was
+    # lost by the broker and is sent again.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     graded_at = models.DateTimeField(null=True, blank=True)

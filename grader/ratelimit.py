@@ -35,6 +35,14 @@ return tostring(wait)
 """
 
 
+# A limiter that does not answer within this is reported unavailable, not waited for.
+REDIS_TIMEOUT_S = 1.0
+
+
+class LimiterUnavailable(Exception):
+    """The shared limiter (Redis) did not answer: nothing may be decided on this request."""
+
+
 @dataclass(frozen=True)
 class Bucket:
     """A token bucket: ``capacity`` tokens at most, refilled at ``refill_per_s``."""
@@ -69,13 +77,19 @@ class _RedisBuckets:
     def __init__(self, url: str) -> None:
         import redis
 
-        self._client = redis.Redis.from_url(url)
+        self._errors = redis.RedisError
+        self._client = redis.Redis.from_url(
+            url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
+        )
         self._take = self._client.register_script(_TAKE_SCRIPT)
 
     def take(self, key: str, bucket: Bucket) -> float:
-        return float(
-            self._take(keys=[key], args=[bucket.capacity, bucket.refill_per_s, time.time()])
-        )
+        try:
+            return float(
+                self._take(keys=[key], args=[bucket.capacity, bucket.refill_per_s, time.time()])
+            )
+        except self._errors as error:
+            raise LimiterUnavailable(f"Redis did not answer: {error}") from error
 
     def reset(self) -> None:
         for key in self._client.scan_iter("inferprep:bucket:*"):
@@ -89,7 +103,8 @@ def _buckets() -> _LocalBuckets | _RedisBuckets:
 
 def bucket_take(bucket: Bucket, owner: int | str) -> float:
     """Take one token from the owner's bucket (a user id, or a hashed user name before log-in):
-    0.0 when allowed, else the seconds until a token will be there."""
+    0.0 when allowed, else the seconds until a token will be there. LimiterUnavailable when
+    Redis does not answer."""
     return _buckets().take(f"inferprep:bucket:{bucket.name}:{owner}", bucket)
 
 

@@ -22,6 +22,15 @@ def workers_serving(queue: str) -> list[Worker]:
     return [worker for worker in workers_alive() if queue in worker.queues]
 
 
+NO_WORKER_NOTE = "No worker is running: it will be graded when one starts."
+
+
+def queue_unserved_note(queue: str) -> str:
+    """What a page says of a submission waiting on ``queue``: NO_WORKER_NOTE while no live
+    worker consumes it (instead of a progress bar that never moves), else nothing."""
+    return "" if workers_serving(queue) else NO_WORKER_NOTE
+
+
 def submission_get(submission_id: int) -> Submission:
     """One submission with its problem and tests (raises Submission.DoesNotExist)."""
     return (

@@ -12,11 +12,11 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.db import OperationalError, close_old_connections, connection, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from engine.hardware import detect_hardware
-from grader.conf import GRADER_LOST_AFTER_S
+from grader.conf import GRADER_LOST_AFTER_S, GRADER_LOST_MESSAGE_GRACE_S
 from grader.grading import grade
 from grader.harnesses.contract import GradeReport, Verdict, json_safe
 from grader.harnesses.timing import device_state
@@ -25,12 +25,30 @@ from grader.sandbox import sandbox_kind
 
 logger = logging.getLogger(__name__)
 
-# Celery priorities (Redis transport: 0 is served first); a live interview beats practice,
-# practice beats re-grading.
-PRIORITY = {
+# The order in which one user's waiting submissions go to the broker: a live interview first,
+# then practice, then re-grading.
+DISPATCH_ORDER = {
     Submission.Purpose.INTERVIEW: 0,
+    Submission.Purpose.PRACTICE: 1,
+    Submission.Purpose.REGRADE: 2,
+}
+# Celery priorities (Redis transport: 0 is served first). Interview and practice share one:
+# each user holds one job in the broker, so users' jobs are served in the order they were
+# dispatched and a flood delays anybody else by one job at most. A higher priority for
+# interviews let one user's stream of interview jobs pass another's waiting practice job
+# every time. Re-grading yields to both.
+BROKER_PRIORITY = {
+    Submission.Purpose.INTERVIEW: 3,
     Submission.Purpose.PRACTICE: 3,
     Submission.Purpose.REGRADE: 6,
+}
+# A publish that cannot reach the broker gives up after this (the row stays in the outbox and
+# is sent again later) rather than holding a request or the dispatch lock for long.
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0.2,
+    "interval_step": 0,
+    "interval_max": 0.2,
 }
 # Events after which a submission holds no job in the broker any more.
 FINAL_EVENT_KINDS = {SubmissionEvent.Kind.DONE, SubmissionEvent.Kind.ABORTED}
@@ -101,7 +119,7 @@ def submission_event_add(
         )
         transaction.on_commit(lambda: _event_broadcast(event))
         if kind in FINAL_EVENT_KINDS:
-            transaction.on_commit(lambda: submission_dispatch_next(user_id))
+            transaction.on_commit(lambda: submission_dispatch_next(user_id), robust=True)
     return event
 
 
@@ -129,8 +147,10 @@ def _enqueue(submission: Submission, countdown_s: float = 0) -> None:
     grade_submission.apply_async(
         args=[submission.pk, submission.attempt],
         queue=submission.problem.queue,
-        priority=PRIORITY[submission.purpose],
+        priority=BROKER_PRIORITY[submission.purpose],
         countdown=countdown_s or None,
+        retry=True,
+        retry_policy=PUBLISH_RETRY_POLICY,
     )
 
 
@@ -146,8 +166,11 @@ def submission_create(
 ) -> Submission:
     """Validate and store a submission, then queue it for grading once the row is committed.
 
-    ``allow_unpublished`` is for authors' previews and benchmarks, never for candidates.
-    Each user has one job in the broker at a time (see ``submission_dispatch_next``).
+    No limits here: every path a user submits through calls
+    ``grader.access.submission_create_limited``, which calls this; operators' tools (the
+    benchmark) call it directly. ``allow_unpublished`` is for authors' previews and
+    benchmarks, never for candidates. Each user has one job in the broker at a time (see
+    ``submission_dispatch_next``).
     """
     if not problem.published and not allow_unpublished:
         raise SubmissionRejected(f"problem {problem.slug} is not published")
@@ -165,16 +188,22 @@ def submission_create(
             idempotency_key=idempotency_key,
         )
         submission_event_add(submission.pk, SubmissionEvent.Kind.QUEUED)
-        transaction.on_commit(lambda: submission_dispatch_next(submission.user_id))
+        transaction.on_commit(lambda: submission_dispatch_next(submission.user_id), robust=True)
     return submission
 
 
 def submission_dispatch_next(user_id: int) -> Submission | None:
     """Send the user's next waiting submission to the broker, unless one of theirs is already
     there or running: each user holds at most one job, so a user who floods the queue delays
-    everybody else by one job at most. A live interview goes first, then the oldest."""
+    everybody else by one job at most. A live interview goes first, then the oldest.
+
+    The submissions table is the outbox: a row is marked dispatched only once the broker took
+    its job, inside the transaction that holds the user's lock. A publish that fails leaves
+    it waiting (returns None), and any later dispatch for the user, or the workers' sweep
+    (``submissions_dispatch_stalled``), sends it again; a mark lost after a publish that
+    worked only sends a duplicate, which the attempt check makes harmless."""
     order = Case(
-        *(When(purpose=purpose, then=Value(rank)) for purpose, rank in PRIORITY.items()),
+        *(When(purpose=purpose, then=Value(rank)) for purpose, rank in DISPATCH_ORDER.items()),
         default=Value(9),
     )
     with transaction.atomic():
@@ -193,20 +222,55 @@ def submission_dispatch_next(user_id: int) -> Submission | None:
         )
         if submission is None:
             return None
-        Submission.objects.filter(pk=submission.pk).update(dispatched=True)
-        transaction.on_commit(lambda: _enqueue(submission))
+        # An attempt after an infrastructure failure or a lost worker waits, doubling each time
+        # (a re-grade counts its attempts on from the grade before).
+        retried = submission.attempt and submission.purpose != Submission.Purpose.REGRADE
+        backoff_s = RETRY_BACKOFF_S * 2 ** (submission.attempt - 1) if retried else 0
+        try:
+            _enqueue(submission, backoff_s)
+        except Exception:
+            logger.warning(
+                "the broker did not take submission %s; it waits in the outbox",
+                submission.pk,
+                exc_info=True,
+            )
+            return None
+        Submission.objects.filter(pk=submission.pk).update(
+            dispatched=True, dispatched_at=timezone.now()
+        )
     return submission
 
 
 def submissions_dispatch_stalled() -> int:
-    """Dispatch for every user who has waiting submissions but none in the broker (a dispatch
-    lost to a broker outage); returns how many were sent."""
+    """Dispatch for every user who has waiting submissions but none in the broker (a publish
+    that failed while the broker was down); returns how many were sent."""
     users = (
         Submission.objects.filter(state=Submission.State.QUEUED, dispatched=False)
         .values_list("user_id", flat=True)
         .distinct()
     )
     return sum(submission_dispatch_next(user_id) is not None for user_id in list(users))
+
+
+def submissions_redispatch_lost(queues: list[str], idle_since: datetime) -> int:
+    """Send again the jobs the broker lost: submissions dispatched to ``queues`` well before a
+    worker consuming them was seen idle (it would have taken them), still not claimed.
+    Returns how many were sent."""
+    lost = Submission.objects.filter(
+        state=Submission.State.QUEUED, dispatched=True, problem__queue__in=queues
+    ).filter(
+        Q(dispatched_at__lt=idle_since - timedelta(seconds=GRADER_LOST_MESSAGE_GRACE_S))
+        | Q(dispatched_at__isnull=True)
+    )
+    users = set()
+    for submission_id, user_id in list(lost.values_list("pk", "user_id")):
+        marked = Submission.objects.filter(
+            pk=submission_id, state=Submission.State.QUEUED, dispatched=True
+        ).update(dispatched=False)
+        if marked:
+            logger.warning("submission %s was lost by the broker; sending it again", submission_id)
+            users.add(user_id)
+    return sum(submission_dispatch_next(user_id) is not None for user_id in users)
 
 
 def _claim(submission_id: int, attempt: int, hostname: str) -> Submission | None:
@@ -410,11 +474,13 @@ def submission_requeue(submission_id: int, attempt: int, reason: str) -> Submiss
         submission.attempt = attempt + 1
         submission.worker_hostname = ""
         submission.heartbeat_at = None
+        submission.dispatched = False
         submission.save()
         submission_event_add(
             submission_id, SubmissionEvent.Kind.REQUEUED, {"reason": reason, "attempt": attempt + 1}
         )
-        transaction.on_commit(lambda: _enqueue(submission, RETRY_BACKOFF_S * 2**attempt))
+        user_id = submission.user_id
+        transaction.on_commit(lambda: submission_dispatch_next(user_id), robust=True)
     return submission
 
 
@@ -461,9 +527,12 @@ def problem_regrade(problem: Problem) -> int:
             submission.graded_at = None
             submission.purpose = Submission.Purpose.REGRADE
             submission.attempt = F("attempt") + 1
+            submission.dispatched = False
             submission.save()
             submission.refresh_from_db()
             submission_event_add(submission.pk, SubmissionEvent.Kind.QUEUED, {"regrade": True})
-            transaction.on_commit(lambda s=submission: _enqueue(s))
+            transaction.on_commit(
+                lambda user_id=submission.user_id: submission_dispatch_next(user_id), robust=True
+            )
         count += 1
     return count

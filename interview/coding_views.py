@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -14,6 +16,7 @@ from grader.models import Problem, Submission
 from grader.selectors import (
     problem_published_get,
     problems_published,
+    queue_unserved_note,
     submission_get,
     submission_visible_to,
     submissions_of,
@@ -74,6 +77,7 @@ def problem_detail(request: HttpRequest, slug: str) -> HttpResponse:
             # The editor opens on the last submitted code; a newer browser draft replaces it.
             "initial_code": history[0].code if history else problem.starter_code,
             "history": history,
+            "no_worker": queue_unserved_note(problem.queue) if signed_in else "",
         },
     )
 
@@ -91,7 +95,10 @@ def problem_submit(request: HttpRequest, slug: str) -> HttpResponse:
         )
     except LimitExceeded as error:
         if _wants_json(request):
-            return JsonResponse({"error": str(error)}, status=error.status)
+            response = JsonResponse({"error": str(error)}, status=error.status)
+            if error.retry_after_s is not None:
+                response["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+            return response
         messages.error(request, str(error))
         return redirect("problem", slug=slug)
     except SubmissionRejected as error:
@@ -106,6 +113,7 @@ def problem_submit(request: HttpRequest, slug: str) -> HttpResponse:
                 "id": submission.pk,
                 "url": url,
                 "results_url": reverse("submission-results", args=[submission.pk]),
+                "no_worker": queue_unserved_note(problem.queue),
             },
             status=201,
         )
@@ -125,6 +133,9 @@ def submission_detail(request: HttpRequest, submission_id: int) -> HttpResponse:
             "results": results,
             "charts": results.chart_data(),
             "code_html": python_html(submission.code),
+            "no_worker": queue_unserved_note(submission.problem.queue)
+            if submission.state == Submission.State.QUEUED
+            else "",
         },
     )
 

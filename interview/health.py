@@ -1,19 +1,39 @@
-"""The health report behind ``/healthz``: database, broker and live workers."""
+"""The health report behind ``/healthz``: database, broker, live workers, and the worker that
+``manage.py serve`` supervises."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 import interview
 from grader.selectors import workers_alive
 from interview.celery import app as celery_app
 
 # Each probe must answer quickly: a load balancer polls /healthz and a hung probe is worse
-# than a failed one.
-BROKER_TIMEOUT_S = 3
+# than a failed one. A probe still running after this is reported as not answering.
+PROBE_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong: ``summary`` is for anyone, ``detail`` (hosts, errors) for operators."""
+
+    summary: str
+    detail: str = ""
+
+    def text(self, detailed: bool) -> str:
+        return f"{self.summary}: {self.detail}" if detailed and self.detail else self.summary
 
 
 @dataclass
@@ -22,43 +42,55 @@ class HealthReport:
     broker: bool
     workers: list[dict] = field(default_factory=list)
     version: str = ""
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    supervisor: dict | None = None
 
     @property
     def healthy(self) -> bool:
         return not self.problems
 
-    def as_dict(self) -> dict:
-        return asdict(self) | {"status": "ok" if self.healthy else "unhealthy"}
+    def as_dict(self, detailed: bool) -> dict:
+        """The report as JSON; hostnames, hardware, versions and error texts only ``detailed``."""
+        public = {
+            "status": "ok" if self.healthy else "unhealthy",
+            "database": self.database,
+            "broker": self.broker,
+            "workers_alive": len(self.workers),
+            "problems": [problem.text(detailed) for problem in self.problems],
+        }
+        if not detailed:
+            return public
+        return public | {
+            "workers": self.workers,
+            "version": self.version,
+            "supervisor": self.supervisor,
+        }
 
 
-def _database_ok() -> tuple[bool, str]:
+def _bounded(probe: Callable[[], object], name: str) -> tuple[object | None, Problem | None]:
+    """Run a probe on its own thread for at most PROBE_TIMEOUT_S: its result, or the problem."""
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = probe()
+        except Exception as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name=f"healthz-{name}", daemon=True)
+    thread.start()
+    thread.join(PROBE_TIMEOUT_S)
+    if thread.is_alive():
+        return None, Problem(f"{name} unreachable", f"no answer within {PROBE_TIMEOUT_S:g} s")
+    if "error" in outcome:
+        return None, Problem(f"{name} unreachable", str(outcome["error"]))
+    return outcome["result"], None
+
+
+def _database_probe() -> list[dict]:
+    """Ask the database for the live workers (its own connection, closed after)."""
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except Exception as error:
-        return False, f"database unreachable: {error}"
-    return True, ""
-
-
-def _broker_ok() -> tuple[bool, str]:
-    try:
-        with celery_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
-    except Exception as error:
-        return False, f"broker unreachable: {error}"
-    return True, ""
-
-
-def health_report() -> HealthReport:
-    """Probe every runtime piece; the report names each failure."""
-    database, database_problem = _database_ok()
-    broker, broker_problem = _broker_ok()
-    problems = [p for p in (database_problem, broker_problem) if p]
-    workers = []
-    if database:
-        workers = [
+        return [
             {
                 "hostname": w.hostname,
                 "queues": w.queues,
@@ -67,14 +99,66 @@ def health_report() -> HealthReport:
             }
             for w in workers_alive()
         ]
-        if not workers:
-            problems.append(
+    finally:
+        connection.close()
+
+
+def _broker_probe() -> bool:
+    # Bounds a Redis broker's socket too, so a probe thread left behind ends soon after.
+    timeouts = {"socket_timeout": PROBE_TIMEOUT_S, "socket_connect_timeout": PROBE_TIMEOUT_S}
+    with celery_app.connection_for_write(transport_options=timeouts) as conn:
+        conn.ensure_connection(max_retries=0, timeout=PROBE_TIMEOUT_S)
+        if conn.transport_cls == "filesystem":
+            # Connecting to a folder always works; a write shows a missing, full or read-only
+            # one. The name holds no queue's name, so no worker takes it for a message.
+            folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_out"])
+            probe = folder / f".healthz-{uuid.uuid4().hex}"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+    return True
+
+
+def supervisor_state() -> dict | None:
+    """What a running ``manage.py serve`` last wrote about its worker (None when not under
+    serve, or when the serve that wrote it is gone)."""
+    try:
+        state = json.loads(settings.SERVE_WORKER_STATE_PATH.read_text())
+        os.kill(int(state["serve_pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state
+
+
+def _supervisor_problem(state: dict | None) -> Problem | None:
+    if not state or state.get("state") == "running":
+        return None
+    restart_at = datetime.fromisoformat(state["restart_at"])
+    wait_s = max(0.0, (restart_at - timezone.now()).total_seconds())
+    return Problem(
+        "the grading worker stopped and is being restarted",
+        f"exit code {state['exit_code']}, restart {state['restarts']} in {wait_s:.0f} s",
+    )
+
+
+def health_report() -> HealthReport:
+    """Probe every runtime piece, each for about PROBE_TIMEOUT_S at most; names each failure."""
+    workers, database_problem = _bounded(_database_probe, "database")
+    broker, broker_problem = _bounded(_broker_probe, "broker")
+    problems = [p for p in (database_problem, broker_problem) if p]
+    supervisor = supervisor_state()
+    if restarting := _supervisor_problem(supervisor):
+        problems.append(restarting)
+    if database_problem is None and not workers:
+        problems.append(
+            Problem(
                 f"no Celery worker has sent a heartbeat in the last {settings.WORKER_ALIVE_S} s"
             )
+        )
     return HealthReport(
-        database=database,
-        broker=broker,
-        workers=workers,
+        database=database_problem is None,
+        broker=broker_problem is None,
+        workers=workers or [],
         version=interview.__version__,
         problems=problems,
+        supervisor=supervisor,
     )

@@ -213,9 +213,10 @@ def topic_progress(user) -> list[dict[str, Any]]:
 
 
 def coding_round_context(user, loop_round: LoopRound) -> dict[str, Any]:
-    """The round's grader problem and the user's submissions to it since the round opened."""
-    from grader.models import Problem
-    from grader.selectors import submissions_of
+    """The round's grader problem, the user's submissions to it since the round opened, and
+    what to say when one waits for a worker that is not running."""
+    from grader.models import Problem, Submission
+    from grader.selectors import queue_unserved_note, submissions_of
 
     problem = Problem.objects.filter(slug=loop_round.problem_slug).first()
     submissions = [
@@ -223,7 +224,9 @@ def coding_round_context(user, loop_round: LoopRound) -> dict[str, Any]:
         for s in submissions_of(user, loop_round.problem_slug)
         if s.created_at >= loop_round.started_at
     ]
-    return {"problem": problem, "submissions": submissions}
+    waiting = any(s.state == Submission.State.QUEUED for s in submissions)
+    no_worker = queue_unserved_note(problem.queue) if problem and waiting else ""
+    return {"problem": problem, "submissions": submissions, "no_worker": no_worker}
 
 
 def design_round_prompt(loop_round: LoopRound) -> DesignPrompt | None:

@@ -60,6 +60,10 @@ class LoopNotYours(LoopError):
     """The loop, round or question belongs to someone else (or does not exist)."""
 
 
+class RoundClosed(LoopError):
+    """The round's time is over: it accepts no more code (nothing was stored)."""
+
+
 @dataclass(frozen=True)
 class RoundPlan:
     kind: RoundKind
@@ -508,13 +512,16 @@ def answer_submit(
 def round_submit(
     *, user, round_id: int, data: Mapping[str, Any], now: datetime | None = None
 ) -> LoopRound:
-    """Submit a round's work. Coding: each call sends code to the grader (the best verdict before
-    the deadline counts). Design: graded once, as the standalone round grades it (evidence per
+    """Submit a round's work. Coding: each call sends code to the grader through its limits
+    while the round is open (the best verdict counts; RoundClosed after the deadline,
+    LimitExceeded over a limit). Design: graded once, as the standalone round grades it (evidence per
     rubric point, roofline flags); later submissions change nothing. A design answer that
     cannot be graded raises AnswerInvalid with its field errors, and nothing is stored."""
     now = now or timezone.now()
     loop_round = _round_open_active(user, round_id, now)
     if loop_round.kind == RoundKind.CODING:
+        if now > loop_round.deadline:
+            raise RoundClosed("this round's time is over; it accepts no more code")
         _coding_submit(user, loop_round, data)
         return loop_round
     if loop_round.kind != RoundKind.DESIGN:
@@ -590,12 +597,13 @@ def _design_prompt(loop_round: LoopRound) -> DesignPrompt:
 
 
 def _coding_submit(user, loop_round: LoopRound, data: Mapping[str, Any]) -> int:
+    from grader.access import submission_create_limited
     from grader.models import Problem, Submission
-    from grader.services import SubmissionRejected, submission_create
+    from grader.services import SubmissionRejected
 
     problem = Problem.objects.get(slug=loop_round.problem_slug)
     try:
-        submission = submission_create(
+        submission, _ = submission_create_limited(
             user=user,
             problem=problem,
             code=str(data.get("code", "")),

@@ -131,9 +131,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # A file, not memory, so that a worker process started by a test sees the same
         # test database as the test itself.
         "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
-        # The web server and the worker write concurrently; wait for the lock instead of
-        # failing with "database is locked".
-        "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
+        # The web server's threads and the worker write concurrently. WAL lets readers read
+        # while one writes; IMMEDIATE takes the write lock when a transaction begins, so two
+        # transactions that read and then write queue for it (the busy timeout, seconds)
+        # instead of one failing at once with "database is locked" (SQLite cannot upgrade a
+        # reader that another writer raced). synchronous=NORMAL is safe under WAL.
+        "OPTIONS": {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -210,6 +217,8 @@ WORKER_ALIVE_S = 30
 # How often a worker writes its heartbeat; a third of WORKER_ALIVE_S so one missed beat is fine.
 # (The browser tests' shared worker beats every second: each test empties the tables it uses.)
 WORKER_HEARTBEAT_S = float(os.environ.get("WORKER_HEARTBEAT_S", "10"))
+# Where `manage.py serve` says how its worker is (running, or restarting after an exit).
+SERVE_WORKER_STATE_PATH = VAR_DIR / "serve-worker.json"
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

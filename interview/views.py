@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.contrib import messages
@@ -17,6 +18,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from grader.access import LimitExceeded
 from grader.input_guard import whole_number
 from interview import dashboard_views, selectors, services
 from interview.design import render as design_render
@@ -119,11 +121,20 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", {"topics": selectors.topics_counts()})
 
 
+# Addresses of this machine: /healthz shows them its details.
+LOCAL_ADDRESSES = {"127.0.0.1", "::1"}
+
+
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
+    """Whether the site can grade; hostnames, hardware, versions and error texts only for
+    staff or a request from this machine (not one a local proxy forwarded)."""
     report = health_report()
-    return JsonResponse(report.as_dict(), status=200 if report.healthy else 503)
+    forwarded = "HTTP_X_FORWARDED_FOR" in request.META or "HTTP_FORWARDED" in request.META
+    local = request.META.get("REMOTE_ADDR") in LOCAL_ADDRESSES and not forwarded
+    detailed = local or request.user.is_staff
+    return JsonResponse(report.as_dict(detailed), status=200 if report.healthy else 503)
 
 
 @require_http_methods(["GET", "POST"])
@@ -289,7 +300,11 @@ def loop_round(request: HttpRequest, loop_id: int, position: int) -> HttpRespons
 
 
 def _round_page(
-    request: HttpRequest, loop: Loop, round_, errors: dict[str, str] | None = None
+    request: HttpRequest,
+    loop: Loop,
+    round_,
+    errors: dict[str, str] | None = None,
+    status: int | None = None,
 ) -> HttpResponse:
     """A round's page; a design answer that could not be graded comes back with its errors."""
     context: dict[str, Any] = {"loop": loop, "round": round_, "now": timezone.now()}
@@ -302,7 +317,9 @@ def _round_page(
             context["statement_html"] = markdown_html(context["problem"].statement_md)
     else:
         context |= _design_round_context(request, loop, round_, errors or {})
-    return render(request, "interview/loop_round.html", context, status=400 if errors else 200)
+    return render(
+        request, "interview/loop_round.html", context, status=status or (400 if errors else 200)
+    )
 
 
 def _design_round_context(
@@ -391,8 +408,16 @@ def loop_round_submit(request: HttpRequest, loop_id: int, position: int) -> Http
     round_ = get_object_or_404(loop.rounds, position=position)
     try:
         round_ = services.round_submit(user=request.user, round_id=round_.pk, data=request.POST)
+    except services.RoundClosed as error:
+        messages.error(request, str(error))
     except services.LoopError as error:
         return HttpResponse(str(error), status=409, content_type="text/plain")
+    except LimitExceeded as error:
+        messages.error(request, str(error))
+        if error.status == 503:  # a dependency is down: say so on the page, with its status
+            response = _round_page(request, loop, round_, status=503)
+            response["Retry-After"] = str(max(1, math.ceil(error.retry_after_s or 1)))
+            return response
     except AnswerInvalid as invalid:
         round_.refresh_from_db()  # the submit opened its clock if the page never had
         return _round_page(request, loop, round_, invalid.errors)

@@ -72,6 +72,9 @@
       if (event.seq <= lastSeq) return;
       lastSeq = event.seq;
       const data = event.data || {};
+      // A worker took it: the "no worker is running" note no longer holds.
+      const noWorker = live.querySelector("#no-worker");
+      if (noWorker && event.kind !== "queued" && event.kind !== "requeued") noWorker.hidden = true;
       if (event.kind === "test") {
         row(tbody, data.index, data.name);
         const total = Math.max(data.total || 1, 1);

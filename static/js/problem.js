@@ -37,6 +37,10 @@
       }
       document.getElementById("results").innerHTML = "";
       const live = document.getElementById("live");
+      // No live worker: say the submission waits for one, not a progress bar that never moves.
+      const noWorker = live.querySelector("#no-worker");
+      noWorker.textContent = reply.no_worker || "";
+      noWorker.hidden = !reply.no_worker;
       button.textContent = "Grading…";
       await window.InferPrep.watchSubmission(live, reply.id, reply.results_url);
       await refreshHistory();

@@ -16,6 +16,8 @@ from tests.conftest import WorkerProcess
 
 # The worker re-queues a job whose heartbeat is this old; short so the kill -9 test is quick.
 os.environ["GRADER_LOST_AFTER_S"] = "4"
+# A dispatched job is sent again this long after the worker was seen idle; short for the tests.
+os.environ["GRADER_LOST_MESSAGE_GRACE_S"] = "1"
 # A graded submission must reach its verdict through the real queue within this.
 VERDICT_TIMEOUT_S = 90
 SOFTMAX = PROBLEMS_DIR / "cpu-softmax"

@@ -9,6 +9,7 @@ from django.utils import timezone
 from grader import models as grader_models
 from grader.bank import problems_load
 from grader.models import Problem, Submission
+from grader.selectors import NO_WORKER_NOTE
 from interview.coding_selectors import card_of, leaderboards, results_of
 from interview.markdown_render import markdown_html
 
@@ -174,6 +175,7 @@ def test_submitting_from_the_page_answers_json_and_refuses_past_the_limit(client
         "id": submission.pk,
         "url": f"/submissions/{submission.pk}/",
         "results_url": f"/submissions/{submission.pk}/results/",
+        "no_worker": NO_WORKER_NOTE,  # these tests run none
     }
     other = get_user_model().objects.create_user("nosy")
     client.force_login(other)

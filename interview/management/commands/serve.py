@@ -1,20 +1,46 @@
+"""``manage.py serve``: the ASGI server and one Celery worker, supervised together.
+
+The web server is the site: when it exits, serve stops. The worker may die (killed, out of
+memory, its broker's disk gone) without taking the site down: serve says so at once (it
+forgets the worker's heartbeat, so pages and /healthz tell users no worker is running, and
+writes ``SERVE_WORKER_STATE_PATH`` for /healthz) and starts it again after a back-off.
+"""
+
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 # How long each child gets to finish its current request or job after Ctrl-C before it is
 # killed; a grading job in flight is redelivered (acks_late), so nothing is lost by the kill.
 STOP_GRACE_S = 10
+# Waits before starting a worker that exited again, one per consecutive exit (the last one
+# repeats): quick after a one-off crash, slow enough not to spin on one that cannot start.
+WORKER_RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
+# A worker that ran this long before exiting was healthy: the back-off starts over.
+WORKER_HEALTHY_RUN_S = 60
+POLL_S = 0.5
+
+
+def worker_state_write(state: str, **fields) -> None:
+    """Tell /healthz how the supervised worker is (``running`` or ``restarting``)."""
+    path = settings.SERVE_WORKER_STATE_PATH
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps({"state": state, "serve_pid": os.getpid()} | fields))
+    partial.replace(path)
 
 
 class Command(BaseCommand):
-    help = "Run the ASGI server and one Celery worker together; Ctrl-C stops both."
+    help = "Run the ASGI server and one Celery worker (restarted if it dies); Ctrl-C stops both."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -33,39 +59,16 @@ class Command(BaseCommand):
             call_command("ensure_demo_user")
         python = sys.executable
         queues = ",".join(settings.CELERY_WORKER_QUEUES)
-        commands = {
-            "web": [
-                python,
-                "-m",
-                "daphne",
-                "-b",
-                host,
-                "-p",
-                str(port),
-                "interview.asgi:application",
-            ],
-            "worker": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "interview",
-                "worker",
-                "--queues",
-                queues,
-                "--concurrency",
-                "1",
-                "--loglevel",
-                "INFO",
-                "--hostname",
-                f"worker-{os.getpid()}@%h",
-            ],
-        }
+        self.worker_hostname = f"worker-{os.getpid()}@{socket.gethostname()}"
+        web = [python, "-m", "daphne", "-b", host, "-p", str(port), "interview.asgi:application"]
+        self.worker_command = [
+            python, "-m", "celery", "-A", "interview", "worker", "--queues", queues,
+            "--concurrency", "1", "--loglevel", "INFO", "--hostname", self.worker_hostname,
+        ]  # fmt: skip
         # Own sessions, so a Ctrl-C in the terminal reaches only this command, which then
         # stops the children in order instead of both racing to shut down.
-        children = {
-            name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in commands.items()
-        }
+        children = {"web": subprocess.Popen(web, start_new_session=True)}
+        children["worker"] = self._worker_start()
         self.stdout.write(
             f"InferPrep on http://{host}:{port}/ (worker on queues {queues}); Ctrl-C stops"
         )
@@ -79,16 +82,53 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
         exit_code = 0
+        exits = 0  # the worker's exits in a row, each waited for longer
+        restart_at = 0.0
         while not stopping:
-            for name, child in children.items():
-                if child.poll() is not None:
-                    self.stderr.write(f"{name} exited with code {child.returncode}; stopping")
-                    exit_code = child.returncode or 1
-                    stopping = True
-            time.sleep(0.5)
+            if children["web"].poll() is not None:
+                exit_code = children["web"].returncode or 1
+                self.stderr.write(f"web exited with code {exit_code}; stopping")
+                break
+            worker = children.get("worker")
+            if worker is not None and worker.poll() is not None:
+                del children["worker"]
+                if time.monotonic() - self.worker_started >= WORKER_HEALTHY_RUN_S:
+                    exits = 0
+                wait_s = WORKER_RESTART_BACKOFF_S[min(exits, len(WORKER_RESTART_BACKOFF_S) - 1)]
+                exits += 1
+                restart_at = time.monotonic() + wait_s
+                self._worker_exited(worker.returncode, exits, wait_s)
+            if "worker" not in children and time.monotonic() >= restart_at:
+                children["worker"] = self._worker_start()
+            time.sleep(POLL_S)
         self._stop(children)
+        settings.SERVE_WORKER_STATE_PATH.unlink(missing_ok=True)
         if exit_code:
             sys.exit(exit_code)
+
+    def _worker_start(self) -> subprocess.Popen:
+        worker = subprocess.Popen(self.worker_command, start_new_session=True)
+        self.worker_started = time.monotonic()
+        worker_state_write("running", hostname=self.worker_hostname, pid=worker.pid)
+        return worker
+
+    def _worker_exited(self, code: int, exits: int, wait_s: float) -> None:
+        from grader.services import worker_gone
+
+        self.stderr.write(f"worker exited with code {code}; starting it again in {wait_s} s")
+        worker_state_write(
+            "restarting",
+            hostname=self.worker_hostname,
+            exit_code=code,
+            restarts=exits,
+            restart_at=(timezone.now() + timedelta(seconds=wait_s)).isoformat(),
+        )
+        try:
+            # A killed worker could not say goodbye: without this it would look alive for
+            # WORKER_ALIVE_S more, and pages would promise grading that is not coming.
+            worker_gone(self.worker_hostname)
+        except Exception as error:  # the database may be what killed it; /healthz says so
+            self.stderr.write(f"could not mark the worker gone: {error}")
 
     def _stop(self, children: dict[str, subprocess.Popen]) -> None:
         for child in children.values():
