@@ -89,7 +89,7 @@ FUNCTION_WORDS = (
 
 NEGATION = re.compile(
     r"\b(?:not(?! only)|no|never|neither|nor|none|nothing|without|cannot|no longer"
-    r"|avoid\w*|instead of|rather than)\b|n't\b",
+    r"|avoid\w*|instead of|rather than|ignor\w*)\b|n't\b",
     re.IGNORECASE,
 )
 
@@ -171,8 +171,26 @@ CONTRASTS: tuple[Contrast, ...] = (
         ],
     ),
     _contrast(
+        "extreme",
+        r"\b(?:highest|largest|biggest|most important|top)\b",
+        r"\b(?:lowest|smallest|least important|least|bottom)\b",
+        [("highest", "lowest"), ("largest", "smallest")],
+    ),
+    _contrast(
+        "bounded",
+        r"(?<!un)\b(?:bounded|capped|fixed[-\s](?:size|capacity)|size[-\s]limited|small)\b",
+        r"\b(?:unbounded|unlimited|infinite|grows? without (?:limit|bound)|every token in memory)\b",
+        [("bounded", "unbounded")],
+    ),
+    _contrast(
+        "stop",
+        r"\b(?:cancel\w*|abort\w*|stop\w*|paus\w*|halt\w*)\b",
+        r"\bkeeps? (?:generating|decoding|going)|\bcontinu\w* (?:generating|decoding)",
+        [("stop generating", "keep generating"), ("cancel", "keep generating")],
+    ),
+    _contrast(
         "scaling",
-        r"(?<![-\w])linear(?:ly)?\b",
+        r"(?<![-\w])linear(?:ly)?\b(?![-\s]layer)",
         r"\b(?:sub[-\s]?linear(?:ly)?|quadratic(?:ally)?|super[-\s]?linear(?:ly)?"
         r"|constant|diminishing)\b",
         [("linearly", "quadratically"), ("linear", "quadratic"), ("quadratic", "linear")],
@@ -228,6 +246,19 @@ def is_claim(text: str) -> bool:
 def negated(text: str) -> bool:
     """Whether `text` negates (not, never, without, instead of, avoids, ...)."""
     return bool(NEGATION.search(text))
+
+
+# Where a statement's head ends: what follows qualifies it ("..., since one GPU cannot hold it").
+HEAD_END = re.compile(
+    r"[,;:(]|\s(?:since|because|so|which|while|whereas|but|instead of|rather than)\s",
+    re.IGNORECASE,
+)
+
+
+def head_negated(statement: str) -> bool:
+    """Whether a reference statement's head negates: its polarity, ignoring the reasons and
+    contrasts it adds after a comma or "since"."""
+    return negated(HEAD_END.split(statement, maxsplit=1)[0])
 
 
 def sides(text: str) -> dict[str, frozenset[int]]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interview.question_bank import expected_number, number_format, template_render
-from interview.rubric import grade_answer, rubric_from_dict
+from interview.rubric import grade_answer, rubric_from_dict, rubric_with_model_answer
 
 # A short answer passes when its rubric score reaches this, unless the question sets pass_score.
 DEFAULT_PASS_SCORE = 0.6
@@ -172,7 +172,7 @@ def text_grade(spec: Mapping[str, Any], text: str, params: Mapping[str, Any] | N
     """The rubric judge's grade of a written answer to a short-answer bank question."""
     return grade_answer(
         text,
-        _rubric_for(spec),
+        rubric_with_model_answer(_rubric_for(spec), spec["model_answer"]),
         question=template_render(spec["prompt"], params or {}),
         pass_score=spec.get("pass_score", DEFAULT_PASS_SCORE),
     )

@@ -63,8 +63,14 @@ class Verdict:
             "confident": self.grade.confident,
             "vacuous": self.grade.vacuous,
             "points": [
-                {"id": e.point_id, "covered": e.covered, "evidence": e.sentence if e.covered else "",
-                 "strength": e.similarity, "decided": e.decided, "near_miss": e.near_miss}
+                {
+                    "id": e.point_id,
+                    "covered": e.covered,
+                    "evidence": e.sentence if e.covered else "",
+                    "strength": e.similarity,
+                    "decided": e.decided,
+                    "near_miss": e.near_miss,
+                }
                 for e in self.grade.points
             ],  # fmt: skip
             "misconceptions": [
@@ -120,9 +126,7 @@ def target_judge(target: AnswerTarget, text: str) -> Verdict:
     name = target.section or target.follow_up
     if name not in parts:
         kind = "section" if target.section else "follow-up"
-        raise TargetUnknown(
-            f"{prompt.id} has no {kind} {name!r}; it has: {', '.join(parts)}"
-        )
+        raise TargetUnknown(f"{prompt.id} has no {kind} {name!r}; it has: {', '.join(parts)}")
     rubric, question = parts[name]
     question = template_render(question, {}) if "{" not in question else ""
     return Verdict(target, grade_section(rubric, text, question=question), SECTION_PASS_SCORE)
@@ -173,9 +177,9 @@ def agreement_by_kind(
     cases: Sequence[AnswerCase], verdicts: Iterable[Verdict] | None = None
 ) -> dict[str, KindAgreement]:
     """Per kind: how many verdicts match the label, the highest score, and which disagree."""
-    verdicts = list(verdicts) if verdicts is not None else [
-        target_judge(c.target, c.text) for c in cases
-    ]
+    verdicts = (
+        list(verdicts) if verdicts is not None else [target_judge(c.target, c.text) for c in cases]
+    )
     table = {}
     for kind in KINDS:
         judged = [(c, v) for c, v in zip(cases, verdicts, strict=True) if c.kind == kind]

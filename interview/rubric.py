@@ -30,7 +30,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -42,7 +42,7 @@ from interview import claims
 # Tuned on tests/interview/answer_cases/tuning.yaml with the point-level tune half of
 # tests/interview/rubric_cases.yaml (benchmarks/answer_judge.py --tune); the figures are in
 # interview/bank/README.md.
-DEFAULT_THRESHOLD = 0.6
+DEFAULT_THRESHOLD = 0.48
 MISCONCEPTION_THRESHOLD = 0.7
 # How much a statement must beat its nearest near miss by: MiniLM puts a claim and its
 # opposite close together, so any lead counts, but a tie does not.
@@ -55,6 +55,10 @@ CONFIDENCE_BAND = 0.05
 VACUOUS_CAP = 0.25
 # An answer is vacuous when less than this share of its words are in sentences that claim.
 MIN_CLAIM_SHARE = 0.5
+# A model answer's claim joins a point's exemplars when at least this similar to the point ...
+MODEL_ANSWER_MATCH = 0.5
+# ... and this much closer to it than to any other point of the rubric.
+MODEL_ANSWER_LEAD = 0.03
 # all-MiniLM-L6-v2 was trained on sequences of up to 128 word pieces; longer ones are cut.
 MAX_TOKENS = 128
 EMBEDDING_DIM = 384
@@ -78,7 +82,8 @@ KEYWORD_NEGATION = re.compile(
 NEGATED_AFTER = re.compile(r"\b(not(?! only)|never|cannot|no longer)\b|n't\b", re.IGNORECASE)
 
 CLAUSE_BREAK = re.compile(
-    r"[,;:()]|\s[-–—]\s|\s(?:but|while|whereas|although|and)\s", re.IGNORECASE
+    r"[,;:()]|\s[-–—]\s|\s(?:but|while|whereas|although|and|instead of|rather than)\s",
+    re.IGNORECASE,
 )
 # A full stop after these does not end a sentence.
 SENTENCE_END = re.compile(
@@ -380,11 +385,19 @@ def _references(point: RubricPoint) -> _References:
     return _References(
         tuple(statements),
         vectors[: len(statements)],
-        np.array([claims.negated(s) for s in statements]),
-        tuple(claims.sides(s) for s in statements),
+        np.array([claims.head_negated(s) for s in statements]),
+        tuple(_inherit_sides(claims.sides(s), claims.sides(point.text)) for s in statements),
         tuple(near),
         vectors[len(statements) :],
     )
+
+
+def _inherit_sides(
+    own: dict[str, frozenset[int]], point: dict[str, frozenset[int]]
+) -> dict[str, frozenset[int]]:
+    """An exemplar that takes no side of a contrast takes the point text's side: "doubling the
+    prompt quadruples the work" is no evidence for an answer that says the cost is linear."""
+    return {name: sides or point[name] for name, sides in own.items()}
 
 
 @dataclass(frozen=True)
@@ -562,6 +575,35 @@ def point_covered(
     """Evidence for one point alone (how the labelled point cases are scored)."""
     read = _read_answer(answer)
     return _evidence(point, read.units, _best_match(point, read.units, read.vectors), threshold)
+
+
+@lru_cache(maxsize=512)
+def rubric_with_model_answer(rubric: Rubric, model_answer: str) -> Rubric:
+    """`rubric` with each claim of `model_answer` added to the exemplars of the point it states.
+
+    The model answer says every point in full sentences, in the bank's own voice; a claim joins
+    the point it is clearly closest to (at least MODEL_ANSWER_MATCH, and MODEL_ANSWER_LEAD ahead
+    of the next point), so a candidate who words a point as the model answer does is matched.
+    """
+    units = [u for u in split_units(split_sentences(model_answer)) if claims.is_claim(u)]
+    if not units or not rubric.points:
+        return rubric
+    vectors = embed(units)
+    similarity = np.stack(
+        [(_references(p).statement_vectors @ vectors.T).max(axis=0) for p in rubric.points]
+    )
+    extra: dict[int, list[str]] = {}
+    for column, unit in enumerate(units):
+        ranked = np.argsort(similarity[:, column])[::-1]
+        best = similarity[ranked[0], column]
+        runner_up = similarity[ranked[1], column] if len(ranked) > 1 else -1.0
+        if best >= MODEL_ANSWER_MATCH and best - runner_up >= MODEL_ANSWER_LEAD:
+            extra.setdefault(int(ranked[0]), []).append(unit)
+    points = tuple(
+        replace(p, exemplars=(*p.exemplars, *extra[i])) if i in extra else p
+        for i, p in enumerate(rubric.points)
+    )
+    return Rubric(points, rubric.misconceptions)
 
 
 def warm_up() -> threading.Thread:

@@ -384,9 +384,7 @@ def grade_section(
     """Grade a section or follow-up answer; the attempt's parameters feed the roofline check,
     `question` (what was asked) the check that a sentence does more than restate it."""
     setup = {k: params[k] for k in ("model", "gpu", "gpus", "batch") if params and k in params}
-    return grade_answer(
-        text, rubric, setup=setup, question=question, pass_score=SECTION_PASS_SCORE
-    )
+    return grade_answer(text, rubric, setup=setup, question=question, pass_score=SECTION_PASS_SCORE)
 
 
 def answer_as_dict(answer: NumericAnswer) -> dict[str, Any]:

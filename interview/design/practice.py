@@ -80,9 +80,7 @@ def _text(data: Mapping[str, Any], key: str, errors: dict[str, str]) -> str:
     return text
 
 
-def grade_dict(
-    rubric, text: str, params: Mapping[str, Any], question: str = ""
-) -> dict[str, Any]:
+def grade_dict(rubric, text: str, params: Mapping[str, Any], question: str = "") -> dict[str, Any]:
     """A graded free-text answer as JSON-ready data: score, evidence per point, roofline flags,
     and whether the judge is confident of it."""
     if not text:
