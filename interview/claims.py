@@ -216,9 +216,10 @@ def content_words(text: str) -> set[str]:
 
 def _stem(word: str) -> str:
     for suffix in ("ing", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[: -len(suffix)]
-    return word
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
 
 
 # A claim has at least this many words; "KV cache" or "Preempt." assert nothing.

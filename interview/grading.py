@@ -164,6 +164,7 @@ def response_grade(
             ],
             "confident": grade.confident,
             "vacuous": grade.vacuous,
+            "score_range": [round(x, 4) for x in grade.score_range],
         },
     )
 

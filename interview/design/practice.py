@@ -10,6 +10,7 @@ Django.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -93,7 +94,13 @@ def grade_dict(rubric, text: str, params: Mapping[str, Any], question: str = "")
                        for p in rubric.points],
         }  # fmt: skip
     grade = grade_section(rubric, text, params, render(question, params) if question else "")
-    return asdict(grade) | {"answered": True}
+    self_check = [
+        {"id": e.point_id, "text": e.point_text, "covered": e.covered, "decided": e.decided,
+         "evidence": e.sentence if e.covered else ""}
+        for e in grade.points
+    ]  # fmt: skip
+    check_id = hashlib.sha1(f"{question}\n{text}".encode()).hexdigest()[:10]
+    return asdict(grade) | {"answered": True, "self_check": self_check, "self_check_id": check_id}
 
 
 def attempt_grade(
