@@ -47,7 +47,8 @@ _VERBS = _listed(
     "run save say saturate scale see select send serve set share shift shrink show skip slow "
     "solve sort speed split spread stall start stay stop store suffer supply support take tell "
     "tend throttle trade treat trigger try turn underutilise underutilize use vary verify wait "
-    "want waste win work write yield"
+    "want waste win work write yield export track monitor alert watch log record graph plot shed "
+    "promote demote retry reroute restart replay benchmark profile"
 )
 _IRREGULAR = _listed(
     "became began bought brought built came chose cut did drew ate fell found fit gave got went "
@@ -89,7 +90,7 @@ FUNCTION_WORDS = (
 
 NEGATION = re.compile(
     r"\b(?:not(?! only)|no|never|neither|nor|none|nothing|without|cannot|no longer"
-    r"|avoid\w*|instead of|rather than|ignor\w*)\b|n't\b",
+    r"|avoid\w*|instead of|rather than|ignor\w*|unnecessary|needless|irrelevant)\b|n't\b",
     re.IGNORECASE,
 )
 

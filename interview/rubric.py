@@ -44,9 +44,12 @@ from interview import claims
 # interview/bank/README.md.
 DEFAULT_THRESHOLD = 0.48
 MISCONCEPTION_THRESHOLD = 0.7
-# How much a statement must beat its nearest near miss by: MiniLM puts a claim and its
-# opposite close together, so any lead counts, but a tie does not.
-NEAR_MISS_MARGIN = 0.02
+# How much a claim's similarity to the statement must exceed its similarity to the nearest near
+# miss. MiniLM scores a claim and its one-word opposite within a few hundredths of each other, so
+# a near miss rejects a claim only when it is clearly closer; a near tie goes to the candidate.
+NEAR_MISS_MARGIN = -0.03
+# A claim counts for a point only if its similarity is within this of its closest point's.
+EXCLUSIVE_MARGIN = 0.05
 # Added to a claim's similarity when one of the point's keyword rules fires on it.
 KEYWORD_BONUS = 0.08
 # A point whose evidence is this close to its threshold is undecided (item 3 of issue 17).
@@ -82,7 +85,8 @@ KEYWORD_NEGATION = re.compile(
 NEGATED_AFTER = re.compile(r"\b(not(?! only)|never|cannot|no longer)\b|n't\b", re.IGNORECASE)
 
 CLAUSE_BREAK = re.compile(
-    r"[,;:()]|\s[-–—]\s|\s(?:but|while|whereas|although|and|instead of|rather than)\s",
+    r"[,;:()]|\s[-–—]\s"
+    r"|\s(?:but|while|whereas|although|and|instead of|rather than)\s",
     re.IGNORECASE,
 )
 # A full stop after these does not end a sentence.
@@ -418,26 +422,37 @@ def _eligible(unit: _Unit, refs: _References) -> np.ndarray:
     )
 
 
+def _similarities(point: RubricPoint, units: Sequence[_Unit], vectors: np.ndarray) -> np.ndarray:
+    """Per unit, its cosine to the closest of the point's statements it does not contradict
+    (-1 where it contradicts them all or is no claim)."""
+    refs = _references(point)
+    out = np.full(len(units), -1.0)
+    for index, unit in enumerate(units):
+        if unit.claim:
+            eligible = _eligible(unit, refs)
+            if eligible.any():
+                out[index] = float((refs.statement_vectors[eligible] @ vectors[index]).max())
+    return out
+
+
 def _best_match(
     point: RubricPoint,
     units: Sequence[_Unit],
     vectors: np.ndarray,
+    threshold: float,
+    similarities: np.ndarray,
     guard: np.ndarray | None = None,
 ) -> _Match | None:
-    """The answer's strongest claim for `point`; `guard` (per unit) is a similarity to correct
-    statements that the claim must beat too (for misconceptions)."""
+    """The answer's strongest claim for `point`. Its strength is the threshold plus the tighter
+    of two leads: the similarity's over the threshold, and its lead over the nearest near miss
+    (or `guard`, per unit: the similarity to correct statements a misconception must beat)."""
     refs = _references(point)
     best: _Match | None = None
     for index, unit in enumerate(units):
-        if not unit.claim:
+        similarity = float(similarities[index])
+        if similarity < 0:
             continue
-        eligible = _eligible(unit, refs)
-        if not eligible.any():
-            continue
-        similarity = float((refs.statement_vectors[eligible] @ vectors[index]).max())
         keyword = next((r for r in point.keywords if rule_fires(r, unit.text)), "")
-        if keyword:
-            similarity += KEYWORD_BONUS
         near_miss, rival = "", -1.0
         if len(refs.near_misses):
             near_similarities = refs.near_miss_vectors @ vectors[index]
@@ -445,12 +460,11 @@ def _best_match(
             near_miss = refs.near_misses[int(near_similarities.argmax())]
         if guard is not None and guard[index] > rival:
             rival, near_miss = float(guard[index]), "(a correct statement of this rubric)"
-        lead = similarity - rival
-        strength = (
-            similarity if lead >= NEAR_MISS_MARGIN else similarity - (NEAR_MISS_MARGIN - lead)
-        )
+        lead = similarity - rival - NEAR_MISS_MARGIN
+        boosted = similarity + (KEYWORD_BONUS if keyword else 0.0)
+        strength = threshold + min(boosted - threshold, lead)
         if best is None or strength > best.strength:
-            best = _Match(index, strength, keyword, near_miss if lead < NEAR_MISS_MARGIN else "")
+            best = _Match(index, strength, keyword, near_miss if lead < 0 else "")
     return best
 
 
@@ -534,17 +548,36 @@ def grade_answer(
     roofline check (model, gpu, gpus, batch).
     """
     read = _read_answer(answer, question)
-    points = tuple(
-        _evidence(p, read.units, _best_match(p, read.units, read.vectors), threshold)
-        for p in rubric.points
+    similarities = (
+        np.stack([_similarities(p, read.units, read.vectors) for p in rubric.points])
+        if read.units
+        else np.zeros((len(rubric.points), 0))
     )
+    # A claim is evidence only for the points it is (nearly) closest to: one long sentence on
+    # the topic is close to every point of it, and would otherwise cover them all.
+    if read.units:
+        closest = similarities.max(axis=0)
+        similarities = np.where(similarities >= closest - EXCLUSIVE_MARGIN, similarities, -1.0)
+    points = tuple(
+        _evidence(
+            p, read.units,
+            _best_match(p, read.units, read.vectors, _threshold(p, threshold), similarities[i]),
+            threshold,
+        )
+        for i, p in enumerate(rubric.points)
+    )  # fmt: skip
     guard = _correct_guard(rubric, read) if rubric.misconceptions else None
     misconceptions = tuple(
         _evidence(
-            m, read.units, _best_match(m, read.units, read.vectors, guard), misconception_threshold
+            m, read.units,
+            _best_match(
+                m, read.units, read.vectors, _threshold(m, misconception_threshold),
+                _similarities(m, read.units, read.vectors), guard,
+            ),
+            misconception_threshold,
         )
         for m in rubric.misconceptions
-    )
+    )  # fmt: skip
     score = _score(points, misconceptions, read.vacuous)
     low = _score(
         [_settled(e, False) for e in points],
@@ -574,7 +607,15 @@ def point_covered(
 ) -> Evidence:
     """Evidence for one point alone (how the labelled point cases are scored)."""
     read = _read_answer(answer)
-    return _evidence(point, read.units, _best_match(point, read.units, read.vectors), threshold)
+    match = _best_match(
+        point, read.units, read.vectors, _threshold(point, threshold),
+        _similarities(point, read.units, read.vectors),
+    )  # fmt: skip
+    return _evidence(point, read.units, match, threshold)
+
+
+def _threshold(point: RubricPoint, default: float) -> float:
+    return point.threshold if point.threshold is not None else default
 
 
 @lru_cache(maxsize=512)
