@@ -422,17 +422,20 @@ def _eligible(unit: _Unit, refs: _References) -> np.ndarray:
     )
 
 
-def _similarities(point: RubricPoint, units: Sequence[_Unit], vectors: np.ndarray) -> np.ndarray:
-    """Per unit, its cosine to the closest of the point's statements it does not contradict
-    (-1 where it contradicts them all or is no claim)."""
+def _similarities(
+    point: RubricPoint, units: Sequence[_Unit], vectors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit, its cosine to the closest of the point's statements, and to the closest it does
+    not contradict (-1 where it contradicts them all or is no claim)."""
     refs = _references(point)
-    out = np.full(len(units), -1.0)
+    closest = (refs.statement_vectors @ vectors.T).max(axis=0) if len(units) else np.zeros(0)
+    usable = np.full(len(units), -1.0)
     for index, unit in enumerate(units):
         if unit.claim:
             eligible = _eligible(unit, refs)
             if eligible.any():
-                out[index] = float((refs.statement_vectors[eligible] @ vectors[index]).max())
-    return out
+                usable[index] = float((refs.statement_vectors[eligible] @ vectors[index]).max())
+    return closest, usable
 
 
 def _best_match(
@@ -548,15 +551,13 @@ def grade_answer(
     roofline check (model, gpu, gpus, batch).
     """
     read = _read_answer(answer, question)
-    similarities = (
-        np.stack([_similarities(p, read.units, read.vectors) for p in rubric.points])
-        if read.units
-        else np.zeros((len(rubric.points), 0))
-    )
-    # A claim is evidence only for the points it is (nearly) closest to: one long sentence on
-    # the topic is close to every point of it, and would otherwise cover them all.
+    pairs = [_similarities(p, read.units, read.vectors) for p in rubric.points]
+    similarities = np.stack([usable for _, usable in pairs])
+    # A claim is evidence only for the points it is (nearly) closest to, contradicted or not:
+    # one long sentence on the topic is close to every point of it and would cover them all,
+    # and "batching lowers decode's intensity" is about batching even though it is wrong.
     if read.units:
-        closest = similarities.max(axis=0)
+        closest = np.stack([closest for closest, _ in pairs]).max(axis=0)
         similarities = np.where(similarities >= closest - EXCLUSIVE_MARGIN, similarities, -1.0)
     points = tuple(
         _evidence(
@@ -572,7 +573,7 @@ def grade_answer(
             m, read.units,
             _best_match(
                 m, read.units, read.vectors, _threshold(m, misconception_threshold),
-                _similarities(m, read.units, read.vectors), guard,
+                _similarities(m, read.units, read.vectors)[1], guard,
             ),
             misconception_threshold,
         )
@@ -609,7 +610,7 @@ def point_covered(
     read = _read_answer(answer)
     match = _best_match(
         point, read.units, read.vectors, _threshold(point, threshold),
-        _similarities(point, read.units, read.vectors),
+        _similarities(point, read.units, read.vectors)[1],
     )  # fmt: skip
     return _evidence(point, read.units, match, threshold)
 
