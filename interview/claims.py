@@ -48,7 +48,9 @@ _VERBS = _listed(
     "solve sort speed split spread stall start stay stop store suffer supply support take tell "
     "tend throttle trade treat trigger try turn underutilise underutilize use vary verify wait "
     "want waste win work write yield export track monitor alert watch log record graph plot shed "
-    "promote demote retry reroute restart replay benchmark profile"
+    "promote demote retry reroute restart replay benchmark profile contribute pad schedule steal "
+    "order preempt recompute swap rescale resample accept rank "
+    "cap sum accumulate multiply divide subtract normalise normalize look up sample pick"
 )
 _IRREGULAR = _listed(
     "became began bought brought built came chose cut did drew ate fell found fit gave got went "
@@ -59,21 +61,25 @@ _IRREGULAR = _listed(
 
 
 def _inflections(verb: str) -> set[str]:
+    """A verb's finite forms; not "-ing", which alone is a noun ("iteration-level scheduling")."""
     stem = verb[:-1] if verb.endswith("e") else verb
-    forms = {verb, verb + "s", verb + "es", stem + "ed", stem + "ing", verb + "d"}
+    forms = {verb, verb + "s", verb + "es", stem + "ed", verb + "d"}
     if verb.endswith("y"):
         forms |= {verb[:-1] + "ies", verb[:-1] + "ied"}
-    if re.search(r"[^aeiou][aeiou][bdgmnpt]$", verb):  # stop -> stopped, split -> splitting
-        forms |= {verb + verb[-1] + "ed", verb + verb[-1] + "ing"}
+    if re.search(r"[^aeiou][aeiou][bdgmnpt]$", verb):  # stop -> stopped
+        forms.add(verb + verb[-1] + "ed")
     return forms
 
 
+_VERB_STEMS = frozenset({v[:-1] if v.endswith("e") else v for v in _VERBS} | set(_VERBS))
 VERB_FORMS = frozenset(
     {form for verb in _VERBS for form in _inflections(verb)} | set(_IRREGULAR) | AUXILIARIES
 )
 # "Memory-bound" and "bandwidth-limited" predicate on their own in note-style answers
-# ("decode: memory-bound, since ...").
-PREDICATE_ADJECTIVE = re.compile(r"\w[-\s](?:bound|limited|bottlenecked)\b|\bbottleneck\b")
+# ("decode: memory-bound, since ..."), and so does an equation ("step time ≈ bytes / bandwidth").
+PREDICATE_ADJECTIVE = re.compile(
+    r"\w[-\s](?:bound|limited|bottlenecked)\b|\bbottleneck\b|\s(?:=|≈|~|→|->|<|>|≤|≥)\s"
+)
 FUNCTION_WORDS = (
     frozenset(
         _listed(
@@ -131,7 +137,6 @@ CONTRASTS: tuple[Contrast, ...] = (
             ("memory bound", "compute bound"),
             ("bandwidth-bound", "compute-bound"),
             ("memory-bandwidth bound", "compute-bound"),
-            ("memory-bandwidth", "compute"),
             ("compute-bound", "memory-bound"),
             ("compute bound", "memory bound"),
             ("FLOP/s", "memory bandwidth"),
@@ -232,17 +237,53 @@ FUNCTION_SHARE_MIN_WORDS = 7
 
 
 def is_claim(text: str) -> bool:
-    """Whether `text` asserts something: enough words, a predicate, and the grammar of a
-    sentence rather than of a list of topic words."""
+    """Whether `text` asserts something: enough words and a predicate. A predicate that is only
+    a copula or an auxiliary ("is", "has") must also come with the grammar of a sentence rather
+    than a list of topic words ("Decode is memory bandwidth HBM weights batch KV cache")."""
     tokens = words(text)
     if len(tokens) < MIN_CLAIM_WORDS:
         return False
-    if not (any(t in VERB_FORMS for t in tokens) or PREDICATE_ADJECTIVE.search(text)):
+    if any(t in VERB_FORMS and t not in AUXILIARIES for t in tokens):
+        return True
+    if any(_participle_with_object(t, n) for t, n in zip(tokens, tokens[1:], strict=False)):
+        return True
+    if not (any(t in AUXILIARIES for t in tokens) or PREDICATE_ADJECTIVE.search(text)):
         return False
     if len(tokens) >= FUNCTION_SHARE_MIN_WORDS:
         share = sum(t in FUNCTION_WORDS for t in tokens) / len(tokens)
         return share >= MIN_FUNCTION_SHARE
     return True
+
+
+# A sentence of at least this many comma-separated items, most of them this short, is a list.
+LIST_MIN_ITEMS = 3
+LIST_ITEM_MAX_WORDS = 3
+
+
+def is_topic_list(sentence: str) -> bool:
+    """Whether `sentence` is a list of topics ("Speculative decoding: draft, verify, acceptance
+    rate, rejection sampling") rather than a claim about a list ("We monitor p99 TTFT, TPOT and
+    queue depth"): mostly short items, and none of the longer ones a claim."""
+    items = [i for i in re.split(r"[,;:/]", sentence) if i.strip()]
+    if len(items) < LIST_MIN_ITEMS:
+        return False
+    lengths = sorted(len(words(i)) for i in items)
+    if lengths[len(lengths) // 2] > LIST_ITEM_MAX_WORDS:
+        return False
+    return not any(len(words(i)) > LIST_ITEM_MAX_WORDS and is_claim(i) for i in items)
+
+
+_OBJECT_STARTS = frozenset(
+    _listed(
+        "a an the its their each every all it them this that these those some more less fewer up "
+        "out down off one two"
+    )
+)
+
+
+def _participle_with_object(word: str, following: str) -> bool:
+    """ "keeping a running max" asserts; "iteration-level scheduling" names a topic."""
+    return word.endswith("ing") and word[:-3] in _VERB_STEMS and following in _OBJECT_STARTS
 
 
 def negated(text: str) -> bool:

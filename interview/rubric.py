@@ -92,7 +92,7 @@ CLAUSE_BREAK = re.compile(
 # A full stop after these does not end a sentence.
 SENTENCE_END = re.compile(
     r"(?<=[.!?])(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bvs\.)(?<!\bcf\.)(?<!\bapprox\.)\s+"
-    r"|\n+\s*(?:[-*•]|\d+[.)])?\s*",
+    r"|\n\s*\n\s*(?:[-*•]\s|\d+[.)]\s)?\s*|\n\s*(?:[-*•]|\d+[.)])\s+",
     re.IGNORECASE,
 )
 
@@ -210,8 +210,9 @@ def rubric_from_dict(data: Mapping[str, Any]) -> Rubric:
 
 
 def split_sentences(answer: str) -> list[str]:
-    """Sentences and bullet items of an answer, stripped, in order ("e.g." ends none)."""
-    pieces = SENTENCE_END.split(answer)
+    """Sentences and bullet items of an answer, stripped, in order ("e.g." ends none; a line
+    break inside a paragraph ends nothing)."""
+    pieces = [re.sub(r"\s*\n\s*", " ", p) for p in SENTENCE_END.split(answer) if p]
     return [p.strip(" -*•\t") for p in pieces if p and len(p.strip(" -*•\t")) > 1]
 
 
@@ -362,7 +363,9 @@ class _Unit:
 
     text: str
     claim: bool
+    restates: bool  # only the question's own words: no evidence for a point
     negated: bool
+    head_negated: bool
     sides: dict[str, frozenset[int]]
 
 
@@ -373,6 +376,7 @@ class _References:
     statements: tuple[str, ...]
     statement_vectors: np.ndarray
     statement_negated: np.ndarray
+    statement_head_negated: np.ndarray
     statement_sides: tuple[dict[str, frozenset[int]], ...]
     near_misses: tuple[str, ...]
     near_miss_vectors: np.ndarray
@@ -389,6 +393,7 @@ def _references(point: RubricPoint) -> _References:
     return _References(
         tuple(statements),
         vectors[: len(statements)],
+        np.array([claims.negated(s) for s in statements]),
         np.array([claims.head_negated(s) for s in statements]),
         tuple(_inherit_sides(claims.sides(s), claims.sides(point.text)) for s in statements),
         tuple(near),
@@ -413,25 +418,33 @@ class _Match:
 
 
 def _eligible(unit: _Unit, refs: _References) -> np.ndarray:
-    """Statements the unit does not contradict outright (polarity, sides of a contrast)."""
+    """Statements the unit does not contradict outright: the same polarity, in its head and as
+    a whole, and no contrast taken the other way."""
     return np.array(
         [
-            negated == unit.negated and not claims.conflicts(unit.sides, sides)
-            for negated, sides in zip(refs.statement_negated, refs.statement_sides, strict=True)
+            negated == unit.negated
+            and head == unit.head_negated
+            and not claims.conflicts(unit.sides, sides)
+            for negated, head, sides in zip(
+                refs.statement_negated, refs.statement_head_negated, refs.statement_sides,
+                strict=True,
+            )
         ]
-    )
+    )  # fmt: skip
 
 
 def _similarities(
-    point: RubricPoint, units: Sequence[_Unit], vectors: np.ndarray
+    point: RubricPoint, units: Sequence[_Unit], vectors: np.ndarray, misconception: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per unit, its cosine to the closest of the point's statements, and to the closest it does
-    not contradict (-1 where it contradicts them all or is no claim)."""
+    not contradict (-1 where it contradicts them all, is no claim, or, for a point, only
+    restates the question: "decode is compute-bound" restates no question that asks why it is
+    memory-bound, but it does state a misconception)."""
     refs = _references(point)
     closest = (refs.statement_vectors @ vectors.T).max(axis=0) if len(units) else np.zeros(0)
     usable = np.full(len(units), -1.0)
     for index, unit in enumerate(units):
-        if unit.claim:
+        if unit.claim and (misconception or not unit.restates):
             eligible = _eligible(unit, refs)
             if eligible.any():
                 usable[index] = float((refs.statement_vectors[eligible] @ vectors[index]).max())
@@ -498,18 +511,23 @@ class _Answer:
 def _read_answer(answer: str, question: str = "") -> _Answer:
     sentences = split_sentences(answer)
     texts = split_units(sentences)
+    lists = [s for s in sentences if claims.is_topic_list(s)]
     units = tuple(
         _Unit(
             t,
-            claims.is_claim(t) and not claims.restates(t, question),
+            claims.is_claim(t) and not any(t in s for s in lists),
+            claims.restates(t, question),
             claims.negated(t),
+            claims.head_negated(t),
             claims.sides(t),
         )
         for t in texts
     )
     vectors = embed(texts) if texts else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
     total_words = sum(len(claims.words(s)) for s in sentences)
-    claim_words = sum(len(claims.words(u.text)) for u in units[: len(sentences)] if u.claim)
+    claim_words = sum(
+        len(claims.words(u.text)) for u in units[: len(sentences)] if u.claim and not u.restates
+    )
     vacuous = total_words == 0 or claim_words < MIN_CLAIM_SHARE * total_words
     return _Answer(units, vectors, vacuous)
 
@@ -573,7 +591,7 @@ def grade_answer(
             m, read.units,
             _best_match(
                 m, read.units, read.vectors, _threshold(m, misconception_threshold),
-                _similarities(m, read.units, read.vectors)[1], guard,
+                _similarities(m, read.units, read.vectors, misconception=True)[1], guard,
             ),
             misconception_threshold,
         )
