@@ -172,8 +172,9 @@ def test_command_reads_a_file_and_prints_text(tmp_path):
 
 
 def test_command_grades_design_sections_and_follow_ups():
-    section = json.loads(_run("--design", "tp2-vs-tp4", "--section", "throughput_model",
-                              "--text", "Decode is compute-bound.", "--json"))  # fmt: skip
+    section = json.loads(_run("--design", "max-throughput-x-gpus", "--section",
+                              "throughput_model", "--text", "Decode is compute-bound.",
+                              "--json"))  # fmt: skip
     assert section["passed"] is False
     assert [m["id"] for m in section["misconceptions"]] == ["mis_decode_compute_bound"]
     follow_up = json.loads(_run("--design", "tp2-vs-tp4", "--follow-up", "latency-sla",

@@ -12,11 +12,13 @@ from interview.judging import AnswerTarget, target_judge
 
 pytestmark = pytest.mark.django_db
 
-# Covers some points only by a hair: whether it reaches the pass mark is not decided.
-UNSURE_SOFTMAX = (
-    "You process keys tile by tile in one pass, keeping a running max m and a running sum l of "
-    "exp(s - m). When a tile raises the max, you rescale l and the output accumulator by "
-    "exp(m_old - m_new). At the end divide by l. So you never materialise the full N x N scores."
+# Makes two points only by a hair: whether it reaches the pass mark is not decided.
+UNSURE_DECODE = (
+    "Prefill processes all prompt tokens in parallel, so the GEMMs are large and the arithmetic "
+    "intensity is high: compute-bound. Decode generates one token per sequence per step, which "
+    "is a GEMV; each step still has to read all the weights and the KV cache from HBM, so FLOPs "
+    "per byte is tiny, well below the ridge point. Bigger batches raise decode intensity until "
+    "it approaches compute-bound."
 )
 SALAD = "Online softmax: running max, running sum, rescale, blocks, tiles, one pass."
 
@@ -40,17 +42,16 @@ def _ticked(html: str) -> dict[str, bool]:
 
 
 def test_an_unsure_practice_grade_asks_for_a_self_check(client, bank, alice):
-    verdict = target_judge(AnswerTarget(question="gk-online-softmax"), UNSURE_SOFTMAX)
+    verdict = target_judge(AnswerTarget(question="pd-why-memory-bound"), UNSURE_DECODE)
     assert not verdict.grade.confident  # the case this test is about
     client.force_login(alice)
-    html = _answer(client, "gk-online-softmax", UNSURE_SOFTMAX)
+    html = _answer(client, "pd-why-memory-bound", UNSURE_DECODE)
     assert "the judge is not sure" in html
     assert "Correct — score" not in html and "Not quite — score" not in html
-    covered = {e.point_id: e.covered for e in verdict.grade.points}
-    assert _ticked(html) == covered
-    assert any(covered.values()) and not all(covered.values())
-    assert "The model answer" in html and "running maximum" in html.lower()
-    assert "judge unsure" in html
+    assert _ticked(html) == {e.point_id: e.covered for e in verdict.grade.points}
+    undecided = [e for e in verdict.grade.points if not e.decided]
+    assert undecided and html.count("judge unsure") == len(undecided)
+    assert "The model answer" in html and "ridge point" in html
     assert "js/self_check.js" in html
 
 
