@@ -32,9 +32,16 @@ def main() -> None:
         target_judge(cases[0].target, "Warm the model up.")
         started = time.perf_counter()
         verdicts = [target_judge(c.target, c.text) for c in cases]
-        per_answer_ms = (time.perf_counter() - started) * 1000 / len(cases)
+        first_ms = (time.perf_counter() - started) * 1000 / len(cases)
+        started = time.perf_counter()
+        for case in cases:  # statements cached, the answer embedded afresh: a grade's own cost
+            target_judge(case.target, case.text.lower())
+        warm_ms = (time.perf_counter() - started) * 1000 / len(cases)
         table = agreement_by_kind(cases, verdicts)
-        print(f"\n{path}  ({len(cases)} cases, {per_answer_ms:.0f} ms per answer incl. first use)")
+        print(
+            f"\n{path}  ({len(cases)} cases; ms per answer: {first_ms:.0f} with each rubric's "
+            f"first use, {warm_ms:.0f} after)"
+        )
         print(f"{'kind':<11}{'cases':>6}{'agree':>7}{'agreement':>11}{'max score':>11}")
         for row in table.values():
             print(
@@ -45,6 +52,10 @@ def main() -> None:
                 for miss in row.disagreements:
                     print(f"    miss: {miss}")
         report[str(path)] = {
+            "ms_per_answer_first_use": round(first_ms),
+            "ms_per_answer": round(warm_ms),
+        }
+        report[str(path)] |= {
             kind: {"cases": r.cases, "agreed": r.agreed, "agreement": round(r.agreement, 4),
                    "max_score": round(r.max_score, 4), "disagreements": list(r.disagreements)}
             for kind, r in table.items()

@@ -26,7 +26,7 @@ from interview.rubric import (
 CASES_PATH = Path(__file__).with_name("rubric_cases.yaml")
 POINTS_PATH = Path(__file__).resolve().parents[2] / "interview" / "design" / "_points.yaml"
 # The keyword matcher's goal was 85%; the claim judge refuses fragments ("Targets: p95 TTFT of
-# 800 ms") that some of these cases label covered, and measures 84.6% on the held-out half.
+# 800 ms") that some of these cases label covered, and measures 83.7% on the held-out half.
 HELD_OUT_AGREEMENT_GOAL = 0.8
 # Set before the shared-point cases were first measured; two cases a point is a coarse check.
 SHARED_POINTS_AGREEMENT_FLOOR = 0.75
