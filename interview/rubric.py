@@ -19,8 +19,8 @@ and scores at most VACUOUS_CAP. A point whose evidence lies within CONFIDENCE_BA
 threshold is undecided; a grade is confident when no outcome of its undecided points could
 change pass/fail. Throughput claims that break the capacity model's roofline are flagged.
 
-Plain Python: no Django. The embedding model is loaded once per process, on first use (or by
-`warm_up` in a background thread).
+Plain Python: no Django. The embedding model is loaded once per process, on first use, so web
+start-up does not wait for it.
 """
 
 from __future__ import annotations
@@ -664,13 +664,6 @@ def rubric_with_model_answer(rubric: Rubric, model_answer: str) -> Rubric:
         for i, p in enumerate(rubric.points)
     )
     return Rubric(points, rubric.misconceptions)
-
-
-def warm_up() -> threading.Thread:
-    """Load the embedding model in a background thread, so the first grade does not wait."""
-    thread = threading.Thread(target=embed, args=(["warm up"],), daemon=True, name="rubric-warm-up")
-    thread.start()
-    return thread
 
 
 # ---------------------------------------------------------------- measuring the matcher
