@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from interview.question_bank import expected_number, number_format
-from interview.rubric import grade_answer, rubric_from_dict
+from interview.question_bank import expected_number, number_format, template_render
+from interview.rubric import grade_answer, rubric_from_dict, rubric_with_model_answer
 
 # A short answer passes when its rubric score reaches this, unless the question sets pass_score.
 DEFAULT_PASS_SCORE = 0.6
@@ -88,8 +88,9 @@ def _rubric_for(spec: Mapping[str, Any]):
             "text": entry["text"],
             "keywords": [rubric_rule(k) for k in entry["keywords"]],
         }
-        if entry.get("exemplars"):
-            converted["exemplars"] = list(entry["exemplars"])
+        for key in ("exemplars", "near_misses"):
+            if entry.get(key):
+                converted[key] = list(entry[key])
         weight = entry.get("weight", entry.get("penalty"))
         return converted | ({"weight": weight} if weight is not None else {})
 
@@ -142,24 +143,39 @@ def response_grade(
             f"{number_format(target)}{unit} (within {spec['tolerance']:.1%})",
             feedback={"expected_value": target},
         )
-    grade = grade_answer(response["text"], _rubric_for(spec))
+    pass_score = spec.get("pass_score", DEFAULT_PASS_SCORE)
+    grade = text_grade(spec, response["text"], params)
     missed = tuple(e.point_id for e in grade.points if not e.covered)
     return GradeResult(
         round(grade.score, 4),
-        grade.score >= spec.get("pass_score", DEFAULT_PASS_SCORE),
+        grade.score >= pass_score,
         spec["model_answer"],
         missed_points=missed,
         feedback={
             "points": [
                 {"id": e.point_id, "covered": e.covered, "text": _text(spec, e.point_id)}
+                | {"evidence": e.sentence if e.covered else "", "decided": e.decided}
                 for e in grade.points
             ],
             "misconceptions": [
-                {"id": e.point_id, "text": _text(spec, e.point_id)}
+                {"id": e.point_id, "text": _text(spec, e.point_id), "evidence": e.sentence}
                 for e in grade.misconceptions
                 if e.covered
             ],
+            "confident": grade.confident,
+            "vacuous": grade.vacuous,
+            "score_range": [round(x, 4) for x in grade.score_range],
         },
+    )
+
+
+def text_grade(spec: Mapping[str, Any], text: str, params: Mapping[str, Any] | None = None):
+    """The rubric judge's grade of a written answer to a short-answer bank question."""
+    return grade_answer(
+        text,
+        rubric_with_model_answer(_rubric_for(spec), spec["model_answer"]),
+        question=template_render(spec["prompt"], params or {}),
+        pass_score=spec.get("pass_score", DEFAULT_PASS_SCORE),
     )
 
 

@@ -230,13 +230,15 @@ def _validate_short_answer(spec: Mapping[str, Any], fail) -> None:
             "text",
             "keywords",
             "exemplars",
+            "near_misses",
             "weight" if entry in points else "penalty",
         }
         if set(entry) - allowed:
             fail(f"rubric entry {entry['id']} has unknown keys {sorted(set(entry) - allowed)}")
-        exemplars = entry.get("exemplars", [])
-        if not isinstance(exemplars, list) or not all(isinstance(e, str) for e in exemplars):
-            fail(f"rubric entry {entry['id']} lists exemplars as sentences")
+        for key in ("exemplars", "near_misses"):
+            sentences = entry.get(key, [])
+            if not isinstance(sentences, list) or not all(isinstance(e, str) for e in sentences):
+                fail(f"rubric entry {entry['id']} lists {key} as sentences")
     for entry in points:
         weight = entry.get("weight", 1)
         if not isinstance(weight, int | float) or weight <= 0:

@@ -374,10 +374,17 @@ def numeric_correct(answer: NumericAnswer, given: float) -> bool:
     return numeric_reading(answer, given) is not None
 
 
-def grade_section(rubric: Rubric, text: str, params: Mapping[str, Any] | None = None) -> Grade:
-    """Grade a section or follow-up answer; the attempt's parameters feed the roofline check."""
+# A section or follow-up passes (on the command line and in the agreement figures) at this score.
+SECTION_PASS_SCORE = 0.6
+
+
+def grade_section(
+    rubric: Rubric, text: str, params: Mapping[str, Any] | None = None, question: str = ""
+) -> Grade:
+    """Grade a section or follow-up answer; the attempt's parameters feed the roofline check,
+    `question` (what was asked) the check that a sentence does more than restate it."""
     setup = {k: params[k] for k in ("model", "gpu", "gpus", "batch") if params and k in params}
-    return grade_answer(text, rubric, setup=setup)
+    return grade_answer(text, rubric, setup=setup, question=question, pass_score=SECTION_PASS_SCORE)
 
 
 def answer_as_dict(answer: NumericAnswer) -> dict[str, Any]:

@@ -10,6 +10,7 @@ Django.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -80,17 +81,26 @@ def _text(data: Mapping[str, Any], key: str, errors: dict[str, str]) -> str:
     return text
 
 
-def grade_dict(rubric, text: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """A graded free-text answer as JSON-ready data: score, evidence per point, roofline flags."""
+def grade_dict(rubric, text: str, params: Mapping[str, Any], question: str = "") -> dict[str, Any]:
+    """A graded free-text answer as JSON-ready data: score, evidence per point, roofline flags,
+    and whether the judge is confident of it."""
     if not text:
         return {
             "score": 0.0, "answered": False, "misconceptions": [], "roofline_flags": [],
+            "vacuous": True, "confident": True, "score_range": [0.0, 0.0],
             "points": [{"point_id": p.id, "point_text": p.text, "covered": False, "rule": "none",
-                        "sentence": "", "similarity": 0.0, "threshold": None, "weight": p.weight}
+                        "sentence": "", "similarity": 0.0, "threshold": None, "weight": p.weight,
+                        "decided": True, "near_miss": ""}
                        for p in rubric.points],
         }  # fmt: skip
-    grade = grade_section(rubric, text, params)
-    return asdict(grade) | {"answered": True}
+    grade = grade_section(rubric, text, params, render(question, params) if question else "")
+    self_check = [
+        {"id": e.point_id, "text": e.point_text, "covered": e.covered, "decided": e.decided,
+         "evidence": e.sentence if e.covered else ""}
+        for e in grade.points
+    ]  # fmt: skip
+    check_id = hashlib.sha1(f"{question}\n{text}".encode()).hexdigest()[:10]
+    return asdict(grade) | {"answered": True, "self_check": self_check, "self_check_id": check_id}
 
 
 def attempt_grade(
@@ -125,7 +135,7 @@ def attempt_grade(
     sections = [
         {"name": s.name, "title": s.name.replace("_", " "), "question": s.question}
         | {"answer": texts[s.name]}
-        | grade_dict(s.rubric, texts[s.name], params)
+        | grade_dict(s.rubric, texts[s.name], params, s.question)
         for s in prompt.sections
     ]
     late = now > datetime.fromisoformat(attempt["deadline"])
@@ -234,5 +244,5 @@ def follow_up_grade(
     if errors:
         raise AnswerInvalid(errors)
     return {"answer": text, "answered_at": now.isoformat()} | grade_dict(
-        follow_up.rubric, text, attempt["params"]
+        follow_up.rubric, text, attempt["params"], follow_up.prompt
     )

@@ -1,0 +1,359 @@
+"""What a sentence claims, as far as a grader can tell without parsing: whether it asserts
+anything (a predicate, not a list of topic words), whether it negates, which side of a
+contrast it takes ("memory-bound" or "compute-bound", "increases" or "decreases"), and whether
+it only restates the question.
+
+The rubric judge (interview/rubric.py) uses these to refuse evidence that an embedding alone
+would accept: MiniLM puts "decode is compute-bound" next to "decode is memory-bound" and
+"Queues. Priority. Preempt." next to a scheduler design. Plain Python: no Django, no model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def _listed(text: str) -> list[str]:
+    return text.split()
+
+
+# Words that make a sentence assert something on their own (copulas, auxiliaries, modals).
+AUXILIARIES = frozenset(
+    _listed(
+        "is are was were be been being am isn't aren't wasn't weren't has have had hasn't haven't "
+        "does do did doesn't don't didn't can could will would shall should must may might cannot "
+        "can't won't wouldn't shouldn't it's that's there's they're we're you're what's"
+    )
+)
+# Verbs an answer in this domain asserts with. Nouns that double as verbs (cache, block, queue,
+# batch, page, swap, budget, stream, load, limit, preempt, recompute, schedule) are left out on
+# purpose: "Queues. Blocks. Preempt." is a list of topics, not a claim.
+_VERBS = _listed(
+    "add admit affect allocate allow amortise amortize apply assign avoid become beat boost "
+    "break bring build buy call carry cause change check choose collapse combine come compare "
+    "compute consume contain copy cost cover create cut decide decrease define degrade depend "
+    "determine divide dominate double drain drop eat eliminate emit enable end ensure estimate "
+    "evict exceed expect explain fail fall fetch fill find finish fit fix follow force free "
+    "gain gather generate get give go grow guarantee halve handle happen help hide hit hold "
+    "hurt idle improve include increase insert join keep kill land lead leave let lift look "
+    "lose lower maintain make map matter mean measure meet miss move multiply need offload "
+    "overlap own pass pay pick place plan predict prefer prevent process produce propose "
+    "protect provide pull push put quadruple raise reach read reduce refill reject release "
+    "remain remove repeat replace require reserve reset resume return reuse rise rises route "
+    "run save say saturate scale see select send serve set share shift shrink show skip slow "
+    "solve sort speed split spread stall start stay stop store suffer supply support take tell "
+    "tend throttle trade treat trigger try turn underutilise underutilize use vary verify wait "
+    "want waste win work write yield export track monitor alert watch log record graph plot shed "
+    "promote demote retry reroute restart replay benchmark profile contribute pad schedule steal "
+    "order preempt recompute swap rescale resample accept rank "
+    "cap sum accumulate multiply divide subtract normalise normalize look up sample pick"
+)
+_IRREGULAR = _listed(
+    "became began bought brought built came chose cut did drew ate fell found fit gave got went "
+    "grew held hit kept led left let lost made meant met paid put ran read said saw sent set "
+    "shrank shrunk split spread stood took told thought wrote won done gone grown given taken "
+    "shown known seen written chosen broken"
+)
+
+
+def _inflections(verb: str) -> set[str]:
+    """A verb's finite forms; not "-ing", which alone is a noun ("iteration-level scheduling")."""
+    stem = verb[:-1] if verb.endswith("e") else verb
+    forms = {verb, verb + "s", verb + "es", stem + "ed", verb + "d"}
+    if verb.endswith("y"):
+        forms |= {verb[:-1] + "ies", verb[:-1] + "ied"}
+    if re.search(r"[^aeiou][aeiou][bdgmnpt]$", verb):  # stop -> stopped
+        forms.add(verb + verb[-1] + "ed")
+    return forms
+
+
+_VERB_STEMS = frozenset({v[:-1] if v.endswith("e") else v for v in _VERBS} | set(_VERBS))
+VERB_FORMS = frozenset(
+    {form for verb in _VERBS for form in _inflections(verb)} | set(_IRREGULAR) | AUXILIARIES
+)
+# "Memory-bound" and "bandwidth-limited" predicate on their own in note-style answers
+# ("decode: memory-bound, since ..."), and so does an equation ("step time ≈ bytes / bandwidth").
+PREDICATE_ADJECTIVE = re.compile(
+    r"\w[-\s](?:bound|limited|bottlenecked)\b|\bbottleneck\b|\s(?:=|≈|~|→|->|<|>|≤|≥)\s"
+)
+FUNCTION_WORDS = (
+    frozenset(
+        _listed(
+            "a an the of to in on at by for with from into onto per as than then so because since "
+            "and or but if when while whereas although though which that who whom whose this these "
+            "those it its they them their we our you your i he she his her each every all any some "
+            "no not nor only also both either neither more most less least very much many few one "
+            "until unless before after once over under between through about against up down out "
+            "there here how why what where"
+        )
+    )
+    | AUXILIARIES
+)
+
+NEGATION = re.compile(
+    r"\b(?:not(?! only)|no|never|neither|nor|none|nothing|without|cannot|no longer"
+    r"|avoid\w*|instead of|rather than|ignor\w*|unnecessary|needless|irrelevant)\b|n't\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """Two sides of a claim where saying one states the other wrongly."""
+
+    name: str
+    first: re.Pattern[str]
+    second: re.Pattern[str]
+    swaps: tuple[tuple[str, str], ...]  # word-level substitutions that state the other side
+
+
+def _contrast(name: str, first: str, second: str, swaps: Iterable[tuple[str, str]]) -> Contrast:
+    return Contrast(
+        name, re.compile(first, re.IGNORECASE), re.compile(second, re.IGNORECASE), tuple(swaps)
+    )
+
+
+_MEMORY = (
+    r"(?:memory|bandwidth|hbm|memory[-\s]bandwidth)[-\s](?:bound|limited|bottlenecked)"
+    r"|(?:limited|bound|bottlenecked|set|dominated) by (?:the )?(?:memory|hbm|bandwidth|how fast)"
+    r"|weight reads|reading (?:the )?weights"
+)
+_COMPUTE = (
+    r"(?:compute|flops?|math|arithmetic)[-\s](?:bound|limited|bottlenecked)"
+    r"|(?:limited|bound|bottlenecked|set|dominated) by (?:the )?(?:compute|flops?|arithmetic"
+    r"|tensor cores?|matmul throughput)"
+)
+CONTRASTS: tuple[Contrast, ...] = (
+    _contrast(
+        "bound",
+        _MEMORY,
+        _COMPUTE,
+        [
+            ("memory-bound", "compute-bound"),
+            ("memory bound", "compute bound"),
+            ("bandwidth-bound", "compute-bound"),
+            ("memory-bandwidth bound", "compute-bound"),
+            ("compute-bound", "memory-bound"),
+            ("compute bound", "memory bound"),
+            ("FLOP/s", "memory bandwidth"),
+        ],
+    ),
+    _contrast(
+        "phase",
+        r"\bdecod\w*|token generation|generating (?:each|one|the next|new) token",
+        r"\bprefill\w*|prompt (?:processing|phase|pass)|processing the (?:prompt|input)",
+        [
+            ("Decode", "Prefill"),
+            ("decode", "prefill"),
+            ("Prefill", "Decode"),
+            ("prefill", "decode"),
+        ],
+    ),
+    _contrast(
+        "direction",
+        r"\b(?:increas\w*|rais\w*|grow\w*|grew|higher|larger|bigger|more|rises?|rising"
+        r"|doubl\w*|longer|faster|add\w*)\b",
+        r"\b(?:decreas\w*|reduc\w*|lower\w*|shrink\w*|shrank|smaller|less|fewer|falls?"
+        r"|drops?|halv\w*|shorter|slower|cuts?|remov\w*)\b",
+        [
+            ("increases", "decreases"),
+            ("increase", "decrease"),
+            ("raises", "lowers"),
+            ("grows", "shrinks"),
+            ("higher", "lower"),
+            ("larger", "smaller"),
+            ("more", "less"),
+            ("faster", "slower"),
+            ("longer", "shorter"),
+            ("cuts", "raises"),
+            ("lowers", "raises"),
+            ("reduces", "increases"),
+            ("fewer", "more"),
+            ("adds", "removes"),
+        ],
+    ),
+    _contrast(
+        "extreme",
+        r"\b(?:highest|largest|biggest|most important|top)\b",
+        r"\b(?:lowest|smallest|least important|least|bottom)\b",
+        [("highest", "lowest"), ("largest", "smallest")],
+    ),
+    _contrast(
+        "bounded",
+        r"(?<!un)\b(?:bounded|capped|fixed[-\s](?:size|capacity)|size[-\s]limited|small)\b",
+        r"\b(?:unbounded|unlimited|infinite|grows? without (?:limit|bound)|every token in memory)\b",
+        [("bounded", "unbounded")],
+    ),
+    _contrast(
+        "stop",
+        r"\b(?:cancel\w*|abort\w*|stop\w*|paus\w*|halt\w*)\b",
+        r"\bkeeps? (?:generating|decoding|going)|\bcontinu\w* (?:generating|decoding)",
+        [("stop generating", "keep generating"), ("cancel", "keep generating")],
+    ),
+    _contrast(
+        "scaling",
+        r"(?<![-\w])linear(?:ly)?\b(?![-\s]layer)",
+        r"\b(?:sub[-\s]?linear(?:ly)?|quadratic(?:ally)?|super[-\s]?linear(?:ly)?"
+        r"|constant|diminishing)\b",
+        [("linearly", "quadratically"), ("linear", "quadratic"), ("quadratic", "linear")],
+    ),
+    _contrast(
+        "sameness",
+        r"\b(?:same|identical|exact(?:ly)?|lossless|unchanged|preserv\w*)\b",
+        r"\b(?:differ\w*|degrad\w*|approximat\w*|lossy|chang\w*|lower quality|worse)\b",
+        [("exactly", "approximately"), ("identical", "degraded"), ("same", "different")],
+    ),
+)
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words and numbers of `text` (hyphenated words split)."""
+    return WORD.findall(text.lower().replace("’", "'"))
+
+
+def content_words(text: str) -> set[str]:
+    """The words of `text` that carry topic: no function words, plural "s" dropped."""
+    return {_stem(w) for w in words(text) if w not in FUNCTION_WORDS and len(w) > 1}
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
+
+
+# A claim has at least this many words; "KV cache" or "Preempt." assert nothing.
+MIN_CLAIM_WORDS = 3
+# Grammatical English sentences of this length are at least this share function words; a
+# topic-word salad with one "is" in it is not ("Decode is memory bandwidth HBM weights batch").
+MIN_FUNCTION_SHARE = 0.15
+FUNCTION_SHARE_MIN_WORDS = 7
+
+
+def is_claim(text: str) -> bool:
+    """Whether `text` asserts something: enough words and a predicate. A predicate that is only
+    a copula or an auxiliary ("is", "has") must also come with the grammar of a sentence rather
+    than a list of topic words ("Decode is memory bandwidth HBM weights batch KV cache")."""
+    tokens = words(text)
+    if len(tokens) < MIN_CLAIM_WORDS:
+        return False
+    if any(t in VERB_FORMS and t not in AUXILIARIES for t in tokens):
+        return True
+    if any(_participle_with_object(t, n) for t, n in zip(tokens, tokens[1:], strict=False)):
+        return True
+    if not (any(t in AUXILIARIES for t in tokens) or PREDICATE_ADJECTIVE.search(text)):
+        return False
+    if len(tokens) >= FUNCTION_SHARE_MIN_WORDS:
+        share = sum(t in FUNCTION_WORDS for t in tokens) / len(tokens)
+        return share >= MIN_FUNCTION_SHARE
+    return True
+
+
+# A sentence of at least this many comma-separated items, most of them this short, is a list.
+LIST_MIN_ITEMS = 3
+LIST_ITEM_MAX_WORDS = 3
+
+
+def is_topic_list(sentence: str) -> bool:
+    """Whether `sentence` is a list of topics ("Speculative decoding: draft, verify, acceptance
+    rate, rejection sampling") rather than a claim about a list ("We monitor p99 TTFT, TPOT and
+    queue depth"): mostly short items, and none of the longer ones a claim."""
+    items = [i for i in re.split(r"[,;:/]", sentence) if i.strip()]
+    if len(items) < LIST_MIN_ITEMS:
+        return False
+    lengths = sorted(len(words(i)) for i in items)
+    if lengths[len(lengths) // 2] > LIST_ITEM_MAX_WORDS:
+        return False
+    return not any(len(words(i)) > LIST_ITEM_MAX_WORDS and is_claim(i) for i in items)
+
+
+_OBJECT_STARTS = frozenset(
+    _listed(
+        "a an the its their each every all it them this that these those some more less fewer up "
+        "out down off one two"
+    )
+)
+
+
+def _participle_with_object(word: str, following: str) -> bool:
+    """ "keeping a running max" asserts; "iteration-level scheduling" names a topic."""
+    return word.endswith("ing") and word[:-3] in _VERB_STEMS and following in _OBJECT_STARTS
+
+
+def negated(text: str) -> bool:
+    """Whether `text` negates (not, never, without, instead of, avoids, ...)."""
+    return bool(NEGATION.search(text))
+
+
+# Where a statement's head ends: what follows qualifies it ("..., since one GPU cannot hold it").
+HEAD_END = re.compile(
+    r"[,;:(]|\s(?:since|because|so|which|while|whereas|but|instead of|rather than)\s",
+    re.IGNORECASE,
+)
+
+
+def head_negated(statement: str) -> bool:
+    """Whether a reference statement's head negates: its polarity, ignoring the reasons and
+    contrasts it adds after a comma or "since"."""
+    return negated(HEAD_END.split(statement, maxsplit=1)[0])
+
+
+def sides(text: str) -> dict[str, frozenset[int]]:
+    """For each contrast, which of its sides `text` takes: {0}, {1}, both or neither."""
+    return {
+        c.name: frozenset(i for i, p in enumerate((c.first, c.second)) if p.search(text))
+        for c in CONTRASTS
+    }
+
+
+def conflicts(
+    answer_sides: dict[str, frozenset[int]], reference_sides: dict[str, frozenset[int]]
+) -> bool:
+    """Whether an answer unit takes only the other side of a contrast the reference takes
+    only one side of ("decode is compute-bound" against "decode is memory-bound")."""
+    for name, reference in reference_sides.items():
+        answer = answer_sides[name]
+        if len(reference) == 1 and len(answer) == 1 and answer != reference:
+            return True
+    return False
+
+
+def contrast_swaps(reference: str) -> list[str]:
+    """Near-miss wrong versions of a reference claim: one contrast word swapped at a time, either
+    way ("Higher TP leaves more memory" -> "Lower TP leaves more memory", "Higher TP leaves less
+    memory"), each a claim that says the reference's fact the wrong way round."""
+    variants = []
+    for contrast in CONTRASTS:
+        for old, new in {*contrast.swaps, *((b, a) for a, b in contrast.swaps)}:
+            pattern = re.compile(rf"(?<![\w-]){re.escape(old)}(?![\w-])", re.IGNORECASE)
+            for match in pattern.finditer(reference):
+                word = new[0].upper() + new[1:] if match.group(0)[0].isupper() else new
+                variant = reference[: match.start()] + word + reference[match.end() :]
+                if variant not in variants and variant != reference:
+                    variants.append(variant)
+    return sorted(variants)
+
+
+def affirmative_variant(reference: str) -> str | None:
+    """A reference without its trailing contrast ("..., instead of waiting for the batch"), so an
+    answer that states the point without the contrast can match a reference of its polarity."""
+    stripped = re.sub(
+        r",?\s*(?:instead of|rather than|not)\b[^,.;]*", "", reference, flags=re.IGNORECASE
+    ).strip()
+    if stripped and stripped != reference and not negated(stripped) and is_claim(stripped):
+        return stripped
+    return None
+
+
+def restates(text: str, question: str) -> bool:
+    """Whether every topic word of `text` is already in the question."""
+    if not question:
+        return False
+    own = content_words(text)
+    return bool(own) and own <= content_words(question)

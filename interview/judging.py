@@ -1,0 +1,198 @@
+"""One judge for every written answer: bank short answers, design sections and follow-ups.
+
+The pages, the API and the mock-loop scorecard grade through `interview.grading.text_grade` and
+`interview.design.grade_section`; this module resolves an answer's target by id (for
+`manage.py grade_answer` and the agreement figures) and calls the same two functions. It also
+loads labelled answer cases and measures the judge's agreement with them by kind. Plain Python:
+no Django (bank questions are read from the YAML, the source of truth).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from interview.design import SECTION_PASS_SCORE, grade_section, load_design_prompts
+from interview.grading import DEFAULT_PASS_SCORE, text_grade
+from interview.question_bank import bank_read, template_render
+from interview.rubric import Grade
+
+KINDS = ("vacuous", "wrong", "paraphrase", "honest")
+
+
+class TargetUnknown(ValueError):
+    """An answer target that names no short-answer question, prompt, section or follow-up."""
+
+
+@dataclass(frozen=True)
+class AnswerTarget:
+    """What an answer replies to: a bank question, or a design prompt's section or follow-up."""
+
+    question: str = ""
+    design: str = ""
+    section: str = ""
+    follow_up: str = ""
+
+    def label(self) -> str:
+        if self.question:
+            return self.question
+        return f"{self.design}/{self.section or self.follow_up}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    target: AnswerTarget
+    grade: Grade
+    pass_score: float
+
+    @property
+    def passed(self) -> bool:
+        return self.grade.score >= self.pass_score
+
+    def as_dict(self) -> dict[str, Any]:
+        """The command's JSON: score, passed, each point's evidence, misconceptions stated."""
+        return {
+            "target": {k: v for k, v in self.target.__dict__.items() if v},
+            "score": round(self.grade.score, 4),
+            "passed": self.passed,
+            "confident": self.grade.confident,
+            "vacuous": self.grade.vacuous,
+            "points": [
+                {
+                    "id": e.point_id,
+                    "covered": e.covered,
+                    "evidence": e.sentence if e.covered else "",
+                    "strength": e.similarity,
+                    "decided": e.decided,
+                    "near_miss": e.near_miss,
+                }
+                for e in self.grade.points
+            ],  # fmt: skip
+            "misconceptions": [
+                {"id": e.point_id, "text": e.point_text, "evidence": e.sentence}
+                for e in self.grade.misconceptions
+                if e.covered
+            ],
+        }
+
+
+def target_from_dict(data: Mapping[str, Any]) -> AnswerTarget:
+    """{question: ID} or {design: P, section: S} or {design: P, follow_up: F} (or follow-up)."""
+    follow_up = data.get("follow_up") or data.get("follow-up") or ""
+    target = AnswerTarget(
+        str(data.get("question") or ""),
+        str(data.get("design") or ""),
+        str(data.get("section") or ""),
+        str(follow_up),
+    )
+    if bool(target.question) == bool(target.design):
+        raise TargetUnknown("name either a question or a design prompt")
+    if target.design and bool(target.section) == bool(target.follow_up):
+        raise TargetUnknown("a design answer names either a section or a follow-up")
+    return target
+
+
+@cache
+def _short_answers() -> dict[str, dict[str, Any]]:
+    return {q.spec["id"]: q.spec for q in bank_read() if q.spec["type"] == "short_answer"}
+
+
+def target_judge(target: AnswerTarget, text: str) -> Verdict:
+    """Grade `text` against its target's rubric with the judge the pages use."""
+    if target.question:
+        spec = _short_answers().get(target.question)
+        if spec is None:
+            known = ", ".join(sorted(_short_answers()))
+            raise TargetUnknown(
+                f"no short-answer question {target.question!r}; short-answer ids: {known}"
+            )
+        return Verdict(target, text_grade(spec, text), spec.get("pass_score", DEFAULT_PASS_SCORE))
+    prompts = {p.id: p for p in load_design_prompts()}
+    prompt = prompts.get(target.design)
+    if prompt is None:
+        raise TargetUnknown(
+            f"no design prompt {target.design!r}; prompts: {', '.join(sorted(prompts))}"
+        )
+    parts = (
+        {s.name: (s.rubric, s.question) for s in prompt.sections}
+        if target.section
+        else {f.id: (f.rubric, f.prompt) for f in prompt.follow_ups}
+    )
+    name = target.section or target.follow_up
+    if name not in parts:
+        kind = "section" if target.section else "follow-up"
+        raise TargetUnknown(f"{prompt.id} has no {kind} {name!r}; it has: {', '.join(parts)}")
+    rubric, question = parts[name]
+    question = template_render(question, {}) if "{" not in question else ""
+    return Verdict(target, grade_section(rubric, text, question=question), SECTION_PASS_SCORE)
+
+
+# ---------------------------------------------------------------- labelled answer cases
+
+
+@dataclass(frozen=True)
+class AnswerCase:
+    target: AnswerTarget
+    kind: str
+    expected_pass: bool
+    text: str
+
+
+def answer_cases_load(path: Path) -> list[AnswerCase]:
+    """Labelled answers from a YAML list (see tests/interview/answer_cases/tuning.yaml)."""
+    cases = []
+    for index, item in enumerate(yaml.safe_load(path.read_text(encoding="utf-8"))):
+        if item.get("kind") not in KINDS or item.get("expected") not in ("pass", "fail"):
+            raise ValueError(f"{path.name} case {index}: kind in {KINDS}, expected pass or fail")
+        cases.append(
+            AnswerCase(
+                target_from_dict(item["target"]),
+                item["kind"],
+                item["expected"] == "pass",
+                str(item["text"]),
+            )
+        )
+    return cases
+
+
+@dataclass(frozen=True)
+class KindAgreement:
+    kind: str
+    cases: int
+    agreed: int
+    max_score: float
+    disagreements: tuple[str, ...]
+
+    @property
+    def agreement(self) -> float:
+        return self.agreed / self.cases if self.cases else 0.0
+
+
+def agreement_by_kind(
+    cases: Sequence[AnswerCase], verdicts: Iterable[Verdict] | None = None
+) -> dict[str, KindAgreement]:
+    """Per kind: how many verdicts match the label, the highest score, and which disagree."""
+    verdicts = (
+        list(verdicts) if verdicts is not None else [target_judge(c.target, c.text) for c in cases]
+    )
+    table = {}
+    for kind in KINDS:
+        judged = [(c, v) for c, v in zip(cases, verdicts, strict=True) if c.kind == kind]
+        table[kind] = KindAgreement(
+            kind,
+            len(judged),
+            sum(v.passed == c.expected_pass for c, v in judged),
+            max((v.grade.score for _, v in judged), default=0.0),
+            tuple(
+                f"{c.target.label()} ({'pass' if c.expected_pass else 'fail'} expected, "
+                f"scored {v.grade.score:.2f})"
+                for c, v in judged
+                if v.passed != c.expected_pass
+            ),
+        )
+    return table
