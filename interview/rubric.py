@@ -19,8 +19,8 @@ and scores at most VACUOUS_CAP. A point whose evidence lies within CONFIDENCE_BA
 threshold is undecided; a grade is confident when no outcome of its undecided points could
 change pass/fail. Throughput claims that break the capacity model's roofline are flagged.
 
-Plain Python: no Django. The embedding model is loaded once per process, on first use, so web
-start-up does not wait for it.
+Plain Python: no Django. The embedding model is loaded once per process, on first use or by
+`warm_up` in a background thread (the ASGI server's start), so web start-up does not wait for it.
 """
 
 from __future__ import annotations
@@ -335,6 +335,15 @@ class _Embedder:
 
 
 _EMBEDDER = _Embedder()
+
+
+def warm_up() -> threading.Thread:
+    """Load the embedding model in a background thread: a server calls this as it starts, so
+    its first written-answer grade does not wait seconds for the load (a grade that comes
+    earlier waits on the same lock, no longer)."""
+    thread = threading.Thread(target=_EMBEDDER, args=(["warm up"],), daemon=True, name="judge-load")
+    thread.start()
+    return thread
 
 
 # Sentence -> embedding, for rubric texts and exemplars that every grading repeats.

@@ -64,3 +64,29 @@ def test_broker_and_channel_layer_follow_redis_url():
     else:
         assert settings.CELERY_BROKER_URL == "filesystem://"
         assert settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer")
+
+
+def test_the_asgi_server_loads_the_judges_model_as_it_starts():
+    """The first written answer after a start must not wait for the model: the server's start
+    loads it in the background (in a fresh process, so nothing in this one loaded it first)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, child_environment
+
+    probe = (
+        "import threading, interview.asgi\n"
+        "from interview import rubric\n"
+        "loads = [t for t in threading.enumerate() if t.name == 'judge-load']\n"
+        "for t in loads: t.join()\n"
+        "print(len(loads), rubric._EMBEDDER._model is not None)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        env=child_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.split() == ["1", "True"], result.stderr[-2000:]
