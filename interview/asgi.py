@@ -10,6 +10,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from interview import rubric  # noqa: E402
 from interview.routing import websocket_urlpatterns  # noqa: E402
@@ -23,5 +24,7 @@ application = ProtocolTypeRouter(
     }
 )
 
-# Written answers are graded in this process: load the judge's model while the server starts.
-rubric.warm_up()
+# Written answers are graded in this process: load the judge's model, and the rubric texts'
+# embeddings that `manage.py warm_judge` kept, while the server starts.
+if settings.JUDGE_WARM_UP:
+    rubric.warm_up(settings.JUDGE_EMBEDDINGS_PATH)

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from interview import rubric
 from interview.design import SECTION_PASS_SCORE, grade_section, load_design_prompts
 from interview.grading import DEFAULT_PASS_SCORE, text_grade
 from interview.question_bank import bank_read, template_render
@@ -130,6 +131,43 @@ def target_judge(target: AnswerTarget, text: str) -> Verdict:
     rubric, question = parts[name]
     question = template_render(question, {}) if "{" not in question else ""
     return Verdict(target, grade_section(rubric, text, question=question), SECTION_PASS_SCORE)
+
+
+# ---------------------------------------------------------------- warming the judge up
+
+# The answer graded against every rubric to embed the rubric's own texts; nothing it says
+# is kept.
+WARM_UP_ANSWER = "Warm up."
+
+
+def every_target() -> list[AnswerTarget]:
+    """Every short-answer question and every design section and follow-up."""
+    targets = [AnswerTarget(question=question) for question in _short_answers()]
+    for prompt in load_design_prompts():
+        targets += [AnswerTarget(design=prompt.id, section=s.name) for s in prompt.sections]
+        targets += [AnswerTarget(design=prompt.id, follow_up=f.id) for f in prompt.follow_ups]
+    return targets
+
+
+def judge_warm_up(path: Path, *, keep: bool, targets: Sequence[AnswerTarget] = ()) -> int:
+    """Embed every rubric's texts (statements, exemplars, near misses, the model answers'
+    claims) before a candidate's first grade has to: read those kept in ``path``, compute the
+    ones missing, and with ``keep`` write them all back. Only a process that grades nobody
+    may keep (its cache holds rubric texts alone, never a candidate's sentences). Returns how
+    many sentences were computed. ``targets``: these only (every one by default).
+
+    `manage.py serve` runs it as `manage.py warm_judge` beside the server at each start, and
+    the server reads the file as it starts: from the second start on, no rubric text is
+    embedded while a candidate waits."""
+    rubric.embeddings_read(path)
+    before = rubric.embedded_sentences()
+    for target in targets or every_target():
+        target_judge(target, WARM_UP_ANSWER)
+    rubric_texts = {s for s in rubric.embedded_sentences() if "warm up" not in s.lower()}
+    computed = rubric_texts - before
+    if keep and computed:
+        rubric.embeddings_write(path, rubric_texts)
+    return len(computed)
 
 
 # ---------------------------------------------------------------- labelled answer cases

@@ -20,7 +20,8 @@ threshold is undecided; a grade is confident when no outcome of its undecided po
 change pass/fail. Throughput claims that break the capacity model's roofline are flagged.
 
 Plain Python: no Django. The embedding model is loaded once per process, on first use or by
-`warm_up` in a background thread (the ASGI server's start), so web start-up does not wait for it.
+`warm_up` in a background thread; embeddings of rubric texts can be kept in a file
+(`embeddings_write`) and read back at a server's start (`interview.judging.judge_warm_up`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -337,13 +339,54 @@ class _Embedder:
 _EMBEDDER = _Embedder()
 
 
-def warm_up() -> threading.Thread:
-    """Load the embedding model in a background thread: a server calls this as it starts, so
-    its first written-answer grade does not wait seconds for the load (a grade that comes
-    earlier waits on the same lock, no longer)."""
-    thread = threading.Thread(target=_EMBEDDER, args=(["warm up"],), daemon=True, name="judge-load")
+def warm_up(embeddings: Path | None = None) -> threading.Thread:
+    """In a background thread, read the rubric texts' embeddings kept in ``embeddings`` and
+    load the model (a grade that comes earlier waits on the same lock, no longer)."""
+
+    def load() -> None:
+        if embeddings is not None:
+            embeddings_read(embeddings)
+        _EMBEDDER(["warm up"])
+
+    thread = threading.Thread(target=load, daemon=True, name="judge-warm-up")
     thread.start()
     return thread
+
+
+# Which model wrote an embeddings file: one from another model or pooling is not read.
+EMBEDDINGS_MODEL = f"all-MiniLM-L6-v2 mean-pooled, {MAX_TOKENS} tokens"
+
+
+def embeddings_read(path: Path) -> int:
+    """Put the embeddings kept in ``path`` (by :func:`embeddings_write`) into the cache; how
+    many. A missing, unreadable or other model's file reads as none."""
+    try:
+        with np.load(path, allow_pickle=False) as kept:
+            if str(kept["model"]) != EMBEDDINGS_MODEL:
+                return 0
+            sentences, vectors = kept["sentences"].tolist(), kept["vectors"]
+    except (OSError, KeyError, ValueError):
+        return 0
+    _CACHE.update(zip(sentences, vectors, strict=True))
+    return len(sentences)
+
+
+def embeddings_write(path: Path, sentences: Iterable[str]) -> None:
+    """Keep the cached embeddings of ``sentences`` in ``path``, written whole or not at all."""
+    kept = [s for s in dict.fromkeys(sentences) if s in _CACHE]
+    partial = path.with_name(path.name + ".partial.npz")
+    np.savez(
+        partial,
+        model=np.array(EMBEDDINGS_MODEL),
+        sentences=np.array(kept, dtype=str),
+        vectors=np.stack([_CACHE[s] for s in kept]).astype(np.float32),
+    )
+    partial.replace(path)
+
+
+def embedded_sentences() -> set[str]:
+    """The sentences whose embeddings are cached now."""
+    return set(_CACHE)
 
 
 # Sentence -> embedding, for rubric texts and exemplars that every grading repeats.

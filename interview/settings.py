@@ -217,6 +217,10 @@ WORKER_ALIVE_S = 30
 # How often a worker writes its heartbeat; a third of WORKER_ALIVE_S so one missed beat is fine.
 # (The browser tests' shared worker beats every second: each test empties the tables it uses.)
 WORKER_HEARTBEAT_S = float(os.environ.get("WORKER_HEARTBEAT_S", "10"))
+# The judge's rubric-text embeddings, kept by `manage.py warm_judge` and read by the server as
+# it starts (JUDGE_WARM_UP=0: neither, each rubric's texts are embedded at its first grade).
+JUDGE_EMBEDDINGS_PATH = VAR_DIR / "judge-embeddings.npz"
+JUDGE_WARM_UP = os.environ.get("JUDGE_WARM_UP", "1").lower() in ("1", "true", "yes")
 # Where `manage.py serve` says how its worker is (running, or restarting after an exit).
 SERVE_WORKER_STATE_PATH = VAR_DIR / "serve-worker.json"
 

@@ -5,6 +5,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -226,3 +227,24 @@ def test_command_batch_names_the_bad_line(tmp_path):
     )
     with pytest.raises(CommandError, match=r"answers.jsonl:2: no short-answer question 'nope'"):
         _run("--batch", str(batch))
+
+
+def test_warm_judge_keeps_rubric_texts_that_a_later_start_reads_instead_of_computing(tmp_path):
+    from interview import rubric
+    from interview.judging import every_target, judge_warm_up
+
+    targets = [t for t in every_target() if t.question][:1] + [
+        t for t in every_target() if t.follow_up
+    ][:1]
+    path = tmp_path / "judge-embeddings.npz"
+    rubric._CACHE.clear()
+    rubric._references.cache_clear()
+    assert judge_warm_up(path, keep=True, targets=targets) > 0
+    rubric._CACHE.clear()
+    rubric._references.cache_clear()
+    assert rubric.embeddings_read(path) > 0
+    # Everything the two rubrics need is read back: nothing is computed again.
+    assert judge_warm_up(path, keep=False, targets=targets) == 0
+    # What the file holds is rubric text, never the answer that warmed it up.
+    kept = set(np.load(path)["sentences"].tolist())
+    assert kept and not any("warm up" in s.lower() for s in kept)

@@ -66,27 +66,39 @@ def test_broker_and_channel_layer_follow_redis_url():
         assert settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer")
 
 
-def test_the_asgi_server_loads_the_judges_model_as_it_starts():
-    """The first written answer after a start must not wait for the model: the server's start
-    loads it in the background (in a fresh process, so nothing in this one loaded it first)."""
+def test_the_asgi_server_loads_the_judge_and_its_kept_embeddings_as_it_starts(tmp_path):
+    """The first written answer after a start must not wait for the model or for the rubric
+    texts that warm_judge kept: the server's start loads both in the background (in a fresh
+    process, so nothing in this one loaded them first)."""
     import subprocess
     import sys
 
+    import numpy as np
+
+    from interview import rubric
     from tests.conftest import REPO, child_environment
 
+    kept = tmp_path / "judge-embeddings.npz"
+    np.savez(
+        kept,
+        model=np.array(rubric.EMBEDDINGS_MODEL),
+        sentences=np.array(["A kept rubric sentence."]),
+        vectors=np.ones((1, 384), dtype=np.float32),
+    )
     probe = (
         "import threading, interview.asgi\n"
         "from interview import rubric\n"
-        "loads = [t for t in threading.enumerate() if t.name == 'judge-load']\n"
+        "loads = [t for t in threading.enumerate() if t.name == 'judge-warm-up']\n"
         "for t in loads: t.join()\n"
-        "print(len(loads), rubric._EMBEDDER._model is not None)\n"
+        "print(len(loads), rubric._EMBEDDER._model is not None,\n"
+        "      'A kept rubric sentence.' in rubric.embedded_sentences())\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=REPO,
-        env=child_environment(),
+        env=child_environment(INFERPREP_VAR_DIR=str(tmp_path), JUDGE_WARM_UP="1"),
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert result.stdout.split() == ["1", "True"], result.stderr[-2000:]
+    assert result.stdout.split() == ["1", "True", "True"], result.stderr[-2000:]

@@ -65,7 +65,8 @@ def test_a_worker_killed_under_serve_is_started_again_and_the_site_stays_up(
         serve = subprocess.Popen(
             [sys.executable, "manage.py", "serve", "--port", str(port)],
             cwd=REPO,
-            env=child_environment(),
+            # What this test watches is the worker: no judge warm-up beside it.
+            env=child_environment(JUDGE_WARM_UP="0"),
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -69,6 +69,11 @@ class Command(BaseCommand):
         # stops the children in order instead of both racing to shut down.
         children = {"web": subprocess.Popen(web, start_new_session=True)}
         children["worker"] = self._worker_start()
+        if settings.JUDGE_WARM_UP:
+            # Embeds the rubric texts the next start's server reads (none after the first
+            # start, unless the bank changed), at a low priority beside the site.
+            warm = ["nice", "-n", "10", python, str(settings.BASE_DIR / "manage.py"), "warm_judge"]
+            children["judge"] = subprocess.Popen(warm, start_new_session=True)
         self.stdout.write(
             f"InferPrep on http://{host}:{port}/ (worker on queues {queues}); Ctrl-C stops"
         )
