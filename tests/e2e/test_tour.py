@@ -32,6 +32,8 @@ RUBRIC_GRADE_TIMEOUT_MS = 90_000
 PAGE_TIMEOUT_MS = 30_000
 # A raw template placeholder as the bank writes them: {tokens}, {model.name}.
 PLACEHOLDER = re.compile(r"\{[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?\}")
+# Template syntax Django did not read: a {# comment #} that spans lines is printed as text.
+RAW_TEMPLATE = re.compile(r"\{#|#\}|\{%|%\}")
 # A speed ratio of zero is what a failed run used to show instead of no ratio at all.
 ZERO_RATIO = re.compile(r"\b0\.0+\s*[x×]")
 PAGE_CHECKS = """() => ({
@@ -77,7 +79,8 @@ class Tour:
         self.check(name)
 
     def check(self, name: str, placeholders_allowed: bool = False) -> None:
-        """The page as it stands: no overflow on a phone, no raw placeholder, no 0.000x."""
+        """The page as it stands: no overflow on a phone, no raw placeholder or template
+        text, no 0.000x."""
         self.page.wait_for_load_state("load")
         state = self.page.evaluate(PAGE_CHECKS)
         self.count += 1
@@ -91,6 +94,7 @@ class Tour:
                 f"{name}: {PLACEHOLDER.search(state['text'])}"
             )
         assert not ZERO_RATIO.search(state["text"]), f"{name}: a 0.000x ratio"
+        assert not RAW_TEMPLATE.search(state["text"]), f"{name}: raw template text on the page"
         assert self.console_errors == [], self.console_errors
 
 

@@ -102,3 +102,16 @@ def test_the_asgi_server_loads_the_judge_and_its_kept_embeddings_as_it_starts(tm
         timeout=120,
     )
     assert result.stdout.split() == ["1", "True", "True"], result.stderr[-2000:]
+
+
+def test_no_template_comment_spans_lines():
+    """Django's {# #} comment ends on its own line; one that does not is printed on the page."""
+    from tests.conftest import REPO
+
+    broken = [
+        f"{path.relative_to(REPO)}:{number}"
+        for path in (REPO / "templates").rglob("*.html")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "{#" in line and "#}" not in line.split("{#", 1)[1]
+    ]
+    assert broken == []
