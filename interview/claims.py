@@ -144,7 +144,8 @@ CONTRASTS: tuple[Contrast, ...] = (
     ),
     _contrast(
         "phase",
-        r"\bdecod\w*|token generation|generating (?:each|one|the next|new) token",
+        r"\bdecod\w*|token generation|generating (?:each|one|the next|new) token"
+        r"|generation (?:step|phase|iteration)s?",
         r"\bprefill\w*|prompt (?:processing|phase|pass)|processing the (?:prompt|input)",
         [
             ("Decode", "Prefill"),
@@ -156,9 +157,9 @@ CONTRASTS: tuple[Contrast, ...] = (
     _contrast(
         "direction",
         r"\b(?:increas\w*|rais\w*|grow\w*|grew|higher|larger|bigger|more|rises?|rising"
-        r"|doubl\w*|longer|faster|add\w*)\b",
+        r"|doubl\w*|longer|lengthen\w*|faster|add\w*)\b",
         r"\b(?:decreas\w*|reduc\w*|lower\w*|shrink\w*|shrank|smaller|less|fewer|falls?"
-        r"|drops?|halv\w*|shorter|slower|cuts?|remov\w*)\b",
+        r"|drops?|halv\w*|shorter|shorten\w*|slower|cuts?|remov\w*)\b",
         [
             ("increases", "decreases"),
             ("increase", "decrease"),
@@ -178,14 +179,14 @@ CONTRASTS: tuple[Contrast, ...] = (
     ),
     _contrast(
         "extreme",
-        r"\b(?:highest|largest|biggest|most important|top)\b",
-        r"\b(?:lowest|smallest|least important|least|bottom)\b",
+        r"\b(?:highest|largest|biggest|most important|most (?:likely|probable)|top(?![-\s]?[kp]\b))\b",
+        r"\b(?:lowest|smallest|least important|least(?![-\s]recently)|bottom)\b",
         [("highest", "lowest"), ("largest", "smallest")],
     ),
     _contrast(
         "bounded",
         r"(?<!un)\b(?:bounded|capped|fixed[-\s](?:size|capacity)|size[-\s]limited|small)\b",
-        r"\b(?:unbounded|unlimited|infinite|grows? without (?:limit|bound)|every token in memory)\b",
+        r"\b(?:unbounded|unlimited|infinite|without (?:any )?(?:limit|bound)|every token in memory)\b",
         [("bounded", "unbounded")],
     ),
     _contrast(
@@ -198,14 +199,63 @@ CONTRASTS: tuple[Contrast, ...] = (
         "scaling",
         r"(?<![-\w])linear(?:ly)?\b(?![-\s]layer)",
         r"\b(?:sub[-\s]?linear(?:ly)?|quadratic(?:ally)?|super[-\s]?linear(?:ly)?"
-        r"|constant|diminishing)\b",
+        r"|constant|diminishing|stays? (?:the same|constant|fixed)|independent of)\b",
         [("linearly", "quadratically"), ("linear", "quadratic"), ("quadratic", "linear")],
     ),
     _contrast(
         "sameness",
         r"\b(?:same|identical|exact(?:ly)?|lossless|unchanged|preserv\w*)\b",
-        r"\b(?:differ\w*|degrad\w*|approximat\w*|lossy|chang\w*|lower quality|worse)\b",
+        r"\b(?:differ\w*|degrad\w*|approximat\w*|lossy|chang\w*|lower quality|worse|fuzzy"
+        r"|(?:almost|nearly) the same)\b",
         [("exactly", "approximately"), ("identical", "degraded"), ("same", "different")],
+    ),
+    _contrast(
+        "arithmetic",
+        r"\bdivid\w*",
+        r"\bmultipl\w*",
+        [("divides", "multiplies")],
+    ),
+    _contrast(
+        "determinism",
+        r"(?<![-\w])determinis\w*|\bargmax\b",
+        r"\b(?:at random|randomly|stochastic\w*|non-?determinis\w*)\b",
+        [("deterministic", "random")],
+    ),
+    _contrast(
+        "recency",
+        r"\bleast[-\s]recently\b|\blru\b",
+        r"\bmost[-\s]recently\b|\bmru\b",
+        [("least-recently-used", "most-recently-used"), ("least recently", "most recently")],
+    ),
+    _contrast(
+        "isolation",
+        r"\b(?:separate|dedicated|isolated|own) (?:pools?|fleets?|replicas?|workers?|GPUs?)\b",
+        r"\b(?:same|shared|one|single|common) (?:pools?|fleets?|replicas?|workers?|GPUs?)\b",
+        [("separate pool", "same pool")],
+    ),
+    _contrast(
+        "chunking",
+        r"\b(?:chunk\w*|slices?|sliced|in pieces|split (?:in|into))\b",
+        r"\bin (?:one|a single) (?:go|piece|pass|shot|chunk)\b|\ball at once\b|\bunchunked\b",
+        [("chunked prefill", "one-shot prefill")],
+    ),
+    _contrast(
+        "release",
+        r"\b(?:free(?:s|d|ing)?|releas\w*|reclaim\w*|return\w* to the (?:pool|free list))\b",
+        r"\b(?:stays?|remains?|kept|keeps?) (?:allocated|reserved|held)|\bnever freed\b|\bleak\w*",
+        [("freeing", "keeping allocated")],
+    ),
+    _contrast(
+        "resume",
+        r"\bresum\w*|\bfrom the last\b|\bwhere it (?:left|stopped)\b",
+        r"\brestart\w* from (?:the )?(?:first|beginning|start|scratch)|\bfrom scratch\b",
+        [("resume", "restart")],
+    ),
+    _contrast(
+        "cached",
+        r"\bkeys?(?![-\s]heads?)\b|\bvalues?\b|\bk/v\b|\bkv\b(?![-\s]cache)",
+        r"\bquer(?:y|ies)\b|\b(?:final )?responses\b|\boutputs\b|\bcompletions\b",
+        [],
     ),
 )
 
@@ -310,6 +360,16 @@ def sides(text: str) -> dict[str, frozenset[int]]:
         c.name: frozenset(i for i, p in enumerate((c.first, c.second)) if p.search(text))
         for c in CONTRASTS
     }
+
+
+# The tail of a statement that names what it is not ("..., instead of buffering without limit").
+CONTRAST_TAIL = re.compile(r",?\s*\b(?:instead of|rather than)\b[^.;]*", re.IGNORECASE)
+
+
+def affirmed_sides(statement: str) -> dict[str, frozenset[int]]:
+    """The sides a statement takes in what it affirms: its "instead of ..." tail names the other
+    side, so "a bounded buffer instead of buffering without limit" takes the bounded side only."""
+    return sides(CONTRAST_TAIL.sub("", statement) or statement)
 
 
 def conflicts(

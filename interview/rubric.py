@@ -380,6 +380,8 @@ class _References:
     statement_sides: tuple[dict[str, frozenset[int]], ...]
     near_misses: tuple[str, ...]
     near_miss_vectors: np.ndarray
+    near_miss_negated: np.ndarray
+    near_miss_sides: tuple[dict[str, frozenset[int]], ...]
 
 
 @lru_cache(maxsize=8192)
@@ -395,9 +397,14 @@ def _references(point: RubricPoint) -> _References:
         vectors[: len(statements)],
         np.array([claims.negated(s) for s in statements]),
         np.array([claims.head_negated(s) for s in statements]),
-        tuple(_inherit_sides(claims.sides(s), claims.sides(point.text)) for s in statements),
+        tuple(
+            _inherit_sides(claims.affirmed_sides(s), claims.affirmed_sides(point.text))
+            for s in statements
+        ),
         tuple(near),
         vectors[len(statements) :],
+        np.array([claims.negated(n) for n in near], dtype=bool),
+        tuple(claims.affirmed_sides(n) for n in near),
     )
 
 
@@ -431,6 +438,19 @@ def _eligible(unit: _Unit, refs: _References) -> np.ndarray:
             )
         ]
     )  # fmt: skip
+
+
+def _rivals(unit: _Unit, refs: _References) -> np.ndarray:
+    """Near misses that can outbid the unit: not those it contradicts outright (the other
+    polarity, or the other side of a contrast), since a claim that says "decode" or "depends on"
+    in so many words is not stating the lookalike that says "prefill" or "does not matter"."""
+    return np.array(
+        [
+            negated == unit.negated and not claims.conflicts(unit.sides, sides)
+            for negated, sides in zip(refs.near_miss_negated, refs.near_miss_sides, strict=True)
+        ],
+        dtype=bool,
+    )
 
 
 def _similarities(
@@ -470,8 +490,9 @@ def _best_match(
             continue
         keyword = next((r for r in point.keywords if rule_fires(r, unit.text)), "")
         near_miss, rival = "", -1.0
-        if len(refs.near_misses):
-            near_similarities = refs.near_miss_vectors @ vectors[index]
+        rivals = _rivals(unit, refs)
+        if rivals.any():
+            near_similarities = np.where(rivals, refs.near_miss_vectors @ vectors[index], -1.0)
             rival = float(near_similarities.max())
             near_miss = refs.near_misses[int(near_similarities.argmax())]
         if guard is not None and guard[index] > rival:
@@ -508,6 +529,11 @@ class _Answer:
     vacuous: bool
 
 
+def _sentence_of(unit: str, sentences: Sequence[str]) -> str:
+    """The sentence a clause was cut from (the unit itself when it is a sentence)."""
+    return next((s for s in sentences if unit in s), unit)
+
+
 def _read_answer(answer: str, question: str = "") -> _Answer:
     sentences = split_sentences(answer)
     texts = split_units(sentences)
@@ -519,7 +545,7 @@ def _read_answer(answer: str, question: str = "") -> _Answer:
             claims.restates(t, question),
             claims.negated(t),
             claims.head_negated(t),
-            claims.sides(t),
+            _inherit_sides(claims.sides(t), claims.sides(_sentence_of(t, sentences))),
         )
         for t in texts
     )
