@@ -367,6 +367,7 @@ class _Unit:
     negated: bool
     head_negated: bool
     sides: dict[str, frozenset[int]]
+    sentence: str = ""  # the sentence the unit was cut from: its numbers are the clause's too
 
 
 @dataclass(frozen=True)
@@ -382,6 +383,7 @@ class _References:
     near_miss_vectors: np.ndarray
     near_miss_negated: np.ndarray
     near_miss_sides: tuple[dict[str, frozenset[int]], ...]
+    quantities: tuple[tuple[str, float], ...]  # what the statements state in numbers
 
 
 @lru_cache(maxsize=8192)
@@ -405,6 +407,7 @@ def _references(point: RubricPoint) -> _References:
         vectors[len(statements) :],
         np.array([claims.negated(n) for n in near], dtype=bool),
         tuple(claims.affirmed_sides(n) for n in near),
+        tuple(q for s in statements for q in claims.quantities(s)),
     )
 
 
@@ -464,6 +467,11 @@ def _similarities(
     closest = (refs.statement_vectors @ vectors.T).max(axis=0) if len(units) else np.zeros(0)
     usable = np.full(len(units), -1.0)
     for index, unit in enumerate(units):
+        # A number the point states, got wrong by a slip (10x, a unit prefix), anywhere in the
+        # claim's sentence: "2 x layers x ... x bytes, about 128 MB per token" does not make
+        # the point, however close its words are.
+        if not misconception and claims.number_slip(unit.sentence or unit.text, refs.quantities):
+            continue
         if unit.claim and (misconception or not unit.restates):
             eligible = _eligible(unit, refs)
             if eligible.any():
@@ -546,6 +554,7 @@ def _read_answer(answer: str, question: str = "") -> _Answer:
             claims.negated(t),
             claims.head_negated(t),
             _inherit_sides(claims.sides(t), claims.sides(_sentence_of(t, sentences))),
+            _sentence_of(t, sentences),
         )
         for t in texts
     )
