@@ -204,7 +204,8 @@ CONTRASTS: tuple[Contrast, ...] = (
     ),
     _contrast(
         "sameness",
-        r"\b(?:same|identical|exact(?:ly)?|lossless|unchanged|preserv\w*)\b",
+        r"(?<!almost the )(?<!nearly the )\b(?:same|identical|exact(?:ly)?|lossless|unchanged"
+        r"|preserv\w*)\b",
         r"\b(?:differ\w*|degrad\w*|approximat\w*|lossy|chang\w*|lower quality|worse|fuzzy"
         r"|(?:almost|nearly) the same)\b",
         [("exactly", "approximately"), ("identical", "degraded"), ("same", "different")],
@@ -229,8 +230,8 @@ CONTRASTS: tuple[Contrast, ...] = (
     ),
     _contrast(
         "isolation",
-        r"\b(?:separate|dedicated|isolated|own) (?:pools?|fleets?|replicas?|workers?|GPUs?)\b",
-        r"\b(?:same|shared|one|single|common) (?:pools?|fleets?|replicas?|workers?|GPUs?)\b",
+        r"\b(?:separate|dedicated|isolated|own) (?:pools?|fleets?|clusters?|workers?)\b",
+        r"\b(?:same|shared|one|single|common) (?:pools?|fleets?|clusters?)\b",
         [("separate pool", "same pool")],
     ),
     _contrast(

@@ -604,8 +604,26 @@ def grade_answer(
     roofline check (model, gpu, gpus, batch).
     """
     read = _read_answer(answer, question)
+    guard = _correct_guard(rubric, read) if rubric.misconceptions else None
+    misconceptions = tuple(
+        _evidence(
+            m, read.units,
+            _best_match(
+                m, read.units, read.vectors, _threshold(m, misconception_threshold),
+                _similarities(m, read.units, read.vectors, misconception=True)[1], guard,
+            ),
+            misconception_threshold,
+        )
+        for m in rubric.misconceptions
+    )  # fmt: skip
+    # A sentence that states a misconception earns nothing: "paged attention works because it
+    # cuts attention FLOPs by skipping blocks" is about blocks, and wrong.
+    wrong = {read.units[i].sentence for i in _stated(misconceptions, read)}
     pairs = [_similarities(p, read.units, read.vectors) for p in rubric.points]
     similarities = np.stack([usable for _, usable in pairs])
+    for index, unit in enumerate(read.units):
+        if unit.sentence in wrong:
+            similarities[:, index] = -1.0
     # A claim is evidence only for the points it is (nearly) closest to, contradicted or not:
     # one long sentence on the topic is close to every point of it and would cover them all,
     # and "batching lowers decode's intensity" is about batching even though it is wrong.
@@ -619,18 +637,6 @@ def grade_answer(
             threshold,
         )
         for i, p in enumerate(rubric.points)
-    )  # fmt: skip
-    guard = _correct_guard(rubric, read) if rubric.misconceptions else None
-    misconceptions = tuple(
-        _evidence(
-            m, read.units,
-            _best_match(
-                m, read.units, read.vectors, _threshold(m, misconception_threshold),
-                _similarities(m, read.units, read.vectors, misconception=True)[1], guard,
-            ),
-            misconception_threshold,
-        )
-        for m in rubric.misconceptions
     )  # fmt: skip
     score = _score(points, misconceptions, read.vacuous)
     low = _score(
@@ -648,6 +654,12 @@ def grade_answer(
         score, points, misconceptions, roofline_flags(answer, setup), read.vacuous, confident,
         (low, high),
     )  # fmt: skip
+
+
+def _stated(misconceptions: Sequence[Evidence], read: _Answer) -> list[int]:
+    """The units whose claims state a misconception, by index."""
+    texts = {e.sentence for e in misconceptions if e.covered}
+    return [i for i, u in enumerate(read.units) if u.text in texts]
 
 
 def _settled(evidence: Evidence, covered_if_undecided: bool) -> Evidence:
