@@ -144,7 +144,8 @@ CONTRASTS: tuple[Contrast, ...] = (
     ),
     _contrast(
         "phase",
-        r"\bdecod\w*|token generation|generating (?:each|one|the next|new) token",
+        r"\bdecod\w*|token generation|generating (?:each|one|the next|new) token"
+        r"|generation (?:step|phase|iteration)s?",
         r"\bprefill\w*|prompt (?:processing|phase|pass)|processing the (?:prompt|input)",
         [
             ("Decode", "Prefill"),
@@ -156,9 +157,9 @@ CONTRASTS: tuple[Contrast, ...] = (
     _contrast(
         "direction",
         r"\b(?:increas\w*|rais\w*|grow\w*|grew|higher|larger|bigger|more|rises?|rising"
-        r"|doubl\w*|longer|faster|add\w*)\b",
+        r"|doubl\w*|longer|lengthen\w*|faster|add\w*)\b",
         r"\b(?:decreas\w*|reduc\w*|lower\w*|shrink\w*|shrank|smaller|less|fewer|falls?"
-        r"|drops?|halv\w*|shorter|slower|cuts?|remov\w*)\b",
+        r"|drops?|halv\w*|shorter|shorten\w*|slower|cuts?|remov\w*)\b",
         [
             ("increases", "decreases"),
             ("increase", "decrease"),
@@ -178,14 +179,14 @@ CONTRASTS: tuple[Contrast, ...] = (
     ),
     _contrast(
         "extreme",
-        r"\b(?:highest|largest|biggest|most important|top)\b",
-        r"\b(?:lowest|smallest|least important|least|bottom)\b",
+        r"\b(?:highest|largest|biggest|most important|most (?:likely|probable)|top(?![-\s]?[kp]\b))\b",
+        r"\b(?:lowest|smallest|least important|least(?![-\s]recently)|bottom)\b",
         [("highest", "lowest"), ("largest", "smallest")],
     ),
     _contrast(
         "bounded",
         r"(?<!un)\b(?:bounded|capped|fixed[-\s](?:size|capacity)|size[-\s]limited|small)\b",
-        r"\b(?:unbounded|unlimited|infinite|grows? without (?:limit|bound)|every token in memory)\b",
+        r"\b(?:unbounded|unlimited|infinite|without (?:any )?(?:limit|bound)|every token in memory)\b",
         [("bounded", "unbounded")],
     ),
     _contrast(
@@ -198,14 +199,64 @@ CONTRASTS: tuple[Contrast, ...] = (
         "scaling",
         r"(?<![-\w])linear(?:ly)?\b(?![-\s]layer)",
         r"\b(?:sub[-\s]?linear(?:ly)?|quadratic(?:ally)?|super[-\s]?linear(?:ly)?"
-        r"|constant|diminishing)\b",
+        r"|constant|diminishing|stays? (?:the same|constant|fixed)|independent of)\b",
         [("linearly", "quadratically"), ("linear", "quadratic"), ("quadratic", "linear")],
     ),
     _contrast(
         "sameness",
-        r"\b(?:same|identical|exact(?:ly)?|lossless|unchanged|preserv\w*)\b",
-        r"\b(?:differ\w*|degrad\w*|approximat\w*|lossy|chang\w*|lower quality|worse)\b",
+        r"(?<!almost the )(?<!nearly the )\b(?:same|identical|exact(?:ly)?|lossless|unchanged"
+        r"|preserv\w*)\b",
+        r"\b(?:differ\w*|degrad\w*|approximat\w*|lossy|chang\w*|lower quality|worse|fuzzy"
+        r"|(?:almost|nearly) the same)\b",
         [("exactly", "approximately"), ("identical", "degraded"), ("same", "different")],
+    ),
+    _contrast(
+        "arithmetic",
+        r"\bdivid\w*",
+        r"\bmultipl\w*",
+        [("divides", "multiplies")],
+    ),
+    _contrast(
+        "determinism",
+        r"(?<![-\w])determinis\w*|\bargmax\b",
+        r"\b(?:at random|randomly|stochastic\w*|non-?determinis\w*)\b",
+        [("deterministic", "random")],
+    ),
+    _contrast(
+        "recency",
+        r"\bleast[-\s]recently\b|\blru\b",
+        r"\bmost[-\s]recently\b|\bmru\b",
+        [("least-recently-used", "most-recently-used"), ("least recently", "most recently")],
+    ),
+    _contrast(
+        "isolation",
+        r"\b(?:separate|dedicated|isolated|own) (?:pools?|fleets?|clusters?|workers?)\b",
+        r"\b(?:same|shared|one|single|common) (?:pools?|fleets?|clusters?)\b",
+        [("separate pool", "same pool")],
+    ),
+    _contrast(
+        "chunking",
+        r"\b(?:chunk\w*|slices?|sliced|in pieces|split (?:in|into))\b",
+        r"\bin (?:one|a single) (?:go|piece|pass|shot|chunk)\b|\ball at once\b|\bunchunked\b",
+        [("chunked prefill", "one-shot prefill")],
+    ),
+    _contrast(
+        "release",
+        r"\b(?:free(?:s|d|ing)?|releas\w*|reclaim\w*|return\w* to the (?:pool|free list))\b",
+        r"\b(?:stays?|remains?|kept|keeps?) (?:allocated|reserved|held)|\bnever freed\b|\bleak\w*",
+        [("freeing", "keeping allocated")],
+    ),
+    _contrast(
+        "resume",
+        r"\bresum\w*|\bfrom the last\b|\bwhere it (?:left|stopped)\b",
+        r"\brestart\w* from (?:the )?(?:first|beginning|start|scratch)|\bfrom scratch\b",
+        [("resume", "restart")],
+    ),
+    _contrast(
+        "cached",
+        r"\bkeys?(?![-\s]heads?)\b|\bvalues?\b|\bk/v\b|\bkv\b(?![-\s]cache)",
+        r"\bquer(?:y|ies)\b|\b(?:final )?responses\b|\boutputs\b|\bcompletions\b",
+        [],
     ),
 )
 
@@ -312,6 +363,16 @@ def sides(text: str) -> dict[str, frozenset[int]]:
     }
 
 
+# The tail of a statement that names what it is not ("..., instead of buffering without limit").
+CONTRAST_TAIL = re.compile(r",?\s*\b(?:instead of|rather than)\b[^.;]*", re.IGNORECASE)
+
+
+def affirmed_sides(statement: str) -> dict[str, frozenset[int]]:
+    """The sides a statement takes in what it affirms: its "instead of ..." tail names the other
+    side, so "a bounded buffer instead of buffering without limit" takes the bounded side only."""
+    return sides(CONTRAST_TAIL.sub("", statement) or statement)
+
+
 def conflicts(
     answer_sides: dict[str, frozenset[int]], reference_sides: dict[str, frozenset[int]]
 ) -> bool:
@@ -357,3 +418,73 @@ def restates(text: str, question: str) -> bool:
         return False
     own = content_words(text)
     return bool(own) and own <= content_words(question)
+
+
+# ---------------------------------------------------------------- numbers as claims
+
+_SCALE = {"": 1.0, "k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "b": 1e9, "billion": 1e9}
+_UNITS = {
+    "bytes": ("bytes", 1.0), "byte": ("bytes", 1.0),
+    "kb": ("bytes", 1e3), "mb": ("bytes", 1e6), "gb": ("bytes", 1e9), "tb": ("bytes", 1e12),
+    "kib": ("bytes", 2.0**10), "mib": ("bytes", 2.0**20), "gib": ("bytes", 2.0**30),
+    "tib": ("bytes", 2.0**40),
+    "ns": ("seconds", 1e-9), "us": ("seconds", 1e-6), "µs": ("seconds", 1e-6),
+    "ms": ("seconds", 1e-3), "s": ("seconds", 1.0), "sec": ("seconds", 1.0),
+    "second": ("seconds", 1.0), "seconds": ("seconds", 1.0), "minutes": ("seconds", 60.0),
+    "%": ("percent", 1.0), "percent": ("percent", 1.0),
+    "tokens": ("tokens", 1.0), "token": ("tokens", 1.0),
+    "parameters": ("parameters", 1.0), "params": ("parameters", 1.0),
+}  # fmt: skip
+QUANTITY = re.compile(
+    r"(?<![\w.])(\d+(?:,\d{3})*(?:\.\d+)?)\s*(k|m|b|thousand|million|billion)?\b\s*"
+    r"(kib|mib|gib|tib|kb|mb|gb|tb|bytes?|ns|us|µs|ms|sec|seconds?|minutes|s|%|percent"
+    r"|tokens?|parameters|params)?(?![\w/])",
+    re.IGNORECASE,
+)
+# A number this close (relative) to one the rubric states is the same number.
+NUMBER_TOLERANCE = 0.25
+# Slips a fluent wrong answer makes: an order of magnitude, a unit prefix (kB for MB, KiB for
+# MB), or a factor of two (bytes per value, K and V). A ratio within SLIP_TOLERANCE of one of
+# these to a number the rubric states, and near none of them, contradicts it.
+SLIP_FACTORS = (2.0, 10.0, 100.0, 1000.0, 1024.0, 1e6, 2.0**20)
+SLIP_TOLERANCE = 0.12
+# Where a sentence divides a quantity (per GPU, TP=4, a shard), a factor of 2 to 8 is arithmetic.
+DIVIDED = re.compile(
+    r"\b(?:per|each) (?:gpu|card|device|rank|shard|replica)\b|\btp\s*=|\bsplit\b|\bshard\w*"
+    r"|\bhalf\b|\bquarter\b",
+    re.IGNORECASE,
+)
+
+
+def quantities(text: str) -> list[tuple[str, float]]:
+    """The quantities `text` states, as (dimension, value in base units): bytes, seconds, percent,
+    tokens, parameters ("70B" is 70e9 parameters). Bare numbers are left out: a "2" in a formula
+    is no quantity."""
+    found = []
+    for match in QUANTITY.finditer(text):
+        number, scale, unit = match.group(1), (match.group(2) or "").lower(), match.group(3)
+        value = float(number.replace(",", "")) * _SCALE[scale]
+        if unit:
+            dimension, factor = _UNITS[unit.lower()]
+            found.append((dimension, value * factor))
+        elif scale in ("b", "billion", "million"):  # "70B", "135 million"; "2M" may be anything
+            found.append(("parameters", value))
+    return found
+
+
+def number_slip(text: str, reference_quantities: Iterable[tuple[str, float]]) -> bool:
+    """Whether `text` states a quantity that the rubric's quantities contradict: off from one of
+    them by a typical slip (10×, 1000×, a unit prefix, 2×) and close to none of them. A quantity
+    unlike any of them (another model's figure) contradicts nothing."""
+    references = list(reference_quantities)
+    divided = bool(DIVIDED.search(text))
+    for dimension, value in quantities(text):
+        same = [r for d, r in references if d == dimension and r > 0]
+        if not same or value <= 0 or any(abs(value / r - 1) <= NUMBER_TOLERANCE for r in same):
+            continue
+        for reference in same:
+            ratio = max(value, reference) / min(value, reference)
+            factors = [f for f in SLIP_FACTORS if not (divided and f <= 8)]
+            if any(abs(ratio / f - 1) <= SLIP_TOLERANCE for f in factors):
+                return True
+    return False

@@ -419,6 +419,7 @@ class _Unit:
     negated: bool
     head_negated: bool
     sides: dict[str, frozenset[int]]
+    sentence: str = ""  # the sentence the unit was cut from: its numbers are the clause's too
 
 
 @dataclass(frozen=True)
@@ -432,6 +433,9 @@ class _References:
     statement_sides: tuple[dict[str, frozenset[int]], ...]
     near_misses: tuple[str, ...]
     near_miss_vectors: np.ndarray
+    near_miss_negated: np.ndarray
+    near_miss_sides: tuple[dict[str, frozenset[int]], ...]
+    quantities: tuple[tuple[str, float], ...]  # what the statements state in numbers
 
 
 @lru_cache(maxsize=8192)
@@ -447,9 +451,15 @@ def _references(point: RubricPoint) -> _References:
         vectors[: len(statements)],
         np.array([claims.negated(s) for s in statements]),
         np.array([claims.head_negated(s) for s in statements]),
-        tuple(_inherit_sides(claims.sides(s), claims.sides(point.text)) for s in statements),
+        tuple(
+            _inherit_sides(claims.affirmed_sides(s), claims.affirmed_sides(point.text))
+            for s in statements
+        ),
         tuple(near),
         vectors[len(statements) :],
+        np.array([claims.negated(n) for n in near], dtype=bool),
+        tuple(claims.affirmed_sides(n) for n in near),
+        tuple(q for s in statements for q in claims.quantities(s)),
     )
 
 
@@ -485,6 +495,19 @@ def _eligible(unit: _Unit, refs: _References) -> np.ndarray:
     )  # fmt: skip
 
 
+def _rivals(unit: _Unit, refs: _References) -> np.ndarray:
+    """Near misses that can outbid the unit: not those it contradicts outright (the other
+    polarity, or the other side of a contrast), since a claim that says "decode" or "depends on"
+    in so many words is not stating the lookalike that says "prefill" or "does not matter"."""
+    return np.array(
+        [
+            negated == unit.negated and not claims.conflicts(unit.sides, sides)
+            for negated, sides in zip(refs.near_miss_negated, refs.near_miss_sides, strict=True)
+        ],
+        dtype=bool,
+    )
+
+
 def _similarities(
     point: RubricPoint, units: Sequence[_Unit], vectors: np.ndarray, misconception: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -496,6 +519,11 @@ def _similarities(
     closest = (refs.statement_vectors @ vectors.T).max(axis=0) if len(units) else np.zeros(0)
     usable = np.full(len(units), -1.0)
     for index, unit in enumerate(units):
+        # A number the point states, got wrong by a slip (10x, a unit prefix), anywhere in the
+        # claim's sentence: "2 x layers x ... x bytes, about 128 MB per token" does not make
+        # the point, however close its words are.
+        if not misconception and claims.number_slip(unit.sentence or unit.text, refs.quantities):
+            continue
         if unit.claim and (misconception or not unit.restates):
             eligible = _eligible(unit, refs)
             if eligible.any():
@@ -522,8 +550,9 @@ def _best_match(
             continue
         keyword = next((r for r in point.keywords if rule_fires(r, unit.text)), "")
         near_miss, rival = "", -1.0
-        if len(refs.near_misses):
-            near_similarities = refs.near_miss_vectors @ vectors[index]
+        rivals = _rivals(unit, refs)
+        if rivals.any():
+            near_similarities = np.where(rivals, refs.near_miss_vectors @ vectors[index], -1.0)
             rival = float(near_similarities.max())
             near_miss = refs.near_misses[int(near_similarities.argmax())]
         if guard is not None and guard[index] > rival:
@@ -560,6 +589,11 @@ class _Answer:
     vacuous: bool
 
 
+def _sentence_of(unit: str, sentences: Sequence[str]) -> str:
+    """The sentence a clause was cut from (the unit itself when it is a sentence)."""
+    return next((s for s in sentences if unit in s), unit)
+
+
 def _read_answer(answer: str, question: str = "") -> _Answer:
     sentences = split_sentences(answer)
     texts = split_units(sentences)
@@ -571,7 +605,8 @@ def _read_answer(answer: str, question: str = "") -> _Answer:
             claims.restates(t, question),
             claims.negated(t),
             claims.head_negated(t),
-            claims.sides(t),
+            _inherit_sides(claims.sides(t), claims.sides(_sentence_of(t, sentences))),
+            _sentence_of(t, sentences),
         )
         for t in texts
     )
@@ -621,8 +656,26 @@ def grade_answer(
     roofline check (model, gpu, gpus, batch).
     """
     read = _read_answer(answer, question)
+    guard = _correct_guard(rubric, read) if rubric.misconceptions else None
+    misconceptions = tuple(
+        _evidence(
+            m, read.units,
+            _best_match(
+                m, read.units, read.vectors, _threshold(m, misconception_threshold),
+                _similarities(m, read.units, read.vectors, misconception=True)[1], guard,
+            ),
+            misconception_threshold,
+        )
+        for m in rubric.misconceptions
+    )  # fmt: skip
+    # A sentence that states a misconception earns nothing: "paged attention works because it
+    # cuts attention FLOPs by skipping blocks" is about blocks, and wrong.
+    wrong = {read.units[i].sentence for i in _stated(misconceptions, read)}
     pairs = [_similarities(p, read.units, read.vectors) for p in rubric.points]
     similarities = np.stack([usable for _, usable in pairs])
+    for index, unit in enumerate(read.units):
+        if unit.sentence in wrong:
+            similarities[:, index] = -1.0
     # A claim is evidence only for the points it is (nearly) closest to, contradicted or not:
     # one long sentence on the topic is close to every point of it and would cover them all,
     # and "batching lowers decode's intensity" is about batching even though it is wrong.
@@ -636,18 +689,6 @@ def grade_answer(
             threshold,
         )
         for i, p in enumerate(rubric.points)
-    )  # fmt: skip
-    guard = _correct_guard(rubric, read) if rubric.misconceptions else None
-    misconceptions = tuple(
-        _evidence(
-            m, read.units,
-            _best_match(
-                m, read.units, read.vectors, _threshold(m, misconception_threshold),
-                _similarities(m, read.units, read.vectors, misconception=True)[1], guard,
-            ),
-            misconception_threshold,
-        )
-        for m in rubric.misconceptions
     )  # fmt: skip
     score = _score(points, misconceptions, read.vacuous)
     low = _score(
@@ -665,6 +706,12 @@ def grade_answer(
         score, points, misconceptions, roofline_flags(answer, setup), read.vacuous, confident,
         (low, high),
     )  # fmt: skip
+
+
+def _stated(misconceptions: Sequence[Evidence], read: _Answer) -> list[int]:
+    """The units whose claims state a misconception, by index."""
+    texts = {e.sentence for e in misconceptions if e.covered}
+    return [i for i, u in enumerate(read.units) if u.text in texts]
 
 
 def _settled(evidence: Evidence, covered_if_undecided: bool) -> Evidence:

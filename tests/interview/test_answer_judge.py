@@ -132,6 +132,69 @@ def test_a_fluent_wrong_answer_fails_where_its_correct_twin_passes():
     assert right.passed and not wrong.passed
 
 
+def _covered(target: AnswerTarget, text: str, point_id: str) -> bool:
+    return next(
+        e.covered for e in target_judge(target, text).grade.points if e.point_id == point_id
+    )
+
+
+KV_FORMULA = (
+    "Per token the cache costs 2 × layers × KV heads × head dim × bytes per value, which for "
+    "Llama-3-8B in BF16 is {}."
+)
+
+
+@pytest.mark.parametrize(
+    ("figure", "covered"),
+    [
+        ("128 KiB", True),
+        ("131,072 bytes", True),  # the same figure in other units
+        ("128 MB", False),  # a unit prefix off
+        ("12.8 KiB", False),  # an order of magnitude off
+    ],
+)
+def test_a_number_the_point_states_must_be_right_not_just_near_in_words(figure, covered):
+    target = AnswerTarget(question="kv-explain-memory-cost")
+    assert _covered(target, KV_FORMULA.format(figure), "formula") is covered
+
+
+def test_a_number_for_another_setup_contradicts_nothing():
+    target = AnswerTarget(question="kv-explain-memory-cost")
+    assert _covered(
+        target, KV_FORMULA.replace("Llama-3-8B", "Llama-3-70B").format("320 KB"), "formula"
+    )
+
+
+def test_the_other_side_of_a_contrast_covers_nothing():
+    target = AnswerTarget(question="smp-explain")
+    assert _covered(
+        target, "Top-k keeps only the k most likely tokens and samples among them.", "top-k"
+    )
+    assert not _covered(
+        target, "Top-k keeps only the k least likely tokens and samples among them.", "top-k"
+    )
+
+
+def test_a_sentence_that_states_a_misconception_earns_no_point():
+    target = AnswerTarget(question="pa-explain")
+    right = "The attention kernel follows the block table to gather keys and values from blocks."
+    wrong = (
+        "The attention kernel follows the block table and skips low-scoring blocks, which is why "
+        "paged attention reduces attention FLOPs."
+    )
+    assert _covered(target, right, "kernel")
+    assert not _covered(target, wrong, "kernel")
+
+
+def test_the_second_tuning_set_is_labelled_by_kind():
+    cases = answer_cases_load(TUNING.with_name("tuning2.yaml"))
+    kinds = Counter(c.kind for c in cases)
+    assert len(cases) >= 60 and kinds["wrong"] + kinds["paraphrase"] >= 50
+    assert all(not c.expected_pass for c in cases if c.kind in ("vacuous", "wrong"))
+    assert all(c.expected_pass for c in cases if c.kind == "paraphrase")
+    assert not {c.text for c in cases} & {c.text for c in answer_cases_load(TUNING)}
+
+
 # ---------------------------------------------------------------- manage.py grade_answer
 
 

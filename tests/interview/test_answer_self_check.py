@@ -12,13 +12,12 @@ from interview.judging import AnswerTarget, target_judge
 
 pytestmark = pytest.mark.django_db
 
-# Makes two points only by a hair: whether it reaches the pass mark is not decided.
+# Makes a point only by a hair (intensity, said as "FLOPs per byte"): whether it reaches the
+# pass mark is not decided.
 UNSURE_DECODE = (
-    "Prefill processes all prompt tokens in parallel, so the GEMMs are large and the arithmetic "
-    "intensity is high: compute-bound. Decode generates one token per sequence per step, which "
-    "is a GEMV; each step still has to read all the weights and the KV cache from HBM, so FLOPs "
-    "per byte is tiny, well below the ridge point. Bigger batches raise decode intensity until "
-    "it approaches compute-bound."
+    "Prefill is one big GEMM over the prompt. Decode generates one token per sequence per step, "
+    "which is a GEMV; each step still has to read all the weights and the KV cache from HBM, so "
+    "FLOPs per byte is tiny."
 )
 SALAD = "Online softmax: running max, running sum, rescale, blocks, tiles, one pass."
 
