@@ -180,3 +180,13 @@ def login_limits(monkeypatch) -> FakeClock:
     clock = FakeClock()
     monkeypatch.setattr(login_guard, "clock", clock)
     return clock
+
+
+@pytest.fixture
+def fresh_buckets() -> Iterator[None]:
+    """Every rate-limit bucket empty before and after the test (tests that submit use it)."""
+    from grader.ratelimit import buckets_reset
+
+    buckets_reset()
+    yield
+    buckets_reset()

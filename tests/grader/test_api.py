@@ -11,16 +11,10 @@ from django.test import AsyncClient, Client
 
 from grader import access
 from grader.models import ApiToken, Submission
-from grader.ratelimit import buckets_reset
 from grader.services import submission_abort, submission_grade
 from tests.grader.conftest import solution
 
-
-@pytest.fixture(autouse=True)
-def fresh_buckets():
-    buckets_reset()
-    yield
-    buckets_reset()
+pytestmark = pytest.mark.usefixtures("fresh_buckets")
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from django.utils import timezone
 from grader.access import api_token_create
 from grader.bank import problems_load
 from grader.models import Submission, SubmissionEvent, Worker
-from grader.ratelimit import buckets_reset
 from lab.models import LabRun
 from tests.grader.conftest import solution
 
@@ -47,11 +46,7 @@ def _all_at_once(requests: list[Callable[[], int]]) -> list[int]:
     return statuses
 
 
-@pytest.fixture(autouse=True)
-def fresh_buckets():
-    buckets_reset()
-    yield
-    buckets_reset()
+pytestmark = pytest.mark.usefixtures("fresh_buckets")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -11,18 +11,13 @@ from django.test import Client
 from grader import access, services
 from grader.bank import problems_load
 from grader.models import Submission
-from grader.ratelimit import buckets_reset
 from interview import services as interview_services
 from interview.models import RoundKind
 
 CODE = "def softmax(x):\n    return x\n"
 
 
-@pytest.fixture(autouse=True)
-def fresh_buckets():
-    buckets_reset()
-    yield
-    buckets_reset()
+pytestmark = pytest.mark.usefixtures("fresh_buckets")
 
 
 @pytest.fixture
