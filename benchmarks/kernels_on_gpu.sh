@@ -3,6 +3,8 @@
 # packages in .debs/ (grader/README.md says how), a one-grade smoke of int8-matmul, and only if
 # that is accepted the stages named in STAGES, each grade written to $OUT as it ends.
 #   STAGES=stability,runtime,failing REPEATS=4 DEADLINE_S=420 benchmarks/kernels_on_gpu.sh
+# A second run in the same device command can skip the smoke with SMOKE=0 and write to another
+# file with NAME=rest (kernels-rest.json).
 set -uo pipefail
 OUT="${OUT:-var/gpu}"
 mkdir -p "$OUT"
@@ -19,13 +21,15 @@ if [ -d .debs ] && ! command -v bwrap >/dev/null; then
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.used --format=csv,noheader
 python3 -m grader.sandbox --check-gpu 2>&1 | tail -3
-python3 -m grader.gpu_check --problems int8-matmul --stages stability --repeats 1 \
-  --deadline-s 120 --json "$OUT/smoke.json" 2>&1 | tee "$OUT/smoke.log" | grep -v '^{'
-if ! grep -q '"verdict": "accepted"' "$OUT/smoke.json"; then
-  echo "the smoke grade was not accepted: stopping here"
-  exit 1
+if [ "${SMOKE:-1}" != 0 ]; then
+  python3 -m grader.gpu_check --problems int8-matmul --stages stability --repeats 1 \
+    --deadline-s 120 --json "$OUT/smoke.json" 2>&1 | tee "$OUT/smoke.log" | grep -v '^{'
+  if ! grep -q '"verdict": "accepted"' "$OUT/smoke.json"; then
+    echo "the smoke grade was not accepted: stopping here"
+    exit 1
+  fi
 fi
 python3 -m grader.gpu_check --problems "${PROBLEMS:-int8-matmul,paged-decode-attention,triton-attention}" \
   --stages "${STAGES:-stability,runtime,failing}" --repeats "${REPEATS:-3}" \
-  --deadline-s "${DEADLINE_S:-400}" --json "$OUT/kernels.json" 2>&1 | tee "$OUT/kernels.log" |
+  --deadline-s "${DEADLINE_S:-400}" --json "$OUT/kernels${NAME:+-$NAME}.json" 2>&1 | tee "$OUT/kernels${NAME:+-$NAME}.log" |
   grep -v '^{\|^  int8 sweep'
