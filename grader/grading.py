@@ -148,6 +148,9 @@ def grade(
         return report
     try:
         candidate, reference = harness_class(spec), harness_class(spec)
+        # Checking the reference's timed outputs cost half of a kernel grade (8 x 134 MB per
+        # attention batch fetched and compared) and proves nothing: the tests checked it.
+        reference.checks_timed_outputs = False
         report.nonces = {"candidate": candidate.nonce, "reference": reference.nonce}
         report.tests, report.verdict, report.message = _tests_run(
             candidate, candidate_session, seed, progress

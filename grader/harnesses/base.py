@@ -121,6 +121,10 @@ class Harness(ABC):
         self.spec = spec
         #: fresh per run; with the secret seed it regenerates this run's inputs (stored).
         self.nonce = secrets.randbits(63)
+        #: whether each timed call's output is checked (kinds whose checks cost time of their
+        #: own read it): grade() turns it off for the problem's reference, our code, whose
+        #: outputs score nothing; a candidate's are always checked.
+        self.checks_timed_outputs = True
 
     @abstractmethod
     def shared_bytes(self) -> int:

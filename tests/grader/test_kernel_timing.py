@@ -38,9 +38,11 @@ def _spec(slug: str):
     return dataclasses.replace(shipped, tests=shipped.tests[:1], benchmark=benchmark)
 
 
-def _timed(spec, code: str, batches: int):
-    """Time ``batches`` batches of ``code`` through the harness, as grade() does on a GPU."""
+def _timed(spec, code: str, batches: int, checked: bool = True):
+    """Time ``batches`` batches of ``code`` through the harness, as grade() does on a GPU
+    (``checked`` off: as it times the problem's reference)."""
     harness = KernelHarness(spec)
+    harness.checks_timed_outputs = checked
     with SandboxSession(KernelHarness, code, spec.entry_point, spec.limits) as session:
         session.start(harness.shared_bytes())
         call = harness.timed_call(session, seed=11)
@@ -52,6 +54,20 @@ def test_an_honest_solution_passes_every_chained_call():
     harness, timings = _timed(spec, spec.reference_code, batches=2)
     assert len(timings) == 2 and all(t.outside_ns > 0 for t in timings)
     assert harness.benchmark.batches == 2
+
+
+def test_only_the_references_timed_outputs_go_unchecked():
+    """grade() skips the checks of the reference's timed calls (our code; half a kernel grade's
+    time): unchecked, a wrong solution's batch passes and this side draws no inputs, so a
+    harness left checking is what stands between a candidate and a score."""
+    spec = _spec("int8-matmul")
+    wrong = (PROBLEMS_DIR / "int8-matmul" / "wrong" / "per_tensor_scale.py").read_text()
+    harness, timings = _timed(spec, wrong, batches=1, checked=False)
+    assert len(timings) == 1 and harness.benchmark.sets == []
+    with pytest.raises(CandidateFailure) as failure:
+        _timed(spec, wrong, batches=1)
+    assert failure.value.verdict == "wrong_answer", failure.value.message
+    assert KernelHarness(spec).checks_timed_outputs
 
 
 CPU_ATTACKS = [
