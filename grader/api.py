@@ -98,6 +98,18 @@ class TestOut(Schema):
     message: str
 
 
+class SpeedOut(Schema):
+    median_ms: float
+    reference_median_ms: float | None
+    tflop_per_s: float | None
+    gb_per_s: float | None
+    bound: str = Field(
+        description='"compute" or "memory": which of the card\'s ceilings limits the call'
+    )
+    peak_pct: float | None = Field(description="of the card's measured peak for that bound")
+    card: str
+
+
 class SubmissionOut(Schema):
     id: int
     problem: str
@@ -108,6 +120,7 @@ class SubmissionOut(Schema):
         description="the speed ratio to the reference; null unless measured"
     )
     speed_measured: bool = Field(description="false: correctness only, no speed was measured")
+    speed: SpeedOut | None = Field(description="what the worker measured; null when nothing was")
     queue: str
     message: str
     sandbox: str
@@ -138,6 +151,7 @@ def submission_out(submission: Submission) -> SubmissionOut:
         verdict=submission.verdict,
         score=submission.score,
         speed_measured=submission.speed_measured,
+        speed=vars(speed) if (speed := selectors.submission_speed(submission)) else None,
         queue=selectors.submission_queue(submission),
         message=submission.message,
         sandbox=submission.sandbox,

@@ -81,6 +81,48 @@ NO_CARD_NOTE = (
 NO_WORKER_NOTE = "No worker is running: it will be graded when one starts."
 
 
+@dataclass(frozen=True)
+class MeasuredSpeed:
+    """A timed solution's speed as the worker measured it; absent when nothing was timed."""
+
+    median_ms: float
+    reference_median_ms: float | None
+    tflop_per_s: float | None  # the timed call's FLOPs over its median time
+    gb_per_s: float | None  # its fewest bytes over its median time
+    bound: str  # which ceiling of the card limits it: "compute" or "memory"
+    peak_pct: float | None  # of the card's measured peak for that bound
+    card: str
+
+
+def submission_speed(submission: Submission) -> MeasuredSpeed | None:
+    """What a timed submission achieved (TFLOP/s, GB/s, % of the card's measured peak); None
+    unless a worker timed it: no number that was not measured."""
+    if not submission.speed_measured:
+        return None
+    timing = submission.timing or {}
+    median_s = float(timing["candidate"]["median_ns"]) / 1e9
+    reference = timing.get("reference") or {}
+    bound = timing.get("speed_of_light") or {}
+    flops, work_bytes = bound.get("flops") or 0, bound.get("bytes") or 0
+    flops_per_s = flops / median_s if flops and median_s else None
+    bytes_per_s = work_bytes / median_s if work_bytes and median_s else None
+    kind = bound.get("bound", "")
+    achieved, peak = (
+        (flops_per_s, bound.get("flops_per_s"))
+        if kind == "compute"
+        else (bytes_per_s, bound.get("bytes_per_s"))
+    )
+    return MeasuredSpeed(
+        median_ms=median_s * 1e3,
+        reference_median_ms=float(reference["median_ns"]) / 1e6 if reference else None,
+        tflop_per_s=flops_per_s / 1e12 if flops_per_s else None,
+        gb_per_s=bytes_per_s / 1e9 if bytes_per_s else None,
+        bound=kind,
+        peak_pct=100 * achieved / peak if achieved and peak else None,
+        card=(submission.hardware or {}).get("label", ""),
+    )
+
+
 def submission_queue(submission: Submission) -> str:
     """The queue a submission's job goes to (rows from before routing: the problem's)."""
     return submission.queue or submission.problem.queue

@@ -288,8 +288,15 @@ def _graded_on(user, card: str, score: float, peaks: dict) -> Submission:
 @pytest.mark.usefixtures("published")
 @pytest.mark.django_db(transaction=True)
 def test_leaderboards_are_per_card_class_with_the_cards_measured_peaks(client, alice, bob):
-    peaks = {"bytes_per_s": 3.2e12, "flops_per_s": 7.95e14, "basis": f"measured on {H100}"}
-    _graded_on(alice, H100, 1.05, peaks)
+    peaks = {
+        "bytes_per_s": 3.2e12,
+        "flops_per_s": 7.95e14,
+        "basis": f"measured on {H100}",
+        "bytes": 3_200_000_000,  # the timed call's: 2 ms at 1,600 GB/s, half the peak
+        "flops": 0,
+        "bound": "memory",
+    }
+    best = _graded_on(alice, H100, 1.05, peaks)
     _graded_on(bob, "NVIDIA H100 PCIe", 0.9, peaks)
     _graded_on(bob, H200, 1.2, peaks | {"basis": f"measured on {H200}"})
 
@@ -301,3 +308,15 @@ def test_leaderboards_are_per_card_class_with_the_cards_measured_peaks(client, a
     page = client.get(f"/leaderboards/{KERNEL}/").content.decode()
     assert "gpu.h100 (NVIDIA H100 PCIe)" in page  # the card of the board's newest entry
     assert "The card's measured peaks: 795 TFLOP/s bf16 matmul, 3200 GB/s" in page
+    _, token = access.api_token_create(alice, "test")
+    api = Client(headers={"authorization": f"Bearer {token}"})
+    rows = api.get(f"/api/leaderboards/{KERNEL}").json()
+    assert [
+        (b["hardware"], b["peaks"]["flops_per_s"], [e["rank"] for e in b["entries"]]) for b in rows
+    ] == [
+        ("gpu.h100", 7.95e14, [1, 2]),
+        ("gpu.h200", 7.95e14, [1]),
+    ]
+    speed = api.get(f"/api/submissions/{best.pk}").json()["speed"]
+    assert (speed["median_ms"], speed["gb_per_s"], speed["peak_pct"]) == (2.0, 1600.0, 50.0)
+    assert (speed["bound"], speed["card"]) == ("memory", H100)
