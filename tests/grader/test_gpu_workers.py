@@ -19,10 +19,11 @@ from engine.hardware import GpuInfo, Hardware, card_class, gpus_probe, hardware_
 from grader import access, services
 from grader.bank import PROBLEMS_DIR, problems_load
 from grader.harnesses.timing import gpu_available
-from grader.management.commands.gpu_worker import celery_worker_command, gpu_workers_plan
+from grader.management.commands.gpu_worker import gpu_workers_plan
 from grader.models import Submission, Worker
 from grader.tasks import grade_submission
 from interview.coding_selectors import leaderboards
+from interview.management.commands.serve import celery_worker_command
 
 KERNEL = "paged-decode-attention"
 H100 = "NVIDIA H100 80GB HBM3"

@@ -11,10 +11,8 @@ advertising the card (name, memory, driver, CUDA, torch, Triton) in its heartbea
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
@@ -24,9 +22,11 @@ from engine.hardware import Hardware, card_class, hardware_probe
 from grader.models import card_queue
 from interview.management.commands.serve import (
     POLL_S,
-    STOP_GRACE_S,
     WORKER_HEALTHY_RUN_S,
-    WORKER_RESTART_BACKOFF_S,
+    celery_worker_command,
+    children_stop,
+    restart_wait_s,
+    stop_on_signals,
 )
 
 
@@ -66,15 +66,6 @@ def gpu_workers_plan(
             )
         )
     return plans
-
-
-def celery_worker_command(queues: str, hostname: str) -> list[str]:
-    """The Celery worker of one card: one job at a time, none reserved ahead."""
-    return [
-        sys.executable, "-m", "celery", "-A", "interview", "worker", "--queues", queues,
-        "--concurrency", "1", "--prefetch-multiplier", "1", "--loglevel", "INFO",
-        "--hostname", hostname, "--without-gossip", "--without-mingle",
-    ]  # fmt: skip
 
 
 class Command(BaseCommand):
@@ -131,24 +122,15 @@ class Command(BaseCommand):
         running = {plan: start(plan) for plan in plans}
         exits = dict.fromkeys(plans, 0)
         restart_at: dict[GpuWorkerPlan, float] = {}
-        stopping = False
-
-        def request_stop(signum, frame) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, request_stop)
-        signal.signal(signal.SIGTERM, request_stop)
-        while not stopping:
+        stop = stop_on_signals()
+        while not stop.is_set():
             for plan, (child, started) in list(running.items()):
                 if child.poll() is None:
                     continue
                 del running[plan]
                 if time.monotonic() - started >= WORKER_HEALTHY_RUN_S:
                     exits[plan] = 0
-                wait_s = WORKER_RESTART_BACKOFF_S[
-                    min(exits[plan], len(WORKER_RESTART_BACKOFF_S) - 1)
-                ]
+                wait_s = restart_wait_s(exits[plan])
                 exits[plan] += 1
                 restart_at[plan] = time.monotonic() + wait_s
                 self.stderr.write(
@@ -159,12 +141,6 @@ class Command(BaseCommand):
                     del restart_at[plan]
                     running[plan] = start(plan)
             time.sleep(POLL_S)
-        for child, _ in running.values():
-            child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for child, _ in running.values():
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        children_stop(
+            {plan.hostname: child for plan, (child, _) in running.items()}, self.stderr.write
+        )
