@@ -21,6 +21,7 @@ from grader.bank import PROBLEMS_DIR, problems_load
 from grader.harnesses.timing import gpu_available
 from grader.management.commands.gpu_worker import gpu_workers_plan
 from grader.models import Submission, Worker
+from grader.selectors import card_classes_live
 from grader.tasks import grade_submission
 from interview.coding_selectors import leaderboards
 from interview.management.commands.serve import celery_worker_command
@@ -266,6 +267,33 @@ def test_with_no_card_live_the_page_says_so_and_offers_correctness_only(
     client.post(f"/problems/{KERNEL}/submit/", {"code": code, "card": "cpu"})
     assert Submission.objects.get().queue == "cpu"
     assert published_queues == ["cpu"]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("fresh_buckets", "published")
+@pytest.mark.django_db(transaction=True)
+def test_a_card_class_worker_takes_the_jobs_routed_to_its_class(alice, tmp_path):
+    from grader.models import Problem
+    from tests.conftest import WorkerProcess
+    from tests.grader.conftest import wait_graded
+
+    # A worker on the gpu.h100 queue only, as gpu_worker starts it (no card here, so the
+    # kernel is checked under the interpreter: correct, no speed).
+    worker = WorkerProcess(f"gpu.h100-0@{tmp_path.name}", tmp_path / "worker.log", "gpu.h100")
+    worker.start()
+    try:
+        worker.wait_until_alive()
+        assert [card.queue for card in card_classes_live()] == ["gpu.h100"]
+        code = (PROBLEMS_DIR / KERNEL / "reference.py").read_text()
+        problem = Problem.objects.get(slug=KERNEL)
+        submitted = services.submission_create(user=alice, problem=problem, code=code)
+        assert submitted.queue == "gpu.h100"  # the only live class
+        graded = wait_graded(submitted.pk, timeout_s=240)
+        worker.wait_idle()
+    finally:
+        worker.stop()
+    assert graded.worker_hostname == worker.hostname
+    assert (graded.verdict, graded.score, graded.speed_measured) == ("accepted", None, False)
 
 
 def _graded_on(user, card: str, score: float, peaks: dict) -> Submission:
