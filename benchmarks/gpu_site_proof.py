@@ -72,8 +72,9 @@ class Site:
             return error.code, parsed, error.headers
 
 
-def wait_for(what: str, check, timeout_s: float):
-    """``check()``'s first truthy answer, polled; exits naming ``what`` after ``timeout_s``."""
+def wait_for(what: str, check, timeout_s: float, fatal: bool = True):
+    """``check()``'s first truthy answer, polled; after ``timeout_s`` exits naming ``what``
+    (or, not ``fatal``, says so and returns None)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -83,6 +84,9 @@ def wait_for(what: str, check, timeout_s: float):
         if answer:
             return answer
         time.sleep(POLL_S)
+    if not fatal:
+        print(f"gave up after {timeout_s:.0f} s waiting for {what}")
+        return None
     sys.exit(f"gave up after {timeout_s:.0f} s waiting for {what}")
 
 
@@ -221,10 +225,13 @@ def main() -> None:
                 return answer if answer["state"] in FINAL_STATES else None
 
             left_s = max(1.0, deadline - time.monotonic())
-            results.append((slug, name, wait_for(f"{slug}/{name}'s verdict", graded, left_s)))
-            print(
-                f"{slug}/{name}: {results[-1][2]['verdict']} at {time.monotonic() - started:.0f} s"
-            )
+            result = wait_for(f"{slug}/{name}'s verdict", graded, left_s, fatal=False)
+            if result is None:  # out of time: the table shows where it stood
+                result = site.call("GET", f"/api/submissions/{first['id']}")[1]
+            results.append((slug, name, result))
+            elapsed_s = time.monotonic() - started
+            print(f"{slug}/{name}: {result['verdict'] or result['state']} at {elapsed_s:.0f} s")
+            print(f"  {result['message'][:300]}")
         boards = {slug: site.call("GET", f"/api/leaderboards/{slug}")[1] for slug in kernels}
         report["health"] = site.call("GET", "/healthz")[1]
         rows = [["problem", "solution", "verdict", "speed", "% of peak", "card", "leaderboard row"]]
@@ -234,7 +241,7 @@ def main() -> None:
                 [
                     slug,
                     name,
-                    result["verdict"],
+                    result["verdict"] or f"({result['state']})",
                     figure,
                     peak,
                     result["hardware"] or "-",
