@@ -150,7 +150,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-gpu", action="store_true", help="no GPU worker: correctness only")
     parser.add_argument("--out", default=os.environ.get("OUT", "var/gpu-site"))
-    parser.add_argument("--deadline-s", type=float, default=540, help="stop waiting after this")
+    parser.add_argument(
+        "--deadline-s",
+        type=float,
+        default=480,
+        help="stop waiting after this (a device command has 600 s)",
+    )
     args = parser.parse_args()
     started = time.monotonic()
     deadline = started + args.deadline_s
