@@ -9,16 +9,7 @@ set -uo pipefail
 OUT="${OUT:-var/gpu}"
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-if [ -d .debs ] && ! command -v bwrap >/dev/null; then
-  for deb in .debs/*.deb; do dpkg -x "$deb" /tmp/bwrap-root; done
-  export INFERPREP_BWRAP=/tmp/bwrap-root/usr/bin/bwrap
-  if ldd "$INFERPREP_BWRAP" | grep -q "not found"; then
-    printf '#!/bin/sh\nLD_LIBRARY_PATH=/tmp/bwrap-root/lib/x86_64-linux-gnu exec %s "$@"\n' \
-      /tmp/bwrap-root/usr/bin/bwrap > /tmp/bwrap
-    chmod +x /tmp/bwrap
-    export INFERPREP_BWRAP=/tmp/bwrap
-  fi
-fi
+. "$(dirname "$0")/bwrap_from_debs.sh"
 nvidia-smi --query-gpu=name,driver_version,memory.used --format=csv,noheader
 python3 -m grader.sandbox --check-gpu 2>&1 | tail -3
 if [ "${SMOKE:-1}" != 0 ]; then

@@ -148,9 +148,11 @@ def submission_create_limited(
     code: str,
     idempotency_key: str = "",
     purpose: str = Submission.Purpose.PRACTICE,
+    queue: str = "",
 ) -> tuple[Submission, bool]:
     """Create a submission within the user's limits: the one service every path a user
     submits through calls (the API, the problem page, a mock interview's coding round).
+    ``queue`` is the card class a GPU problem's submitter chose (``submission_queue_choose``).
     A repeated Idempotency-Key returns the first submission made with it. Returns
     ``(submission, created)``; LimitExceeded names the limit, SubmissionRejected the code."""
     if idempotency_key:
@@ -187,7 +189,12 @@ def submission_create_limited(
         )
     try:
         return submission_create(
-            user=user, problem=problem, code=code, purpose=purpose, idempotency_key=idempotency_key
+            user=user,
+            problem=problem,
+            code=code,
+            purpose=purpose,
+            idempotency_key=idempotency_key,
+            queue=queue,
         ), True
     except IntegrityError:
         # The same key raced in from a concurrent retry: the first one won; return it.

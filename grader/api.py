@@ -20,7 +20,7 @@ from pydantic import ConfigDict
 
 from grader import access, selectors
 from grader.input_guard import MAX_ID, whole_number
-from grader.models import Problem, Submission
+from grader.models import Problem, Queue, Submission
 from grader.services import SubmissionRejected
 
 router = Router(tags=["grader"])
@@ -40,10 +40,25 @@ class ProblemOut(Schema):
     queue: str
 
 
+class CardClassOut(Schema):
+    queue: str = Field(description='the value to send as "card": gpu.<class>')
+    card: str = Field(description="the card's name, as its workers report it")
+    workers: int
+    waiting: int
+    running: int
+
+
 class ProblemDetailOut(ProblemOut):
     statement_md: str
     starter_code: str
     limits: dict
+    cards: list[CardClassOut] = Field(
+        description="GPU problems: the card classes with a live worker, with queue lengths"
+    )
+    correctness_only: str = Field(
+        description='GPU problems: the "card" value for correctness only on a CPU worker '
+        "(Triton's interpreter, speed not measured); the default when no card is live"
+    )
 
 
 # Text the API takes never holds a NUL character (PostgreSQL stores none; the input guard
@@ -65,6 +80,14 @@ class SubmissionIn(InputSchema):
     code: str = Field(
         min_length=1, max_length=MAX_SOURCE_BYTES, pattern=NO_NUL, description="Python source"
     )
+    card: str = Field(
+        "",
+        max_length=50,
+        pattern=r"^[-a-z0-9.]*$",
+        description="GPU problems: a card class from the problem's cards (gpu.h100), or its "
+        "correctness_only value; empty: the live class with the shortest queue, else "
+        "correctness only",
+    )
 
 
 class TestOut(Schema):
@@ -75,13 +98,30 @@ class TestOut(Schema):
     message: str
 
 
+class SpeedOut(Schema):
+    median_ms: float
+    reference_median_ms: float | None
+    tflop_per_s: float | None
+    gb_per_s: float | None
+    bound: str = Field(
+        description='"compute" or "memory": which of the card\'s ceilings limits the call'
+    )
+    peak_pct: float | None = Field(description="of the card's measured peak for that bound")
+    card: str
+
+
 class SubmissionOut(Schema):
     id: int
     problem: str
     state: str
     phase: str
     verdict: str
-    score: float | None
+    score: float | None = Field(
+        description="the speed ratio to the reference; null unless measured"
+    )
+    speed_measured: bool = Field(description="false: correctness only, no speed was measured")
+    speed: SpeedOut | None = Field(description="what the worker measured; null when nothing was")
+    queue: str
     message: str
     sandbox: str
     hardware: str
@@ -110,6 +150,9 @@ def submission_out(submission: Submission) -> SubmissionOut:
         phase=submission.phase,
         verdict=submission.verdict,
         score=submission.score,
+        speed_measured=submission.speed_measured,
+        speed=vars(speed) if (speed := selectors.submission_speed(submission)) else None,
+        queue=selectors.submission_queue(submission),
         message=submission.message,
         sandbox=submission.sandbox,
         hardware=(submission.hardware or {}).get("label", ""),
@@ -147,6 +190,7 @@ def problems_list(request: HttpRequest):
 )
 def problem_detail(request: HttpRequest, slug: str = PathParam(..., pattern=NO_NUL)):
     problem = _problem_or_404(slug)
+    gpu = problem.queue == Queue.GPU
     return ProblemDetailOut(
         slug=problem.slug,
         title=problem.title,
@@ -155,6 +199,8 @@ def problem_detail(request: HttpRequest, slug: str = PathParam(..., pattern=NO_N
         statement_md=problem.statement_md,
         starter_code=problem.starter_code,
         limits=problem.spec.get("limits", {}),
+        cards=[vars(card) for card in selectors.card_classes_live()] if gpu else [],
+        correctness_only=selectors.CORRECTNESS_ONLY_QUEUE if gpu else "",
     )
 
 
@@ -170,7 +216,11 @@ def submission_create(request: HttpRequest, payload: SubmissionIn):
     problem = _problem_or_404(payload.problem)
     try:
         submission, created = access.submission_create_limited(
-            user=request.auth, problem=problem, code=payload.code, idempotency_key=key
+            user=request.auth,
+            problem=problem,
+            code=payload.code,
+            idempotency_key=key,
+            queue=payload.card,
         )
     except SubmissionRejected as error:
         raise HttpError(422, f"code: {error}") from None

@@ -26,6 +26,8 @@ from grader.harnesses.contract import (
 from grader.harnesses.timing import TimedCall, gpu_available, measure_interleaved
 from grader.sandbox import SandboxSession, compile_cache_dir, sandbox_kind
 
+# What a GPU problem's accepted result says when no card timed it.
+CORRECTNESS_ONLY_MESSAGE = "correct; speed not measured: no GPU"
 # A solution more than this many times faster than the reference is suspect until reviewed.
 SUSPECT_SPEEDUP = 10.0
 
@@ -158,7 +160,9 @@ def grade(
         if report.verdict is not Verdict.ACCEPTED:
             return report
         if harness_class.needs_gpu and not gpu_available():
-            report.message = "correct; speed not measured: no GPU"
+            # No number that was not measured: no score, so nothing ranks or averages it.
+            report.message = CORRECTNESS_ONLY_MESSAGE
+            report.score = None
             return report
         # The reference goes through the same tests, so both solutions are timed with the
         # same process history (the allocator's state after the tests changes a call's cost).
@@ -208,7 +212,7 @@ def grade(
         candidate_session.close()
         reference_session.close()
         report.stdout, report.stderr = candidate_session.output()
-    if not math.isfinite(report.score):
+    if report.score is not None and not math.isfinite(report.score):
         report.score = 0.0
     return report
 

@@ -25,8 +25,20 @@ class Worker(models.Model):
 
 
 class Queue(models.TextChoices):
+    """A problem's kind of worker. A GPU problem's submissions go to a card class's queue
+    (``gpu.h100``: ``grader.selectors.card_classes_live``) or, correctness only, to ``cpu``."""
+
     CPU = "cpu", "CPU"
     GPU = "gpu", "GPU"
+
+
+# The prefix of a card class's queue: "gpu.h100" is consumed by workers on H100 cards.
+CARD_QUEUE_PREFIX = "gpu."
+
+
+def card_queue(card_class: str) -> str:
+    """The queue of a card class (``h100`` -> ``gpu.h100``)."""
+    return CARD_QUEUE_PREFIX + card_class
 
 
 class Problem(models.Model):
@@ -91,6 +103,9 @@ class Submission(models.Model):
     language = models.CharField(max_length=20, choices=Language.choices, default="python")
     purpose = models.CharField(max_length=20, choices=Purpose.choices, default="practice")
     state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
+    # The broker queue its job goes to: the problem's, or for a GPU problem the card class
+    # the submitter chose (``gpu.h100``), or ``cpu`` for correctness only under the interpreter.
+    queue = models.CharField(max_length=50, blank=True, default="")
     phase = models.CharField(max_length=20, choices=Phase.choices, default="", blank=True)
     verdict = models.CharField(max_length=20, choices=VERDICT_CHOICES, blank=True, default="")
     message = models.TextField(blank=True, default="")
@@ -150,6 +165,13 @@ class Submission(models.Model):
 
     def __str__(self) -> str:
         return f"submission {self.pk} ({self.problem_id}, {self.state})"
+
+    @property
+    def speed_measured(self) -> bool:
+        """Whether a worker timed this solution: a GPU problem checked on a CPU worker (or a
+        grade that stopped before timing) has no speed, and no ratio is ever shown for it.
+        (Rows graded before scores could be None stored 0 for "not timed".)"""
+        return bool((self.timing or {}).get("candidate")) and bool(self.score)
 
 
 class TestResult(models.Model):

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from grader.models import Problem, Submission, SubmissionEvent, Worker
+from grader.models import (
+    CARD_QUEUE_PREFIX,
+    Problem,
+    Queue,
+    Submission,
+    SubmissionEvent,
+    Worker,
+)
 
 
 def workers_alive() -> QuerySet[Worker]:
@@ -22,7 +30,112 @@ def workers_serving(queue: str) -> list[Worker]:
     return [worker for worker in workers_alive() if queue in worker.queues]
 
 
+@dataclass(frozen=True)
+class CardClass:
+    """A class of GPU cards with a live worker: its queue and how busy it is."""
+
+    queue: str  # "gpu.h100"
+    card: str  # the card's name as its workers' heartbeats say it
+    workers: int
+    waiting: int  # submissions queued for it
+    running: int
+
+
+def card_classes_live() -> list[CardClass]:
+    """Every card class at least one live worker consumes, by queue name, with queue lengths
+    counted from the submissions table (the outbox: whatever the broker holds is in it)."""
+    cards: dict[str, list[str]] = {}
+    for worker in workers_alive():
+        gpus = (worker.hardware or {}).get("gpus") or []
+        for queue in worker.queues:
+            if queue.startswith(CARD_QUEUE_PREFIX):
+                cards.setdefault(queue, []).append(gpus[0]["name"] if gpus else "")
+    counts = {
+        row["queue"]: row
+        for row in Submission.objects.filter(queue__in=cards)
+        .values("queue")
+        .annotate(
+            waiting=Count("pk", filter=Q(state=Submission.State.QUEUED)),
+            running=Count("pk", filter=Q(state=Submission.State.RUNNING)),
+        )
+    }
+    return [
+        CardClass(
+            queue=queue,
+            card=next((name for name in names if name), queue.removeprefix(CARD_QUEUE_PREFIX)),
+            workers=len(names),
+            waiting=counts.get(queue, {}).get("waiting", 0),
+            running=counts.get(queue, {}).get("running", 0),
+        )
+        for queue, names in sorted(cards.items())
+    ]
+
+
+# A GPU problem's submission sent to a CPU worker: checked under Triton's interpreter, not timed.
+CORRECTNESS_ONLY_QUEUE = Queue.CPU
+CORRECTNESS_ONLY_LABEL = "correctness only: no GPU"
+NO_CARD_NOTE = (
+    "No GPU worker is running: you can have your solution checked for correctness on a CPU "
+    "worker under Triton's interpreter (TRITON_INTERPRET=1); its speed will not be measured."
+)
 NO_WORKER_NOTE = "No worker is running: it will be graded when one starts."
+
+
+@dataclass(frozen=True)
+class MeasuredSpeed:
+    """A timed solution's speed as the worker measured it; absent when nothing was timed."""
+
+    median_ms: float
+    reference_median_ms: float | None
+    tflop_per_s: float | None  # the timed call's FLOPs over its median time
+    gb_per_s: float | None  # its fewest bytes over its median time
+    bound: str  # which ceiling of the card limits it: "compute" or "memory"
+    peak_pct: float | None  # of the card's measured peak for that bound
+    card: str
+
+
+def submission_speed(submission: Submission) -> MeasuredSpeed | None:
+    """What a timed submission achieved (TFLOP/s, GB/s, % of the card's measured peak); None
+    unless a worker timed it: no number that was not measured."""
+    if not submission.speed_measured:
+        return None
+    timing = submission.timing or {}
+    median_s = float(timing["candidate"]["median_ns"]) / 1e9
+    reference = timing.get("reference") or {}
+    bound = timing.get("speed_of_light") or {}
+    flops, work_bytes = bound.get("flops") or 0, bound.get("bytes") or 0
+    flops_per_s = flops / median_s if flops and median_s else None
+    bytes_per_s = work_bytes / median_s if work_bytes and median_s else None
+    kind = bound.get("bound", "")
+    achieved, peak = (
+        (flops_per_s, bound.get("flops_per_s"))
+        if kind == "compute"
+        else (bytes_per_s, bound.get("bytes_per_s"))
+    )
+    return MeasuredSpeed(
+        median_ms=median_s * 1e3,
+        reference_median_ms=float(reference["median_ns"]) / 1e6 if reference else None,
+        tflop_per_s=flops_per_s / 1e12 if flops_per_s else None,
+        gb_per_s=bytes_per_s / 1e9 if bytes_per_s else None,
+        bound=kind,
+        peak_pct=100 * achieved / peak if achieved and peak else None,
+        card=(submission.hardware or {}).get("label", ""),
+    )
+
+
+def submission_queue(submission: Submission) -> str:
+    """The queue a submission's job goes to (rows from before routing: the problem's)."""
+    return submission.queue or submission.problem.queue
+
+
+def problem_queue_note(problem: Problem) -> str:
+    """What a problem page says before anyone submits: a GPU problem with no live card class
+    offers correctness only (``NO_CARD_NOTE``); any queue no live worker serves, NO_WORKER_NOTE."""
+    if problem.queue == Queue.GPU:
+        if card_classes_live():
+            return ""
+        return queue_unserved_note(CORRECTNESS_ONLY_QUEUE) or NO_CARD_NOTE
+    return queue_unserved_note(problem.queue)
 
 
 def queue_unserved_note(queue: str) -> str:

@@ -20,8 +20,9 @@ from grader.conf import GRADER_LOST_AFTER_S, GRADER_LOST_MESSAGE_GRACE_S
 from grader.grading import grade
 from grader.harnesses.contract import GradeReport, Verdict, json_safe
 from grader.harnesses.timing import device_state
-from grader.models import Problem, Submission, SubmissionEvent, TestResult, Worker
+from grader.models import Problem, Queue, Submission, SubmissionEvent, TestResult, Worker
 from grader.sandbox import sandbox_kind
+from grader.selectors import CORRECTNESS_ONLY_QUEUE, card_classes_live, submission_queue
 
 logger = logging.getLogger(__name__)
 
@@ -72,13 +73,16 @@ class GradingCancelled(Exception):
     """The submission was aborted or taken over while this worker graded it."""
 
 
-def worker_heartbeat(hostname: str, queues: list[str], started_at: datetime) -> Worker:
-    """Record that a worker is alive now, with its queues and hardware."""
+def worker_heartbeat(
+    hostname: str, queues: list[str], started_at: datetime, probe=detect_hardware
+) -> Worker:
+    """Record that a worker is alive now, with its queues and hardware: ``probe()``'s
+    :class:`engine.hardware.Hardware`, whose ``gpus`` name the card (none without CUDA)."""
     worker, _ = Worker.objects.update_or_create(
         hostname=hostname,
         defaults={
             "queues": sorted(queues),
-            "hardware": detect_hardware().as_dict() | {"sandbox": str(sandbox_kind())},
+            "hardware": probe().as_dict() | {"sandbox": str(sandbox_kind())},
             "started_at": started_at,
             "last_seen_at": timezone.now(),
         },
@@ -146,12 +150,39 @@ def _enqueue(submission: Submission, countdown_s: float = 0) -> None:
 
     grade_submission.apply_async(
         args=[submission.pk, submission.attempt],
-        queue=submission.problem.queue,
+        queue=submission_queue(submission),
         priority=BROKER_PRIORITY[submission.purpose],
         countdown=countdown_s or None,
         retry=True,
         retry_policy=PUBLISH_RETRY_POLICY,
     )
+
+
+def submission_queue_choose(problem: Problem, requested: str = "") -> str:
+    """The queue a new submission of ``problem`` goes to.
+
+    A CPU problem's is its own. A GPU problem's is a card class with a live worker
+    (``gpu.h100``): the one requested, else the one with the fewest jobs waiting; or ``cpu``,
+    correctness only under Triton's interpreter, when requested or when no card is live.
+    A request for a class no live worker serves is refused, naming the live ones.
+    """
+    if problem.queue != Queue.GPU:
+        if requested and requested != problem.queue:
+            raise SubmissionRejected(f"card: {problem.slug} runs on {problem.queue} workers only")
+        return problem.queue
+    live = card_classes_live()
+    if requested == CORRECTNESS_ONLY_QUEUE:
+        return requested
+    if requested:
+        if requested not in {card.queue for card in live}:
+            offered = ", ".join([card.queue for card in live] + [CORRECTNESS_ONLY_QUEUE])
+            raise SubmissionRejected(
+                f"card: no live worker serves {requested!r}; choose one of {offered}"
+            )
+        return requested
+    if not live:
+        return CORRECTNESS_ONLY_QUEUE
+    return min(live, key=lambda card: (card.waiting + card.running, card.queue)).queue
 
 
 def submission_create(
@@ -163,6 +194,7 @@ def submission_create(
     purpose: str = Submission.Purpose.PRACTICE,
     allow_unpublished: bool = False,
     idempotency_key: str = "",
+    queue: str = "",
 ) -> Submission:
     """Validate and store a submission, then queue it for grading once the row is committed.
 
@@ -177,10 +209,12 @@ def submission_create(
     if language not in Submission.Language.values:
         raise SubmissionRejected(f"language {language!r} is not supported")
     code_validate(code, problem.as_spec().limits.source_bytes)
+    queue = submission_queue_choose(problem, queue)
     with transaction.atomic():
         submission = Submission.objects.create(
             user=user,
             problem=problem,
+            queue=queue,
             code=code,
             language=language,
             purpose=purpose,
@@ -257,7 +291,9 @@ def submissions_redispatch_lost(queues: list[str], idle_since: datetime) -> int:
     worker consuming them was seen idle (it would have taken them), still not claimed.
     Returns how many were sent."""
     lost = Submission.objects.filter(
-        state=Submission.State.QUEUED, dispatched=True, problem__queue__in=queues
+        Q(queue__in=queues) | Q(queue="", problem__queue__in=queues),
+        state=Submission.State.QUEUED,
+        dispatched=True,
     ).filter(
         Q(dispatched_at__lt=idle_since - timedelta(seconds=GRADER_LOST_MESSAGE_GRACE_S))
         | Q(dispatched_at__isnull=True)

@@ -22,7 +22,7 @@ from grader.access import LimitExceeded, TokenRefused, api_token_authenticate
 from grader.api import ERRORS, NO_NUL, InputSchema
 from grader.api import router as grader_router
 from grader.input_guard import InputRefused, body_too_big, refusal_response
-from interview import selectors, services
+from interview import coding_selectors, selectors, services
 from interview.grading import ResponseInvalid
 from interview.models import Question
 from interview.views import question_view_model
@@ -258,6 +258,54 @@ def reviews_due(request: HttpRequest):
             "due": card.due,
         }
         for card in selectors.reviews_due(request.auth).select_related("question")
+    ]
+
+
+class BoardEntryOut(Schema):
+    rank: int
+    username: str
+    score: float = Field(description="the reference's median time over this solution's")
+    median_ms: float | None
+    submission: int
+
+
+class BoardOut(Schema):
+    hardware: str = Field(description="the card class's queue (gpu.h100), else the CPU model")
+    card: str
+    peaks: dict | None = Field(description="the card's measured ceilings (speed_of_light)")
+    entries: list[BoardEntryOut]
+
+
+@router.get(
+    "/leaderboards/{slug}",
+    response={200: list[BoardOut], **ERRORS},
+    summary="A problem's leaderboards: one per card class, timed and accepted solutions only",
+)
+def leaderboard(request: HttpRequest, slug: str = PathParam(..., pattern=NO_NUL)):
+    from grader.models import Problem
+    from grader.selectors import problem_published_get
+
+    try:
+        problem = problem_published_get(slug)
+    except Problem.DoesNotExist:
+        raise HttpError(404, f"problem: no published problem {slug!r}") from None
+    return [
+        {
+            "hardware": board.hardware,
+            "card": board.card,
+            "peaks": board.peaks,
+            "entries": [
+                {
+                    "rank": entry.rank,
+                    "username": entry.username,
+                    "score": entry.submission.score,
+                    "median_ms": entry.speed.median_ms if entry.speed else None,
+                    "submission": entry.submission.pk,
+                }
+                for entry in board.entries
+            ],
+        }
+        for board in coding_selectors.leaderboards(problem)
     ]
 
 

@@ -14,8 +14,9 @@ from typing import Any
 from django.db.models import QuerySet
 
 from engine.capacity import GPUS
+from engine.hardware import card_class
 from engine.metrics import percentiles
-from grader.models import Problem, Submission, TestResult
+from grader.models import Problem, Submission, TestResult, card_queue
 
 # Verdicts a leaderboard never shows: a suspect time waits for an admin's review.
 HIDDEN_VERDICTS = ("suspect",)
@@ -111,8 +112,13 @@ class Results:
     @property
     def shows_score(self) -> bool:
         """A score means something only when the solution was correct and timed (a kernel
-        graded on a CPU worker is checked for correctness but scores 0: no ratio for it)."""
-        return bool(self.submission.score) and self.submission.verdict in ("accepted", "suspect")
+        checked on a CPU worker has no speed: no ratio is shown for it)."""
+        return self.submission.speed_measured and self.submission.verdict in ("accepted", "suspect")
+
+    @property
+    def correctness_only(self) -> bool:
+        """Accepted, but no card timed it: the page says so instead of a ratio."""
+        return speed_unmeasured(self.submission)
 
     @property
     def within_noise(self) -> bool:
@@ -160,6 +166,12 @@ class Results:
             "measures": self.measures,
             "runs": self.runs,
         }
+
+
+def speed_unmeasured(submission: Submission) -> bool:
+    """An accepted solution no card timed (a GPU problem checked on a CPU worker): correct,
+    with no speed to show, rank or count."""
+    return submission.verdict == "accepted" and not submission.speed_measured
 
 
 def results_of(submission: Submission) -> Results:
@@ -335,20 +347,52 @@ class Entry:
 
 @dataclass
 class Board:
-    """One problem on one kind of hardware: best accepted submission per user, fastest first."""
+    """One problem on one class of hardware (a card class such as ``gpu.h100``, else the CPU
+    model): best accepted submission per user, fastest first."""
 
     problem: Problem
     hardware: str
     entries: list[Entry]
+    card: str = ""  # the name of the card that graded the newest entry, on a card class's board
+    #: the card's peaks as measured by the grade of the board's newest entry (the kernel
+    #: kind times the card it runs on): ``speed_of_light`` of ``Submission.timing``.
+    peaks: dict[str, Any] | None = None
+
+    @property
+    def peak_tflops(self) -> float:
+        return (self.peaks or {}).get("flops_per_s", 0.0) / 1e12
+
+    @property
+    def peak_gb_per_s(self) -> float:
+        return (self.peaks or {}).get("bytes_per_s", 0.0) / 1e9
 
 
-def problems_solved_by(user) -> set[str]:
-    """Slugs of the problems ``user`` has an accepted submission of."""
-    return set(
-        Submission.objects.filter(user=user, verdict="accepted").values_list(
-            "problem__slug", flat=True
-        )
-    )
+def board_class(hardware: dict[str, Any] | None) -> tuple[str, str]:
+    """(board key, card name) of a submission's hardware record: the card class's queue for a
+    GPU (every H100 variant on one board), else the hardware label."""
+    hardware = hardware or {}
+    gpus = hardware.get("gpus") or []
+    if gpus:
+        return card_queue(hardware.get("card_class") or card_class(gpus[0]["name"])), gpus[0][
+            "name"
+        ]
+    return hardware.get("label") or "unknown hardware", ""
+
+
+SOLVED = "solved"
+SOLVED_SPEED_NOT_MEASURED = "correct (speed not measured)"
+
+
+def problems_solved_by(user) -> dict[str, str]:
+    """Per problem ``user`` has an accepted submission of: SOLVED, or, when none of them
+    was timed (a kernel checked on a CPU worker only), SOLVED_SPEED_NOT_MEASURED."""
+    status: dict[str, str] = {}
+    accepted = Submission.objects.filter(user=user, verdict="accepted").select_related("problem")
+    for submission in accepted.only("problem__slug", "score", "timing", "verdict"):
+        measured = submission.speed_measured
+        if measured or submission.problem.slug not in status:
+            status[submission.problem.slug] = SOLVED if measured else SOLVED_SPEED_NOT_MEASURED
+    return status
 
 
 def leaderboard_submissions(problem: Problem | None = None) -> QuerySet[Submission]:
@@ -356,7 +400,9 @@ def leaderboard_submissions(problem: Problem | None = None) -> QuerySet[Submissi
     submissions = Submission.objects.filter(
         state=Submission.State.GRADED,
         verdict="accepted",
-        score__gt=0,  # 0: correct but not timed (a kernel checked on a CPU worker)
+        # None: correct but not timed (a kernel checked on a CPU worker); 0: before that.
+        score__isnull=False,
+        score__gt=0,
         needs_review=False,
         problem__published=True,
     ).select_related("user", "problem")
@@ -369,18 +415,22 @@ def leaderboards(problem: Problem | None = None, hardware: str | None = None) ->
     """Boards per (problem, hardware label): a CPU score is never ranked against an H100's."""
     best: dict[tuple[int, str], dict[int, Submission]] = {}
     problems: dict[int, Problem] = {}
+    newest: dict[tuple[int, str], Submission] = {}
     for submission in leaderboard_submissions(problem).order_by("-score", "created_at"):
-        label = (submission.hardware or {}).get("label") or "unknown hardware"
+        label, _ = board_class(submission.hardware)
         if hardware and label != hardware:
             continue
         problems[submission.problem_id] = submission.problem
-        best.setdefault((submission.problem_id, label), {}).setdefault(
-            submission.user_id, submission
-        )
+        key = (submission.problem_id, label)
+        best.setdefault(key, {}).setdefault(submission.user_id, submission)
+        if key not in newest or submission.graded_at > newest[key].graded_at:
+            newest[key] = submission
     boards = []
     for (problem_id, label), by_user in sorted(
         best.items(), key=lambda item: (problems[item[0][0]].slug, item[0][1])
     ):
+        latest = newest[problem_id, label]
+        card = board_class(latest.hardware)[1]
         entries = [
             Entry(
                 rank=rank,
@@ -390,14 +440,22 @@ def leaderboards(problem: Problem | None = None, hardware: str | None = None) ->
             )
             for rank, submission in enumerate(by_user.values(), start=1)
         ]
-        boards.append(Board(problem=problems[problem_id], hardware=label, entries=entries))
+        boards.append(
+            Board(
+                problem=problems[problem_id],
+                hardware=label,
+                entries=entries,
+                card=card,
+                peaks=(latest.timing or {}).get("speed_of_light") if card else None,
+            )
+        )
     return boards
 
 
 def hardware_labels() -> list[str]:
-    """Every hardware label a board has entries on."""
+    """Every board class (a card class's queue, else a CPU label) a board has entries on."""
     labels = {
-        (hardware or {}).get("label") or "unknown hardware"
+        board_class(hardware)[0]
         for hardware in leaderboard_submissions().values_list("hardware", flat=True)
     }
     return sorted(labels)

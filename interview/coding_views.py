@@ -12,12 +12,17 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from grader.access import LimitExceeded, submission_create_limited
-from grader.models import Problem, Submission
+from grader.models import Problem, Queue, Submission
 from grader.selectors import (
+    CORRECTNESS_ONLY_LABEL,
+    CORRECTNESS_ONLY_QUEUE,
+    card_classes_live,
     problem_published_get,
+    problem_queue_note,
     problems_published,
     queue_unserved_note,
     submission_get,
+    submission_queue,
     submission_visible_to,
     submissions_of,
 )
@@ -48,16 +53,21 @@ def _wants_json(request: HttpRequest) -> bool:
 def problems_index(request: HttpRequest) -> HttpResponse:
     """Every published problem with its level and expected time; public, as statements are."""
     signed_in = request.user.is_authenticated
+    solved = coding_selectors.problems_solved_by(request.user) if signed_in else {}
     return render(
         request,
         "coding/problems.html",
         {
             "problems": [
-                {"problem": p, "level": level, "expected_min": minutes}
+                {
+                    "problem": p,
+                    "level": level,
+                    "expected_min": minutes,
+                    "solved": solved.get(p.slug),
+                }
                 for p in problems_published()
                 for level, minutes in [problem_fit(p)]
             ],
-            "solved": coding_selectors.problems_solved_by(request.user) if signed_in else set(),
         },
     )
 
@@ -77,7 +87,11 @@ def problem_detail(request: HttpRequest, slug: str) -> HttpResponse:
             # The editor opens on the last submitted code; a newer browser draft replaces it.
             "initial_code": history[0].code if history else problem.starter_code,
             "history": history,
-            "no_worker": queue_unserved_note(problem.queue) if signed_in else "",
+            "no_worker": problem_queue_note(problem) if signed_in else "",
+            # A GPU problem's submitter picks a card class with a live worker, or correctness
+            # only on a CPU worker (the last choice, the only one when no card is live).
+            "cards": card_classes_live() if problem.queue == Queue.GPU else [],
+            "correctness_only": {"queue": CORRECTNESS_ONLY_QUEUE, "label": CORRECTNESS_ONLY_LABEL},
         },
     )
 
@@ -92,6 +106,7 @@ def problem_submit(request: HttpRequest, slug: str) -> HttpResponse:
             problem=problem,
             code=request.POST.get("code", ""),
             idempotency_key=request.POST.get("idempotency_key", "")[:255],
+            queue=request.POST.get("card", "")[:50],
         )
     except LimitExceeded as error:
         if _wants_json(request):
@@ -113,7 +128,7 @@ def problem_submit(request: HttpRequest, slug: str) -> HttpResponse:
                 "id": submission.pk,
                 "url": url,
                 "results_url": reverse("submission-results", args=[submission.pk]),
-                "no_worker": queue_unserved_note(problem.queue),
+                "no_worker": queue_unserved_note(submission_queue(submission)),
             },
             status=201,
         )
@@ -133,7 +148,7 @@ def submission_detail(request: HttpRequest, submission_id: int) -> HttpResponse:
             "results": results,
             "charts": results.chart_data(),
             "code_html": python_html(submission.code),
-            "no_worker": queue_unserved_note(submission.problem.queue)
+            "no_worker": queue_unserved_note(submission_queue(submission))
             if submission.state == Submission.State.QUEUED
             else "",
         },

@@ -92,7 +92,10 @@ def _coding_result(loop: Loop, loop_round, now: datetime) -> dict[str, Any]:
             best = {
                 "submission_id": submission.pk,
                 "verdict": submission.verdict,
-                "speed_score": submission.score,
+                # No number that was not measured: a kernel checked on a CPU worker is
+                # correct with no speed score at all, never a speed of 0.
+                "speed_score": submission.score if submission.speed_measured else None,
+                "speed_measured": submission.speed_measured,
                 "rank": rank,
             }
     if best:

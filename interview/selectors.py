@@ -216,7 +216,7 @@ def coding_round_context(user, loop_round: LoopRound) -> dict[str, Any]:
     """The round's grader problem, the user's submissions to it since the round opened, and
     what to say when one waits for a worker that is not running."""
     from grader.models import Problem, Submission
-    from grader.selectors import queue_unserved_note, submissions_of
+    from grader.selectors import queue_unserved_note, submission_queue, submissions_of
 
     problem = Problem.objects.filter(slug=loop_round.problem_slug).first()
     submissions = [
@@ -224,8 +224,8 @@ def coding_round_context(user, loop_round: LoopRound) -> dict[str, Any]:
         for s in submissions_of(user, loop_round.problem_slug)
         if s.created_at >= loop_round.started_at
     ]
-    waiting = any(s.state == Submission.State.QUEUED for s in submissions)
-    no_worker = queue_unserved_note(problem.queue) if problem and waiting else ""
+    waiting = [s for s in submissions if s.state == Submission.State.QUEUED]
+    no_worker = queue_unserved_note(submission_queue(waiting[0])) if problem and waiting else ""
     return {"problem": problem, "submissions": submissions, "no_worker": no_worker}
 
 

@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -48,34 +47,21 @@ TASK_ENDED = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] (?:succeeded|raised|retry|
 
 
 class WorkerProcess:
-    """A real `celery worker` process consuming the cpu and gpu queues of the test database."""
+    """A real `celery worker` process (``manage.py serve``'s command) consuming ``queues``
+    (the cpu and gpu queues unless told) of the test database."""
 
-    def __init__(self, hostname: str, log_path: Path) -> None:
+    def __init__(self, hostname: str, log_path: Path, queues: str = "cpu,gpu") -> None:
         self.hostname = hostname
         self.log_path = log_path
+        self.queues = queues
         self.process: subprocess.Popen | None = None
 
     def start(self, **environment: str) -> None:
+        from interview.management.commands.serve import celery_worker_command
+
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "interview",
-                "worker",
-                "--queues",
-                "cpu,gpu",
-                "--concurrency",
-                "1",
-                "--loglevel",
-                "INFO",
-                "--hostname",
-                self.hostname,
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            celery_worker_command(self.queues, self.hostname),
             cwd=REPO,
             env=child_environment(**environment),
             stdout=log,

@@ -237,7 +237,9 @@ class GradeReport:
     """The graded outcome of one submission: what `manage.py grade --json` prints."""
 
     verdict: Verdict
-    score: float
+    #: the speed ratio to the reference (or the policy's score); None when nothing was timed
+    #: (a GPU problem checked on a CPU worker).
+    score: float | None
     message: str
     tests: list[TestOutcome]
     hardware: dict[str, Any]
