@@ -268,7 +268,9 @@ def words(text: str) -> list[str]:
 
 def content_words(text: str) -> set[str]:
     """The words of `text` that carry topic: no function words, plural "s" dropped."""
-    return {_stem(w) for w in words(text) if w not in FUNCTION_WORDS and len(w) > 1}
+    return {
+        _stem(w.removesuffix("'s")) for w in words(text) if w not in FUNCTION_WORDS and len(w) > 1
+    }
 
 
 def _stem(word: str) -> str:
@@ -418,6 +420,54 @@ def restates(text: str, question: str) -> bool:
         return False
     own = content_words(text)
     return bool(own) and own <= content_words(question)
+
+
+# Words that say nothing specific about serving LLMs: vague nouns ("things", "factors"), verbs
+# that relate without saying how ("handles", "depends on", "matters", "works together"),
+# praise and hedges ("important", "carefully"), and nouns every answer here names (the model,
+# the GPU, the system, requests, the workload). A sentence made of these and the question's own
+# words names its topic without claiming anything about it.
+GENERIC_WORDS = frozenset(
+    _stem(w)
+    for w in _listed(
+        "thing things stuff something anything everything way ways part parts aspect aspects "
+        "factor factors kind kinds lot lots problem problems issue issues option options setting "
+        "settings case cases situation situations practice people team detail details matter "
+        "role difference differences point points sense terms "
+        "use uses used using need needs needed handle handles handled handling deal deals dealt "
+        "manage manages managed work works worked working make makes made help helps helped "
+        "affect affects affected matters depend depends depending depended involve involves "
+        "involved go goes going gone get gets getting got compete competes pick picks choose "
+        "chooses chosen consider considers considered come comes coming behave behaves "
+        "keep keeps kept track tracks look looks looking want wants find fix invest investing "
+        "do does doing done happen happens play plays deal "
+        "important importance good bad right wrong careful carefully big huge various several "
+        "different differently certain well better best quick quickly efficient efficiently "
+        "proper properly together consistent correct correctly possible worth key main overall "
+        "general generally usually typically really actually basically simply "
+        "model models gpu gpus system systems server servers serving serve request requests "
+        "workload workloads hardware platform service services performance inference "
+        "phase phases result results data change changes changed stay stays break breaks nothing "
+        "run runs limit limits next final piece pieces"
+    )
+)
+# A sentence needs at least this many words beyond the question's and the generic ones to claim
+# something: "Memory is what caps the batch" answers "What caps the batch?" with one word.
+MIN_INFORMATIVE_WORDS = 2
+
+
+def informative_words(text: str, question: str = "") -> set[str]:
+    """The topic words of `text` that are neither the question's nor generic (GENERIC_WORDS)."""
+    return content_words(text) - content_words(question) - GENERIC_WORDS
+
+
+def says_nothing(text: str, question: str = "") -> bool:
+    """Whether `text` only names its topic: fewer than MIN_INFORMATIVE_WORDS words beyond the
+    question's and generic ones, and no number ("The allocator needs operations for handling
+    the blocks" to "What operations does it need?")."""
+    if re.search(r"\d", text):
+        return False
+    return len(informative_words(text, question)) < MIN_INFORMATIVE_WORDS
 
 
 # ---------------------------------------------------------------- numbers as claims

@@ -415,7 +415,7 @@ class _Unit:
 
     text: str
     claim: bool
-    restates: bool  # only the question's own words: no evidence for a point
+    restates: bool  # only the question's own words and generic ones: no evidence for a point
     negated: bool
     head_negated: bool
     sides: dict[str, frozenset[int]]
@@ -602,7 +602,7 @@ def _read_answer(answer: str, question: str = "") -> _Answer:
         _Unit(
             t,
             claims.is_claim(t) and not any(t in s for s in lists),
-            claims.restates(t, question),
+            claims.restates(t, question) or claims.says_nothing(t, question),
             claims.negated(t),
             claims.head_negated(t),
             _inherit_sides(claims.sides(t), claims.sides(_sentence_of(t, sentences))),
