@@ -184,6 +184,25 @@ CONTRASTS: tuple[Contrast, ...] = (
         [("highest", "lowest"), ("largest", "smallest")],
     ),
     _contrast(
+        "maximum",
+        r"\bmax(?:imum|ima)?\b",
+        r"\bmin(?:imum|ima)?\b(?![-\s]?p\b)",
+        [("maximum", "minimum"), ("max", "min")],
+    ),
+    _contrast(
+        "aggregate",
+        r"\bsum(?:s|med|ming)?\b|\bsummation\b",
+        r"\bproducts?\b",
+        [("sum", "product")],
+    ),
+    _contrast(
+        "passes",
+        r"\b(?:one|a single|single|the same) (?:forward )?(?:pass|sweep)\b|\b(?:one|single)-pass\b",
+        r"\b(?:two|second|separate|another|extra|multiple|several) (?:forward )?(?:pass(?:es)?|sweeps?)\b"
+        r"|\btwo-pass\b",
+        [("one pass", "two passes"), ("one forward pass", "separate forward passes")],
+    ),
+    _contrast(
         "bounded",
         r"(?<!un)\b(?:bounded|capped|fixed[-\s](?:size|capacity)|size[-\s]limited|small)\b",
         r"\b(?:unbounded|unlimited|infinite|without (?:any )?(?:limit|bound)|every token in memory)\b",
