@@ -467,7 +467,8 @@ GENERIC_WORDS = frozenset(
         "model models gpu gpus system systems server servers serving serve request requests "
         "workload workloads hardware platform service services performance inference "
         "phase phases result results data change changes changed stay stays break breaks nothing "
-        "run runs limit limits next final piece pieces"
+        "run runs limit limits next final piece pieces engine engines share shares shared policy "
+        "policies strategy strategies approach approaches mechanism mechanisms solution solutions"
     )
 )
 # A sentence needs at least this many words beyond the question's and the generic ones to claim
