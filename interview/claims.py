@@ -254,6 +254,13 @@ CONTRASTS: tuple[Contrast, ...] = (
         [("separate pool", "same pool")],
     ),
     _contrast(
+        "spread",
+        r"\b(?:across|over|multiple|several|many|two or more) (?:\w+ )?(?:zones|regions)\b"
+        r"|\bmulti-(?:zone|region)\b",
+        r"\b(?:a single|single|one) (?:zone|region)\b",
+        [("across zones", "in a single zone")],
+    ),
+    _contrast(
         "chunking",
         r"\b(?:chunk\w*|slices?|sliced|in pieces|split (?:in|into))\b",
         r"\bin (?:one|a single) (?:go|piece|pass|shot|chunk)\b|\ball at once\b|\bunchunked\b",
@@ -385,13 +392,33 @@ def sides(text: str) -> dict[str, frozenset[int]]:
 
 
 # The tail of a statement that names what it is not ("..., instead of buffering without limit").
-CONTRAST_TAIL = re.compile(r",?\s*\b(?:instead of|rather than)\b[^.;]*", re.IGNORECASE)
+CONTRAST_TAIL = re.compile(r",?\s*\b(?:instead of|rather than)\b[^.;,]*", re.IGNORECASE)
 
 
 def affirmed_sides(statement: str) -> dict[str, frozenset[int]]:
     """The sides a statement takes in what it affirms: its "instead of ..." tail names the other
     side, so "a bounded buffer instead of buffering without limit" takes the bounded side only."""
     return sides(CONTRAST_TAIL.sub("", statement) or statement)
+
+
+def rejected_sides(statement: str) -> dict[str, frozenset[int]]:
+    """The sides a statement rejects in its "instead of ..." tail and does not take itself:
+    "reject it early rather than queueing without limit" rejects the unbounded side."""
+    affirmed = affirmed_sides(statement)
+    tails = " ".join(m.group(0) for m in CONTRAST_TAIL.finditer(statement))
+    return {name: side - affirmed[name] for name, side in sides(tails).items()}
+
+
+def embraces_rejected(
+    answer_affirmed: dict[str, frozenset[int]], rejected: dict[str, frozenset[int]]
+) -> bool:
+    """Whether an answer unit affirms only a side that the reference rejects ("every request is
+    queued without limit" against "... rather than queueing without limit")."""
+    return any(
+        len(answer_affirmed[name]) == 1 and answer_affirmed[name] <= side
+        for name, side in rejected.items()
+        if side
+    )
 
 
 def conflicts(
