@@ -184,6 +184,25 @@ CONTRASTS: tuple[Contrast, ...] = (
         [("highest", "lowest"), ("largest", "smallest")],
     ),
     _contrast(
+        "maximum",
+        r"\bmax(?:imum|ima)?\b",
+        r"\bmin(?:imum|ima)?\b(?![-\s]?p\b)",
+        [("maximum", "minimum"), ("max", "min")],
+    ),
+    _contrast(
+        "aggregate",
+        r"\bsum(?:s|med|ming)?\b|\bsummation\b",
+        r"\bproducts?\b",
+        [("sum", "product")],
+    ),
+    _contrast(
+        "passes",
+        r"\b(?:one|a single|single|the same) (?:forward )?(?:pass|sweep)\b|\b(?:one|single)-pass\b",
+        r"\b(?:two|second|separate|another|extra|multiple|several) (?:forward )?(?:pass(?:es)?|sweeps?)\b"
+        r"|\btwo-pass\b",
+        [("one pass", "two passes"), ("one forward pass", "separate forward passes")],
+    ),
+    _contrast(
         "bounded",
         r"(?<!un)\b(?:bounded|capped|fixed[-\s](?:size|capacity)|size[-\s]limited|small)\b",
         r"\b(?:unbounded|unlimited|infinite|without (?:any )?(?:limit|bound)|every token in memory)\b",
@@ -235,6 +254,13 @@ CONTRASTS: tuple[Contrast, ...] = (
         [("separate pool", "same pool")],
     ),
     _contrast(
+        "spread",
+        r"\b(?:across|over|multiple|several|many|two or more) (?:\w+ )?(?:zones|regions)\b"
+        r"|\bmulti-(?:zone|region)\b",
+        r"\b(?:a single|single|one) (?:zone|region)\b",
+        [("across zones", "in a single zone")],
+    ),
+    _contrast(
         "chunking",
         r"\b(?:chunk\w*|slices?|sliced|in pieces|split (?:in|into))\b",
         r"\bin (?:one|a single) (?:go|piece|pass|shot|chunk)\b|\ball at once\b|\bunchunked\b",
@@ -268,7 +294,9 @@ def words(text: str) -> list[str]:
 
 def content_words(text: str) -> set[str]:
     """The words of `text` that carry topic: no function words, plural "s" dropped."""
-    return {_stem(w) for w in words(text) if w not in FUNCTION_WORDS and len(w) > 1}
+    return {
+        _stem(w.removesuffix("'s")) for w in words(text) if w not in FUNCTION_WORDS and len(w) > 1
+    }
 
 
 def _stem(word: str) -> str:
@@ -364,13 +392,33 @@ def sides(text: str) -> dict[str, frozenset[int]]:
 
 
 # The tail of a statement that names what it is not ("..., instead of buffering without limit").
-CONTRAST_TAIL = re.compile(r",?\s*\b(?:instead of|rather than)\b[^.;]*", re.IGNORECASE)
+CONTRAST_TAIL = re.compile(r",?\s*\b(?:instead of|rather than)\b[^.;,]*", re.IGNORECASE)
 
 
 def affirmed_sides(statement: str) -> dict[str, frozenset[int]]:
     """The sides a statement takes in what it affirms: its "instead of ..." tail names the other
     side, so "a bounded buffer instead of buffering without limit" takes the bounded side only."""
     return sides(CONTRAST_TAIL.sub("", statement) or statement)
+
+
+def rejected_sides(statement: str) -> dict[str, frozenset[int]]:
+    """The sides a statement rejects in its "instead of ..." tail and does not take itself:
+    "reject it early rather than queueing without limit" rejects the unbounded side."""
+    affirmed = affirmed_sides(statement)
+    tails = " ".join(m.group(0) for m in CONTRAST_TAIL.finditer(statement))
+    return {name: side - affirmed[name] for name, side in sides(tails).items()}
+
+
+def embraces_rejected(
+    answer_affirmed: dict[str, frozenset[int]], rejected: dict[str, frozenset[int]]
+) -> bool:
+    """Whether an answer unit affirms only a side that the reference rejects ("every request is
+    queued without limit" against "... rather than queueing without limit")."""
+    return any(
+        len(answer_affirmed[name]) == 1 and answer_affirmed[name] <= side
+        for name, side in rejected.items()
+        if side
+    )
 
 
 def conflicts(
@@ -418,6 +466,55 @@ def restates(text: str, question: str) -> bool:
         return False
     own = content_words(text)
     return bool(own) and own <= content_words(question)
+
+
+# Words that say nothing specific about serving LLMs: vague nouns ("things", "factors"), verbs
+# that relate without saying how ("handles", "depends on", "matters", "works together"),
+# praise and hedges ("important", "carefully"), and nouns every answer here names (the model,
+# the GPU, the system, requests, the workload). A sentence made of these and the question's own
+# words names its topic without claiming anything about it.
+GENERIC_WORDS = frozenset(
+    _stem(w)
+    for w in _listed(
+        "thing things stuff something anything everything way ways part parts aspect aspects "
+        "factor factors kind kinds lot lots problem problems issue issues option options setting "
+        "settings case cases situation situations practice people team detail details matter "
+        "role difference differences point points sense terms "
+        "use uses used using need needs needed handle handles handled handling deal deals dealt "
+        "manage manages managed work works worked working make makes made help helps helped "
+        "affect affects affected matters depend depends depending depended involve involves "
+        "involved go goes going gone get gets getting got compete competes pick picks choose "
+        "chooses chosen consider considers considered come comes coming behave behaves "
+        "keep keeps kept track tracks look looks looking want wants find fix invest investing "
+        "do does doing done happen happens play plays deal "
+        "important importance good bad right wrong careful carefully big huge various several "
+        "different differently certain well better best quick quickly efficient efficiently "
+        "proper properly together consistent correct correctly possible worth key main overall "
+        "general generally usually typically really actually basically simply "
+        "model models gpu gpus system systems server servers serving serve request requests "
+        "workload workloads hardware platform service services performance inference "
+        "phase phases result results data change changes changed stay stays break breaks nothing "
+        "run runs limit limits next final piece pieces engine engines share shares shared policy "
+        "policies strategy strategies approach approaches mechanism mechanisms solution solutions"
+    )
+)
+# A sentence needs at least this many words beyond the question's and the generic ones to claim
+# something: "Memory is what caps the batch" answers "What caps the batch?" with one word.
+MIN_INFORMATIVE_WORDS = 2
+
+
+def informative_words(text: str, question: str = "") -> set[str]:
+    """The topic words of `text` that are neither the question's nor generic (GENERIC_WORDS)."""
+    return content_words(text) - content_words(question) - GENERIC_WORDS
+
+
+def says_nothing(text: str, question: str = "") -> bool:
+    """Whether `text` only names its topic: fewer than MIN_INFORMATIVE_WORDS words beyond the
+    question's and generic ones, and no number ("The allocator needs operations for handling
+    the blocks" to "What operations does it need?")."""
+    if re.search(r"\d", text):
+        return False
+    return len(informative_words(text, question)) < MIN_INFORMATIVE_WORDS
 
 
 # ---------------------------------------------------------------- numbers as claims

@@ -415,11 +415,12 @@ class _Unit:
 
     text: str
     claim: bool
-    restates: bool  # only the question's own words: no evidence for a point
+    restates: bool  # only the question's own words and generic ones: no evidence for a point
     negated: bool
     head_negated: bool
     sides: dict[str, frozenset[int]]
     sentence: str = ""  # the sentence the unit was cut from: its numbers are the clause's too
+    affirmed: dict[str, frozenset[int]] = field(default_factory=dict)  # sides outside its tail
 
 
 @dataclass(frozen=True)
@@ -431,6 +432,7 @@ class _References:
     statement_negated: np.ndarray
     statement_head_negated: np.ndarray
     statement_sides: tuple[dict[str, frozenset[int]], ...]
+    statement_rejected: tuple[dict[str, frozenset[int]], ...]  # sides their "instead of" rejects
     near_misses: tuple[str, ...]
     near_miss_vectors: np.ndarray
     near_miss_negated: np.ndarray
@@ -455,12 +457,21 @@ def _references(point: RubricPoint) -> _References:
             _inherit_sides(claims.affirmed_sides(s), claims.affirmed_sides(point.text))
             for s in statements
         ),
+        tuple(_rejected(s, statements) for s in statements),
         tuple(near),
         vectors[len(statements) :],
         np.array([claims.negated(n) for n in near], dtype=bool),
         tuple(claims.affirmed_sides(n) for n in near),
         tuple(q for s in statements for q in claims.quantities(s)),
     )
+
+
+def _rejected(statement: str, statements: Sequence[str]) -> dict[str, frozenset[int]]:
+    """The sides any of a point's statements rejects ("..., rather than queueing without
+    limit") that `statement` does not take: its variant without the tail rejects them too."""
+    own = claims.affirmed_sides(statement)
+    rejected = [claims.rejected_sides(s) for s in statements]
+    return {name: frozenset().union(*(r[name] for r in rejected)) - own[name] for name in own}
 
 
 def _inherit_sides(
@@ -487,9 +498,10 @@ def _eligible(unit: _Unit, refs: _References) -> np.ndarray:
             negated == unit.negated
             and head == unit.head_negated
             and not claims.conflicts(unit.sides, sides)
-            for negated, head, sides in zip(
+            and not claims.embraces_rejected(unit.affirmed, rejected)
+            for negated, head, sides, rejected in zip(
                 refs.statement_negated, refs.statement_head_negated, refs.statement_sides,
-                strict=True,
+                refs.statement_rejected, strict=True,
             )
         ]
     )  # fmt: skip
@@ -602,11 +614,12 @@ def _read_answer(answer: str, question: str = "") -> _Answer:
         _Unit(
             t,
             claims.is_claim(t) and not any(t in s for s in lists),
-            claims.restates(t, question),
+            claims.restates(t, question) or claims.says_nothing(t, question),
             claims.negated(t),
             claims.head_negated(t),
             _inherit_sides(claims.sides(t), claims.sides(_sentence_of(t, sentences))),
             _sentence_of(t, sentences),
+            claims.affirmed_sides(t),
         )
         for t in texts
     )

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
+from interview import claims
 from interview.design import load_design_prompts
 from interview.judging import (
     KINDS,
@@ -184,6 +185,95 @@ def test_a_sentence_that_states_a_misconception_earns_no_point():
     )
     assert _covered(target, right, "kernel")
     assert not _covered(target, wrong, "kernel")
+
+
+# A fluent answer that names its topic and claims nothing (tuning3.yaml), and its correct twin.
+FLUENT_VACUOUS_BACKPRESSURE = (
+    "A streaming server has to deal with slow consumers, and backpressure is how it does that. "
+    "The buffers, the engine and the connections have to work together so that things do not "
+    "break when a client is slow."
+)
+CORRECT_BACKPRESSURE = (
+    "Put a small fixed-capacity queue between the engine and each client connection. The engine "
+    "writes tokens into it and moves on; it never waits on a socket. When a client's queue "
+    "fills, we stop scheduling that sequence. A closed connection aborts the request and gives "
+    "its KV blocks back."
+)
+
+
+def test_a_fluent_answer_that_says_nothing_scores_at_most_the_cap():
+    target = AnswerTarget(question="sys-backpressure")
+    vacuous = target_judge(target, FLUENT_VACUOUS_BACKPRESSURE)
+    assert vacuous.grade.score <= VACUOUS_CAP and not vacuous.passed
+    correct = target_judge(target, CORRECT_BACKPRESSURE)
+    assert not correct.grade.vacuous and correct.passed
+
+
+@pytest.mark.parametrize(
+    ("question", "point", "right", "wrong"),
+    [
+        ("gk-online-softmax", "running-max",
+         "For each query row we keep a running maximum of the scores seen so far.",
+         "For each query row we keep a running minimum of the scores seen so far."),
+        ("gk-online-softmax", "running-sum",
+         "We keep a running sum of the exponentials as the softmax denominator.",
+         "We keep a running product of the exponentials as the softmax denominator."),
+        ("sd-walkthrough", "verify-one-pass",
+         "The target model scores all the draft tokens in one forward pass.",
+         "The target model scores the draft tokens in a separate forward pass each."),
+    ],
+    ids=["max-min", "sum-product", "one-pass"],
+)  # fmt: skip
+def test_an_inverted_relation_does_not_cover_the_point(question, point, right, wrong):
+    target = AnswerTarget(question=question)
+    assert _covered(target, right, point)
+    assert not _covered(target, wrong, point)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "nothing"),
+    [
+        ("It needs operations for handling the blocks.", True),
+        ("Memory is what caps the batch.", True),
+        ("Good observability helps the team find and fix problems quickly.", True),
+        ("A free list holds the unused physical blocks; allocation pops one.", False),
+        ("Each block holds 16 tokens.", False),  # a number is specific
+    ],
+)
+def test_a_sentence_of_question_and_generic_words_says_nothing(sentence, nothing):
+    question = "Design the block allocator. What operations does it need? What caps the batch?"
+    assert claims.says_nothing(sentence, question) is nothing
+
+
+@pytest.mark.parametrize(
+    ("point", "right", "wrong"),
+    [
+        # The point says "reject it early ... rather than queueing without limit".
+        ("admission_control",
+         "When capacity runs out, new requests are rejected early with a 429 and Retry-After.",
+         "When capacity runs out, every request is queued without limit instead of being "
+         "rejected."),
+        ("capacity_headroom",
+         "We size the fleet for peak traffic at about 75 percent utilisation, spread across zones.",
+         "We size the fleet for peak traffic at about 75 percent utilisation, in a single zone."),
+    ],
+    ids=["what-the-point-rejects", "zones"],
+)  # fmt: skip
+def test_affirming_what_a_point_rejects_does_not_cover_it(point, right, wrong):
+    target = _design("platform-100k-rps", "failure_modes")
+    assert _covered(target, right, point)
+    assert not _covered(target, wrong, point)
+
+
+def test_the_third_tuning_set_is_labelled_by_kind():
+    cases = answer_cases_load(TUNING.with_name("tuning3.yaml"))
+    kinds = Counter(c.kind for c in cases)
+    assert kinds["vacuous"] >= 10 and kinds["wrong"] >= 8 and kinds["paraphrase"] >= 8
+    assert all(not c.expected_pass for c in cases if c.kind in ("vacuous", "wrong"))
+    assert all(c.expected_pass for c in cases if c.kind == "paraphrase")
+    earlier = {c.text for name in ("tuning.yaml", "tuning2.yaml", "heldout.yaml")
+               for c in answer_cases_load(TUNING.with_name(name))}  # fmt: skip
+    assert not {c.text for c in cases} & earlier
 
 
 def test_the_second_tuning_set_is_labelled_by_kind():
