@@ -118,7 +118,12 @@ def scorecard_compute(loop: Loop, now: datetime) -> dict[str, Any]:
             "title": loop_round.title,
         }
         if loop_round.kind == RoundKind.CONCEPTS:
-            attempts = {a.question_id: a for a in Attempt.objects.filter(loop_round=loop_round)}
+            attempts = {
+                a.question_id: a
+                for a in Attempt.objects.filter(loop_round=loop_round).select_related(
+                    "question_version"
+                )
+            }
             total = 0.0
             items = loop_round.items.select_related("question").order_by("position")
             for item in items:
@@ -136,6 +141,9 @@ def scorecard_compute(loop: Loop, now: datetime) -> dict[str, Any]:
                         "late": bool(attempt and attempt.late),
                         "score": round(counted, 4),
                         "correct": bool(attempt and attempt.correct and not attempt.late),
+                        "version": attempt.question_version.number
+                        if attempt and attempt.question_version_id
+                        else None,
                     }
                 )
                 topic = topics.setdefault(

@@ -16,6 +16,8 @@ from django.db.models import F
 from django.utils import timezone
 from fsrs import Card, Rating, Scheduler
 
+from grader.models import ContentVersion
+from grader.versions import version_record
 from interview import scorecard as scorecards
 from interview import selectors
 from interview.design import DesignPrompt, practice
@@ -43,6 +45,7 @@ from interview.question_bank import (
     option_order_or_bank,
     option_order_valid,
     parameters_draw,
+    question_snapshot,
 )
 
 PRACTICE_SALT = "interview.practice"
@@ -166,6 +169,11 @@ def practice_answer(
     return attempt
 
 
+def question_version_current(question: Question) -> ContentVersion:
+    """The version holding the question's content now (recorded if no version holds it yet)."""
+    return version_record(question, question_snapshot(question))
+
+
 def _attempt_create(
     user,
     question: Question,
@@ -178,6 +186,7 @@ def _attempt_create(
     return Attempt.objects.create(
         user=user,
         question=question,
+        question_version=question_version_current(question),
         loop_round=loop_round,
         params=dict(draw.params),
         option_order=list(draw.option_order),
@@ -225,7 +234,12 @@ def review_card_create(
         user=user,
         question=question,
         point_id=point_id,
-        defaults={"fsrs": Card(due=now).to_dict(), "due": now, "origin": origin},
+        defaults={
+            "fsrs": Card(due=now).to_dict(),
+            "due": now,
+            "origin": origin,
+            "question_version": question_version_current(question),
+        },
     )
     return review_card
 
