@@ -173,21 +173,7 @@ class VersionedAdmin(admin.ModelAdmin):
 class ProblemAdminForm(forms.ModelForm):
     class Meta:
         model = Problem
-        fields = [
-            "slug",
-            "title",
-            "published",
-            "statement_md",
-            "harness",
-            "entry_point",
-            "queue",
-            "starter_code",
-            "reference_code",
-            "checks",
-            "oracle_code",
-            "inputs_code",
-            "spec",
-        ]
+        fields = CONTENT_FIELDS
         widgets = {
             name: forms.Textarea(attrs={"rows": 16, "cols": 100, "spellcheck": "false"})
             for name in ("starter_code", "reference_code", "oracle_code", "inputs_code")
@@ -215,12 +201,8 @@ class ProblemAdmin(VersionedAdmin):
     readonly_fields = ["validation", "history_link"]
 
     def get_fields(self, request, obj=None):
-        return [
-            *ProblemAdminForm.Meta.fields[:3],
-            "validation",
-            "history_link",
-            *ProblemAdminForm.Meta.fields[3:],
-        ]
+        head = ["slug", "title", "published", "validation", "history_link"]
+        return head + [name for name in CONTENT_FIELDS if name not in head]
 
     def snapshot(self, obj) -> dict[str, Any]:
         return problem_snapshot(obj)

@@ -71,12 +71,16 @@ def _coding_result(loop: Loop, loop_round, now: datetime) -> dict[str, Any]:
     """The best graded submission of the round's problem made while the round was open."""
     from grader.models import Submission
 
-    submissions = Submission.objects.filter(
-        user_id=loop.user_id,
-        problem__slug=loop_round.problem_slug,
-        created_at__gte=loop_round.started_at or now,
-        created_at__lte=now,
-    ).order_by("created_at")
+    submissions = (
+        Submission.objects.filter(
+            user_id=loop.user_id,
+            problem__slug=loop_round.problem_slug,
+            created_at__gte=loop_round.started_at or now,
+            created_at__lte=now,
+        )
+        .select_related("problem_version")
+        .order_by("created_at")
+    )
     best, pending, late = None, 0, 0
     for submission in submissions:
         if loop_round.deadline and submission.created_at > loop_round.deadline:
@@ -93,6 +97,10 @@ def _coding_result(loop: Loop, loop_round, now: datetime) -> dict[str, Any]:
                 "submission_id": submission.pk,
                 "verdict": submission.verdict,
                 "speed_score": submission.score,
+                # The problem's version it was graded against (its statement, tests, limits).
+                "problem_version": submission.problem_version.number
+                if submission.problem_version_id
+                else None,
                 "rank": rank,
             }
     if best:

@@ -15,33 +15,20 @@ from grader.authoring import AUTHOR_GROUP, REVIEWER_GROUP
 from grader.versions import versions_of
 from interview import services
 from interview.management.commands.serve import prepare_steps
-from interview.models import Attempt, LoopItem, Question
+from interview.models import Attempt, LoopItem, Question, ReviewCard
 from interview.question_bank import (
     BANK_DIR,
     bank_dump,
     bank_read,
     questions_load_report,
 )
-from tests.interview.conftest import right_answer
+from tests.interview.conftest import wrong_answer
+from tests.interview.test_admin import NEW_QUESTION
 
 pytestmark = pytest.mark.django_db
 
 SHIPPED = "kv-what-is-cached"
 SHORT = "kv-explain-memory-cost"
-NEW_QUESTION = {
-    "id": "kv-new-question",
-    "type": "numeric",
-    "topics": ["kv-cache"],
-    "level": "junior",
-    "prompt": "How many bytes is one BF16 value?",
-    "answer": 2,
-    "tolerance": 0.01,
-    "unit": "bytes",
-    "formula": "bits / 8",
-    "variables": {"bits": 16},
-    "explanation": "BF16 is 16 bits: 16 / 8 = 2 bytes.",
-    "source": {"title": "NVIDIA mixed precision guide", "url": "https://docs.nvidia.com/"},
-}
 
 
 @pytest.fixture
@@ -164,7 +151,7 @@ def test_an_answer_keeps_the_version_it_was_graded_against_and_the_scorecard_sho
     services.answer_submit(
         user=alice,
         item_id=item.pk,
-        data=right_answer(question, item.params, item.option_order),
+        data=wrong_answer(question, item.params, item.option_order),
     )
     new_prompt = "A reworded prompt that the candidate never saw?"
     edited = dict(question.spec) | {"prompt": new_prompt}
@@ -176,6 +163,8 @@ def test_an_answer_keeps_the_version_it_was_graded_against_and_the_scorecard_sho
     assert versions[0].author.username == "root" and versions[1].author is None
     assert attempt.question_version.number == 1
     assert attempt.question_version.snapshot["prompt"] == old_prompt
+    card = ReviewCard.objects.get(user=alice, question=question, point_id="")
+    assert card.question_version == attempt.question_version
 
     services.loop_finish(user=alice, loop_id=loop.pk)
     loop.refresh_from_db()

@@ -1,0 +1,74 @@
+"""An author in the admin, in a browser: edits a shipped question, sees the edit as a version
+with its diff, is refused publishing a short answer whose model answer fails its own rubric,
+and rolls the edit back."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from grader.authoring import REVIEWER_GROUP
+from interview.models import Question
+from interview.question_bank import bank_dump, question_spec_full, questions_load
+from tests.e2e.conftest import screenshot_path
+
+SHIPPED = "kv-what-is-cached"
+SHORT = "kv-explain-memory-cost"
+
+
+def _admin_log_in(live_stack, page, username: str, password: str) -> None:
+    user = get_user_model().objects.create_user(username, password=password, is_staff=True)
+    user.groups.add(Group.objects.get(name=REVIEWER_GROUP))
+    page.goto(live_stack.base_url + "/admin/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(live_stack.base_url + "/admin/")
+
+
+def _spec_yaml(bank_id: str, **changes) -> str:
+    spec = question_spec_full(Question.objects.get(bank_id=bank_id)) | changes
+    return bank_dump({k: v for k, v in spec.items() if k != "published"})
+
+
+def test_an_author_edits_a_question_sees_its_versions_and_rolls_back(live_stack, page):
+    questions_load()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    _admin_log_in(live_stack, page, "rita", "pw-rita-reviewer-1")
+    question = Question.objects.get(bank_id=SHIPPED)
+    original = question.prompt
+    change_url = f"{live_stack.base_url}/admin/interview/question/{question.pk}/change/"
+
+    page.goto(change_url)
+    assert "✓ right option not the longest by a wide margin" in page.content()
+    edited = "During decoding, which vectors does the KV cache keep"
+    page.locator("textarea[name=spec_yaml]").fill(_spec_yaml(SHIPPED, prompt=edited + "?"))
+    page.get_by_role("button", name="Save and continue editing").click()
+    page.wait_for_url(change_url)
+    assert "was changed successfully" in page.content()
+    question.refresh_from_db()
+    assert question.prompt == edited + "?" and question.published
+
+    page.get_by_role("link", name="versions, diffs and rollback").click()
+    diff = page.locator("#v2 .version-diff").inner_text()
+    assert f"+prompt: {edited}?" in diff and f"-prompt: {original}" in diff
+    page.screenshot(path=str(screenshot_path("admin-versions")), full_page=True)
+
+    page.get_by_role("button", name="Roll back to v1").click()
+    assert "Rolled back to v1." in page.content()
+    question.refresh_from_db()
+    assert question.prompt == original and question.published
+
+    short = Question.objects.get(bank_id=SHORT)
+    page.goto(f"{live_stack.base_url}/admin/interview/question/{short.pk}/change/")
+    page.locator("textarea[name=spec_yaml]").fill(
+        _spec_yaml(SHORT, model_answer="Salted water at a rolling boil cooks pasta in ten minutes.")
+    )
+    page.get_by_role("button", name="Save and continue editing").click()
+    error = page.locator(".errorlist").first.inner_text()
+    assert "model answer passes its rubric" in error
+    short.refresh_from_db()
+    assert "pasta" not in short.spec["model_answer"]
+    page.screenshot(path=str(screenshot_path("admin-publish-refused")), full_page=True)
+    assert errors == []
