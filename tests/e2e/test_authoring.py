@@ -1,16 +1,20 @@
-"""An author in the admin, in a browser: edits a shipped question, sees the edit as a version
-with its diff, is refused publishing a short answer whose model answer fails its own rubric,
-and rolls the edit back."""
+"""Authoring in the admin, in a browser: a question edited, its versions diffed and rolled back,
+a short answer whose model answer fails its own rubric refused; a problem whose reference is
+wrong refused publication, then fixed, validated on the live worker and published."""
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from playwright.sync_api import expect
 
 from grader.authoring import REVIEWER_GROUP
+from grader.bank import problems_load
+from grader.models import Problem
 from interview.models import Question
 from interview.question_bank import bank_dump, question_spec_full, questions_load
 from tests.e2e.conftest import screenshot_path
+from tests.grader.conftest import FAST_BENCHMARK, FAST_LIMITS, solution
 
 SHIPPED = "kv-what-is-cached"
 SHORT = "kv-explain-memory-cost"
@@ -45,8 +49,7 @@ def test_an_author_edits_a_question_sees_its_versions_and_rolls_back(live_stack,
     edited = "During decoding, which vectors does the KV cache keep"
     page.locator("textarea[name=spec_yaml]").fill(_spec_yaml(SHIPPED, prompt=edited + "?"))
     page.get_by_role("button", name="Save and continue editing").click()
-    page.wait_for_url(change_url)
-    assert "was changed successfully" in page.content()
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
     question.refresh_from_db()
     assert question.prompt == edited + "?" and question.published
 
@@ -56,7 +59,7 @@ def test_an_author_edits_a_question_sees_its_versions_and_rolls_back(live_stack,
     page.screenshot(path=str(screenshot_path("admin-versions")), full_page=True)
 
     page.get_by_role("button", name="Roll back to v1").click()
-    assert "Rolled back to v1." in page.content()
+    expect(page.locator(".messagelist")).to_contain_text("Rolled back to v1.")
     question.refresh_from_db()
     assert question.prompt == original and question.published
 
@@ -72,3 +75,50 @@ def test_an_author_edits_a_question_sees_its_versions_and_rolls_back(live_stack,
     assert "pasta" not in short.spec["model_answer"]
     page.screenshot(path=str(screenshot_path("admin-publish-refused")), full_page=True)
     assert errors == []
+
+
+def _wait_for_validation(page, url: str) -> str:
+    """Reload the problem's page until its last validation run is decided; returns its state."""
+    for _ in range(180):
+        page.goto(url)
+        state = page.locator("[class^=validation-]").first.get_attribute("class")
+        if state != "validation-running":
+            return state.removeprefix("validation-")
+        page.wait_for_timeout(1000)
+    raise AssertionError("validation still running after 3 minutes")
+
+
+def test_a_problem_with_a_wrong_reference_is_refused_then_fixed_validated_and_published(
+    live_stack, page
+):
+    problems_load()
+    problem = Problem.objects.get(slug="cpu-softmax")
+    # The grader tests' short limits: the same checks, less CPU.
+    problem.spec = problem.spec | {
+        "limits": problem.spec["limits"] | FAST_LIMITS,
+        "benchmark": problem.spec["benchmark"] | FAST_BENCHMARK,
+    }
+    problem.published = False
+    problem.save()
+    reference = problem.reference_code
+    _admin_log_in(live_stack, page, "rita", "pw-rita-reviewer-1")
+    url = f"{live_stack.base_url}/admin/grader/problem/{problem.pk}/change/"
+
+    page.goto(url)
+    page.locator("textarea[name=reference_code]").fill(solution("wrong/wrong_axis.py"))
+    page.get_by_role("button", name="Save and validate on a worker").click()
+    assert _wait_for_validation(page, url) == "failed"
+    page.get_by_label("Published").check()
+    page.get_by_role("button", name="Save and continue editing").click()
+    assert "its validation failed (reference)" in page.locator(".errorlist").first.inner_text()
+    assert Problem.objects.get(pk=problem.pk).published is False
+    page.screenshot(path=str(screenshot_path("admin-problem-refused")), full_page=True)
+
+    page.goto(url)
+    page.locator("textarea[name=reference_code]").fill(reference)
+    page.get_by_role("button", name="Save and validate on a worker").click()
+    assert _wait_for_validation(page, url) == "passed"
+    page.get_by_label("Published").check()
+    page.get_by_role("button", name="Save and continue editing").click()
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    assert Problem.objects.get(pk=problem.pk).published is True
