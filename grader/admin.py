@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -157,10 +158,21 @@ class VersionedAdmin(admin.ModelAdmin):
         if refusal:
             snapshot["published"] = False
         self.snapshot_apply(obj, snapshot)
-        obj.save()
-        version_record(
-            obj, self.snapshot(obj), author=request.user, note=f"rolled back to v{number}"
-        )
+        try:
+            with transaction.atomic():
+                obj.save()
+                version_record(
+                    obj, self.snapshot(obj), author=request.user, note=f"rolled back to v{number}"
+                )
+        except IntegrityError:  # the old version's id or slug is another row's now
+            self.message_user(
+                request,
+                f"Cannot roll back to v{number}: its id is taken by another row now",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(
+                reverse(f"admin:{self._url_prefix()}_versions", args=[obj.pk])
+            )
         if refusal:
             self.message_user(
                 request, f"Rolled back to v{number} as a draft: {refusal}", messages.WARNING
@@ -171,6 +183,8 @@ class VersionedAdmin(admin.ModelAdmin):
 
 
 class ProblemAdminForm(forms.ModelForm):
+    """Every field an author edits of a problem; spec and checks as JSON."""
+
     class Meta:
         model = Problem
         fields = CONTENT_FIELDS

@@ -204,6 +204,21 @@ def test_the_versions_page_diffs_and_rolls_back(admin_client, bank):
     )
 
 
+def test_a_rollback_to_an_id_another_row_took_since_changes_nothing(admin_client, bank):
+    question = Question.objects.get(bank_id=SHIPPED)
+    renamed = dict(question.spec) | {"id": "kv-what-is-cached-renamed"}
+    assert _post_question(admin_client, renamed, True, question.pk).status_code == 302
+    assert _post_question(admin_client, NEW_QUESTION | {"id": SHIPPED}, False).status_code == 302
+
+    url = f"/admin/interview/question/{question.pk}/versions/1/rollback/"
+    page = admin_client.post(url, follow=True).content.decode()
+
+    assert "Cannot roll back to v1: its id is taken by another row now" in page
+    question.refresh_from_db()
+    assert question.bank_id == "kv-what-is-cached-renamed"
+    assert versions_of(question).first().number == 2
+
+
 # ---------------------------------------------------------------- 3. checks before publishing
 
 
