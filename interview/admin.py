@@ -1,12 +1,18 @@
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from grader.admin import VersionedAdmin, snapshot_content
+from interview import services
 from interview.authoring import question_checks
 from interview.forms import AdminLoginForm, QuestionAdminForm
+from interview.grading import ResponseInvalid
 from interview.models import Attempt, Loop, LoopRound, Question, ReviewCard
 from interview.question_bank import parameters_draw, question_apply, question_snapshot
 from interview.views import question_view_model
@@ -62,7 +68,50 @@ class QuestionAdmin(VersionedAdmin):
             "interview/_question_preview.html",
             {"q": question_view_model(question, params)},
         )
-        return format_html("<div class='preview'>{}</div>", html)
+        url = reverse("admin:interview_question_try", args=[question.pk])
+        return format_html(
+            "<p><a href='{}'>Answer it as a candidate (fresh numbers, nothing recorded)</a></p>"
+            "<div class='preview'>{}</div>",
+            url,
+            html,
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:object_id>/try/",
+                self.admin_site.admin_view(self.try_view),
+                name="interview_question_try",
+            ),
+            *super().get_urls(),
+        ]
+
+    def try_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """The question on the candidate's practice page, drafts too: a fresh draw, graded on
+        submit with the candidate's feedback, and nothing stored."""
+        question = get_object_or_404(Question, pk=object_id)
+        if not self.has_view_permission(request, question):
+            raise PermissionDenied
+        context = {
+            "trying": True,
+            "admin_url": reverse("admin:interview_question_change", args=[question.pk]),
+        }
+        if request.method == "POST":
+            try:
+                attempt = services.question_try(
+                    question=question, data=request.POST, token=request.POST.get("token", "")
+                )
+            except ResponseInvalid as error:
+                context["error"] = str(error)
+            else:
+                context["q"] = question_view_model(question, attempt.params, attempt)
+                return render(request, "interview/practice_question.html", context)
+        draw = services.practice_draw(question)
+        context |= {
+            "q": question_view_model(question, draw.params, option_order=draw.option_order),
+            "token": draw.token,
+        }
+        return render(request, "interview/practice_question.html", context)
 
 
 @admin.register(Loop)

@@ -160,13 +160,26 @@ def practice_answer(
 ) -> Attempt:
     """Grade a practice answer at once; a miss (or a missed rubric point) becomes a review card.
     With ``rate_due`` the grade also rates the question's due cards (in review the person does)."""
-    draw = practice_token_read(question, token)
-    response = response_parse(question.spec, data, draw.option_order)
-    result = response_grade(question.spec, draw.params, response, draw.option_order)
+    draw, response, result = _practice_grade(question, data, token)
     with transaction.atomic():
         attempt = _attempt_create(user, question, draw, response, result)
         review_cards_record(attempt, result, rate_due=rate_due)
     return attempt
+
+
+def question_try(*, question: Question, data: Mapping[str, Any], token: str) -> Attempt:
+    """Grade an answer to a practice draw as a candidate's would be, keeping nothing (an author
+    trying a draft): an unsaved Attempt, for the feedback page."""
+    draw, response, result = _practice_grade(question, data, token)
+    return _attempt_build(None, question, draw, response, result)
+
+
+def _practice_grade(
+    question: Question, data: Mapping[str, Any], token: str
+) -> tuple[PracticeDraw, dict[str, Any], GradeResult]:
+    draw = practice_token_read(question, token)
+    response = response_parse(question.spec, data, draw.option_order)
+    return draw, response, response_grade(question.spec, draw.params, response, draw.option_order)
 
 
 def question_version_current(question: Question) -> ContentVersion:
@@ -174,7 +187,7 @@ def question_version_current(question: Question) -> ContentVersion:
     return version_record(question, question_snapshot(question))
 
 
-def _attempt_create(
+def _attempt_build(
     user,
     question: Question,
     draw: PracticeDraw | LoopItem,
@@ -183,10 +196,9 @@ def _attempt_create(
     loop_round: LoopRound | None = None,
     late: bool = False,
 ) -> Attempt:
-    return Attempt.objects.create(
+    return Attempt(
         user=user,
         question=question,
-        question_version=question_version_current(question),
         loop_round=loop_round,
         params=dict(draw.params),
         option_order=list(draw.option_order),
@@ -197,6 +209,14 @@ def _attempt_create(
         feedback=result.feedback
         | {"expected": result.expected, "missed_points": list(result.missed_points)},
     )
+
+
+def _attempt_create(*args, **kwargs) -> Attempt:
+    """Store an attempt (see _attempt_build) with the question's version it was graded against."""
+    attempt = _attempt_build(*args, **kwargs)
+    attempt.question_version = question_version_current(attempt.question)
+    attempt.save()
+    return attempt
 
 
 # ---------------------------------------------------------------- review cards (FSRS)

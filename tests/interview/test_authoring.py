@@ -5,6 +5,7 @@ reviewer."""
 from __future__ import annotations
 
 import random
+import re
 import shutil
 
 import pytest
@@ -22,7 +23,7 @@ from interview.question_bank import (
     bank_read,
     questions_load_report,
 )
-from tests.interview.conftest import wrong_answer
+from tests.interview.conftest import right_answer, wrong_answer
 from tests.interview.test_admin import NEW_QUESTION
 
 pytestmark = pytest.mark.django_db
@@ -217,6 +218,33 @@ def test_a_rollback_to_an_id_another_row_took_since_changes_nothing(admin_client
     question.refresh_from_db()
     assert question.bank_id == "kv-what-is-cached-renamed"
     assert versions_of(question).first().number == 2
+
+
+def test_an_author_answers_a_parametric_draft_as_a_candidate_and_nothing_is_recorded(
+    admin_client, bank
+):
+    spec = _spec("kv-bytes-per-token-param") | {"id": "kv-param-draft"}
+    assert _post_question(admin_client, spec, False).status_code == 302
+    draft = Question.objects.get(bank_id="kv-param-draft")
+    change = admin_client.get(f"/admin/interview/question/{draft.pk}/change/").content.decode()
+    assert f"/admin/interview/question/{draft.pk}/try/" in change
+
+    page = admin_client.get(f"/admin/interview/question/{draft.pk}/try/").content.decode()
+    assert "Trying a draft as a candidate would" in page and "{" not in page.split("<h1>")[1]
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    draw = services.practice_token_read(draft, token)
+    answer = right_answer(draft, draw.params)
+    response = admin_client.post(
+        f"/admin/interview/question/{draft.pk}/try/", answer | {"token": token}
+    )
+    assert "Correct — score 1.00" in response.content.decode()
+    assert "Add to my review queue" not in response.content.decode()
+    wrong = admin_client.post(
+        f"/admin/interview/question/{draft.pk}/try/",
+        wrong_answer(draft, draw.params) | {"token": token},
+    )
+    assert "Not quite — score 0.00" in wrong.content.decode()
+    assert Attempt.objects.count() == 0 and ReviewCard.objects.count() == 0
 
 
 # ---------------------------------------------------------------- 3. checks before publishing
