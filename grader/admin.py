@@ -301,8 +301,8 @@ class ProblemValidationAdmin(admin.ModelAdmin):
 
 @admin.register(ContentVersion)
 class ContentVersionAdmin(admin.ModelAdmin):
-    list_display = ["content_type", "object_id", "number", "author", "note", "created_at"]
-    list_filter = ["content_type"]
+    list_display = ["model", "object_id", "number", "author", "note", "created_at"]
+    list_filter = ["model"]
     readonly_fields = [f.name for f in ContentVersion._meta.fields]
 
     def has_add_permission(self, request) -> bool:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.contenttypes.fields import GenericForeignKey
-from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
 
@@ -259,9 +257,10 @@ class ContentVersion(models.Model):
     Attempts, review cards and submissions point at the version they were answered against,
     so an edit never changes what a past answer was graded on."""
 
-    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    # The content's model as "app_label.model_name" and its primary key. Not a content-type
+    # foreign key: content-type ids are cached per process, and a label needs no cache.
+    model = models.CharField(max_length=100)
     object_id = models.PositiveBigIntegerField()
-    content = GenericForeignKey("content_type", "object_id")
     number = models.PositiveIntegerField()
     snapshot = models.JSONField()
     content_hash = models.CharField(max_length=64)
@@ -272,16 +271,15 @@ class ContentVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["content_type", "object_id", "-number"]
+        ordering = ["model", "object_id", "-number"]
         constraints = [
             models.UniqueConstraint(
-                fields=["content_type", "object_id", "number"], name="content_version_unique"
+                fields=["model", "object_id", "number"], name="content_version_unique"
             ),
         ]
-        indexes = [models.Index(fields=["content_type", "object_id", "content_hash"])]
 
     def __str__(self) -> str:
-        return f"v{self.number}"
+        return f"{self.model} {self.object_id} v{self.number}"
 
 
 class ProblemValidation(models.Model):

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
-from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, models, transaction
 
 from grader.models import ContentVersion
@@ -30,9 +29,9 @@ def content_hash(snapshot: Mapping[str, Any]) -> str:
 
 def versions_of(obj: models.Model) -> models.QuerySet[ContentVersion]:
     """Every version of ``obj``, newest first."""
-    return ContentVersion.objects.filter(
-        content_type=ContentType.objects.get_for_model(obj), object_id=obj.pk
-    ).order_by("-number")
+    return ContentVersion.objects.filter(model=obj._meta.label_lower, object_id=obj.pk).order_by(
+        "-number"
+    )
 
 
 def version_record(
@@ -50,7 +49,7 @@ def version_record(
         try:
             with transaction.atomic():
                 return ContentVersion.objects.create(
-                    content_type=ContentType.objects.get_for_model(obj),
+                    model=obj._meta.label_lower,
                     object_id=obj.pk,
                     number=latest.number + 1 if latest else 1,
                     snapshot=dict(snapshot),

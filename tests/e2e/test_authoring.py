@@ -1,6 +1,8 @@
 """Authoring in the admin, in a browser: a question edited, its versions diffed and rolled back,
 a short answer whose model answer fails its own rubric refused; a problem whose reference is
-wrong refused publication, then fixed, validated on the live worker and published."""
+wrong refused publication, then fixed, validated on the live worker and published; an author
+(not a reviewer) drafts a parametric question, is refused publishing it, and answers it as a
+candidate."""
 
 from __future__ import annotations
 
@@ -8,11 +10,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
-from grader.authoring import REVIEWER_GROUP
+from grader.authoring import AUTHOR_GROUP, REVIEWER_GROUP
 from grader.bank import problems_load
 from grader.models import Problem
-from interview.models import Question
-from interview.question_bank import bank_dump, question_spec_full, questions_load
+from interview.models import Attempt, Question
+from interview.question_bank import bank_dump, expected_number, question_spec_full, questions_load
+from interview.services import practice_token_read
 from tests.e2e.conftest import screenshot_path
 from tests.grader.conftest import FAST_BENCHMARK, FAST_LIMITS, solution
 
@@ -35,11 +38,24 @@ def _spec_yaml(bank_id: str, **changes) -> str:
     return bank_dump({k: v for k, v in spec.items() if k != "published"})
 
 
-def test_an_author_edits_a_question_sees_its_versions_and_rolls_back(live_stack, page):
+def test_authoring_in_the_admin(live_stack, page):
+    """One test for every admin flow: the live server caches content-type ids for the admin's
+    log of changes, and the database flush between tests renumbers them."""
     questions_load()
+    problems_load()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    _an_author_drafts_a_parametric_question_answers_it_and_cannot_publish(live_stack, page)
+    page.context.clear_cookies()
     _admin_log_in(live_stack, page, "rita", "pw-rita-reviewer-1")
+    _a_reviewer_edits_a_question_sees_its_versions_and_rolls_back(live_stack, page)
+    _a_problem_with_a_wrong_reference_is_refused_then_fixed_validated_and_published(
+        live_stack, page
+    )
+    assert errors == []
+
+
+def _a_reviewer_edits_a_question_sees_its_versions_and_rolls_back(live_stack, page) -> None:
     question = Question.objects.get(bank_id=SHIPPED)
     original = question.prompt
     change_url = f"{live_stack.base_url}/admin/interview/question/{question.pk}/change/"
@@ -74,7 +90,6 @@ def test_an_author_edits_a_question_sees_its_versions_and_rolls_back(live_stack,
     short.refresh_from_db()
     assert "pasta" not in short.spec["model_answer"]
     page.screenshot(path=str(screenshot_path("admin-publish-refused")), full_page=True)
-    assert errors == []
 
 
 def _wait_for_validation(page, url: str) -> str:
@@ -88,10 +103,9 @@ def _wait_for_validation(page, url: str) -> str:
     raise AssertionError("validation still running after 3 minutes")
 
 
-def test_a_problem_with_a_wrong_reference_is_refused_then_fixed_validated_and_published(
+def _a_problem_with_a_wrong_reference_is_refused_then_fixed_validated_and_published(
     live_stack, page
-):
-    problems_load()
+) -> None:
     problem = Problem.objects.get(slug="cpu-softmax")
     # The grader tests' short limits: the same checks, less CPU.
     problem.spec = problem.spec | {
@@ -101,7 +115,6 @@ def test_a_problem_with_a_wrong_reference_is_refused_then_fixed_validated_and_pu
     problem.published = False
     problem.save()
     reference = problem.reference_code
-    _admin_log_in(live_stack, page, "rita", "pw-rita-reviewer-1")
     url = f"{live_stack.base_url}/admin/grader/problem/{problem.pk}/change/"
 
     page.goto(url)
@@ -122,3 +135,37 @@ def test_a_problem_with_a_wrong_reference_is_refused_then_fixed_validated_and_pu
     page.get_by_role("button", name="Save and continue editing").click()
     expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
     assert Problem.objects.get(pk=problem.pk).published is True
+
+
+def _an_author_drafts_a_parametric_question_answers_it_and_cannot_publish(live_stack, page) -> None:
+    author = get_user_model().objects.create_user("ada", password="pw-ada-author-1", is_staff=True)
+    author.groups.add(Group.objects.get(name=AUTHOR_GROUP))
+    page.goto(live_stack.base_url + "/admin/login/")
+    page.get_by_label("Username").fill("ada")
+    page.get_by_label("Password").fill("pw-ada-author-1")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(live_stack.base_url + "/admin/")
+
+    page.goto(live_stack.base_url + "/admin/interview/question/add/")
+    spec_yaml = _spec_yaml("kv-bytes-per-token-param", id="kv-param-by-ada")
+    page.locator("textarea[name=spec_yaml]").fill(spec_yaml)
+    page.get_by_label("Published").check()
+    page.get_by_role("button", name="Save and continue editing").click()
+    assert "publishing needs a member of the 'reviewer' group" in (
+        page.locator(".errorlist").first.inner_text()
+    )
+    page.get_by_label("Published").uncheck()
+    page.get_by_role("button", name="Save and continue editing").click()
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+    draft = Question.objects.get(bank_id="kv-param-by-ada")
+    assert draft.published is False
+
+    page.get_by_role("link", name="Answer it as a candidate").click()
+    expect(page.get_by_text("Trying a draft as a candidate would")).to_be_visible()
+    token = page.locator("input[name=token]").get_attribute("value")
+    draw = practice_token_read(draft, token)
+    page.get_by_label("Your answer").fill(repr(expected_number(draft.spec, draw.params)))
+    page.get_by_role("button", name="Check answer").click()
+    expect(page.get_by_text("Correct — score 1.00")).to_be_visible()
+    page.screenshot(path=str(screenshot_path("admin-try-draft")), full_page=True)
+    assert not Attempt.objects.exists()
