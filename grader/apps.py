@@ -13,6 +13,12 @@ class GraderConfig(AppConfig):
 
         password_hooks_connect()
 
+        from django.db.models.signals import post_migrate
+
+        from grader.authoring import roles_ensure
+
+        post_migrate.connect(roles_ensure, sender=self, dispatch_uid="grader-roles")
+
         if not settings.DEBUG:
             from grader.harnesses.contract import SandboxKind
             from grader.sandbox import sandbox_kind

@@ -30,6 +30,26 @@ SPEC_KEYS = (
 )
 
 
+# The folders of solutions a problem must not accept: realistic mistakes and attacks.
+CHECK_FOLDERS = ("wrong", "cheats")
+# What an author edits of a problem: a version's snapshot, and what its content hash covers.
+CONTENT_FIELDS = (
+    "slug",
+    "title",
+    "statement_md",
+    "harness",
+    "entry_point",
+    "queue",
+    "starter_code",
+    "reference_code",
+    "oracle_code",
+    "inputs_code",
+    "spec",
+    "checks",
+    "published",
+)
+
+
 @dataclass(frozen=True)
 class BankProblem:
     """One problem folder, read."""
@@ -46,6 +66,7 @@ class BankProblem:
     inputs_code: str
     spec: dict[str, Any]
     published: bool
+    checks: tuple[dict[str, str], ...] = ()
 
     def as_spec(self) -> ProblemSpec:
         return problem_spec_from(self)
@@ -69,6 +90,11 @@ def problem_read(folder: Path) -> BankProblem:
         inputs_code=(folder / "inputs.py").read_text() if (folder / "inputs.py").exists() else "",
         spec={key: meta[key] for key in SPEC_KEYS if key in meta},
         published=bool(meta.get("published", False)),
+        checks=tuple(
+            {"name": str(path.relative_to(folder)), "code": path.read_text()}
+            for kind in CHECK_FOLDERS
+            for path in sorted((folder / kind).glob("*.py"))
+        ),
     )
 
 
@@ -81,26 +107,66 @@ def bank_problems() -> list[BankProblem]:
     ]
 
 
+def problem_snapshot(problem) -> dict[str, Any]:
+    """Everything an author edits of a problem (a row or a BankProblem), as one mapping."""
+    snapshot = {name: getattr(problem, name) for name in CONTENT_FIELDS}
+    snapshot["checks"] = [dict(check) for check in snapshot["checks"]]
+    return snapshot
+
+
+def problem_apply(problem, snapshot: dict[str, Any]) -> None:
+    """Set a (possibly unsaved) row's fields from a snapshot (the inverse of problem_snapshot)."""
+    for name in CONTENT_FIELDS:
+        setattr(problem, name, snapshot[name])
+
+
+def problem_validation_hash(problem) -> str:
+    """The hash a validation run counts for: the content without the published flag, so
+    publishing what was validated keeps the run valid, and any other edit voids it."""
+    from grader.versions import content_hash
+
+    return content_hash({k: v for k, v in problem_snapshot(problem).items() if k != "published"})
+
+
 def problems_load() -> int:
-    """Create or update every shipped problem from its folder; returns how many were loaded."""
+    """Add new shipped problems and update those nobody edited since they were loaded; returns
+    how many the bank holds.
+
+    The same rule as the questions (``interview.question_bank.questions_load_report``): a row
+    whose content no longer hashes to ``shipped_hash`` was edited by an author, and a row made
+    in the admin has none; both are kept as they are. Each change records a version.
+    """
+    return len(problems_load_report()[0])
+
+
+def problems_load_report() -> tuple[list[str], list[str]]:
+    """Load the shipped problems; returns (slugs in the bank, slugs kept for their authors)."""
+    from django.db import transaction
+
     from grader.models import Problem
+    from grader.versions import content_hash, version_record
 
     problems = bank_problems()
-    for problem in problems:
-        Problem.objects.update_or_create(
-            slug=problem.slug,
-            defaults={
-                "title": problem.title,
-                "statement_md": problem.statement_md,
-                "harness": problem.harness,
-                "entry_point": problem.entry_point,
-                "queue": problem.queue,
-                "starter_code": problem.starter_code,
-                "reference_code": problem.reference_code,
-                "oracle_code": problem.oracle_code,
-                "inputs_code": problem.inputs_code,
-                "spec": problem.spec,
-                "published": problem.published,
-            },
-        )
-    return len(problems)
+    kept: list[str] = []
+    with transaction.atomic():
+        rows = {p.slug: p for p in Problem.objects.select_for_update()}
+        for shipped in problems:
+            snapshot = problem_snapshot(shipped)
+            digest = content_hash(snapshot)
+            row = rows.get(shipped.slug)
+            if row is not None:
+                current = content_hash(problem_snapshot(row))
+                if current == digest:
+                    if row.shipped_hash != digest:
+                        row.shipped_hash = digest
+                        row.save(update_fields=["shipped_hash"])
+                    continue
+                if current != row.shipped_hash:
+                    kept.append(row.slug)
+                    continue
+            row = row or Problem()
+            problem_apply(row, snapshot)
+            row.shipped_hash = digest
+            row.save()
+            version_record(row, snapshot, note="loaded from the bank")
+    return [p.slug for p in problems], kept

@@ -59,7 +59,17 @@ class Problem(models.Model):
         help_text="Public: how a kernel problem's inputs are drawn and called (both halves run it).",
     )
     spec = models.JSONField(help_text="limits, tolerance, tests, benchmark, speed_of_light")
+    checks = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Solutions that must not be accepted: [{"name": "wrong/x.py", "code": "..."}]; '
+        "the validate action grades each of them and the reference.",
+    )
     published = models.BooleanField(default=False)
+    # The content hash of the folder this row was last loaded from; empty for a problem made
+    # in the admin. A row whose content no longer hashes to it was edited by an author, and the
+    # loader leaves it alone (see grader.bank.problems_load).
+    shipped_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -91,6 +101,7 @@ class Submission(models.Model):
         INTERVIEW = "interview"
         PRACTICE = "practice"
         REGRADE = "regrade"
+        VALIDATION = "validation"
 
     class Language(models.TextChoices):
         PYTHON = "python"
@@ -99,6 +110,10 @@ class Submission(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submissions"
     )
     problem = models.ForeignKey(Problem, on_delete=models.PROTECT, related_name="submissions")
+    # The problem's content as the candidate saw it (statement, tests, limits) when submitting.
+    problem_version = models.ForeignKey(
+        "ContentVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     code = models.TextField()
     language = models.CharField(max_length=20, choices=Language.choices, default="python")
     purpose = models.CharField(max_length=20, choices=Purpose.choices, default="practice")
@@ -255,3 +270,57 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class ContentVersion(models.Model):
+    """One saved state of authored content (a bank question or a problem): a JSON snapshot of
+    everything an author edits, numbered from 1 per object, with who saved it and when.
+
+    Attempts, review cards and submissions point at the version they were answered against,
+    so an edit never changes what a past answer was graded on."""
+
+    # The content's model as "app_label.model_name" and its primary key. Not a content-type
+    # foreign key: content-type ids are cached per process, and a label needs no cache.
+    model = models.CharField(max_length=100)
+    object_id = models.PositiveBigIntegerField()
+    number = models.PositiveIntegerField()
+    snapshot = models.JSONField()
+    content_hash = models.CharField(max_length=64)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model", "object_id", "-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "object_id", "number"], name="content_version_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.object_id} v{self.number}"
+
+
+class ProblemValidation(models.Model):
+    """A run of a problem's reference and every check solution through the real queue.
+
+    ``runs`` lists ``{"name", "expect", "submission"}`` (expect: "accepted" for the reference,
+    "rejected" for a check); it passes when every submission was graded as expected. It
+    counts only for the content it was run on (``content_hash``)."""
+
+    problem = models.ForeignKey(Problem, on_delete=models.CASCADE, related_name="validations")
+    content_hash = models.CharField(max_length=64)
+    runs = models.JSONField(default=list)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"validation {self.pk} of {self.problem_id}"

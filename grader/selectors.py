@@ -9,9 +9,12 @@ from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from grader.bank import problem_validation_hash
+from grader.harnesses.contract import Verdict
 from grader.models import (
     CARD_QUEUE_PREFIX,
     Problem,
+    ProblemValidation,
     Queue,
     Submission,
     SubmissionEvent,
@@ -183,3 +186,82 @@ def submissions_of(user, problem_slug: str | None = None, limit: int = 50) -> li
     if problem_slug:
         submissions = submissions.filter(problem__slug=problem_slug)
     return list(submissions.order_by("-created_at", "-pk")[:limit])
+
+
+@dataclass(frozen=True)
+class ValidationRow:
+    """One solution of a validation run: what it must get, what it got, and whether it did."""
+
+    name: str
+    expect: str
+    state: str
+    verdict: str
+    message: str
+    ok: bool | None  # None while it waits for its verdict
+
+
+@dataclass(frozen=True)
+class ValidationStatus:
+    """A validation run as a whole: "running", "passed" or "failed", with its rows."""
+
+    state: str
+    rows: list[ValidationRow]
+    current: bool  # whether it was run on the problem's content as it is now
+
+
+def problem_validation_status(validation: ProblemValidation) -> ValidationStatus:
+    """Read a validation run: the reference must be accepted and every check must not be."""
+    ids = [run["submission"] for run in validation.runs if run.get("submission")]
+    submissions = Submission.objects.in_bulk(ids)
+    rows = []
+    for run in validation.runs:
+        submission = submissions.get(run.get("submission"))
+        if submission is None:
+            rows.append(
+                ValidationRow(
+                    run["name"], run["expect"], "refused", "", run.get("refused", "gone"),
+                    run["expect"] == "rejected",
+                )
+            )  # fmt: skip
+            continue
+        done = submission.state in (Submission.State.GRADED, Submission.State.ABORTED)
+        accepted = submission.verdict == Verdict.ACCEPTED
+        # An aborted run or an internal error (ours) proves nothing either way.
+        inconclusive = submission.state == Submission.State.ABORTED or (
+            submission.verdict == Verdict.INTERNAL_ERROR
+        )
+        rows.append(
+            ValidationRow(
+                name=run["name"],
+                expect=run["expect"],
+                state=submission.state,
+                verdict=submission.verdict,
+                message=submission.message[:300],
+                ok=(not inconclusive and accepted == (run["expect"] == "accepted"))
+                if done
+                else None,
+            )
+        )
+    if any(row.ok is False for row in rows):
+        state = "failed"
+    elif any(row.ok is None for row in rows):
+        state = "running"
+    else:
+        state = "passed"
+    current = validation.content_hash == problem_validation_hash(validation.problem)
+    return ValidationStatus(state, rows, current)
+
+
+def problem_publish_blocker(problem: Problem, content_hash: str) -> str | None:
+    """Why ``problem`` with content ``content_hash`` (problem_validation_hash) may not be
+    published: no passed validation run on exactly that content. None: it may."""
+    latest = problem.validations.filter(content_hash=content_hash).first() if problem.pk else None
+    if latest is None:
+        return "validate it first: its reference and checks have not been graded on this content"
+    status = problem_validation_status(latest)
+    if status.state == "running":
+        return "its validation is still running: publish once every verdict is in"
+    if status.state == "failed":
+        wrong = ", ".join(row.name for row in status.rows if row.ok is False)
+        return f"its validation failed ({wrong}): the reference must be accepted, the checks not"
+    return None

@@ -16,13 +16,23 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from engine.hardware import detect_hardware
+from grader.bank import problem_snapshot, problem_validation_hash
 from grader.conf import GRADER_LOST_AFTER_S, GRADER_LOST_MESSAGE_GRACE_S
 from grader.grading import grade
 from grader.harnesses.contract import GradeReport, Verdict, json_safe
 from grader.harnesses.timing import device_state
-from grader.models import Problem, Queue, Submission, SubmissionEvent, TestResult, Worker
+from grader.models import (
+    Problem,
+    ProblemValidation,
+    Queue,
+    Submission,
+    SubmissionEvent,
+    TestResult,
+    Worker,
+)
 from grader.sandbox import sandbox_kind
 from grader.selectors import CORRECTNESS_ONLY_QUEUE, card_classes_live, submission_queue
+from grader.versions import version_record
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +42,7 @@ DISPATCH_ORDER = {
     Submission.Purpose.INTERVIEW: 0,
     Submission.Purpose.PRACTICE: 1,
     Submission.Purpose.REGRADE: 2,
+    Submission.Purpose.VALIDATION: 1,
 }
 # Celery priorities (Redis transport: 0 is served first). Interview and practice share one:
 # each user holds one job in the broker, so users' jobs are served in the order they were
@@ -42,6 +53,8 @@ BROKER_PRIORITY = {
     Submission.Purpose.INTERVIEW: 3,
     Submission.Purpose.PRACTICE: 3,
     Submission.Purpose.REGRADE: 6,
+    # An author waits for it as a candidate waits for practice.
+    Submission.Purpose.VALIDATION: 3,
 }
 # A publish that cannot reach the broker gives up after this (the row stays in the outbox and
 # is sent again later) rather than holding a request or the dispatch lock for long.
@@ -215,6 +228,7 @@ def submission_create(
             user=user,
             problem=problem,
             queue=queue,
+            problem_version=version_record(problem, problem_snapshot(problem)),
             code=code,
             language=language,
             purpose=purpose,
@@ -572,3 +586,33 @@ def problem_regrade(problem: Problem) -> int:
             )
         count += 1
     return count
+
+
+def problem_validate(problem: Problem, user) -> ProblemValidation:
+    """Grade the problem's reference and each of its check solutions through the real queue,
+    as ``user``'s submissions (an author's, so the problem need not be published).
+
+    The run counts for the content it was made on; ``problem_validation_status`` reads it. A
+    check the submission path refuses outright (too large, say) is recorded as refused, which
+    is a non-accepted verdict."""
+    runs = []
+    solutions = [("reference", "accepted", problem.reference_code)]
+    solutions += [(check["name"], "rejected", check["code"]) for check in problem.checks]
+    for name, expect, code in solutions:
+        try:
+            submission = submission_create(
+                user=user,
+                problem=problem,
+                code=code,
+                purpose=Submission.Purpose.VALIDATION,
+                allow_unpublished=True,
+            )
+            runs.append({"name": name, "expect": expect, "submission": submission.pk})
+        except SubmissionRejected as error:
+            runs.append({"name": name, "expect": expect, "submission": None, "refused": str(error)})
+    return ProblemValidation.objects.create(
+        problem=problem,
+        content_hash=problem_validation_hash(problem),
+        runs=runs,
+        requested_by=user,
+    )

@@ -1,22 +1,63 @@
-from django.contrib import admin
-from django.template.loader import render_to_string
-from django.utils.html import format_html
+from typing import Any
 
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from grader.admin import VersionedAdmin, snapshot_content
+from interview import services
+from interview.authoring import question_checks
 from interview.forms import AdminLoginForm, QuestionAdminForm
+from interview.grading import ResponseInvalid
 from interview.models import Attempt, Loop, LoopRound, Question, ReviewCard
-from interview.question_bank import parameters_draw, question_fields
+from interview.question_bank import parameters_draw, question_apply, question_snapshot
 from interview.views import question_view_model
 
 
 @admin.register(Question)
-class QuestionAdmin(admin.ModelAdmin):
+class QuestionAdmin(VersionedAdmin):
     form = QuestionAdminForm
     list_display = ("bank_id", "topic", "level", "type", "published", "updated_at")
     list_filter = ("published", "topic", "level", "type")
-    list_editable = ("published",)
     search_fields = ("bank_id", "prompt", "explanation")
-    readonly_fields = ("preview",)
-    fields = ("published", "spec_yaml", "preview")
+    readonly_fields = ("checks", "history_link", "preview")
+    fields = ("published", "spec_yaml", "checks", "history_link", "preview")
+
+    def snapshot(self, question: Question) -> dict[str, Any]:
+        return question_snapshot(question)
+
+    def snapshot_apply(self, question: Question, snapshot: dict[str, Any]) -> None:
+        question_apply(question, snapshot)
+
+    def form_snapshot(self, form) -> dict[str, Any]:
+        spec = dict(form.cleaned_data["spec_yaml"])
+        return spec | ({} if form.cleaned_data["published"] else {"published": False})
+
+    def content_blocker(self, question: Question, snapshot: dict[str, Any]) -> str | None:
+        failed = [c for c in question_checks(snapshot_content(snapshot)) if not c.passed]
+        if not failed:
+            return None
+        return "it fails its checks: " + "; ".join(f"{c.name}: {c.detail}" for c in failed)
+
+    @admin.display(description="Checks before publishing")
+    def checks(self, question: Question) -> str:
+        if not question.pk:
+            return "Save to run the checks."
+        results = question_checks(question.spec)
+        if not results:
+            return "None beyond the schema (it recomputes every answer from its formula)."
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li>{} {}: {}</li>",
+                (("✓" if c.passed else "✗", c.name, c.detail) for c in results),
+            ),
+        )
 
     @admin.display(description="Preview (as a candidate sees it, then the feedback)")
     def preview(self, question: Question) -> str:
@@ -27,16 +68,50 @@ class QuestionAdmin(admin.ModelAdmin):
             "interview/_question_preview.html",
             {"q": question_view_model(question, params)},
         )
-        return format_html("<div class='preview'>{}</div>", html)
+        url = reverse("admin:interview_question_try", args=[question.pk])
+        return format_html(
+            "<p><a href='{}'>Answer it as a candidate (fresh numbers, nothing recorded)</a></p>"
+            "<div class='preview'>{}</div>",
+            url,
+            html,
+        )
 
-    def save_model(self, request, obj: Question, form, change: bool) -> None:
-        spec = form.cleaned_data["spec_yaml"]
-        for name, value in question_fields(spec).items():
-            if name != "published":
-                setattr(obj, name, value)
-        obj.bank_id = spec["id"]
-        obj.spec = spec
-        super().save_model(request, obj, form, change)
+    def get_urls(self):
+        return [
+            path(
+                "<int:object_id>/try/",
+                self.admin_site.admin_view(self.try_view),
+                name="interview_question_try",
+            ),
+            *super().get_urls(),
+        ]
+
+    def try_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """The question on the candidate's practice page, drafts too: a fresh draw, graded on
+        submit with the candidate's feedback, and nothing stored."""
+        question = get_object_or_404(Question, pk=object_id)
+        if not self.has_view_permission(request, question):
+            raise PermissionDenied
+        context = {
+            "trying": True,
+            "admin_url": reverse("admin:interview_question_change", args=[question.pk]),
+        }
+        if request.method == "POST":
+            try:
+                attempt = services.question_try(
+                    question=question, data=request.POST, token=request.POST.get("token", "")
+                )
+            except ResponseInvalid as error:
+                context["error"] = str(error)
+            else:
+                context["q"] = question_view_model(question, attempt.params, attempt)
+                return render(request, "interview/practice_question.html", context)
+        draw = services.practice_draw(question)
+        context |= {
+            "q": question_view_model(question, draw.params, option_order=draw.option_order),
+            "token": draw.token,
+        }
+        return render(request, "interview/practice_question.html", context)
 
 
 @admin.register(Loop)

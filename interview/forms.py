@@ -108,6 +108,8 @@ class QuestionAdminForm(forms.ModelForm):
 
     spec_yaml = forms.CharField(
         label="Question (YAML)",
+        # Kept as typed: stripping would drop a block scalar's last newline, an edit nobody made.
+        strip=False,
         widget=forms.Textarea(attrs={"rows": 30, "cols": 100, "spellcheck": "false"}),
         help_text="The same mapping as in interview/bank/<topic>.yaml; the first topic is the "
         "file it is exported to.",

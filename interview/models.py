@@ -40,6 +40,10 @@ class Question(models.Model):
     spec = models.JSONField()
     published = models.BooleanField(default=True, db_index=True)
     position = models.PositiveIntegerField(default=0)
+    # The content hash of the YAML this row was last loaded from; empty for a question made in
+    # the admin. A row whose content no longer hashes to it was edited by an author, and the
+    # loader leaves it alone (see interview.question_bank.questions_load).
+    shipped_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -170,6 +174,10 @@ class Attempt(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attempts"
     )
     question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="attempts")
+    # The question's content this answer was graded against (its text, options, rubric).
+    question_version = models.ForeignKey(
+        "grader.ContentVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     loop_round = models.ForeignKey(
         LoopRound, null=True, blank=True, on_delete=models.CASCADE, related_name="attempts"
     )
@@ -212,6 +220,10 @@ class ReviewCard(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_cards"
     )
     question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="review_cards")
+    # The question's content when the card was made (the version that was missed or added).
+    question_version = models.ForeignKey(
+        "grader.ContentVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     point_id = models.SlugField(max_length=80, blank=True, default="")
     origin = models.CharField(max_length=10, choices=CardOrigin.choices, default=CardOrigin.MISSED)
     fsrs = models.JSONField()

@@ -12,7 +12,7 @@ import math
 import random
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -433,31 +433,122 @@ def question_fields(spec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def questions_load(bank_dir: Path = BANK_DIR) -> int:
-    """Create or update every question from the YAML files; returns how many were loaded.
+@dataclass(frozen=True)
+class LoadReport:
+    """What a load of the shipped bank did: rows created, shipped rows updated, rows kept
+    because an author edited them (or made them in the admin), shipped rows unpublished
+    because they left the bank."""
 
-    Rows are matched by ``id``, so attempts and review cards survive a reload; a question that
-    left the YAML is unpublished, never deleted, for the same reason.
+    created: int = 0
+    updated: int = 0
+    kept: list[str] = field(default_factory=list)
+    unpublished: int = 0
+
+    @property
+    def loaded(self) -> int:
+        return self.created + self.updated
+
+
+def question_snapshot(question) -> dict[str, Any]:
+    """Everything an author edits of a question, as one mapping: its YAML spec, with
+    ``published: false`` when it is hidden (a version's snapshot, and what its hash covers)."""
+    return question_spec_full(question)
+
+
+def question_apply(question, snapshot: Mapping[str, Any]) -> None:
+    """Set a (possibly unsaved) row's fields from a snapshot (the inverse of question_snapshot)."""
+    spec = {k: v for k, v in snapshot.items() if k != "published"}
+    for name, value in question_fields(snapshot).items():
+        setattr(question, name, value)
+    question.bank_id = spec["id"]
+    question.spec = spec
+
+
+def _shipped_snapshot(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A YAML question as question_snapshot writes its row (``published`` only when false)."""
+    snapshot = {k: v for k, v in spec.items() if k != "published"}
+    if spec.get("published", True) is False:
+        snapshot["published"] = False
+    return snapshot
+
+
+def questions_load(bank_dir: Path = BANK_DIR) -> int:
+    """Load the shipped YAML into the database; returns how many questions the files hold.
+
+    See ``questions_load_report``: nothing an author wrote is overwritten or unpublished."""
+    questions_load_report(bank_dir)
+    return len(bank_read(bank_dir))
+
+
+def questions_load_report(bank_dir: Path = BANK_DIR) -> LoadReport:
+    """Add new questions and update the shipped ones nobody edited since they were loaded.
+
+    Once seeded, the database is the source of truth. A row is the loader's to update only
+    while its content still hashes to ``shipped_hash`` (what it was last loaded as); a row an
+    author edited, and a row made in the admin (no ``shipped_hash``), is kept as it is. A row
+    with no ``shipped_hash`` whose content equals the YAML's is adopted (rows loaded before the
+    hash was kept). A shipped, unedited question that left the YAML is unpublished, never
+    deleted, so attempts and review cards keep it. Each change records a version.
     """
+    from grader.versions import content_hash, version_record
     from interview.models import Question
 
     questions = bank_read(bank_dir)
+    created = updated = unpublished = 0
+    kept: list[str] = []
     with transaction.atomic():
+        rows = {q.bank_id: q for q in Question.objects.select_for_update()}
         for item in questions:
-            spec = {k: v for k, v in item.spec.items() if k != "published"}
-            Question.objects.update_or_create(
-                bank_id=item.spec["id"],
-                defaults=question_fields(item.spec) | {"spec": spec, "position": item.position},
-            )
-        Question.objects.exclude(bank_id__in=[q.spec["id"] for q in questions]).update(
-            published=False
-        )
-    return len(questions)
+            snapshot = _shipped_snapshot(item.spec)
+            digest = content_hash(snapshot)
+            row = rows.get(item.spec["id"])
+            if row is None:
+                row = Question(position=item.position)
+                question_apply(row, snapshot)
+                row.shipped_hash = digest
+                row.save()
+                version_record(row, snapshot, note="loaded from the bank")
+                created += 1
+                continue
+            current = content_hash(question_snapshot(row))
+            if current == digest:
+                if row.shipped_hash != digest or row.position != item.position:
+                    row.shipped_hash, row.position = digest, item.position
+                    row.save(update_fields=["shipped_hash", "position"])
+                continue
+            if current != row.shipped_hash:
+                kept.append(row.bank_id)
+                continue
+            question_apply(row, snapshot)
+            row.shipped_hash, row.position = digest, item.position
+            row.save()
+            version_record(row, snapshot, note="updated from the bank")
+            updated += 1
+        shipped_ids = {q.spec["id"] for q in questions}
+        for row in rows.values():
+            if row.bank_id in shipped_ids or not row.shipped_hash or not row.published:
+                continue
+            if content_hash(question_snapshot(row)) == row.shipped_hash:
+                row.published = False
+                row.shipped_hash = content_hash(question_snapshot(row))
+                row.save(update_fields=["published", "shipped_hash"])
+                unpublished += 1
+    return LoadReport(created=created, updated=updated, kept=kept, unpublished=unpublished)
+
+
+# The order authors read a question's keys in (a JSON column may store them in its own).
+KEY_ORDER = (
+    "id", "type", "topics", "level", "prompt", "choices", "answer", "tolerance", "unit",
+    "formula", "variables", "parameters", "examples", "rubric", "model_answer", "pass_score",
+    "explanation", "source",
+)  # fmt: skip
 
 
 def question_spec_full(question) -> dict[str, Any]:
-    """A row's spec as it is written in YAML, with ``published: false`` where it is hidden."""
-    spec = dict(question.spec)
+    """A row's spec as it is written in YAML, keys in KEY_ORDER, with ``published: false``
+    where it is hidden."""
+    rank = {key: i for i, key in enumerate(KEY_ORDER)}
+    spec = dict(sorted(question.spec.items(), key=lambda kv: rank.get(kv[0], len(rank))))
     if not question.published:
         spec["published"] = False
     return spec
@@ -479,18 +570,8 @@ def bank_export(bank_dir: Path) -> list[Path]:
     return written
 
 
-class _BankDumper(yaml.SafeDumper):
-    pass
-
-
-def _text_representer(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in text else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
-
-
-_BankDumper.add_representer(str, _text_representer)
-
-
 def bank_dump(document: Mapping[str, Any]) -> str:
     """YAML as authors write it: keys in their order, multi-line text as blocks."""
-    return yaml.dump(document, Dumper=_BankDumper, sort_keys=False, allow_unicode=True, width=100)
+    from grader.versions import yaml_dump
+
+    return yaml_dump(document)

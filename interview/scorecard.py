@@ -71,12 +71,16 @@ def _coding_result(loop: Loop, loop_round, now: datetime) -> dict[str, Any]:
     """The best graded submission of the round's problem made while the round was open."""
     from grader.models import Submission
 
-    submissions = Submission.objects.filter(
-        user_id=loop.user_id,
-        problem__slug=loop_round.problem_slug,
-        created_at__gte=loop_round.started_at or now,
-        created_at__lte=now,
-    ).order_by("created_at")
+    submissions = (
+        Submission.objects.filter(
+            user_id=loop.user_id,
+            problem__slug=loop_round.problem_slug,
+            created_at__gte=loop_round.started_at or now,
+            created_at__lte=now,
+        )
+        .select_related("problem_version")
+        .order_by("created_at")
+    )
     best, pending, late = None, 0, 0
     for submission in submissions:
         if loop_round.deadline and submission.created_at > loop_round.deadline:
@@ -96,6 +100,10 @@ def _coding_result(loop: Loop, loop_round, now: datetime) -> dict[str, Any]:
                 # correct with no speed score at all, never a speed of 0.
                 "speed_score": submission.score if submission.speed_measured else None,
                 "speed_measured": submission.speed_measured,
+                # The problem's version it was graded against (its statement, tests, limits).
+                "problem_version": submission.problem_version.number
+                if submission.problem_version_id
+                else None,
                 "rank": rank,
             }
     if best:
@@ -121,7 +129,12 @@ def scorecard_compute(loop: Loop, now: datetime) -> dict[str, Any]:
             "title": loop_round.title,
         }
         if loop_round.kind == RoundKind.CONCEPTS:
-            attempts = {a.question_id: a for a in Attempt.objects.filter(loop_round=loop_round)}
+            attempts = {
+                a.question_id: a
+                for a in Attempt.objects.filter(loop_round=loop_round).select_related(
+                    "question_version"
+                )
+            }
             total = 0.0
             items = loop_round.items.select_related("question").order_by("position")
             for item in items:
@@ -139,6 +152,9 @@ def scorecard_compute(loop: Loop, now: datetime) -> dict[str, Any]:
                         "late": bool(attempt and attempt.late),
                         "score": round(counted, 4),
                         "correct": bool(attempt and attempt.correct and not attempt.late),
+                        "version": attempt.question_version.number
+                        if attempt and attempt.question_version_id
+                        else None,
                     }
                 )
                 topic = topics.setdefault(

@@ -16,6 +16,8 @@ from django.db.models import F
 from django.utils import timezone
 from fsrs import Card, Rating, Scheduler
 
+from grader.models import ContentVersion
+from grader.versions import version_record
 from interview import scorecard as scorecards
 from interview import selectors
 from interview.design import DesignPrompt, practice
@@ -43,6 +45,7 @@ from interview.question_bank import (
     option_order_or_bank,
     option_order_valid,
     parameters_draw,
+    question_snapshot,
 )
 
 PRACTICE_SALT = "interview.practice"
@@ -157,16 +160,34 @@ def practice_answer(
 ) -> Attempt:
     """Grade a practice answer at once; a miss (or a missed rubric point) becomes a review card.
     With ``rate_due`` the grade also rates the question's due cards (in review the person does)."""
-    draw = practice_token_read(question, token)
-    response = response_parse(question.spec, data, draw.option_order)
-    result = response_grade(question.spec, draw.params, response, draw.option_order)
+    draw, response, result = _practice_grade(question, data, token)
     with transaction.atomic():
         attempt = _attempt_create(user, question, draw, response, result)
         review_cards_record(attempt, result, rate_due=rate_due)
     return attempt
 
 
-def _attempt_create(
+def question_try(*, question: Question, data: Mapping[str, Any], token: str) -> Attempt:
+    """Grade an answer to a practice draw as a candidate's would be, keeping nothing (an author
+    trying a draft): an unsaved Attempt, for the feedback page."""
+    draw, response, result = _practice_grade(question, data, token)
+    return _attempt_build(None, question, draw, response, result)
+
+
+def _practice_grade(
+    question: Question, data: Mapping[str, Any], token: str
+) -> tuple[PracticeDraw, dict[str, Any], GradeResult]:
+    draw = practice_token_read(question, token)
+    response = response_parse(question.spec, data, draw.option_order)
+    return draw, response, response_grade(question.spec, draw.params, response, draw.option_order)
+
+
+def question_version_current(question: Question) -> ContentVersion:
+    """The version holding the question's content now (recorded if no version holds it yet)."""
+    return version_record(question, question_snapshot(question))
+
+
+def _attempt_build(
     user,
     question: Question,
     draw: PracticeDraw | LoopItem,
@@ -175,7 +196,7 @@ def _attempt_create(
     loop_round: LoopRound | None = None,
     late: bool = False,
 ) -> Attempt:
-    return Attempt.objects.create(
+    return Attempt(
         user=user,
         question=question,
         loop_round=loop_round,
@@ -188,6 +209,14 @@ def _attempt_create(
         feedback=result.feedback
         | {"expected": result.expected, "missed_points": list(result.missed_points)},
     )
+
+
+def _attempt_create(*args, **kwargs) -> Attempt:
+    """Store an attempt (see _attempt_build) with the question's version it was graded against."""
+    attempt = _attempt_build(*args, **kwargs)
+    attempt.question_version = question_version_current(attempt.question)
+    attempt.save()
+    return attempt
 
 
 # ---------------------------------------------------------------- review cards (FSRS)
@@ -225,7 +254,12 @@ def review_card_create(
         user=user,
         question=question,
         point_id=point_id,
-        defaults={"fsrs": Card(due=now).to_dict(), "due": now, "origin": origin},
+        defaults={
+            "fsrs": Card(due=now).to_dict(),
+            "due": now,
+            "origin": origin,
+            "question_version": question_version_current(question),
+        },
     )
     return review_card
 

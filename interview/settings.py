@@ -221,6 +221,10 @@ WORKER_HEARTBEAT_S = float(os.environ.get("WORKER_HEARTBEAT_S", "10"))
 # it starts (JUDGE_WARM_UP=0: neither, each rubric's texts are embedded at its first grade).
 JUDGE_EMBEDDINGS_PATH = VAR_DIR / "judge-embeddings.npz"
 JUDGE_WARM_UP = os.environ.get("JUDGE_WARM_UP", "1").lower() in ("1", "true", "yes")
+# Publishing authored content needs a member of the "reviewer" group (or a superuser). On, a
+# reviewer may publish what they wrote themselves: `make run` serves one person, who is both.
+# A team sets ALLOW_SELF_REVIEW=0 so that a second person approves every publication.
+ALLOW_SELF_REVIEW = env_bool("ALLOW_SELF_REVIEW", True)
 # Where `manage.py serve` says how its worker is (running, or restarting after an exit).
 SERVE_WORKER_STATE_PATH = VAR_DIR / "serve-worker.json"
 

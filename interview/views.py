@@ -61,8 +61,10 @@ def question_view_model(
     option_order: list[int] | None = None,
 ) -> dict[str, Any]:
     """What a page shows of a question: the prompt with this draw's numbers, the options in
-    this attempt's shuffled order (an answered attempt's own order), then feedback."""
-    spec = question.spec
+    this attempt's shuffled order (an answered attempt's own order), then feedback. An
+    answered attempt shows the question as it was answered (its version), not as since edited."""
+    version = attempt.question_version if attempt is not None else None
+    spec = version.snapshot if version is not None else question.spec
     answer = expected_number(spec, params) if spec["type"] in ("numeric", "parametric") else None
     order = option_order_or_bank(
         spec, attempt.option_order if attempt is not None else option_order
@@ -85,6 +87,7 @@ def question_view_model(
         # Bank explanations are Markdown wrapped at 100 columns: paragraphs, not hard breaks.
         "explanation_html": mark_safe(markdown_html(explanation)),  # noqa: S308 (escaped)
         "attempt": attempt,
+        "version": version.number if version is not None else None,
     }
 
 

@@ -16,7 +16,7 @@ from django.test import Client
 from django.utils import timezone
 
 from grader import services
-from grader.bank import bank_problems, problems_load
+from grader.bank import bank_problems, problem_snapshot, problems_load
 from grader.harnesses.contract import Verdict
 from grader.models import Problem, Submission, SubmissionEvent
 from grader.services import (
@@ -27,6 +27,7 @@ from grader.services import (
     submission_event_add,
     submissions_reap_lost,
 )
+from grader.versions import content_hash
 from interview.asgi import application
 from tests.conftest import REPO
 from tests.grader.conftest import SOFTMAX
@@ -71,10 +72,17 @@ def test_unpublished_problem_is_refused(softmax_problem, user, queued):
 def test_load_bank_is_idempotent_by_slug(transactional_db):
     shipped = len(bank_problems())
     assert problems_load() == shipped
-    Problem.objects.filter(slug="cpu-softmax").update(title="edited")
+    Problem.objects.filter(slug="int8-matmul").update(title="edited by an author")
+    # cpu-softmax as an older bank shipped it, unedited since.
+    older = Problem.objects.get(slug="cpu-softmax")
+    older.title = "An older shipped title"
+    older.shipped_hash = content_hash(problem_snapshot(older))
+    older.save()
     assert problems_load() == shipped
-    problem = Problem.objects.get(slug="cpu-softmax")
     assert Problem.objects.count() == shipped
+    # An author's edit is kept; an unedited shipped row is brought up to the bank's content.
+    assert Problem.objects.get(slug="int8-matmul").title == "edited by an author"
+    problem = Problem.objects.get(slug="cpu-softmax")
     assert problem.title == "Fast, stable softmax on the CPU"
     assert problem.harness == "function"
     assert len(problem.as_spec().tests) == 10

@@ -1,15 +1,23 @@
 from django.core.management.base import BaseCommand
 
-from grader.bank import problems_load
-from interview.question_bank import questions_load
+from grader.bank import problems_load_report
+from interview.question_bank import questions_load_report
 
 
 class Command(BaseCommand):
     help = (
-        "Load the question bank and the coding problems, idempotently (stable ids update in place)."
+        "Load the shipped question bank and coding problems: new items are added, shipped items "
+        "nobody edited are updated, an author's edits and admin-made items are kept."
     )
 
     def handle(self, *args, **options) -> None:
-        questions = questions_load()
-        problems = problems_load()
-        self.stdout.write(f"loaded {questions} questions and {problems} coding problems")
+        questions = questions_load_report()
+        problems, problems_kept = problems_load_report()
+        self.stdout.write(
+            f"questions: {questions.created} added, {questions.updated} updated, "
+            f"{len(questions.kept)} kept as authors edited them, "
+            f"{questions.unpublished} unpublished (left the bank); "
+            f"{len(problems)} coding problems in the bank, {len(problems_kept)} kept as edited"
+        )
+        for bank_id in questions.kept + problems_kept:
+            self.stdout.write(f"  kept: {bank_id}")

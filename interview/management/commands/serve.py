@@ -77,6 +77,14 @@ def worker_state_write(state: str, **fields) -> None:
     partial.replace(path)
 
 
+def prepare_steps() -> None:
+    """What ``serve --prepare`` (``make run``) does before serving: migrate, load the shipped
+    bank (which keeps every author's edit) and ensure the demo account."""
+    call_command("migrate", interactive=False)
+    call_command("load_bank")
+    call_command("ensure_demo_user")
+
+
 class Command(BaseCommand):
     help = "Run the ASGI server and one Celery worker (restarted if it dies); Ctrl-C stops both."
 
@@ -92,9 +100,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, host: str, port: int, prepare: bool, **options) -> None:
         if prepare:
-            call_command("migrate", interactive=False)
-            call_command("load_bank")
-            call_command("ensure_demo_user")
+            prepare_steps()
         python = sys.executable
         queues = ",".join(settings.CELERY_WORKER_QUEUES)
         self.worker_hostname = f"worker-{os.getpid()}@{socket.gethostname()}"
