@@ -138,3 +138,12 @@ class TorchAttention(AttentionBackend):
         scores.masked_fill_(~visible[:, None], float("-inf"))
         out = torch.einsum("bhqk,bkhd->bqhd", scores.softmax(dim=-1), values)
         return out[local, token_row].to(q.dtype)
+
+
+def attention_backend(name: str) -> AttentionBackend:
+    """The engine's backend named by `EngineConfig.attention`: `torch` or `triton`."""
+    if name == "triton":
+        from engine.triton_attention import TritonAttention
+
+        return TritonAttention()
+    return TorchAttention()

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from engine.config import MODEL_NAMES, EngineConfig
+from engine.driver import drive
 from engine.hardware import detect_hardware
 from engine.metrics import compute_metrics
 from engine.workloads import WORKLOADS, Request, make_workload
@@ -30,40 +31,6 @@ def engine_config(device: str, **overrides) -> EngineConfig:
         )  # fmt: skip
         return EngineConfig(**{**settings, **overrides})
     return EngineConfig(**overrides)
-
-
-def run_engine(
-    engine, requests: list[Request], concurrency: int | None = None
-) -> tuple[list, float]:
-    """Feed requests at their arrival times (and under a concurrency cap); return outputs, wall."""
-    pending = sorted(requests, key=lambda r: r.arrival_s)
-    outputs, index, in_flight = [], 0, 0
-    start = engine.start_time = time.perf_counter()
-    engine.trace.clear()
-    while index < len(pending) or engine.has_unfinished():
-        now = time.perf_counter() - start
-        while (
-            index < len(pending)
-            and pending[index].arrival_s <= now
-            and (concurrency is None or in_flight < concurrency)
-        ):
-            r = pending[index]
-            engine.add_request(
-                r.prompt_token_ids,
-                r.params,
-                priority=r.priority,
-                arrival_time=start + max(r.arrival_s, 0.0),
-            )
-            index, in_flight = index + 1, in_flight + 1
-        if not engine.has_unfinished():
-            time.sleep(max(0.0, min(pending[index].arrival_s - now, 0.01)))
-            continue
-        done = engine.step()
-        in_flight -= len(done)
-        outputs.extend(done)
-    if engine.runner.device.type == "cuda":
-        torch.cuda.synchronize()
-    return outputs, time.perf_counter() - start
 
 
 def run_hf(model: str, device: str, requests: list[Request], batch_size: int) -> tuple[list, float]:
@@ -145,9 +112,10 @@ def bench(args: argparse.Namespace) -> dict:
         engine = LLMEngine(
             args.model, config, static=args.mode == "static", scheduler_cls=scheduler_cls
         )
-        run_engine(engine, warmup)
+        drive(engine, warmup)
         preempted_before = engine.scheduler.num_preemptions
-        outputs, wall_s = run_engine(engine, requests, args.concurrency)
+        run = drive(engine, requests, concurrency=args.concurrency)
+        outputs, wall_s = run.outputs, run.wall_s
         trace = [vars(step) for step in engine.trace]
         kv_used = [step.kv_blocks_used for step in engine.trace]
         num_blocks = engine.allocator.num_blocks

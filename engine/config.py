@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -163,9 +163,6 @@ class EngineConfig:
             raise ValueError("async scheduling does not run speculative decoding")
         if self.num_speculative_tokens and self.draft_layers < 1:
             raise ValueError("speculative decoding needs draft_layers >= 1")
-
-    def with_(self, **changes) -> EngineConfig:
-        return replace(self, **changes)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from engine.config import SamplingParams
+
+if TYPE_CHECKING:
+    from engine.sequence import Sequence
 
 
 @dataclass
@@ -45,6 +49,11 @@ class SamplingBatch:
         if torch.device(device).type == "cuda":
             host = host.pin_memory()
         return cls.unpack(host.to(device, non_blocking=True), host)
+
+    @classmethod
+    def of(cls, seqs: list[Sequence], device: torch.device | str) -> SamplingBatch:
+        """The batch of `seqs`, drawing one uniform from each sequence's own generator."""
+        return cls.build([s.params for s in seqs], [s.rng.random() for s in seqs], device)
 
     @classmethod
     def unpack(cls, packed: torch.Tensor, host: torch.Tensor | None = None) -> SamplingBatch:

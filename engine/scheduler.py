@@ -52,7 +52,8 @@ class Scheduler(ABC):
     `allocator.free(seq)` if it then cannot get slots.
 
     The engine calls `add(seq)` for each new request, `schedule()` once per step, then runs the
-    model, then `finish(seq)` for each sequence that ended. A scheduled sequence must be
+    model, then `abort(seq)` for each sequence that ended (it calls `finish(seq)` after taking
+    a sequence that ended while waiting out of `waiting`). A scheduled sequence must be
     RUNNING and in `self.running`.
 
     Example (the engine's first-come-first-served policy, `engine/schedulers.py`)::
@@ -96,6 +97,12 @@ class Scheduler(ABC):
         if seq in self.running:
             self.running.remove(seq)
         self.allocator.free(seq)
+
+    def abort(self, seq: Sequence) -> None:
+        """End `seq` wherever it is: out of `waiting` if it waits there, then `finish`."""
+        if seq.status is Status.WAITING and seq in self.waiting:
+            self.waiting.remove(seq)
+        self.finish(seq)
 
     def preempt(self, seq: Sequence) -> None:
         """Preempt by recompute: free the blocks and requeue `seq` at the front of `waiting`."""

@@ -45,7 +45,6 @@ class Sequence:
     num_cached_blocks: int = 0
     num_preemptions: int = 0
     pad_to_tokens: int = 0
-    first_token_time: float | None = None
     token_times: list[float] = field(default_factory=list)
     finish_reason: str | None = None
     error: str | None = None

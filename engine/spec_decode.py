@@ -1,11 +1,20 @@
-"""Speculative decoding's acceptance rule: the `Verifier` interface (the reference
-implementation is `engine/rejection_sampler.py`)."""
+"""Speculative decoding: the `Verifier` interface of its acceptance rule (the reference
+implementation is `engine/rejection_sampler.py`), and `SpecDecoder`, the engine's draft and
+verify passes around it."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 import torch
+
+from engine.sampler import Sampler, SamplingBatch
+
+if TYPE_CHECKING:
+    from engine.block_allocator import BlockAllocator
+    from engine.model_runner import ModelRunner
+    from engine.sequence import Sequence
 
 
 class Verifier(ABC):
@@ -56,3 +65,91 @@ class Verifier(ABC):
         uniforms: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Accepted draft tokens plus one correction or bonus token per row."""
+
+
+class SpecDecoder:
+    """Self-speculative decoding: the draft model is the target's first `draft_layers` layers,
+    sharing their KV cache. `propose` drafts `k` tokens per decoding sequence before the
+    target's pass; `verify` accepts them by the `verifier`'s rule after it."""
+
+    def __init__(
+        self,
+        runner: ModelRunner,
+        allocator: BlockAllocator,
+        sampler: Sampler,
+        verifier: Verifier,
+        k: int,
+        draft_layers: int,
+    ) -> None:
+        self.runner, self.allocator, self.sampler, self.verifier = (
+            runner,
+            allocator,
+            sampler,
+            verifier,
+        )
+        self.k, self.draft_layers = k, draft_layers
+        self.draft_probs: dict[int, list[torch.Tensor]] = {}
+        self.num_proposed = self.num_accepted = 0
+
+    def propose(self, scheduled: list[tuple[Sequence, int]]) -> list[tuple[Sequence, int]]:
+        """Draft side: each decoding sequence that can get the slots gets `k` draft tokens,
+        proposed one at a time; it is then scheduled for `1 + k` tokens, its last token plus
+        the drafts, all verified in one target pass."""
+        decoding = [
+            seq for seq, n in scheduled
+            if n == 1 and seq.num_computed_tokens == len(seq.token_ids) - 1
+            and self.allocator.append_slots(seq, 1 + self.k)
+        ]  # fmt: skip
+        self.draft_probs = {seq.seq_id: [] for seq in decoding}
+        for step in range(self.k if decoding else 0):
+            for seq in decoding:
+                seq.num_computed_tokens = len(seq.token_ids) - 1 + step
+            logits, _ = self.runner.run([(seq, 1) for seq in decoding], self.draft_layers)
+            batch = SamplingBatch.of(decoding, logits.device)
+            probs = self.sampler.probs(logits, batch)
+            tokens = self.sampler.sample(logits, batch).tolist()
+            for row, (seq, token) in enumerate(zip(decoding, tokens, strict=True)):
+                seq.spec_token_ids.append(token)
+                self.draft_probs[seq.seq_id].append(probs[row])
+        for seq in decoding:
+            seq.num_computed_tokens = len(seq.token_ids) - 1
+        return [(seq, 1 + len(seq.spec_token_ids)) for seq, _ in scheduled]
+
+    def verify(
+        self, scheduled: list[tuple[Sequence, int]], logits: torch.Tensor, seqs: list[Sequence]
+    ) -> list[list[int]]:
+        """Target side, for the sampled `seqs` of the target's pass: per sequence, its accepted
+        draft tokens plus one more. Advances `num_computed_tokens` past the accepted drafts'
+        KV and drops the drafts."""
+        row, by_id = 0, {seq.seq_id: n for seq, n in scheduled}
+        new_tokens = []
+        for seq in seqs:
+            k, num_new = len(seq.spec_token_ids), by_id[seq.seq_id]
+            rows = logits[row : row + min(num_new, 1 + k)]
+            row += rows.shape[0]
+            if k:
+                accepted = self._accept(seq, rows)
+            else:
+                accepted = self.sampler.sample(rows, SamplingBatch.of([seq], logits.device))
+            tokens = accepted.tolist()
+            seq.num_computed_tokens += num_new - k + len(tokens) - 1
+            seq.spec_token_ids = []
+            new_tokens.append(tokens)
+        return new_tokens
+
+    def _accept(self, seq: Sequence, rows: torch.Tensor) -> torch.Tensor:
+        """`seq`'s accepted draft tokens and the correction or bonus token after them."""
+        k, device = len(seq.spec_token_ids), rows.device
+        target = self.sampler.probs(
+            rows, SamplingBatch.build([seq.params] * rows.shape[0], [0.0] * rows.shape[0], device)
+        )
+        uniforms = torch.tensor([[seq.rng.random() for _ in range(k + 1)]], dtype=torch.float64)
+        tokens, accepted = self.verifier.verify(
+            torch.tensor([seq.spec_token_ids], device=device),
+            torch.stack(self.draft_probs[seq.seq_id])[None],
+            target[None],
+            uniforms.to(device),
+        )
+        self.num_proposed += k
+        self.num_accepted += int(accepted[0])
+        return tokens[0, : int(accepted[0]) + 1]

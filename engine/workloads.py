@@ -14,10 +14,14 @@ OFFLINE_MIXED_OUTPUT_TOKENS = 133_966
 
 @dataclass(frozen=True)
 class Request:
+    """One request of a workload: it arrives `arrival_s` after the start (in steps on
+    `engine.driver.drive`'s step clock); an empty `request_id` lets the engine number it."""
+
     prompt_token_ids: list[int]
     params: SamplingParams
     arrival_s: float = 0.0
     priority: int = 0
+    request_id: str = ""
 
 
 def _scaled(length: int, scale: float) -> int:

@@ -8,15 +8,15 @@ and priorities), so their timelines and throughputs compare like for like.
 from __future__ import annotations
 
 import random
-import time
 from typing import Any
 
 from engine.config import EngineConfig, SamplingParams
+from engine.driver import Run, drive, one_thread
 from engine.llm_engine import LLMEngine
 from engine.metrics import compute_metrics
 from engine.schedulers import FCFSScheduler, PriorityScheduler
+from engine.sequence import Sequence
 from engine.workloads import Request
-from grader.harnesses.engine_run import one_thread
 from lab.experiment import MAX_OUTPUT_TOKENS, MAX_PROMPT_TOKENS, LabSettings
 
 POLICIES = {"fcfs": FCFSScheduler, "priority": PriorityScheduler}
@@ -34,7 +34,8 @@ def workload(settings: LabSettings) -> list[Request]:
         params = SamplingParams(
             temperature=0.0, max_tokens=rng.randint(4, MAX_OUTPUT_TOKENS), ignore_eos=True
         )
-        requests.append(Request(prompt, params, arrival_s=clock, priority=rng.randint(0, 1)))
+        priority, request_id = rng.randint(0, 1), str(len(requests))
+        requests.append(Request(prompt, params, clock, priority, request_id))
     return requests
 
 
@@ -45,13 +46,13 @@ def experiment_run(settings: LabSettings) -> dict[str, Any]:
         return {
             "requests": [
                 {
-                    "id": str(index),
+                    "id": r.request_id,
                     "prompt_tokens": len(r.prompt_token_ids),
                     "output_tokens": r.params.max_tokens,
                     "arrival_s": round(r.arrival_s, 4),
                     "priority": r.priority,
                 }
-                for index, r in enumerate(requests)
+                for r in requests
             ],
             "modes": {mode: _mode_run(settings, mode, requests) for mode in settings.modes},
         }
@@ -70,35 +71,16 @@ def _mode_run(settings: LabSettings, mode: str, requests: list[Request]) -> dict
         static=mode == "static",
         scheduler_cls=POLICIES[settings.policy] if mode == "continuous" else None,
     )
-    sequences: dict[str, Any] = {}
     steps: list[dict[str, Any]] = []
-    outputs = []
-    pending = sorted(enumerate(requests), key=lambda item: item[1].arrival_s)
-    start = engine.start_time = time.perf_counter()
-    index = 0
-    while index < len(pending) or engine.has_unfinished():
-        now = time.perf_counter() - start
-        while index < len(pending) and pending[index][1].arrival_s <= now:
-            number, request = pending[index]
-            engine.add_request(
-                request.prompt_token_ids,
-                request.params,
-                request_id=str(number),
-                priority=request.priority,
-                arrival_time=start + request.arrival_s,
-            )
-            sequences[str(number)] = (engine.scheduler.waiting or [None])[-1]
-            index += 1
-        if not engine.has_unfinished():
-            time.sleep(max(0.0, min(pending[index][1].arrival_s - now, 0.01)))
-            continue
-        outputs.extend(engine.step())
-        if engine.trace:
-            steps.append(_step_record(engine, sequences))
-    wall_s = time.perf_counter() - start
+
+    def record(run: Run) -> None:
+        if engine.trace and engine.trace[-1].step == len(steps):
+            steps.append(_step_record(engine, run.sequences))
+
+    run = drive(engine, requests, on_step=record)
     metrics = compute_metrics(
-        outputs,
-        wall_s,
+        run.outputs,
+        run.wall_s,
         [step["kv_blocks_used"] for step in steps],
         engine.allocator.num_blocks,
         engine.scheduler.num_preemptions,
@@ -107,7 +89,7 @@ def _mode_run(settings: LabSettings, mode: str, requests: list[Request]) -> dict
     padding = sum(n for step in steps for _, n, kind in step["scheduled"] if kind == "padding")
     return {
         "metrics": metrics.as_dict(),
-        "latency": [_latency(out) for out in sorted(outputs, key=lambda o: int(o.request_id))],
+        "latency": [_latency(out) for out in sorted(run.outputs, key=lambda o: int(o.request_id))],
         "steps": steps,
         "num_kv_blocks": engine.allocator.num_blocks,
         "computed_tokens": computed,
@@ -127,7 +109,7 @@ def _latency(output: Any) -> dict[str, Any]:
     }
 
 
-def _step_record(engine: LLMEngine, sequences: dict[str, Any]) -> dict[str, Any]:
+def _step_record(engine: LLMEngine, sequences: dict[str, Sequence]) -> dict[str, Any]:
     """The last step: who ran how many tokens as what, who was preempted, who holds which block."""
     record = engine.trace[-1]
     scheduled = []

@@ -1,32 +1,12 @@
-"""Harness kinds, registered by name: one file per kind in this package.
+"""Harness kinds, registered by name (``registry.py``): one file per kind in this package.
 
-Nothing here imports Django: the in-sandbox runner imports this package.
+Importing the package imports every kind, so ``harness_get`` knows them all. Nothing here
+imports Django: the in-sandbox runner imports this package.
 """
 
 from __future__ import annotations
 
-from grader.harnesses.base import Harness
-
-HARNESSES: dict[str, type[Harness]] = {}
-
-
-def register(harness: type[Harness]) -> type[Harness]:
-    """Class decorator: make a harness kind available under its ``kind`` name."""
-    if harness.kind in HARNESSES:
-        raise ValueError(f"harness kind {harness.kind!r} is registered twice")
-    HARNESSES[harness.kind] = harness
-    return harness
-
-
-def harness_get(kind: str) -> type[Harness]:
-    """The harness class for ``kind``; KeyError names the kinds that exist."""
-    try:
-        return HARNESSES[kind]
-    except KeyError:
-        raise KeyError(f"no harness kind {kind!r}; known: {sorted(HARNESSES)}") from None
-
-
-from grader.harnesses import (  # noqa: E402,F401  (register themselves)
+from grader.harnesses import (  # noqa: F401  (each kind registers itself)
     engine_allocator,
     engine_sampler,
     engine_scheduler,
@@ -34,3 +14,6 @@ from grader.harnesses import (  # noqa: E402,F401  (register themselves)
     function,
     kernel,
 )
+from grader.harnesses.registry import HARNESSES, harness_get, register
+
+__all__ = ["HARNESSES", "harness_get", "register"]

@@ -105,6 +105,31 @@ def problem_spec_from(problem: Any) -> ProblemSpec:
 EVENT_MESSAGE_CHARS = 400
 
 
+@dataclass(frozen=True)
+class Mismatch:
+    """An output's values out of tolerance (``atol + rtol * |want|``; NaN never is): how many,
+    how many are NaN or inf, the worst errors among the finite ones, and the first positions
+    (``index``, ``got``, ``expected``). ``as_details()`` is a wrong answer's details."""
+
+    non_finite: int
+    max_abs_error: float | None
+    max_rel_error: float | None
+    mismatches: int
+    first_mismatches: list[dict[str, Any]]
+
+    def message(self) -> str:
+        first = self.first_mismatches[0]
+        return (
+            f"{self.mismatches} values out of tolerance; first at {first['index']}: "
+            f"got {first['got']!r}, expected {first['expected']!r}; "
+            f"max abs error {self.max_abs_error}, max rel error {self.max_rel_error}"
+            + (f"; {self.non_finite} values are NaN or inf" if self.non_finite else "")
+        )
+
+    def as_details(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class TestOutcome:
     """One test's verdict, time and message, in the order the tests ran."""

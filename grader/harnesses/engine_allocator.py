@@ -42,7 +42,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from grader.harnesses import register
 from grader.harnesses.base import clock_ns
 from grader.harnesses.contract import CallTiming, PolicyScore
 from grader.harnesses.engine_run import (
@@ -64,6 +63,7 @@ from grader.harnesses.engine_run import (
     serial_bound,
     tiny_engine,
 )
+from grader.harnesses.registry import register
 
 if TYPE_CHECKING:
     from engine.block_allocator import BlockAllocator

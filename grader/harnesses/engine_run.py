@@ -25,7 +25,7 @@ import socket
 import time
 from abc import abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -107,17 +107,12 @@ def tiny_engine(config: dict[str, Any], **parts: Any) -> LLMEngine:
     return LLMEngine(MODELS["tiny"], EngineConfig(**config), state_dict=tiny_state_dict(), **parts)
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one thread in the trusted process (a shared worker), then restore it."""
-    import torch
+def one_thread() -> contextlib.AbstractContextManager[None]:
+    """Torch on one thread in the trusted process (a shared worker): ``engine.driver``'s,
+    imported when called, since the sandbox's engine files do not include the driver."""
+    from engine.driver import one_thread as engine_one_thread
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return engine_one_thread()
 
 
 def params_of(request: dict[str, Any]) -> SamplingParams:
@@ -221,36 +216,47 @@ def drive(
     clock_ns: Callable[[], int],
     on_step: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Feed ``requests`` on the step clock, step until done or ``max_steps``.
+    """Feed ``requests`` on the step clock, step until done or ``max_steps``: the engine's
+    one driver loop (``engine.driver.drive``), in this process.
 
-    ``on_step(step)`` runs before each step. Returns the outputs by id, the steps taken, and
-    the elapsed time of the loop.
+    ``on_step(step)`` names each step before it runs (and, last, the one after the end).
+    Returns the outputs by id, the steps taken, and the elapsed time of the loop on
+    ``clock_ns``.
     """
-    pending = sorted(requests, key=lambda r: r["arrival_step"])
-    outputs: dict[str, dict[str, Any]] = {}
-    steps = 0
-    start_ns = clock_ns()
-    while steps < max_steps and (pending or engine.has_unfinished()):
+    from engine.driver import Run
+    from engine.driver import drive as engine_drive
+    from engine.workloads import Request
+
+    workload = [
+        Request(
+            r["prompt"],
+            params_of(r),
+            float(r["arrival_step"]),
+            int(r.get("priority", 0)),
+            r["id"],
+        )
+        for r in requests
+    ]
+
+    def name_next_step(run: Run) -> None:
         if on_step is not None:
-            on_step(steps)
-        while pending and pending[0]["arrival_step"] <= steps:
-            request = pending.pop(0)
-            engine.add_request(
-                request["prompt"],
-                params_of(request),
-                request_id=request["id"],
-                priority=int(request.get("priority", 0)),
-                arrival_time=float(request["arrival_step"]),
-            )
-        for out in engine.step():
-            outputs[out.request_id] = {
-                "tokens": out.output_token_ids,
-                "error": out.error,
-                "cached_tokens": out.num_cached_tokens,
-            }
-        steps += 1
+            on_step(run.steps)
+
+    name_next_step(Run())
+    start_ns = clock_ns()
+    run = engine_drive(
+        engine, workload, step_clock=True, max_steps=max_steps, on_step=name_next_step
+    )
     elapsed_ns = clock_ns() - start_ns
-    return {"outputs": outputs, "steps": steps, "elapsed_ns": elapsed_ns}
+    outputs = {
+        out.request_id: {
+            "tokens": out.output_token_ids,
+            "error": out.error,
+            "cached_tokens": out.num_cached_tokens,
+        }
+        for out in run.outputs
+    }
+    return {"outputs": outputs, "steps": run.steps, "elapsed_ns": elapsed_ns}
 
 
 def outputs_mismatch(

@@ -40,7 +40,6 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from grader.harnesses import register
 from grader.harnesses.base import clock_ns, oracle_load
 from grader.harnesses.contract import CallTiming
 from grader.harnesses.engine_run import (
@@ -53,6 +52,7 @@ from grader.harnesses.engine_run import (
     serial_bound,
     tiny_engine,
 )
+from grader.harnesses.registry import register
 from grader.harnesses.remote import (
     POISON_INT64,
     Arena,

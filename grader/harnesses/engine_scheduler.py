@@ -38,7 +38,6 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from grader.harnesses import register
 from grader.harnesses.base import clock_ns
 from grader.harnesses.contract import PolicyScore
 from grader.harnesses.engine_run import (
@@ -60,6 +59,7 @@ from grader.harnesses.engine_run import (
     serial_bound,
     tiny_engine,
 )
+from grader.harnesses.registry import register
 
 if TYPE_CHECKING:
     from grader.sandbox import SandboxSession

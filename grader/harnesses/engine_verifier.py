@@ -36,7 +36,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from grader.harnesses import register
 from grader.harnesses.base import clock_ns, oracle_load
 from grader.harnesses.contract import CallTiming
 from grader.harnesses.engine_run import (
@@ -50,6 +49,7 @@ from grader.harnesses.engine_run import (
     tiny_engine,
 )
 from grader.harnesses.engine_sampler import CHI_SQUARE_P_FLOOR, chi_square
+from grader.harnesses.registry import register
 from grader.harnesses.remote import (
     POISON_INT64,
     Arena,

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from grader.harnesses import register
 from grader.harnesses.base import (
     CandidateFailure,
     Harness,
@@ -26,7 +25,8 @@ from grader.harnesses.base import (
     failed_outcome,
     oracle_load,
 )
-from grader.harnesses.contract import CallTiming, ProblemSpec, TestOutcome, Verdict
+from grader.harnesses.contract import CallTiming, Mismatch, ProblemSpec, TestOutcome, Verdict
+from grader.harnesses.registry import register
 from grader.harnesses.timing import TimedCall
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def layout_view(base: np.ndarray, layout: str) -> np.ndarray:
     return base
 
 
-def mismatch(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> dict[str, Any] | None:
+def mismatch(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> Mismatch | None:
     """None when every value is within atol + rtol*|want| (NaN never is), else the details."""
     got64 = got.astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
@@ -81,12 +81,12 @@ def mismatch(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> dic
         relative = np.where(want != 0, error / np.where(want != 0, np.abs(want), 1), np.inf)
     bad = np.argwhere(~ok)
     finite = np.isfinite(error)
-    return {
-        "non_finite": int((~np.isfinite(got64)).sum()),
-        "max_abs_error": float(error[finite].max()) if finite.any() else None,
-        "max_rel_error": float(relative[finite].max()) if finite.any() else None,
-        "mismatches": int(bad.shape[0]),
-        "first_mismatches": [
+    return Mismatch(
+        non_finite=int((~np.isfinite(got64)).sum()),
+        max_abs_error=float(error[finite].max()) if finite.any() else None,
+        max_rel_error=float(relative[finite].max()) if finite.any() else None,
+        mismatches=int(bad.shape[0]),
+        first_mismatches=[
             {
                 "index": [int(i) for i in position],
                 "got": float(got64[tuple(position)]),
@@ -94,16 +94,6 @@ def mismatch(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> dic
             }
             for position in bad[:MISMATCHES_SHOWN]
         ],
-    }
-
-
-def _mismatch_message(details: dict[str, Any]) -> str:
-    first = details["first_mismatches"][0]
-    return (
-        f"{details['mismatches']} values out of tolerance; first at {first['index']}: "
-        f"got {first['got']!r}, expected {first['expected']!r}; "
-        f"max abs error {details['max_abs_error']}, max rel error {details['max_rel_error']}"
-        + (f"; {details['non_finite']} values are NaN or inf" if details["non_finite"] else "")
     )
 
 
@@ -216,9 +206,9 @@ class FunctionHarness(Harness):
 
     def _check(self, got: np.ndarray, want: np.ndarray, dtype: np.dtype) -> None:
         rtol, atol = self._tolerance(dtype)
-        details = mismatch(got, want, rtol, atol)
-        if details is not None:
-            raise CandidateFailure(Verdict.WRONG_ANSWER, _mismatch_message(details), details)
+        wrong = mismatch(got, want, rtol, atol)
+        if wrong is not None:
+            raise CandidateFailure(Verdict.WRONG_ANSWER, wrong.message(), wrong.as_details())
 
     def run_test(self, session: SandboxSession, case: dict[str, Any], seed: int) -> TestOutcome:
         timeout_s = float(case.get("time_limit_s", self.spec.limits.test_time_s))

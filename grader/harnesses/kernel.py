@@ -56,16 +56,17 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from grader.harnesses import register
 from grader.harnesses.base import CandidateFailure, Harness, ProblemError, failed_outcome
 from grader.harnesses.contract import (
     CallTiming,
     Measurement,
+    Mismatch,
     ProblemSpec,
     SpeedOfLight,
     TestOutcome,
     Verdict,
 )
+from grader.harnesses.registry import register
 from grader.harnesses.timing import TimedCall, card_peaks, gpu_visible, per_call
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ def _compared(
     return error <= atol + rtol * want64.abs(), got64, want64, error
 
 
-def mismatch(got: torch.Tensor, want: torch.Tensor, rtol: float, atol: float) -> dict | None:
+def mismatch(got: torch.Tensor, want: torch.Tensor, rtol: float, atol: float) -> Mismatch | None:
     """None when every value is within atol + rtol*|want| (NaN never is), else the details."""
     import torch
 
@@ -142,12 +143,12 @@ def mismatch(got: torch.Tensor, want: torch.Tensor, rtol: float, atol: float) ->
     bad = (~ok).nonzero()
     finite = torch.isfinite(error)
     relative = error / want64.abs().clamp(min=torch.finfo(torch.float64).tiny)
-    return {
-        "non_finite": int((~torch.isfinite(got64)).sum()),
-        "max_abs_error": float(error[finite].max()) if bool(finite.any()) else None,
-        "max_rel_error": float(relative[finite].max()) if bool(finite.any()) else None,
-        "mismatches": int(bad.shape[0]),
-        "first_mismatches": [
+    return Mismatch(
+        non_finite=int((~torch.isfinite(got64)).sum()),
+        max_abs_error=float(error[finite].max()) if bool(finite.any()) else None,
+        max_rel_error=float(relative[finite].max()) if bool(finite.any()) else None,
+        mismatches=int(bad.shape[0]),
+        first_mismatches=[
             {
                 "index": [int(i) for i in position],
                 "got": float(got64[tuple(position)]),
@@ -155,16 +156,6 @@ def mismatch(got: torch.Tensor, want: torch.Tensor, rtol: float, atol: float) ->
             }
             for position in bad[:MISMATCHES_SHOWN].tolist()
         ],
-    }
-
-
-def _mismatch_message(details: dict[str, Any]) -> str:
-    first = details["first_mismatches"][0]
-    return (
-        f"{details['mismatches']} values out of tolerance; first at {first['index']}: "
-        f"got {first['got']!r}, expected {first['expected']!r}; "
-        f"max abs error {details['max_abs_error']}, max rel error {details['max_rel_error']}"
-        + (f"; {details['non_finite']} values are NaN or inf" if details["non_finite"] else "")
     )
 
 
@@ -337,9 +328,9 @@ class KernelHarness(Harness):
 
     def _check(self, got: torch.Tensor, want: torch.Tensor, dtype: str) -> None:
         rtol, atol = self._tolerance(dtype)
-        details = mismatch(got, want, rtol, atol)
-        if details is not None:
-            raise CandidateFailure(Verdict.WRONG_ANSWER, _mismatch_message(details), details)
+        wrong = mismatch(got, want, rtol, atol)
+        if wrong is not None:
+            raise CandidateFailure(Verdict.WRONG_ANSWER, wrong.message(), wrong.as_details())
 
     # -- tests ----------------------------------------------------------------------------------
 

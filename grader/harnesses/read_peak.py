@@ -1,10 +1,9 @@
 """A streaming read of a whole buffer: the card's read bandwidth for :func:`timing.card_peaks`.
 
 A kernel that mostly reads (paged decode reads a gigabyte of KV cache and writes half a
-megabyte) can beat a device-to-device copy, whose reads and writes share the bus: on the H200
-the paged-decode reference read 4,280 GB/s where the copy measured 4,175 (2026-12-02). Not a
-harness kind: only ``card_peaks`` imports it, in the trusted worker, so no sandbox loads Triton
-for it.
+megabyte) can beat a device-to-device copy, whose reads and writes share the bus
+(grader/README.md, "The card's peaks"). Not a harness kind: only ``card_peaks`` imports it,
+in the trusted worker, so no sandbox loads Triton for it.
 """
 
 from __future__ import annotations
@@ -15,10 +14,8 @@ import triton.language as tl
 
 # Each program reads STEPS blocks of BLOCK float32 with WARPS warps and writes one partial sum.
 # Which shape keeps the most loads in flight differs by card and compiler, so `card_peaks` times
-# each of these and keeps the fastest. On the H200 of 2026-12-02 (2 GiB, copy 4,233 GB/s):
-# 2048 x 8 with 16 warps read 4,388 GB/s, 8192 x 2 and 32768 x 1 with 16 warps 4,359 and 4,350;
-# the one shape timed before (4096 x 16, 8 warps) 4,263, `torch.sum` 4,240: below the 4,275 GB/s
-# paged decode's reference reads at. Warps, not the block's shape, made most of the difference.
+# each of these and keeps the fastest; warps, not the block's shape, made most of the difference
+# (their speeds on an H200: grader/README.md, "The card's peaks").
 VARIANTS = ((2048, 8, 16), (8192, 2, 16), (32768, 1, 16), (4096, 16, 8))
 CHUNK_ELEMENTS = max(block * steps for block, steps, _ in VARIANTS)
 

@@ -212,10 +212,10 @@ class CudaTimer:
     for.
 
     A graph replay is queued behind a short GPU-side wait (``LAUNCH_COVER_CYCLES``), so its
-    time is the GPU's work alone. Timed from an idle queue, a ~40 us W8A16 replay also counted
-    the host's launch, which moves with the host's load: the likely cause of int8-matmul's 4.1%
-    CV over ten timing phases (H200, 2026-11-27). An eager call is still timed from an idle
-    queue, its launches included: what it does on the host is part of its cost.
+    time is the GPU's work alone: timed from an idle queue, a short replay also counted the
+    host's launch, which moves with the host's load and spread the samples (grader/README.md,
+    "The card's peaks"). An eager call is still timed from an idle queue, its launches
+    included: what it does on the host is part of its cost.
     """
 
     def __init__(self, l2_bytes: int | None = None) -> None:
@@ -231,10 +231,9 @@ class CudaTimer:
     def _warm_and_flush(self) -> None:
         """Bring the SM clocks up, then evict the L2 by reading (clean lines, no write-back).
 
-        Between timed calls the card idles while the harness draws inputs and checks outputs
-        (an idle H200 reads 345 MHz). A zeroing flush left 60 MB of dirty lines to write back
-        inside the timed call: paged decode timed 3.36 TB/s with it and no warm-up, 3.90 TB/s
-        with both changes (H200, 2026-11-27).
+        Between timed calls the card idles (its clocks drop) while the harness draws inputs
+        and checks outputs; a zeroing flush would leave dirty lines to write back inside the
+        timed call. Both slowed paged decode (grader/README.md, "The card's peaks").
         """
         for _ in range(WARM_MATMULS):
             self.warm_operand @ self.warm_operand
@@ -296,11 +295,11 @@ PEAK_REPEATS = 15
 def _median_ns(timer: CudaTimer, call: Callable[[], Any], graphed: bool = True) -> float:
     """The median time of ``call``, replayed from a CUDA graph unless ``graphed`` is False.
 
-    Launched eagerly the Triton reads measured 4,025-4,193 GB/s on an H200 and 4,615-4,669 from
-    their graphs (2026-12-02): Python's launch of a Triton kernel takes tens of microseconds,
-    and the start event waited for it, so kernels timed from a graph looked faster than the
-    card. The copy is timed eagerly: in a graph a device-to-device copy becomes a memcpy node
-    that the copy engines run, 2,705 GB/s on the same H200 against 4,252 as a kernel.
+    Python's launch of a Triton kernel takes tens of microseconds and the start event waits
+    for it, so timed eagerly the reads looked slower than kernels timed from a graph. The copy
+    is timed eagerly: in a graph a device-to-device copy becomes a memcpy node that the copy
+    engines run, far below the copy kernel (both measured: grader/README.md, "The card's
+    peaks").
     """
     torch = timer.torch
     for _ in range(3):

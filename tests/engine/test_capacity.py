@@ -347,31 +347,3 @@ def test_estimate_that_does_not_fit_is_still_valid_json():
     data = json.loads(run.stdout, parse_constant=lambda name: pytest.fail(f"non-JSON {name}"))
     assert data["fits"] is False and data["max_concurrent_sequences"] == 0
     assert data["output_tokens_per_s"] == 0 and data["decode_step_ms"] > 0
-
-
-@pytest.mark.parametrize("name", ["smollm2-135m-random", "llama-1b-random"])
-def test_engine_shapes_match_the_engine_configs(name):
-    """The capacity model predicts the engine's own shapes, so the two catalogs must agree."""
-    from engine.config import MODELS as ENGINE_MODELS
-
-    engine, ours = ENGINE_MODELS[name], MODELS[name]
-    assert (
-        engine.hidden_size,
-        engine.num_layers,
-        engine.num_heads,
-        engine.num_kv_heads,
-        engine.head_dim,
-        engine.intermediate_size,
-        engine.vocab_size,
-        engine.tie_word_embeddings,
-    ) == (
-        ours.hidden_size,
-        ours.num_layers,
-        ours.num_heads,
-        ours.num_kv_heads,
-        ours.head_dim,
-        ours.intermediate_size,
-        ours.vocab_size,
-        ours.tied_embeddings,
-    )
-    assert engine.kv_bytes_per_token(2) == kv_bytes_per_token(ours).kv_bytes_per_token

@@ -94,9 +94,9 @@ def test_priority_requests_finish_first_under_pressure(tiny_hf):
     engine = make_engine(tiny_hf, scheduler_cls=PriorityScheduler, max_num_seqs=2)
     prompts = random_prompts(5, tiny_hf.config.vocab_size, [5], seed=3)
     params = SamplingParams(temperature=0, max_tokens=8, ignore_eos=True)
-    ids = [engine.add_request(p, params, priority=1) for p in prompts[:4]]
+    ids = [engine.add_request(p, params, priority=1).request_id for p in prompts[:4]]
     engine.step()
-    urgent = engine.add_request(prompts[4], params, priority=0)
+    urgent = engine.add_request(prompts[4], params, priority=0).request_id
     order = []
     while engine.has_unfinished():
         order += [out.request_id for out in engine.step()]
