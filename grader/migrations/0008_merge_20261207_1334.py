@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('grader', '0007_content_versions_validation'),
-        ('grader', '0007_submission_queue'),
+        ("grader", "0007_content_versions_validation"),
+        ("grader", "0007_submission_queue"),
     ]
 
-    operations = [
-    ]
+    operations = []
