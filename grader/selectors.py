@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from grader.bank import problem_validation_hash
+from grader.conf import grader_settings
 from grader.harnesses.contract import Verdict
 from grader.models import (
     CARD_QUEUE_PREFIX,
@@ -25,7 +25,7 @@ from grader.models import (
 
 def workers_alive() -> QuerySet[Worker]:
     """Workers whose heartbeat is younger than ``WORKER_ALIVE_S``."""
-    since = timezone.now() - timedelta(seconds=settings.WORKER_ALIVE_S)
+    since = timezone.now() - timedelta(seconds=grader_settings.WORKER_ALIVE_S)
     return Worker.objects.filter(last_seen_at__gte=since).order_by("hostname")
 
 
