@@ -24,8 +24,8 @@ from grader.management.commands.gpu_worker import gpu_workers_plan
 from grader.models import Submission, Worker
 from grader.selectors import card_classes_live
 from grader.tasks import grade_submission
+from grader.workers import celery_worker_command
 from interview.coding_selectors import leaderboards
-from interview.management.commands.serve import celery_worker_command
 
 KERNEL = "paged-decode-attention"
 H100 = "NVIDIA H100 80GB HBM3"
