@@ -19,14 +19,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from grader.workers import (
-    POLL_S,
-    WORKER_HEALTHY_RUN_S,
-    celery_worker_command,
-    children_stop,
-    restart_wait_s,
-    stop_on_signals,
-)
+from grader import workers
 
 
 def worker_state_write(state: str, **fields) -> None:
@@ -65,7 +58,7 @@ class Command(BaseCommand):
         queues = ",".join(settings.CELERY_WORKER_QUEUES)
         self.worker_hostname = f"worker-{os.getpid()}@{socket.gethostname()}"
         web = [python, "-m", "daphne", "-b", host, "-p", str(port), "interview.asgi:application"]
-        self.worker_command = celery_worker_command(queues, self.worker_hostname)
+        self.worker_command = workers.celery_worker_command(queues, self.worker_hostname)
         # Own sessions, so a Ctrl-C in the terminal reaches only this command, which then
         # stops the children in order instead of both racing to shut down.
         children = {"web": subprocess.Popen(web, start_new_session=True)}
@@ -79,7 +72,7 @@ class Command(BaseCommand):
             f"InferPrep on http://{host}:{port}/ (worker on queues {queues}); Ctrl-C stops"
         )
 
-        stop = stop_on_signals()
+        stop = workers.stop_on_signals()
         exit_code = 0
         exits = 0  # the worker's exits in a row, each waited for longer
         restart_at = 0.0
@@ -91,15 +84,15 @@ class Command(BaseCommand):
             worker = children.get("worker")
             if worker is not None and worker.poll() is not None:
                 del children["worker"]
-                if time.monotonic() - self.worker_started >= WORKER_HEALTHY_RUN_S:
+                if time.monotonic() - self.worker_started >= workers.WORKER_HEALTHY_RUN_S:
                     exits = 0
-                wait_s = restart_wait_s(exits)
+                wait_s = workers.restart_wait_s(exits)
                 exits += 1
                 restart_at = time.monotonic() + wait_s
                 self._worker_exited(worker.returncode, exits, wait_s)
             if "worker" not in children and time.monotonic() >= restart_at:
                 children["worker"] = self._worker_start()
-            time.sleep(POLL_S)
+            time.sleep(workers.POLL_S)
         self._stop(children)
         settings.SERVE_WORKER_STATE_PATH.unlink(missing_ok=True)
         if exit_code:
@@ -130,5 +123,5 @@ class Command(BaseCommand):
             self.stderr.write(f"could not mark the worker gone: {error}")
 
     def _stop(self, children: dict[str, subprocess.Popen]) -> None:
-        children_stop(children, self.stderr.write)
+        workers.children_stop(children, self.stderr.write)
         self.stdout.write("stopped")
