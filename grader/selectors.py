@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from grader.bank import problem_validation_hash
+from grader.conf import grader_settings
 from grader.harnesses.contract import Verdict
 from grader.models import (
     CARD_QUEUE_PREFIX,
+    ApiToken,
     Problem,
     ProblemValidation,
     Queue,
@@ -24,7 +25,7 @@ from grader.models import (
 
 def workers_alive() -> QuerySet[Worker]:
     """Workers whose heartbeat is younger than ``WORKER_ALIVE_S``."""
-    since = timezone.now() - timedelta(seconds=settings.WORKER_ALIVE_S)
+    since = timezone.now() - timedelta(seconds=grader_settings.WORKER_ALIVE_S)
     return Worker.objects.filter(last_seen_at__gte=since).order_by("hostname")
 
 
@@ -186,6 +187,64 @@ def submissions_of(user, problem_slug: str | None = None, limit: int = 50) -> li
     if problem_slug:
         submissions = submissions.filter(problem__slug=problem_slug)
     return list(submissions.order_by("-created_at", "-pk")[:limit])
+
+
+def problem_find(slug: str) -> Problem | None:
+    """A problem by slug, published or not (a loop's round keeps the problem it opened with)."""
+    return Problem.objects.filter(slug=slug).first()
+
+
+def submissions_between(
+    user_id: int, problem_slug: str, start: datetime, end: datetime | None = None
+) -> QuerySet[Submission]:
+    """A user's submissions to one problem made in ``[start, end]`` (no end: up to now),
+    oldest first, with the problem version each was graded against."""
+    submissions = Submission.objects.filter(
+        user_id=user_id, problem__slug=problem_slug, created_at__gte=start
+    )
+    if end is not None:
+        submissions = submissions.filter(created_at__lte=end)
+    return submissions.select_related("problem_version").order_by("created_at", "pk")
+
+
+def submission_last_at(
+    user_id: int, problem_slug: str, start: datetime, end: datetime | None = None
+) -> datetime | None:
+    """When the user last submitted to the problem in ``[start, end]``; None if never."""
+    window = submissions_between(user_id, problem_slug, start, end)
+    return window.aggregate(last=Max("created_at"))["last"]
+
+
+def submissions_accepted_of(user) -> QuerySet[Submission]:
+    """A user's accepted submissions with their problems' slugs, speed and timing."""
+    accepted = Submission.objects.filter(user=user, verdict=Verdict.ACCEPTED)
+    return accepted.select_related("problem").only("problem__slug", "score", "timing", "verdict")
+
+
+# Verdicts a leaderboard never shows: a suspect time waits for an admin's review.
+HIDDEN_VERDICTS = ("suspect",)
+
+
+def submissions_on_leaderboard(problem: Problem | None = None) -> QuerySet[Submission]:
+    """Accepted, timed, not-under-review submissions of published problems: the only ones a
+    leaderboard may show (optionally of one problem)."""
+    submissions = Submission.objects.filter(
+        state=Submission.State.GRADED,
+        verdict=Verdict.ACCEPTED,
+        # None: correct but not timed (a kernel checked on a CPU worker); 0: before that.
+        score__isnull=False,
+        score__gt=0,
+        needs_review=False,
+        problem__published=True,
+    ).select_related("user", "problem")
+    if problem is not None:
+        submissions = submissions.filter(problem=problem)
+    return submissions.exclude(verdict__in=HIDDEN_VERDICTS)
+
+
+def api_tokens_of(user) -> QuerySet[ApiToken]:
+    """A user's API tokens, newest first (only their hashes are stored)."""
+    return ApiToken.objects.filter(user=user)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from engine.hardware import detect_hardware
 from grader.bank import problem_snapshot, problem_validation_hash
-from grader.conf import GRADER_LOST_AFTER_S, GRADER_LOST_MESSAGE_GRACE_S
+from grader.conf import grader_settings
 from grader.grading import grade
 from grader.harnesses.contract import GradeReport, Verdict, json_safe
 from grader.harnesses.timing import device_state
@@ -309,7 +309,10 @@ def submissions_redispatch_lost(queues: list[str], idle_since: datetime) -> int:
         state=Submission.State.QUEUED,
         dispatched=True,
     ).filter(
-        Q(dispatched_at__lt=idle_since - timedelta(seconds=GRADER_LOST_MESSAGE_GRACE_S))
+        Q(
+            dispatched_at__lt=idle_since
+            - timedelta(seconds=grader_settings.GRADER_LOST_MESSAGE_GRACE_S)
+        )
         | Q(dispatched_at__isnull=True)
     )
     users = set()
@@ -536,7 +539,7 @@ def submission_requeue(submission_id: int, attempt: int, reason: str) -> Submiss
 
 def submissions_reap_lost(now: datetime | None = None) -> int:
     """Re-queue running submissions whose job stopped beating (its worker died); returns how many."""
-    lost_before = (now or timezone.now()) - timedelta(seconds=GRADER_LOST_AFTER_S)
+    lost_before = (now or timezone.now()) - timedelta(seconds=grader_settings.GRADER_LOST_AFTER_S)
     lost = Submission.objects.filter(
         state=Submission.State.RUNNING, heartbeat_at__lt=lost_before
     ).values_list("pk", "attempt", "worker_hostname")

@@ -12,9 +12,10 @@ import threading
 
 from celery.signals import worker_ready, worker_shutdown
 from celery.worker import state as worker_state
-from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
+
+from grader.conf import grader_settings
 
 logger = logging.getLogger(__name__)
 _stop = threading.Event()
@@ -46,7 +47,7 @@ def _beat_forever(hostname: str, queues: list[str]) -> None:
         finally:
             connection.close()
         idle_at = now if idle else None
-        _stop.wait(settings.WORKER_HEARTBEAT_S)
+        _stop.wait(grader_settings.WORKER_HEARTBEAT_S)
 
 
 @worker_ready.connect

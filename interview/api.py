@@ -22,6 +22,8 @@ from grader.access import LimitExceeded, TokenRefused, api_token_authenticate
 from grader.api import ERRORS, NO_NUL, InputSchema
 from grader.api import router as grader_router
 from grader.input_guard import InputRefused, body_too_big, refusal_response
+from grader.models import Problem
+from grader.selectors import problem_published_get
 from interview import coding_selectors, selectors, services
 from interview.grading import ResponseInvalid
 from interview.models import Question
@@ -282,9 +284,6 @@ class BoardOut(Schema):
     summary="A problem's leaderboards: one per card class, timed and accepted solutions only",
 )
 def leaderboard(request: HttpRequest, slug: str = PathParam(..., pattern=NO_NUL)):
-    from grader.models import Problem
-    from grader.selectors import problem_published_get
-
     try:
         problem = problem_published_get(slug)
     except Problem.DoesNotExist:

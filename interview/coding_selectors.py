@@ -7,19 +7,17 @@ so the templates and the JavaScript only lay it out.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
-
-from django.db.models import QuerySet
 
 from engine.capacity import GPUS
 from engine.hardware import card_class
 from engine.metrics import percentiles
 from grader.models import Problem, Submission, TestResult, card_queue
+from grader.selectors import submissions_accepted_of, submissions_on_leaderboard
 
-# Verdicts a leaderboard never shows: a suspect time waits for an admin's review.
-HIDDEN_VERDICTS = ("suspect",)
 # Detail keys that are bookkeeping, not measurements.
 IGNORED_DETAILS = ("fatal", "index")
 # How many samples the speed chart plots per solution; more only blurs the strip.
@@ -307,7 +305,10 @@ def _roofline(
     if submission.problem.harness != "kernel" or not candidate or not candidate.bytes_moved:
         return None
     card = card_of(submission.hardware or {})
-    work = _benchmark_work(submission.problem.pk, submission.problem.updated_at.isoformat())
+    problem = submission.problem
+    work = _benchmark_work(
+        problem.slug, problem.inputs_code, json.dumps(problem.spec.get("benchmark"))
+    )
     if card is None or not work.get("flops"):
         return None
     points = {
@@ -326,13 +327,13 @@ def _roofline(
 
 
 @functools.lru_cache(maxsize=32)
-def _benchmark_work(problem_id: int, updated_at: str) -> dict[str, float]:
-    """FLOPs and bytes of the problem's benchmark call, from its public ``inputs.py``'s ``work``."""
-    problem = Problem.objects.get(pk=problem_id)
-    namespace: dict[str, Any] = {"__name__": f"inputs_{problem.slug}"}
+def _benchmark_work(slug: str, inputs_code: str, benchmark_json: str) -> dict[str, float]:
+    """FLOPs and bytes of the problem's benchmark call, from its public ``inputs.py``'s ``work``
+    (keyed by the code and the benchmark's arguments, so an edited problem is read anew)."""
+    namespace: dict[str, Any] = {"__name__": f"inputs_{slug}"}
     try:
-        exec(compile(problem.inputs_code, "inputs.py", "exec"), namespace)
-        return dict(namespace["work"](problem.spec["benchmark"]))
+        exec(compile(inputs_code, "inputs.py", "exec"), namespace)
+        return dict(namespace["work"](json.loads(benchmark_json)))
     except Exception:  # an oracle without work(): the page shows no roofline, nothing more
         return {}
 
@@ -387,28 +388,11 @@ def problems_solved_by(user) -> dict[str, str]:
     """Per problem ``user`` has an accepted submission of: SOLVED, or, when none of them
     was timed (a kernel checked on a CPU worker only), SOLVED_SPEED_NOT_MEASURED."""
     status: dict[str, str] = {}
-    accepted = Submission.objects.filter(user=user, verdict="accepted").select_related("problem")
-    for submission in accepted.only("problem__slug", "score", "timing", "verdict"):
+    for submission in submissions_accepted_of(user):
         measured = submission.speed_measured
         if measured or submission.problem.slug not in status:
             status[submission.problem.slug] = SOLVED if measured else SOLVED_SPEED_NOT_MEASURED
     return status
-
-
-def leaderboard_submissions(problem: Problem | None = None) -> QuerySet[Submission]:
-    """Accepted, timed, not-under-review submissions (the only ones a board may show)."""
-    submissions = Submission.objects.filter(
-        state=Submission.State.GRADED,
-        verdict="accepted",
-        # None: correct but not timed (a kernel checked on a CPU worker); 0: before that.
-        score__isnull=False,
-        score__gt=0,
-        needs_review=False,
-        problem__published=True,
-    ).select_related("user", "problem")
-    if problem is not None:
-        submissions = submissions.filter(problem=problem)
-    return submissions.exclude(verdict__in=HIDDEN_VERDICTS)
 
 
 def leaderboards(problem: Problem | None = None, hardware: str | None = None) -> list[Board]:
@@ -416,7 +400,7 @@ def leaderboards(problem: Problem | None = None, hardware: str | None = None) ->
     best: dict[tuple[int, str], dict[int, Submission]] = {}
     problems: dict[int, Problem] = {}
     newest: dict[tuple[int, str], Submission] = {}
-    for submission in leaderboard_submissions(problem).order_by("-score", "created_at"):
+    for submission in submissions_on_leaderboard(problem).order_by("-score", "created_at"):
         label, _ = board_class(submission.hardware)
         if hardware and label != hardware:
             continue
@@ -456,6 +440,6 @@ def hardware_labels() -> list[str]:
     """Every board class (a card class's queue, else a CPU label) a board has entries on."""
     labels = {
         board_class(hardware)[0]
-        for hardware in leaderboard_submissions().values_list("hardware", flat=True)
+        for hardware in submissions_on_leaderboard().values_list("hardware", flat=True)
     }
     return sorted(labels)

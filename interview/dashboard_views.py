@@ -9,8 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from grader.access import api_token_create, api_token_revoke
-from grader.models import ApiToken
-from grader.selectors import submissions_of
+from grader.selectors import api_tokens_of, submissions_of
 from interview import selectors
 from interview.forms import LoopStartForm
 
@@ -75,7 +74,7 @@ def profile(request: HttpRequest) -> HttpResponse:
         {
             "submissions": submissions_of(request.user, limit=PROFILE_HISTORY),
             "loops": selectors.loops_of(request.user)[:PROFILE_HISTORY],
-            "tokens": ApiToken.objects.filter(user=request.user),
+            "tokens": api_tokens_of(request.user),
             "new_token": request.session.pop("new_api_token", None),
         },
     )

@@ -17,6 +17,7 @@ from django.db import connection
 from django.utils import timezone
 
 import interview
+from grader.conf import grader_settings
 from grader.selectors import workers_alive
 from interview.celery import app as celery_app
 
@@ -151,7 +152,7 @@ def health_report() -> HealthReport:
     if database_problem is None and not workers:
         problems.append(
             Problem(
-                f"no Celery worker has sent a heartbeat in the last {settings.WORKER_ALIVE_S} s"
+                f"no Celery worker has sent a heartbeat in the last {grader_settings.WORKER_ALIVE_S:g} s"
             )
         )
     return HealthReport(

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from grader.models import Submission
+from grader.selectors import submissions_between
 from interview import selectors
 from interview.design import DesignPrompt, render
 from interview.design.practice import grade_dict
@@ -69,17 +71,8 @@ def _design_entry(loop_round) -> dict[str, Any]:
 
 def _coding_result(loop: Loop, loop_round, now: datetime) -> dict[str, Any]:
     """The best graded submission of the round's problem made while the round was open."""
-    from grader.models import Submission
-
-    submissions = (
-        Submission.objects.filter(
-            user_id=loop.user_id,
-            problem__slug=loop_round.problem_slug,
-            created_at__gte=loop_round.started_at or now,
-            created_at__lte=now,
-        )
-        .select_related("problem_version")
-        .order_by("created_at")
+    submissions = submissions_between(
+        loop.user_id, loop_round.problem_slug, loop_round.started_at or now, now
     )
     best, pending, late = None, 0, 0
     for submission in submissions:

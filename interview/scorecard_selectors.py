@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import Max
 
+from grader.selectors import submission_last_at
 from interview.models import Attempt, Loop, LoopRound, RoundKind
 
 
@@ -57,14 +58,7 @@ def _last_answer_at(loop: Loop, loop_round: LoopRound) -> datetime | None:
             "last"
         ]
     if loop_round.kind == RoundKind.CODING:
-        from grader.models import Submission
-
-        submissions = Submission.objects.filter(
-            user_id=loop.user_id,
-            problem__slug=loop_round.problem_slug,
-            created_at__gte=loop_round.started_at,
+        return submission_last_at(
+            loop.user_id, loop_round.problem_slug, loop_round.started_at, loop.finished_at
         )
-        if loop.finished_at:
-            submissions = submissions.filter(created_at__lte=loop.finished_at)
-        return submissions.aggregate(last=Max("created_at"))["last"]
     return loop_round.submitted_at

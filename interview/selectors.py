@@ -10,6 +10,8 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet, TextChoices
 from django.utils import timezone
 
+from grader.models import Submission
+from grader.selectors import problem_find, queue_unserved_note, submission_queue, submissions_of
 from interview.design import DesignPrompt, load_design_prompts
 from interview.design.practice import follow_ups_state
 from interview.models import (
@@ -215,10 +217,7 @@ def topic_progress(user) -> list[dict[str, Any]]:
 def coding_round_context(user, loop_round: LoopRound) -> dict[str, Any]:
     """The round's grader problem, the user's submissions to it since the round opened, and
     what to say when one waits for a worker that is not running."""
-    from grader.models import Problem, Submission
-    from grader.selectors import queue_unserved_note, submission_queue, submissions_of
-
-    problem = Problem.objects.filter(slug=loop_round.problem_slug).first()
+    problem = problem_find(loop_round.problem_slug)
     submissions = [
         s
         for s in submissions_of(user, loop_round.problem_slug)

@@ -16,11 +16,14 @@ from django.db.models import F
 from django.utils import timezone
 from fsrs import Card, Rating, Scheduler
 
-from grader.models import ContentVersion
+from grader.access import submission_create_limited
+from grader.models import ContentVersion, Submission
+from grader.selectors import problem_find, problems_published
+from grader.services import SubmissionRejected
 from grader.versions import version_record
 from interview import scorecard as scorecards
 from interview import selectors
-from interview.design import DesignPrompt, practice
+from interview.design import DesignPrompt, draw_parameters, load_design_prompts, practice
 from interview.grading import GradeResult, ResponseInvalid, response_grade, response_parse
 from interview.models import (
     LEVEL_ORDER,
@@ -377,10 +380,6 @@ def concept_questions_pick(level: str, count: int, rng: random.Random) -> list[Q
 def coding_problem_pick(level: str, max_minutes: int, rng: random.Random):
     """A published problem that can be solved in ``max_minutes``: at the loop's level or the
     one below when one fits, else the hardest easier one that fits; None when none fits."""
-    try:
-        from grader.selectors import problems_published
-    except ImportError:
-        return None
     ceiling = LEVEL_ORDER.index(Level(level))
     fitting = [
         p
@@ -418,10 +417,6 @@ def _round_plans(level: str, length_min: int, rng: random.Random):
 
 
 def _design_prompt_pick(level: str, rng: random.Random) -> dict[str, Any] | None:
-    try:
-        from interview.design import draw_parameters, load_design_prompts
-    except ImportError:
-        return None
     prompts = load_design_prompts()
     suitable = [p for p in prompts if p.level in _allowed_levels(level)] or list(prompts)
     if not suitable:
@@ -631,11 +626,9 @@ def _design_prompt(loop_round: LoopRound) -> DesignPrompt:
 
 
 def _coding_submit(user, loop_round: LoopRound, data: Mapping[str, Any]) -> int:
-    from grader.access import submission_create_limited
-    from grader.models import Problem, Submission
-    from grader.services import SubmissionRejected
-
-    problem = Problem.objects.get(slug=loop_round.problem_slug)
+    problem = problem_find(loop_round.problem_slug)
+    if problem is None:
+        raise LoopError("this round's problem is no longer available")
     try:
         submission, _ = submission_create_limited(
             user=user,

@@ -212,11 +212,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_EXPIRES = 3600
 
-# A worker is "alive" on /healthz when its heartbeat is younger than this.
-WORKER_ALIVE_S = 30
-# How often a worker writes its heartbeat; a third of WORKER_ALIVE_S so one missed beat is fine.
-# (The browser tests' shared worker beats every second: each test empties the tables it uses.)
-WORKER_HEARTBEAT_S = float(os.environ.get("WORKER_HEARTBEAT_S", "10"))
+# The grader's worker settings (WORKER_ALIVE_S, WORKER_HEARTBEAT_S, GRADER_LOST_AFTER_S, ...)
+# are its own, in grader/conf.py; a setting of the same name here overrides one.
 # The judge's rubric-text embeddings, kept by `manage.py warm_judge` and read by the server as
 # it starts (JUDGE_WARM_UP=0: neither, each rubric's texts are embedded at its first grade).
 JUDGE_EMBEDDINGS_PATH = VAR_DIR / "judge-embeddings.npz"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from django.conf import settings as django_settings
 from django.db import transaction
 from django.utils import timezone
 
+from grader.conf import grader_settings
 from grader.selectors import workers_serving
 from lab.experiment import LabSettings
 from lab.models import LabRun
@@ -36,7 +36,7 @@ class LabQueueUnserved(LabRunRefused):
 def no_worker_message() -> str:
     return (
         f"No worker is serving the {LAB_QUEUE} queue right now (none has sent a heartbeat in "
-        f"the last {django_settings.WORKER_ALIVE_S} s), so an experiment cannot run; start a "
+        f"the last {grader_settings.WORKER_ALIVE_S:g} s), so an experiment cannot run; start a "
         "worker (make run starts one) and try again."
     )
 

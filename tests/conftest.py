@@ -57,7 +57,7 @@ class WorkerProcess:
         self.process: subprocess.Popen | None = None
 
     def start(self, **environment: str) -> None:
-        from interview.management.commands.serve import celery_worker_command
+        from grader.workers import celery_worker_command
 
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(

@@ -9,8 +9,6 @@ Django.
 
 from __future__ import annotations
 
-import ast
-import operator
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -22,6 +20,7 @@ import yaml
 
 from engine import capacity
 from interview.design.premises import ADJUSTED, IDEAL, accepts_ideal, numeric_premises
+from interview.formula import expression_evaluate
 from interview.rubric import Grade, Rubric, grade_answer, rubric_from_dict
 
 DESIGN_DIR = Path(__file__).resolve().parent
@@ -136,35 +135,11 @@ class NumericAnswer:
     premises: tuple[str, ...] = ()
 
 
-# ---------------------------------------------------------------- expressions in args
-
-_OPERATORS = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv,
-}
-
-
-def _evaluate(node: ast.AST, params: Mapping[str, Any]) -> Any:
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name):
-        if node.id not in params:
-            raise ValueError(f"unknown parameter {node.id!r}")
-        return params[node.id]
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](
-            _evaluate(node.left, params), _evaluate(node.right, params)
-        )
-    raise ValueError(f"unsupported expression {ast.unparse(node)!r}")
-
-
 def resolve_arg(name: str, value: Any, params: Mapping[str, Any]) -> Any:
-    """An argument's value: `$expr` is arithmetic over parameters; `model`/`gpu` become specs."""
+    """An argument's value: `$expr` is arithmetic over parameters (``interview.formula``, its
+    value as computed: `$model` a name, `$batch * 2` an integer); `model`/`gpu` become specs."""
     if isinstance(value, str) and value.startswith("$"):
-        value = _evaluate(ast.parse(value[1:].strip(), mode="eval").body, params)
+        value = expression_evaluate(value[1:], params)
     if name == "model":
         return capacity.model_spec(value)
     if name == "gpu":

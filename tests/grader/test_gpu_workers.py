@@ -18,13 +18,14 @@ from django.utils import timezone
 from engine.hardware import GpuInfo, Hardware, card_class, gpus_probe, hardware_probe
 from grader import access, services
 from grader.bank import PROBLEMS_DIR, problems_load
+from grader.conf import grader_settings
 from grader.harnesses.timing import gpu_available
 from grader.management.commands.gpu_worker import gpu_workers_plan
 from grader.models import Submission, Worker
 from grader.selectors import card_classes_live
 from grader.tasks import grade_submission
+from grader.workers import celery_worker_command
 from interview.coding_selectors import leaderboards
-from interview.management.commands.serve import celery_worker_command
 
 KERNEL = "paged-decode-attention"
 H100 = "NVIDIA H100 80GB HBM3"
@@ -199,7 +200,7 @@ def test_the_api_lists_live_card_classes_and_routes_to_the_one_chosen(api, publi
     _live("gpu.h200-0@b", "gpu.h200", H200)
     _live("old@c", "gpu.a100", "NVIDIA A100-SXM4-80GB")
     Worker.objects.filter(hostname="old@c").update(
-        last_seen_at=timezone.now() - timedelta(seconds=settings.WORKER_ALIVE_S + 1)
+        last_seen_at=timezone.now() - timedelta(seconds=grader_settings.WORKER_ALIVE_S + 1)
     )
 
     chosen = _submit(api, card="gpu.h200")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from django.core.management import call_command
 
-from interview.formula import FormulaError, formula_evaluate
+from interview.formula import formula_evaluate
 from interview.models import Attempt, Question
 from interview.question_bank import (
     BankError,
@@ -80,22 +80,6 @@ def test_kv_cache_example_from_the_issue():
     spec = next(q.spec for q in BANK if q.spec["id"] == "kv-bytes-per-token-param")
     draw = parameters_pick(spec, {"model": "Llama-3-8B", "dtype": "BF16"})
     assert expected_number(spec, draw) == 2 * 32 * 8 * 128 * 2 == 131_072
-
-
-@pytest.mark.parametrize(
-    "formula",
-    [
-        "__import__('os')",
-        "model.__class__",
-        "[1, 2]",
-        "open('x')",
-        "2 ** 10 ** 10",
-        "a if b else c",
-    ],
-)
-def test_formula_evaluator_refuses_anything_but_arithmetic(formula):
-    with pytest.raises(FormulaError):
-        formula_evaluate(formula, {"model": {"layers": 1}})
 
 
 @pytest.mark.parametrize(

@@ -155,9 +155,25 @@ def test_loop_refusals_change_nothing(bank, alice, bob):
 
 
 @pytest.mark.django_db
+def test_a_loop_of_the_shipped_banks_has_its_concept_coding_and_design_rounds(bank, alice):
+    from grader.bank import problems_load
+    from grader.models import Problem
+
+    problems_load()
+    assert Problem.objects.filter(published=True).exists() and load_design_prompts()
+    loop = services.loop_start(user=alice, level="senior", length_min=60, rng=random.Random(3))
+    rounds = list(loop.rounds.order_by("position"))
+    assert [r.kind for r in rounds] == [RoundKind.CONCEPTS, RoundKind.CODING, RoundKind.DESIGN]
+    coding, design = rounds[1], rounds[2]
+    assert Problem.objects.get(slug=coding.problem_slug).published
+    assert coding.title == f"Coding: {Problem.objects.get(slug=coding.problem_slug).title}"
+    assert design.design_id in {p.id for p in load_design_prompts()}
+    assert design.design["params"]
+
+
+@pytest.mark.django_db
 def test_design_round_numbers_are_checked_by_the_capacity_model(bank, alice):
-    if not load_design_prompts():
-        pytest.skip("no design prompts in interview/design yet")
+    assert load_design_prompts(), "the bank ships design prompts"
     loop = services.loop_start(user=alice, level="senior", length_min=60, rng=random.Random(3))
     design = loop.rounds.get(kind=RoundKind.DESIGN)
     prompt = next(p for p in load_design_prompts() if p.id == design.design_id)
@@ -321,8 +337,10 @@ def test_coding_round_scores_the_best_graded_submission_before_the_deadline(bank
         submission = Submission.objects.create(
             user=alice, problem=problem, code="x", seed=1, purpose="interview"
         )
+        # A speed score exists only where a worker timed the solution (``speed_measured``).
+        timing = {"candidate": {"median_ms": 1.0 / score}} if score else {}
         Submission.objects.filter(pk=submission.pk).update(
-            state="graded", verdict=verdict, score=score, graded_at=at, created_at=at
+            state="graded", verdict=verdict, score=score, timing=timing, graded_at=at, created_at=at
         )
 
     graded("wrong_answer", None, coding.started_at + timedelta(seconds=5))

@@ -6,10 +6,10 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from grader.conf import grader_settings
 from grader.models import Worker
 from lab.models import LabRun
 from lab.runner import LabSettings, experiment_run, workload
@@ -105,7 +105,7 @@ def test_an_experiment_runs_once_and_a_user_has_at_most_two_in_flight(cpu_worker
 def test_without_a_worker_on_the_cpu_queue_an_experiment_is_refused_at_once(client):
     user = get_user_model().objects.create_user("alone")
     worker_seen("gpu-only@test", ["gpu"])
-    worker_seen("gone@test", ["cpu"], seconds_ago=settings.WORKER_ALIVE_S + 1)
+    worker_seen("gone@test", ["cpu"], seconds_ago=grader_settings.WORKER_ALIVE_S + 1)
     with pytest.raises(LabQueueUnserved, match="No worker is serving the cpu queue right now"):
         labrun_create(user=user, settings=ONE_BATCH)
     assert LabRun.objects.count() == 0

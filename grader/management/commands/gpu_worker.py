@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from engine.hardware import Hardware, card_class, hardware_probe
 from grader.models import card_queue
-from interview.management.commands.serve import (
+from grader.workers import (
     POLL_S,
     WORKER_HEALTHY_RUN_S,
     celery_worker_command,

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -27,6 +26,7 @@ from grader.harnesses.timing import percentile
 from grader.models import Problem, Submission, Worker
 from grader.sandbox import SandboxSession, sandbox_kind
 from grader.services import submission_create
+from grader.workers import celery_worker_command
 
 BENCH_SLUG = "bench-softmax"
 # The small problem: cpu-softmax's first three tests and a five-call benchmark, so the
@@ -141,24 +141,7 @@ class Command(BaseCommand):
     def _worker_start(self) -> subprocess.Popen:
         hostname = f"bench-{uuid.uuid4().hex[:6]}@localhost"
         worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "interview",
-                "worker",
-                "--queues",
-                "cpu,gpu",
-                "--concurrency",
-                "1",
-                "--loglevel",
-                "WARNING",
-                "--hostname",
-                hostname,
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            celery_worker_command("cpu,gpu", hostname, loglevel="WARNING"),
             stdout=subprocess.DEVNULL,
             start_new_session=True,
         )

@@ -8,11 +8,9 @@ writes ``SERVE_WORKER_STATE_PATH`` for /healthz) and starts it again after a bac
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from datetime import timedelta
 
@@ -21,52 +19,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-# How long each child gets to finish its current request or job after Ctrl-C before it is
-# killed; a grading job in flight is redelivered (acks_late), so nothing is lost by the kill.
-STOP_GRACE_S = 10
-# Waits before starting a worker that exited again, one per consecutive exit (the last one
-# repeats): quick after a one-off crash, slow enough not to spin on one that cannot start.
-WORKER_RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
-# A worker that ran this long before exiting was healthy: the back-off starts over.
-WORKER_HEALTHY_RUN_S = 60
-POLL_S = 0.5
-
-
-def celery_worker_command(queues: str, hostname: str) -> list[str]:
-    """A Celery worker of this project: one job at a time, none reserved ahead (acks late)."""
-    return [
-        sys.executable, "-m", "celery", "-A", "interview", "worker", "--queues", queues,
-        "--concurrency", "1", "--prefetch-multiplier", "1", "--loglevel", "INFO",
-        "--hostname", hostname, "--without-gossip", "--without-mingle",
-    ]  # fmt: skip
-
-
-def stop_on_signals() -> threading.Event:
-    """An event that Ctrl-C or SIGTERM sets: the supervisor stops its children in order."""
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda signum, frame: stop.set())
-    return stop
-
-
-def restart_wait_s(exits: int) -> float:
-    """How long to wait before starting a worker again after ``exits`` exits in a row."""
-    return WORKER_RESTART_BACKOFF_S[min(exits, len(WORKER_RESTART_BACKOFF_S) - 1)]
-
-
-def children_stop(children: dict[str, subprocess.Popen], say) -> None:
-    """SIGTERM every child still running, then wait STOP_GRACE_S for all before killing."""
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
-    for name, child in children.items():
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            say(f"{name} did not stop in {STOP_GRACE_S} s; killing it")
-            child.kill()
-            child.wait()
+from grader import workers
 
 
 def worker_state_write(state: str, **fields) -> None:
@@ -105,7 +58,7 @@ class Command(BaseCommand):
         queues = ",".join(settings.CELERY_WORKER_QUEUES)
         self.worker_hostname = f"worker-{os.getpid()}@{socket.gethostname()}"
         web = [python, "-m", "daphne", "-b", host, "-p", str(port), "interview.asgi:application"]
-        self.worker_command = celery_worker_command(queues, self.worker_hostname)
+        self.worker_command = workers.celery_worker_command(queues, self.worker_hostname)
         # Own sessions, so a Ctrl-C in the terminal reaches only this command, which then
         # stops the children in order instead of both racing to shut down.
         children = {"web": subprocess.Popen(web, start_new_session=True)}
@@ -119,7 +72,7 @@ class Command(BaseCommand):
             f"InferPrep on http://{host}:{port}/ (worker on queues {queues}); Ctrl-C stops"
         )
 
-        stop = stop_on_signals()
+        stop = workers.stop_on_signals()
         exit_code = 0
         exits = 0  # the worker's exits in a row, each waited for longer
         restart_at = 0.0
@@ -131,15 +84,15 @@ class Command(BaseCommand):
             worker = children.get("worker")
             if worker is not None and worker.poll() is not None:
                 del children["worker"]
-                if time.monotonic() - self.worker_started >= WORKER_HEALTHY_RUN_S:
+                if time.monotonic() - self.worker_started >= workers.WORKER_HEALTHY_RUN_S:
                     exits = 0
-                wait_s = restart_wait_s(exits)
+                wait_s = workers.restart_wait_s(exits)
                 exits += 1
                 restart_at = time.monotonic() + wait_s
                 self._worker_exited(worker.returncode, exits, wait_s)
             if "worker" not in children and time.monotonic() >= restart_at:
                 children["worker"] = self._worker_start()
-            time.sleep(POLL_S)
+            time.sleep(workers.POLL_S)
         self._stop(children)
         settings.SERVE_WORKER_STATE_PATH.unlink(missing_ok=True)
         if exit_code:
@@ -170,5 +123,5 @@ class Command(BaseCommand):
             self.stderr.write(f"could not mark the worker gone: {error}")
 
     def _stop(self, children: dict[str, subprocess.Popen]) -> None:
-        children_stop(children, self.stderr.write)
+        workers.children_stop(children, self.stderr.write)
         self.stdout.write("stopped")
