@@ -610,13 +610,21 @@ def throughput_run(
         ]
 
     warmup = [r | {"id": f"warmup-{r['id']}"} for r in requests[:THROUGHPUT_WARMUP_REQUESTS]]
-    with one_thread():
-        warm = throughput_engine(target, config, **parts(warmup))
-        engine_drive(warm, workload(warmup))
-        _close(warm)
-        engine = throughput_engine(target, config, **parts(requests))
-        run = engine_drive(engine, workload(requests), max_steps=max_steps)
+
+    def served(chosen: list[dict[str, Any]], steps: int | None) -> tuple[LLMEngine, Any]:
+        engine = throughput_engine(target, config, **parts(chosen))
+        # A linked allocator names each step in its messages (as ``drive`` does for it).
+        at_step = getattr(engine.allocator, "at_step", None)
+        if at_step is not None:
+            at_step(0)
+        on_step = (lambda run: at_step(run.steps)) if at_step is not None else None
+        run = engine_drive(engine, workload(chosen), max_steps=steps, on_step=on_step)
         _close(engine)
+        return engine, run
+
+    with one_thread():
+        warm, _ = served(warmup, None)
+        engine, run = served(requests, max_steps)
     metrics = compute_metrics(run.outputs, run.wall_s, [], 1, 0)
     outputs = {
         out.request_id: {"tokens": out.output_token_ids, "error": out.error, "cached_tokens": 0}
@@ -640,12 +648,11 @@ def throughput_run(
 
 
 def _close(engine: LLMEngine) -> None:
-    """End a linked part's run (a proxy's ``close``: its final checks); the engine's own
-    classes have nothing to end."""
-    for part in (engine.scheduler, engine.allocator):
-        close = getattr(part, "close", None)
-        if callable(close):
-            close()
+    """End a linked part's run with its final checks (a scheduler proxy's ``close``, an
+    allocator proxy's ``flush``); the engine's own classes have nothing to end."""
+    for end in (getattr(engine.scheduler, "close", None), getattr(engine.allocator, "flush", None)):
+        if callable(end):
+            end()
 
 
 def throughput_message(theirs: dict[str, Any], ours: dict[str, Any], own: str) -> str:
