@@ -387,3 +387,17 @@ def test_an_engine_problem_with_the_gpu_tier_goes_to_the_card_chosen_else_to_cpu
         content_type="application/json",
     )
     assert softmax.status_code == 422 and "runs on cpu workers only" in str(softmax.json())
+
+
+@pytest.mark.usefixtures("fresh_buckets", "published")
+@pytest.mark.django_db(transaction=True)
+def test_an_engine_problems_page_offers_its_throughput_test_on_the_live_cards(client, alice):
+    client.force_login(alice)
+    page = client.get("/problems/priority-scheduler/").content.decode()
+    assert 'id="tier-choice"' not in page  # no card live: the cpu queue, nothing to choose
+    _live("gpu.h100-0@a", "gpu.h100", H100)
+    page = client.get("/problems/priority-scheduler/").content.decode()
+    assert 'id="tier-choice"' in page
+    assert 'value="cpu" checked' in page and 'value="gpu.h100">' in page
+    assert f"<strong>gpu.h100</strong> ({H100}): SmolLM2-135M's shape on the card" in page
+    assert 'id="tier-choice"' not in client.get("/problems/cpu-softmax/").content.decode()
