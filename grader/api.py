@@ -53,7 +53,8 @@ class ProblemDetailOut(ProblemOut):
     starter_code: str
     limits: dict
     cards: list[CardClassOut] = Field(
-        description="GPU problems: the card classes with a live worker, with queue lengths"
+        description="GPU problems, and engine problems with the GPU tier: the card classes "
+        "with a live worker, with queue lengths"
     )
     correctness_only: str = Field(
         description='GPU problems: the "card" value for correctness only on a CPU worker '
@@ -86,7 +87,8 @@ class SubmissionIn(InputSchema):
         pattern=r"^[-a-z0-9.]*$",
         description="GPU problems: a card class from the problem's cards (gpu.h100), or its "
         "correctness_only value; empty: the live class with the shortest queue, else "
-        "correctness only",
+        "correctness only. Engine problems with the GPU tier: a card class from their cards "
+        "runs the throughput test on that card; empty: the cpu queue (the tiny model)",
     )
 
 
@@ -191,6 +193,7 @@ def problems_list(request: HttpRequest):
 def problem_detail(request: HttpRequest, slug: str = PathParam(..., pattern=NO_NUL)):
     problem = _problem_or_404(slug)
     gpu = problem.queue == Queue.GPU
+    offers_cards = gpu or selectors.problem_gpu_tier(problem)
     return ProblemDetailOut(
         slug=problem.slug,
         title=problem.title,
@@ -199,7 +202,7 @@ def problem_detail(request: HttpRequest, slug: str = PathParam(..., pattern=NO_N
         statement_md=problem.statement_md,
         starter_code=problem.starter_code,
         limits=problem.spec.get("limits", {}),
-        cards=[vars(card) for card in selectors.card_classes_live()] if gpu else [],
+        cards=[vars(card) for card in selectors.card_classes_live()] if offers_cards else [],
         correctness_only=selectors.CORRECTNESS_ONLY_QUEUE if gpu else "",
     )
 

@@ -77,6 +77,17 @@ def card_classes_live() -> list[CardClass]:
 
 # A GPU problem's submission sent to a CPU worker: checked under Triton's interpreter, not timed.
 CORRECTNESS_ONLY_QUEUE = Queue.CPU
+
+
+def problem_gpu_tier(problem: Problem) -> bool:
+    """A CPU problem with the GPU tier: an engine problem whose tests include a throughput run
+    (``throughput: true``), which a card class's worker serves on its card when the submitter
+    chooses one (the cpu queue, the default, serves it on the tiny model, labelled CPU)."""
+    return problem.queue == Queue.CPU and any(
+        case.get("throughput") for case in problem.spec.get("tests", [])
+    )
+
+
 CORRECTNESS_ONLY_LABEL = "correctness only: no GPU"
 NO_CARD_NOTE = (
     "No GPU worker is running: you can have your solution checked for correctness on a CPU "

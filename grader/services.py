@@ -31,7 +31,12 @@ from grader.models import (
     Worker,
 )
 from grader.sandbox import sandbox_kind
-from grader.selectors import CORRECTNESS_ONLY_QUEUE, card_classes_live, submission_queue
+from grader.selectors import (
+    CORRECTNESS_ONLY_QUEUE,
+    card_classes_live,
+    problem_gpu_tier,
+    submission_queue,
+)
 from grader.versions import version_record
 
 logger = logging.getLogger(__name__)
@@ -174,15 +179,24 @@ def _enqueue(submission: Submission, countdown_s: float = 0) -> None:
 def submission_queue_choose(problem: Problem, requested: str = "") -> str:
     """The queue a new submission of ``problem`` goes to.
 
-    A CPU problem's is its own. A GPU problem's is a card class with a live worker
+    A CPU problem's is its own, or, for one with the GPU tier (``problem_gpu_tier``), a card
+    class with a live worker when requested. A GPU problem's is a card class with a live worker
     (``gpu.h100``): the one requested, else the one with the fewest jobs waiting; or ``cpu``,
     correctness only under Triton's interpreter, when requested or when no card is live.
     A request for a class no live worker serves is refused, naming the live ones.
     """
     if problem.queue != Queue.GPU:
-        if requested and requested != problem.queue:
+        if not requested or requested == problem.queue:
+            return problem.queue
+        if not problem_gpu_tier(problem):
             raise SubmissionRejected(f"card: {problem.slug} runs on {problem.queue} workers only")
-        return problem.queue
+        live = card_classes_live()
+        if requested not in {card.queue for card in live}:
+            offered = ", ".join([card.queue for card in live] + [problem.queue])
+            raise SubmissionRejected(
+                f"card: no live worker serves {requested!r}; choose one of {offered}"
+            )
+        return requested
     live = card_classes_live()
     if requested == CORRECTNESS_ONLY_QUEUE:
         return requested

@@ -17,6 +17,7 @@ from grader.selectors import (
     CORRECTNESS_ONLY_LABEL,
     CORRECTNESS_ONLY_QUEUE,
     card_classes_live,
+    problem_gpu_tier,
     problem_published_get,
     problem_queue_note,
     problems_published,
@@ -78,6 +79,7 @@ def problem_detail(request: HttpRequest, slug: str) -> HttpResponse:
     problem = _problem_or_404(slug)
     signed_in = request.user.is_authenticated
     history = submissions_of(request.user, slug, limit=10) if signed_in else []
+    gpu_tier = problem_gpu_tier(problem)
     return render(
         request,
         "coding/problem.html",
@@ -90,7 +92,9 @@ def problem_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "no_worker": problem_queue_note(problem) if signed_in else "",
             # A GPU problem's submitter picks a card class with a live worker, or correctness
             # only on a CPU worker (the last choice, the only one when no card is live).
-            "cards": card_classes_live() if problem.queue == Queue.GPU else [],
+            "cards": card_classes_live() if problem.queue == Queue.GPU or gpu_tier else [],
+            # An engine problem's GPU tier: its throughput test on a live card, when chosen.
+            "gpu_tier": gpu_tier,
             "correctness_only": {"queue": CORRECTNESS_ONLY_QUEUE, "label": CORRECTNESS_ONLY_LABEL},
         },
     )

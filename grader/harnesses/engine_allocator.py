@@ -61,6 +61,10 @@ from grader.harnesses.engine_run import (
     reference_class,
     run_reference,
     serial_bound,
+    throughput_case,
+    throughput_message,
+    throughput_run,
+    throughput_target,
     tiny_engine,
 )
 from grader.harnesses.registry import register
@@ -563,7 +567,9 @@ class AllocatorHarness(PolicyHarness):
     ) -> CaseResult:
         link = Link(session, self.timeout_s(case))
         mode = case.get("mode", "ops")
-        if mode == "engine":
+        if case.get("throughput"):
+            result = self._throughput(link, case, rng)
+        elif mode == "engine":
             result = self._engine_case(link, case, rng, timed)
         else:
             result = self._script_case(link, case, rng, timed, mode)
@@ -591,6 +597,33 @@ class AllocatorHarness(PolicyHarness):
             f"{reference_fitted})"
         )
         details |= {"fitted": fitted, "reference_fitted": reference_fitted}
+        return CaseResult(_NO_TIMING, message, details)
+
+    def _throughput(self, link: Link, case: dict[str, Any], rng: random.Random) -> CaseResult:
+        """The GPU tier's test: the engine (its FCFS scheduler, prefix caching on) serving a
+        workload with the candidate's allocator behind the link, every answer checked as in
+        the other tests, on this worker's card (SmolLM2's shape) or, without one, the tiny
+        model on the CPU; then with the engine's own ``PrefixCachingAllocator``. Output
+        tokens/s and TTFT/TPOT percentiles of both, labelled with the device. Greedy tokens
+        are checked on the CPU (float32) only, as for the scheduler."""
+        from engine.prefix_caching_allocator import PrefixCachingAllocator
+        from grader.harnesses.allocator_link import AllocatorProxy
+
+        target = throughput_target()
+        case = throughput_case(case, target)
+        config = engine_case_config(case)
+        requests = random_workload(case, rng)
+        max_steps = 3 * serial_bound(requests, config["max_num_batched_tokens"])
+        linked = {"allocator_cls": functools.partial(AllocatorProxy, link=link)}
+        theirs = throughput_run(target, requests, config, max_steps, lambda chosen: linked)
+        if target.device == "cpu":
+            wrong = outputs_mismatch(theirs["outputs"], expected_tokens(requests, config), requests)
+            if wrong:
+                raise fail(wrong)
+        own = {"allocator_cls": PrefixCachingAllocator}
+        ours = throughput_run(target, requests, config, max_steps, lambda chosen: own)
+        message = throughput_message(theirs["figures"], ours["figures"], "PrefixCachingAllocator")
+        details = {"throughput": theirs["figures"], "engine": ours["figures"]}
         return CaseResult(_NO_TIMING, message, details)
 
     def _engine_case(self, link, case, rng, timed) -> CaseResult:

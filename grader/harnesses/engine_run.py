@@ -527,3 +527,142 @@ class CaseResult:
 def fail(message: str, **details: Any) -> CandidateFailure:
     """A wrong answer whose message points at the fault."""
     return CandidateFailure(Verdict.WRONG_ANSWER, message, details)
+
+
+# --- The GPU tier's throughput run ------------------------------------------------------------
+# On a card (a gpu.<class> worker), the candidate's class serves a workload in the engine with
+# SmolLM2-135M's shape (seeded random weights, bfloat16); without one (a cpu worker), the tiny
+# model on the CPU, labelled so. The engine's own class serves the same workload in the same job.
+THROUGHPUT_GPU_MODEL = "smollm2-135m-random"
+THROUGHPUT_WARMUP_REQUESTS = 2
+
+
+@dataclass(frozen=True)
+class ThroughputTarget:
+    """Where a throughput run serves: the model, its device and dtype, and the label its
+    figures carry (the card's name, or ``CPU``)."""
+
+    model: str
+    device: str
+    dtype: str
+    label: str
+
+
+def throughput_target() -> ThroughputTarget:
+    """The card this worker's trusted process sees, else the CPU with the tiny model."""
+    import torch
+
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        return ThroughputTarget(THROUGHPUT_GPU_MODEL, "cuda", "bfloat16", name)
+    return ThroughputTarget("tiny", "cpu", "float32", "CPU")
+
+
+@functools.lru_cache(maxsize=1)
+def random_state_dict(model: str) -> dict[str, torch.Tensor]:
+    """A model's seeded random weights on the CPU (the engine moves them to its device)."""
+    from engine.weights import build_hf_model
+
+    return build_hf_model(model).state_dict()
+
+
+def throughput_engine(target: ThroughputTarget, config: dict[str, Any], **parts: Any) -> LLMEngine:
+    """The engine on ``target`` with ``config`` (EngineConfig fields) and plugged parts."""
+    from engine.config import MODELS, EngineConfig
+    from engine.llm_engine import LLMEngine
+
+    if target.model == "tiny":
+        return tiny_engine(config, **parts)
+    full = EngineConfig(**config, device=target.device, dtype=target.dtype)
+    model = MODELS[target.model]
+    return LLMEngine(model, full, state_dict=random_state_dict(target.model), **parts)
+
+
+def throughput_case(case: dict[str, Any], target: ThroughputTarget) -> dict[str, Any]:
+    """The throughput test's case on ``target``: its ``on_gpu`` keys replace the CPU's on a card."""
+    return case | (case.get("on_gpu", {}) if target.device == "cuda" else {})
+
+
+def throughput_run(
+    target: ThroughputTarget,
+    requests: list[dict[str, Any]],
+    config: dict[str, Any],
+    max_steps: int,
+    parts: Callable[[list[dict[str, Any]]], dict[str, Any]],
+) -> dict[str, Any]:
+    """Serve ``requests`` (all arriving at once) on ``target`` with the engine parts that
+    ``parts(requests)`` makes, after a short warm-up run on their own engine; the wall clock
+    runs from the first arrival to the last token, every decision of the parts included (a
+    part linked to a sandbox: each exchange with it).
+
+    Returns the outputs by id, the steps, and the figures: output tokens/s, TTFT and TPOT
+    percentiles (ms), labelled with ``target``.
+    """
+    import torch
+
+    from engine.driver import drive as engine_drive
+    from engine.metrics import compute_metrics
+    from engine.workloads import Request
+
+    def workload(chosen: list[dict[str, Any]]) -> list[Request]:
+        return [
+            Request(r["prompt"], params_of(r), 0.0, int(r["priority"]), r["id"]) for r in chosen
+        ]
+
+    warmup = [r | {"id": f"warmup-{r['id']}"} for r in requests[:THROUGHPUT_WARMUP_REQUESTS]]
+
+    def served(chosen: list[dict[str, Any]], steps: int | None) -> tuple[LLMEngine, Any]:
+        engine = throughput_engine(target, config, **parts(chosen))
+        # A linked allocator names each step in its messages (as ``drive`` does for it).
+        at_step = getattr(engine.allocator, "at_step", None)
+        if at_step is not None:
+            at_step(0)
+        on_step = (lambda run: at_step(run.steps)) if at_step is not None else None
+        run = engine_drive(engine, workload(chosen), max_steps=steps, on_step=on_step)
+        _close(engine)
+        return engine, run
+
+    with one_thread():
+        warm, _ = served(warmup, None)
+        engine, run = served(requests, max_steps)
+    metrics = compute_metrics(run.outputs, run.wall_s, [], 1, 0)
+    outputs = {
+        out.request_id: {"tokens": out.output_token_ids, "error": out.error, "cached_tokens": 0}
+        for out in run.outputs
+    }
+    del engine, warm
+    if target.device == "cuda":
+        torch.cuda.empty_cache()
+    figures = {
+        "device": target.label,
+        "model": target.model,
+        "requests": metrics.requests,
+        "output_tokens": metrics.output_tokens,
+        "steps": run.steps,
+        "wall_s": round(metrics.wall_s, 4),
+        "output_tokens_per_s": round(metrics.output_tokens_per_s, 1),
+        "ttft_ms": {k: round(v, 2) for k, v in metrics.ttft_ms.items()},
+        "tpot_ms": {k: round(v, 3) for k, v in metrics.tpot_ms.items()},
+    }
+    return {"outputs": outputs, "steps": run.steps, "figures": figures}
+
+
+def _close(engine: LLMEngine) -> None:
+    """End a linked part's run with its final checks (a scheduler proxy's ``close``, an
+    allocator proxy's ``flush``); the engine's own classes have nothing to end."""
+    for end in (getattr(engine.scheduler, "close", None), getattr(engine.allocator, "flush", None)):
+        if callable(end):
+            end()
+
+
+def throughput_message(theirs: dict[str, Any], ours: dict[str, Any], own: str) -> str:
+    """One line for the results table: the candidate's figures against the engine's own class."""
+    ratio = theirs["output_tokens_per_s"] / max(ours["output_tokens_per_s"], 1e-9)
+    return (
+        f"{theirs['device']} ({theirs['model']}): {theirs['output_tokens_per_s']:g} output "
+        f"tokens/s, {ratio:.2f}x the engine's {own} ({ours['output_tokens_per_s']:g}); TTFT "
+        f"p50/p99 {theirs['ttft_ms']['p50']:g}/{theirs['ttft_ms']['p99']:g} ms (engine "
+        f"{ours['ttft_ms']['p50']:g}/{ours['ttft_ms']['p99']:g}); TPOT p50/p99 "
+        f"{theirs['tpot_ms']['p50']:g}/{theirs['tpot_ms']['p99']:g} ms (engine "
+        f"{ours['tpot_ms']['p50']:g}/{ours['tpot_ms']['p99']:g})"
+    )

@@ -57,6 +57,10 @@ from grader.harnesses.engine_run import (
     reference_class,
     run_reference,
     serial_bound,
+    throughput_case,
+    throughput_message,
+    throughput_run,
+    throughput_target,
     tiny_engine,
 )
 from grader.harnesses.registry import register
@@ -412,6 +416,8 @@ class SchedulerHarness(PolicyHarness):
     def run_case(
         self, session: SandboxSession, case: dict[str, Any], rng: random.Random, timed: bool
     ) -> CaseResult:
+        if case.get("throughput"):
+            return self._throughput(session, case, rng)
         config = engine_config(case)
         requests = random_workload(case, rng)
         max_steps = serial_bound(requests, config["max_num_batched_tokens"])
@@ -437,6 +443,46 @@ class SchedulerHarness(PolicyHarness):
             f"{ours['p99_ttft_steps_priority_0']})"
         )
         return CaseResult(timing, message, found | {"reference": ours, "trace": picture})
+
+    def _throughput(
+        self, session: SandboxSession, case: dict[str, Any], rng: random.Random
+    ) -> CaseResult:
+        """The GPU tier's test: the candidate's scheduler, every step checked as in the other
+        tests, serving a workload in the engine on this worker's card (SmolLM2's shape) or,
+        without one, the tiny model on the CPU; then the engine's own ``PriorityScheduler``
+        on the same workload. Output tokens/s and TTFT/TPOT percentiles of both, labelled
+        with the device; a slow ``schedule()`` is lost throughput here. Greedy tokens are
+        checked on the CPU (float32); on a card bfloat16's batch-dependent rounding may move
+        them, and the other tests have checked them."""
+        from engine.schedulers import PriorityScheduler
+        from grader.harnesses.scheduler_link import SchedulerProxy
+
+        target = throughput_target()
+        case = throughput_case(case, target)
+        config = engine_config(case)
+        requests = random_workload(case, rng)
+        max_steps = serial_bound(requests, config["max_num_batched_tokens"])
+        link = Link(session, self.timeout_s(case))
+        judges: list[ScheduleJudge] = []
+
+        def linked(chosen: list[dict[str, Any]]) -> dict[str, Any]:
+            judges.append(ScheduleJudge(chosen, config))
+            return {"scheduler_cls": functools.partial(SchedulerProxy, link=link, judge=judges[-1])}
+
+        theirs = throughput_run(target, requests, config, max_steps, linked)
+        unfinished = [r.label() for r in judges[-1].state.values() if r.finished_step is None]
+        if unfinished:
+            raise fail(f"{unfinished[0]} did not finish within {max_steps} steps: starved")
+        if target.device == "cpu":
+            wrong = outputs_mismatch(theirs["outputs"], expected_tokens(requests, config), requests)
+            if wrong:
+                raise fail(wrong)
+        ours = throughput_run(
+            target, requests, config, max_steps, lambda chosen: {"scheduler_cls": PriorityScheduler}
+        )
+        message = throughput_message(theirs["figures"], ours["figures"], "PriorityScheduler")
+        details = {"throughput": theirs["figures"], "engine": ours["figures"]}
+        return CaseResult(link.timing(), message, details)
 
     def merit(self, scored: dict[str, Any]) -> PolicyScore:
         """:func:`policy_merit` of the scored test's run (the workload the seed alone draws)."""

@@ -119,6 +119,7 @@ def test_solution_gets_its_verdict(slug: str, solution: str, verdict: Verdict, w
         assert report.candidate.p10_ns <= report.candidate.median_ns <= report.candidate.p90_ns
         assert len(report.candidate.samples_ns) >= FAST_BENCHMARK["min_repetitions"]
         _assert_run_pictures(slug, report.tests)
+        _assert_throughput_labelled_cpu(slug, report.tests)
     else:
         failed = [test for test in report.tests if test.verdict is not Verdict.ACCEPTED]
         assert failed and failed[0].verdict is verdict
@@ -134,6 +135,8 @@ def _assert_run_pictures(slug: str, tests: list) -> None:
     cases = {case["name"]: case for case in spec_of(slug).tests}
     if slug == "priority-scheduler":
         for test in tests:
+            if cases[test.name].get("throughput"):
+                continue  # the GPU tier's run: figures in seconds, no picture
             case, picture = cases[test.name], test.details["trace"]
             assert len(json.dumps(picture)) <= PICTURE_BYTES
             wanted = case["requests"] + case.get("burst", {}).get("requests", 0)
@@ -145,10 +148,12 @@ def _assert_run_pictures(slug: str, tests: list) -> None:
             assert picture["stride"] == 1 and len(picture["columns"]) == test.details["steps"]
             marked = sum(len(column.get("x", [])) for column in picture["columns"])
             assert marked == test.details["preemptions"]
-        assert sum(test.details["preemptions"] for test in tests) > 0
+        assert sum(test.details.get("preemptions", 0) for test in tests) > 0
     elif slug == "kv-allocator":
         for test in tests:
             case = cases[test.name]
+            if case.get("throughput"):
+                continue  # the GPU tier's run: figures in seconds, no picture
             if case["mode"] == "engine":
                 assert "trace" not in test.details
                 continue
@@ -158,6 +163,36 @@ def _assert_run_pictures(slug: str, tests: list) -> None:
             assert 0 < max(picture["used"]) <= case["num_blocks"] == picture["num_blocks"]
             if case["mode"] == "ops" and picture["stride"] == 1:
                 assert picture["used"][-1] == 0  # every script ends by freeing every sequence
+
+
+def _assert_throughput_labelled_cpu(slug: str, tests: list) -> None:
+    """The GPU tier's throughput test on a CPU worker: the candidate's class (here the
+    reference) served the workload on the tiny model, and so did the engine's own class, each
+    with measured output tokens/s, TTFT and TPOT, labelled CPU."""
+    cases = {case["name"]: case for case in spec_of(slug).tests}
+    throughput = [test for test in tests if cases[test.name].get("throughput")]
+    own = {"priority-scheduler": "PriorityScheduler", "kv-allocator": "PrefixCachingAllocator"}
+    if slug not in own:
+        assert not throughput  # the sampler's and verifier's tiers are not built yet
+        return
+    (test,) = throughput
+    assert test.verdict is Verdict.ACCEPTED
+    assert test.message.startswith("CPU (tiny): ")
+    assert f"x the engine's {own[slug]}" in test.message
+    case = cases[test.name]
+    for side in (test.details["throughput"], test.details["engine"]):
+        assert (side["device"], side["model"], side["requests"]) == (
+            "CPU",
+            "tiny",
+            case["requests"],
+        )
+        low, high = case["max_tokens"]
+        assert low * case["requests"] <= side["output_tokens"] <= high * case["requests"]
+        assert side["output_tokens_per_s"] > 0 and side["wall_s"] > 0
+        assert 0 < side["ttft_ms"]["p50"] <= side["ttft_ms"]["p99"]
+        assert 0 < side["tpot_ms"]["p50"] <= side["tpot_ms"]["p99"]
+    # The same workload, all of it served by both: the same tokens out.
+    assert test.details["throughput"]["output_tokens"] == test.details["engine"]["output_tokens"]
 
 
 @pytest.mark.slow

@@ -350,3 +350,55 @@ def test_leaderboards_are_per_card_class_with_the_cards_measured_peaks(client, a
     speed = api.get(f"/api/submissions/{best.pk}").json()["speed"]
     assert (speed["median_ms"], speed["gb_per_s"], speed["peak_pct"]) == (2.0, 1600.0, 50.0)
     assert (speed["bound"], speed["card"]) == ("memory", H100)
+
+
+@pytest.mark.usefixtures("fresh_buckets", "published")
+@pytest.mark.django_db(transaction=True)
+def test_an_engine_problem_with_the_gpu_tier_goes_to_the_card_chosen_else_to_cpu(
+    api, published_queues
+):
+    scheduler = "priority-scheduler"
+    code = (PROBLEMS_DIR / scheduler / "reference.py").read_text()
+
+    def submit(**fields):
+        body = {"problem": scheduler, "code": code} | fields
+        return api.post("/api/submissions", body, content_type="application/json")
+
+    assert api.get(f"/api/problems/{scheduler}").json()["cards"] == []
+    _live("gpu.h100-0@a", "gpu.h100", H100)
+    detail = api.get(f"/api/problems/{scheduler}").json()
+    assert [card["queue"] for card in detail["cards"]] == ["gpu.h100"]
+    assert detail["correctness_only"] == ""  # the cpu queue grades it whole: no label
+
+    on_card = submit(card="gpu.h100")
+    assert on_card.status_code == 201, on_card.content
+    assert on_card.json()["queue"] == "gpu.h100"
+    refused = submit(card="gpu.h200")
+    assert refused.status_code == 422
+    assert (
+        "no live worker serves 'gpu.h200'; choose one of gpu.h100, cpu"
+        in (refused.json()["detail"])
+    )
+    assert published_queues == ["gpu.h100"]  # the default (cpu) waits behind alice's first job
+    default = submit()
+    assert default.status_code == 201 and default.json()["queue"] == "cpu"
+    softmax = api.post(
+        "/api/submissions",
+        {"problem": "cpu-softmax", "code": "x = 1", "card": "gpu.h100"},
+        content_type="application/json",
+    )
+    assert softmax.status_code == 422 and "runs on cpu workers only" in str(softmax.json())
+
+
+@pytest.mark.usefixtures("fresh_buckets", "published")
+@pytest.mark.django_db(transaction=True)
+def test_an_engine_problems_page_offers_its_throughput_test_on_the_live_cards(client, alice):
+    client.force_login(alice)
+    page = client.get("/problems/priority-scheduler/").content.decode()
+    assert 'id="tier-choice"' not in page  # no card live: the cpu queue, nothing to choose
+    _live("gpu.h100-0@a", "gpu.h100", H100)
+    page = client.get("/problems/priority-scheduler/").content.decode()
+    assert 'id="tier-choice"' in page
+    assert 'value="cpu" checked' in page and 'value="gpu.h100">' in page
+    assert f"<strong>gpu.h100</strong> ({H100}): SmolLM2-135M's shape on the card" in page
+    assert 'id="tier-choice"' not in client.get("/problems/cpu-softmax/").content.decode()

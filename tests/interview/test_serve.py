@@ -51,6 +51,20 @@ def _wait_for(condition, what: str, log) -> object:
     raise AssertionError(f"{what} within {START_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
 
 
+def _serve(options: list[str], log) -> subprocess.Popen:
+    """``manage.py serve`` with ``options``, its output in ``log``; no judge warm-up beside it
+    (what these tests watch is the web server and the worker)."""
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "serve", *options],
+            cwd=REPO,
+            env=child_environment(JUDGE_WARM_UP="0"),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def _celery_worker(serve: subprocess.Popen) -> psutil.Process | None:
     children = psutil.Process(serve.pid).children()
     return next((c for c in children if "celery" in c.cmdline()), None)
@@ -61,16 +75,7 @@ def test_a_worker_killed_under_serve_is_started_again_and_the_site_stays_up(
 ):
     port, log = _free_port(), tmp_path / "serve.log"
     base = f"http://127.0.0.1:{port}"
-    with log.open("wb") as output:
-        serve = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(port)],
-            cwd=REPO,
-            # What this test watches is the worker: no judge warm-up beside it.
-            env=child_environment(JUDGE_WARM_UP="0"),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    serve = _serve(["--port", str(port)], log)
     try:
         _wait_for(lambda: _get(f"{base}/healthz")[0] == 200, "the site was not healthy", log)
         first = _celery_worker(serve)
@@ -112,3 +117,22 @@ def test_healthz_says_the_worker_is_being_restarted(client, settings, tmp_path):
     assert "the grading worker stopped and is being restarted" in public["problems"]
     worker_state_write("running", hostname="w@h", pid=1)
     assert not any("worker stopped" in p for p in client.get("/healthz").json()["problems"])
+
+
+def test_serve_without_a_worker_serves_the_site_alone_behind_a_proxy(transactional_db, tmp_path):
+    """deploy/'s web service: Daphne alone (the workers are on other hosts), taking the
+    client's address from the proxy's X-Forwarded-For."""
+    port, log = _free_port(), tmp_path / "serve.log"
+    serve = _serve(["--no-worker", "--proxy-headers", "--port", str(port)], log)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for(lambda: _get(f"{base}/")[0] == 200, "the site did not answer", log)
+        status, body = _get(f"{base}/healthz")
+        assert status == 503 and "no Celery worker has sent a heartbeat" in body
+        [web] = psutil.Process(serve.pid).children()
+        assert "daphne" in web.cmdline() and "--proxy-headers" in web.cmdline()
+        assert _celery_worker(serve) is None and not Worker.objects.exists()
+        assert "(workers elsewhere)" in log.read_text()
+    finally:
+        os.killpg(serve.pid, signal.SIGTERM)
+        serve.wait(timeout=60)

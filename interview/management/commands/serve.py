@@ -50,27 +50,50 @@ class Command(BaseCommand):
             help="first migrate, load the bank and ensure the demo account, in this process "
             "(one start of Django instead of four: make run's warm start)",
         )
+        parser.add_argument(
+            "--proxy-headers",
+            action="store_true",
+            help="take the client's address from the proxy's X-Forwarded-For (log-in limits "
+            "count per client): only where the proxy is the one way in",
+        )
+        parser.add_argument(
+            "--no-worker",
+            action="store_true",
+            help="serve the site alone: its workers run elsewhere (manage.py worker, "
+            "gpu_worker), as in deploy/",
+        )
 
-    def handle(self, *args, host: str, port: int, prepare: bool, **options) -> None:
+    def handle(
+        self,
+        *args,
+        host: str,
+        port: int,
+        prepare: bool,
+        no_worker: bool = False,
+        proxy_headers: bool = False,
+        **options,
+    ) -> None:
         if prepare:
             prepare_steps()
         python = sys.executable
         queues = ",".join(settings.CELERY_WORKER_QUEUES)
         self.worker_hostname = f"worker-{os.getpid()}@{socket.gethostname()}"
-        web = [python, "-m", "daphne", "-b", host, "-p", str(port), "interview.asgi:application"]
+        web = [python, "-m", "daphne", "-b", host, "-p", str(port)]
+        web += ["--proxy-headers"] if proxy_headers else []
+        web += ["interview.asgi:application"]
         self.worker_command = workers.celery_worker_command(queues, self.worker_hostname)
         # Own sessions, so a Ctrl-C in the terminal reaches only this command, which then
         # stops the children in order instead of both racing to shut down.
         children = {"web": subprocess.Popen(web, start_new_session=True)}
-        children["worker"] = self._worker_start()
+        if not no_worker:
+            children["worker"] = self._worker_start()
         if settings.JUDGE_WARM_UP:
             # Embeds the rubric texts the next start's server reads (none after the first
             # start, unless the bank changed), at a low priority beside the site.
             warm = ["nice", "-n", "10", python, str(settings.BASE_DIR / "manage.py"), "warm_judge"]
             children["judge"] = subprocess.Popen(warm, start_new_session=True)
-        self.stdout.write(
-            f"InferPrep on http://{host}:{port}/ (worker on queues {queues}); Ctrl-C stops"
-        )
+        where = "workers elsewhere" if no_worker else f"worker on queues {queues}"
+        self.stdout.write(f"InferPrep on http://{host}:{port}/ ({where}); Ctrl-C stops")
 
         stop = workers.stop_on_signals()
         exit_code = 0
@@ -90,7 +113,7 @@ class Command(BaseCommand):
                 exits += 1
                 restart_at = time.monotonic() + wait_s
                 self._worker_exited(worker.returncode, exits, wait_s)
-            if "worker" not in children and time.monotonic() >= restart_at:
+            if not no_worker and "worker" not in children and time.monotonic() >= restart_at:
                 children["worker"] = self._worker_start()
             time.sleep(workers.POLL_S)
         self._stop(children)
