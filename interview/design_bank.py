@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db import transaction
 
-from grader.versions import content_hash, version_record
+from grader.versions import LoadReport, Shipped, shipped_sync
 from interview.design import (
     DESIGN_DIR,
     SECTION_NAMES,
@@ -24,7 +24,6 @@ from interview.design import (
     design_prompt_validate,
 )
 from interview.models import DesignPromptRow
-from interview.question_bank import LoadReport
 
 # The order authors read a prompt's keys in (a JSON column may store them in its own).
 KEY_ORDER = (
@@ -63,10 +62,10 @@ def design_apply(row: DesignPromptRow, snapshot: Mapping[str, Any]) -> None:
 def design_prompts_load_report(directory: Path = DESIGN_DIR) -> LoadReport:
     """Add new prompts and update the shipped ones nobody edited since they were loaded.
 
-    The rules of interview.question_bank.questions_load_report: a row is the loader's while
-    its content hashes to ``shipped_hash``; an edited row and a row made in the admin are
-    kept; a shipped, unedited prompt that left the files is unpublished, never deleted. Each
-    change records a version. A file that fails validation raises ValueError naming it.
+    The question bank's rules (grader.versions.shipped_sync): an edited row and a row made
+    in the admin are kept; a shipped, unedited prompt that left the files is unpublished,
+    never deleted; each change records a version. A file that fails validation raises
+    ValueError naming it.
     """
     files = design_files_read(directory)
     for name, data in files:
@@ -74,48 +73,16 @@ def design_prompts_load_report(directory: Path = DESIGN_DIR) -> LoadReport:
             design_prompt_validate(data)
         except ValueError as error:
             raise ValueError(f"{name}: {error}") from error
-    created = updated = unpublished = 0
-    kept: list[str] = []
+    shipped = [Shipped.of(data["id"], position, data) for position, (_, data) in enumerate(files)]
     with transaction.atomic():
-        rows = {r.prompt_id: r for r in DesignPromptRow.objects.select_for_update()}
-        for position, (_, data) in enumerate(files):
-            snapshot = {k: v for k, v in data.items() if k != "published"}
-            if data.get("published", True) is False:
-                snapshot["published"] = False
-            digest = content_hash(snapshot)
-            row = rows.get(data["id"])
-            if row is None:
-                row = DesignPromptRow(position=position)
-                design_apply(row, snapshot)
-                row.shipped_hash = digest
-                row.save()
-                version_record(row, snapshot, note="loaded from the design files")
-                created += 1
-                continue
-            current = content_hash(design_snapshot(row))
-            if current == digest:
-                if row.shipped_hash != digest or row.position != position:
-                    row.shipped_hash, row.position = digest, position
-                    row.save(update_fields=["shipped_hash", "position"])
-                continue
-            if current != row.shipped_hash:
-                kept.append(row.prompt_id)
-                continue
-            design_apply(row, snapshot)
-            row.shipped_hash, row.position = digest, position
-            row.save()
-            version_record(row, snapshot, note="updated from the design files")
-            updated += 1
-        shipped_ids = {data["id"] for _, data in files}
-        for row in rows.values():
-            if row.prompt_id in shipped_ids or not row.shipped_hash or not row.published:
-                continue
-            if content_hash(design_snapshot(row)) == row.shipped_hash:
-                row.published = False
-                row.shipped_hash = content_hash(design_snapshot(row))
-                row.save(update_fields=["published", "shipped_hash"])
-                unpublished += 1
-    return LoadReport(created=created, updated=updated, kept=kept, unpublished=unpublished)
+        return shipped_sync(
+            {r.prompt_id: r for r in DesignPromptRow.objects.select_for_update()},
+            shipped,
+            new_row=DesignPromptRow,
+            snapshot_of=design_snapshot,
+            apply=design_apply,
+            note="the design files",
+        )
 
 
 # Rows read back as prompts, by (pk, updated_at): a saved edit changes updated_at, so an

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from grader.markdown_render import prose
 from interview import selectors
 from interview.design import DesignPrompt
 from interview.design import render as design_render
@@ -34,7 +35,6 @@ from interview.design.practice import (
     follow_ups_due,
     follow_ups_state,
 )
-from interview.markdown_render import prose
 
 GB = 10**9
 
