@@ -8,12 +8,17 @@ import pytest
 
 from grader.versions import versions_of
 from interview.authoring import design_checks
+from interview.design import (
+    design_files_read,
+    design_prompt_validate,
+    example_params,
+    numeric_answer,
+    numeric_correct,
+)
 from interview.design_bank import design_spec_ordered
 from interview.management.commands.serve import prepare_steps
 from interview.models import DesignPromptRow
 from interview.question_bank import bank_dump
-
-pytestmark = pytest.mark.django_db
 
 # A shipped prompt whose own checks all pass (several shipped prompts' single model answer
 # does not cover every section's rubric, so they could not be republished as they are).
@@ -44,6 +49,7 @@ def _errors(response) -> str:
     return " ".join(str(e) for errors in form.errors.values() for e in errors)
 
 
+@pytest.mark.django_db
 def test_an_authors_edit_to_a_prompt_survives_make_runs_start_up_as_a_new_version(admin_client):
     row = _row()
     assert all(c.passed for c in design_checks(row.spec))
@@ -65,6 +71,7 @@ def test_an_authors_edit_to_a_prompt_survives_make_runs_start_up_as_a_new_versio
     assert "as an author retitled it" in page.content.decode()
 
 
+@pytest.mark.django_db
 def test_a_prompt_whose_stored_answer_disagrees_with_the_capacity_model_is_not_published(
     admin_client,
 ):
@@ -91,6 +98,7 @@ def test_a_prompt_whose_stored_answer_disagrees_with_the_capacity_model_is_not_p
     assert PROMPT not in admin_client.get("/design/").content.decode()
 
 
+@pytest.mark.django_db
 def test_a_schema_error_is_shown_inline_and_nothing_changes(admin_client):
     row = _row()
     spec = dict(row.spec) | {"parameters": dict(row.spec["parameters"]) | {"gpu": {"choices": []}}}
@@ -98,3 +106,18 @@ def test_a_schema_error_is_shown_inline_and_nothing_changes(admin_client):
     assert response.status_code == 200
     assert "parameter 'gpu' has no choices" in _errors(response)
     assert _row().spec == row.spec
+
+
+@pytest.mark.parametrize(
+    "data", [data for _, data in design_files_read()], ids=lambda data: data["id"]
+)
+def test_every_shipped_prompts_stored_answers_agree_with_the_capacity_model(data):
+    prompt = design_prompt_validate(data)
+    params = example_params(prompt, data)
+    assert set(data["example"]["answers"]) == {q.id for q in prompt.numeric}
+    for question in prompt.numeric:
+        stored = data["example"]["answers"][question.id]
+        answer = numeric_answer(question, params)
+        assert numeric_correct(answer, stored), (question.id, stored, answer.value)
+        above_both = max(answer.value, answer.ideal_value or 0) * (1 + 2 * question.tolerance)
+        assert not numeric_correct(answer, above_both), question.id
