@@ -19,8 +19,16 @@ from interview.question_bank import parameters_draw, question_apply, question_sn
 from interview.views import question_view_model
 
 
+class SpecYamlAdmin(VersionedAdmin):
+    """Content edited as one YAML mapping (``spec_yaml``) beside its Published box."""
+
+    def form_snapshot(self, form) -> dict[str, Any]:
+        spec = dict(form.cleaned_data["spec_yaml"])
+        return spec | ({} if form.cleaned_data["published"] else {"published": False})
+
+
 @admin.register(Question)
-class QuestionAdmin(VersionedAdmin):
+class QuestionAdmin(SpecYamlAdmin):
     form = QuestionAdminForm
     list_display = ("bank_id", "topic", "level", "type", "published", "updated_at")
     list_filter = ("published", "topic", "level", "type")
@@ -33,10 +41,6 @@ class QuestionAdmin(VersionedAdmin):
 
     def snapshot_apply(self, question: Question, snapshot: dict[str, Any]) -> None:
         question_apply(question, snapshot)
-
-    def form_snapshot(self, form) -> dict[str, Any]:
-        spec = dict(form.cleaned_data["spec_yaml"])
-        return spec | ({} if form.cleaned_data["published"] else {"published": False})
 
     def content_blocker(self, question: Question, snapshot: dict[str, Any]) -> str | None:
         return checks_refusal(question_checks(snapshot_content(snapshot)))
@@ -126,7 +130,7 @@ def checks_refusal(results: list[Check]) -> str | None:
 
 
 @admin.register(DesignPromptRow)
-class DesignPromptAdmin(VersionedAdmin):
+class DesignPromptAdmin(SpecYamlAdmin):
     """Design prompts, edited as YAML; published only once every section's and follow-up's
     model answer passes and a vacuous answer fails, and every stored numeric answer agrees
     with the capacity model (interview.authoring.design_checks)."""
@@ -143,10 +147,6 @@ class DesignPromptAdmin(VersionedAdmin):
 
     def snapshot_apply(self, row: DesignPromptRow, snapshot: dict[str, Any]) -> None:
         design_apply(row, snapshot)
-
-    def form_snapshot(self, form) -> dict[str, Any]:
-        spec = dict(form.cleaned_data["spec_yaml"])
-        return spec | ({} if form.cleaned_data["published"] else {"published": False})
 
     def content_blocker(self, row: DesignPromptRow, snapshot: dict[str, Any]) -> str | None:
         return checks_refusal(design_checks(snapshot_content(snapshot)))

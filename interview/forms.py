@@ -133,12 +133,17 @@ class QuestionAdminForm(forms.ModelForm):
             question_validate(spec)
         except BankError as error:
             raise forms.ValidationError(str(error)) from error
-        if "published" in spec:
-            raise forms.ValidationError("use the Published checkbox, not a published key")
-        taken = Question.objects.filter(bank_id=spec["id"]).exclude(pk=self.instance.pk)
-        if taken.exists():
-            raise forms.ValidationError(f"id {spec['id']!r} is already used")
-        return spec
+        return _spec_free(spec, Question.objects.filter(bank_id=spec["id"]), self.instance)
+
+
+def _spec_free(spec: dict, same_id, instance) -> dict:
+    """``spec`` once it has no published key (the checkbox decides) and no other row
+    (``same_id``, the rows with its id) holds its id."""
+    if "published" in spec:
+        raise forms.ValidationError("use the Published checkbox, not a published key")
+    if same_id.exclude(pk=instance.pk).exists():
+        raise forms.ValidationError(f"id {spec['id']!r} is already used")
+    return spec
 
 
 def _yaml_load(text: str):
@@ -176,9 +181,4 @@ class DesignPromptAdminForm(forms.ModelForm):
             design_prompt_validate(spec)
         except ValueError as error:
             raise forms.ValidationError(str(error)) from error
-        if "published" in spec:
-            raise forms.ValidationError("use the Published checkbox, not a published key")
-        taken = DesignPromptRow.objects.filter(prompt_id=spec["id"]).exclude(pk=self.instance.pk)
-        if taken.exists():
-            raise forms.ValidationError(f"id {spec['id']!r} is already used")
-        return spec
+        return _spec_free(spec, DesignPromptRow.objects.filter(prompt_id=spec["id"]), self.instance)
