@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from grader.authoring import publish_refusal
 from grader.bank import CONTENT_FIELDS, problem_apply, problem_snapshot
+from grader.markdown_render import markdown_html
 from grader.models import (
     ContentVersion,
     Problem,
@@ -182,16 +183,22 @@ class VersionedAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse(f"admin:{self._url_prefix()}_versions", args=[obj.pk]))
 
 
+CODE_ATTRS = {"rows": 16, "cols": 100, "spellcheck": "false", "wrap": "off", "class": "code-field"}
+
+
 class ProblemAdminForm(forms.ModelForm):
     """Every field an author edits of a problem; spec and checks as JSON."""
 
     class Meta:
         model = Problem
         fields = CONTENT_FIELDS
+        # Code (and the wrong and cheating solutions in checks) as in an editor: monospace, no
+        # wrapping (a wrapped Python line reads as two), Tab indents (static/css/admin_code.css,
+        # static/js/admin_code.js).
         widgets = {
-            name: forms.Textarea(attrs={"rows": 16, "cols": 100, "spellcheck": "false"})
+            name: forms.Textarea(attrs=CODE_ATTRS)
             for name in ("starter_code", "reference_code", "oracle_code", "inputs_code")
-        }
+        } | {"checks": forms.Textarea(attrs=CODE_ATTRS | {"rows": 24})}
 
     def clean_checks(self) -> list[dict[str, str]]:
         checks = self.cleaned_data["checks"] or []
@@ -212,11 +219,26 @@ class ProblemAdmin(VersionedAdmin):
     list_filter = ["harness", "queue", "published"]
     search_fields = ["slug", "title"]
     actions = ["validate", "regrade"]
-    readonly_fields = ["validation", "history_link"]
+    readonly_fields = ["validation", "history_link", "statement_preview"]
+
+    class Media:
+        css = {"all": ["css/pygments.css", "css/admin_code.css"]}
+        js = ["js/admin_code.js"]
 
     def get_fields(self, request, obj=None):
         head = ["slug", "title", "published", "validation", "history_link"]
-        return head + [name for name in CONTENT_FIELDS if name not in head]
+        fields = head + [name for name in CONTENT_FIELDS if name not in head]
+        at = fields.index("statement_md") + 1
+        return [*fields[:at], "statement_preview", *fields[at:]]
+
+    @admin.display(description="Statement preview (as the problem page shows it)")
+    def statement_preview(self, problem: Problem) -> str:
+        if not problem.pk:
+            return "Save to see the statement as candidates will."
+        return format_html(
+            '<div class="statement-preview">{}</div>',
+            mark_safe(markdown_html(problem.statement_md)),
+        )
 
     def snapshot(self, obj) -> dict[str, Any]:
         return problem_snapshot(obj)

@@ -1,4 +1,4 @@
-"""Who may draft and who may publish authored content (bank questions and coding problems).
+"""Who may draft and who may publish authored content (bank questions, design prompts and coding problems).
 
 Two groups, made after every migrate: "author" drafts, edits and validates (staff, not a
 superuser); "reviewer" also publishes. Publishing what one wrote oneself needs
@@ -18,6 +18,9 @@ AUTHORING_PERMISSIONS = (
     ("interview", "add_question"),
     ("interview", "change_question"),
     ("interview", "view_question"),
+    ("interview", "add_designpromptrow"),
+    ("interview", "change_designpromptrow"),
+    ("interview", "view_designpromptrow"),
     ("grader", "add_problem"),
     ("grader", "change_problem"),
     ("grader", "view_problem"),

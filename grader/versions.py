@@ -12,7 +12,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -93,3 +94,97 @@ def version_diff(older: ContentVersion | None, newer: ContentVersion) -> list[st
             lineterm="",
         )
     )
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What a load of shipped content did: rows created, shipped rows updated, rows kept
+    because an author edited them (or made them in the admin), shipped rows unpublished
+    because they left the files."""
+
+    created: int = 0
+    updated: int = 0
+    kept: list[str] = field(default_factory=list)
+    unpublished: int = 0
+
+    @property
+    def loaded(self) -> int:
+        return self.created + self.updated
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """One item of shipped content: its key (the row's unique id), its position in the files
+    and its snapshot as the row's snapshot function would write it."""
+
+    key: str
+    position: int
+    snapshot: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, key: str, position: int, document: Mapping[str, Any]) -> Shipped:
+        """An item from its file's mapping, whose ``published: false`` (only when false) is
+        kept as the rows' snapshots keep it."""
+        snapshot = {k: v for k, v in document.items() if k != "published"}
+        if document.get("published", True) is False:
+            snapshot["published"] = False
+        return cls(key, position, snapshot)
+
+
+def shipped_sync(
+    rows: Mapping[str, Any],
+    shipped: Sequence[Shipped],
+    *,
+    new_row: Callable[[], Any],
+    snapshot_of: Callable[[Any], dict[str, Any]],
+    apply: Callable[[Any, Mapping[str, Any]], None],
+    note: str,
+) -> LoadReport:
+    """Add new shipped items and update the shipped rows nobody edited since they were loaded.
+
+    ``rows`` are the existing rows by key, locked by the caller's transaction; each has
+    ``published``, ``position`` and ``shipped_hash`` (the hash of what the loader last
+    wrote). A row is the loader's while its content hashes to ``shipped_hash``; a row an
+    author edited, and a row made in the admin (no ``shipped_hash``), is kept as it is. A row
+    with no ``shipped_hash`` whose content equals the shipped item's is adopted (rows loaded
+    before the hash was kept). A shipped, unedited row that left the files is unpublished,
+    never deleted. Each change records a version noted "<note>".
+    """
+    created = updated = unpublished = 0
+    kept: list[str] = []
+    for item in shipped:
+        digest = content_hash(item.snapshot)
+        row = rows.get(item.key)
+        if row is None:
+            row = new_row()
+            row.position = item.position
+            apply(row, item.snapshot)
+            row.shipped_hash = digest
+            row.save()
+            version_record(row, item.snapshot, note=f"loaded from {note}")
+            created += 1
+            continue
+        current = content_hash(snapshot_of(row))
+        if current == digest:
+            if row.shipped_hash != digest or row.position != item.position:
+                row.shipped_hash, row.position = digest, item.position
+                row.save(update_fields=["shipped_hash", "position"])
+            continue
+        if current != row.shipped_hash:
+            kept.append(item.key)
+            continue
+        apply(row, item.snapshot)
+        row.shipped_hash, row.position = digest, item.position
+        row.save()
+        version_record(row, item.snapshot, note=f"updated from {note}")
+        updated += 1
+    shipped_keys = {item.key for item in shipped}
+    for key, row in rows.items():
+        if key in shipped_keys or not row.shipped_hash or not row.published:
+            continue
+        if content_hash(snapshot_of(row)) == row.shipped_hash:
+            row.published = False
+            row.shipped_hash = content_hash(snapshot_of(row))
+            row.save(update_fields=["published", "shipped_hash"])
+            unpublished += 1
+    return LoadReport(created=created, updated=updated, kept=kept, unpublished=unpublished)

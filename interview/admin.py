@@ -10,16 +10,25 @@ from django.utils.html import format_html, format_html_join
 
 from grader.admin import VersionedAdmin, snapshot_content
 from interview import services
-from interview.authoring import question_checks
-from interview.forms import AdminLoginForm, QuestionAdminForm
+from interview.authoring import Check, design_checks, question_checks
+from interview.design_bank import design_apply, design_snapshot
+from interview.forms import AdminLoginForm, DesignPromptAdminForm, QuestionAdminForm
 from interview.grading import ResponseInvalid
-from interview.models import Attempt, Loop, LoopRound, Question, ReviewCard
+from interview.models import Attempt, DesignPromptRow, Loop, LoopRound, Question, ReviewCard
 from interview.question_bank import parameters_draw, question_apply, question_snapshot
 from interview.views import question_view_model
 
 
+class SpecYamlAdmin(VersionedAdmin):
+    """Content edited as one YAML mapping (``spec_yaml``) beside its Published box."""
+
+    def form_snapshot(self, form) -> dict[str, Any]:
+        spec = dict(form.cleaned_data["spec_yaml"])
+        return spec | ({} if form.cleaned_data["published"] else {"published": False})
+
+
 @admin.register(Question)
-class QuestionAdmin(VersionedAdmin):
+class QuestionAdmin(SpecYamlAdmin):
     form = QuestionAdminForm
     list_display = ("bank_id", "topic", "level", "type", "published", "updated_at")
     list_filter = ("published", "topic", "level", "type")
@@ -33,15 +42,8 @@ class QuestionAdmin(VersionedAdmin):
     def snapshot_apply(self, question: Question, snapshot: dict[str, Any]) -> None:
         question_apply(question, snapshot)
 
-    def form_snapshot(self, form) -> dict[str, Any]:
-        spec = dict(form.cleaned_data["spec_yaml"])
-        return spec | ({} if form.cleaned_data["published"] else {"published": False})
-
     def content_blocker(self, question: Question, snapshot: dict[str, Any]) -> str | None:
-        failed = [c for c in question_checks(snapshot_content(snapshot)) if not c.passed]
-        if not failed:
-            return None
-        return "it fails its checks: " + "; ".join(f"{c.name}: {c.detail}" for c in failed)
+        return checks_refusal(question_checks(snapshot_content(snapshot)))
 
     @admin.display(description="Checks before publishing")
     def checks(self, question: Question) -> str:
@@ -50,14 +52,7 @@ class QuestionAdmin(VersionedAdmin):
         results = question_checks(question.spec)
         if not results:
             return "None beyond the schema (it recomputes every answer from its formula)."
-        return format_html(
-            "<ul>{}</ul>",
-            format_html_join(
-                "",
-                "<li>{} {}: {}</li>",
-                (("✓" if c.passed else "✗", c.name, c.detail) for c in results),
-            ),
-        )
+        return checks_list(results)
 
     @admin.display(description="Preview (as a candidate sees it, then the feedback)")
     def preview(self, question: Question) -> str:
@@ -112,6 +107,55 @@ class QuestionAdmin(VersionedAdmin):
             "token": draw.token,
         }
         return render(request, "interview/practice_question.html", context)
+
+
+def checks_list(results: list[Check]) -> str:
+    """Publish checks as the admin shows them: one line each, ✓ or ✗, what was found."""
+    return format_html(
+        "<ul>{}</ul>",
+        format_html_join(
+            "",
+            "<li>{} {}: {}</li>",
+            (("✓" if c.passed else "✗", c.name, c.detail) for c in results),
+        ),
+    )
+
+
+def checks_refusal(results: list[Check]) -> str | None:
+    """Why content that got ``results`` may not be published (None: every check passed)."""
+    failed = [c for c in results if not c.passed]
+    if not failed:
+        return None
+    return "it fails its checks: " + "; ".join(f"{c.name}: {c.detail}" for c in failed)
+
+
+@admin.register(DesignPromptRow)
+class DesignPromptAdmin(SpecYamlAdmin):
+    """Design prompts, edited as YAML; published only once every section's and follow-up's
+    model answer passes and a vacuous answer fails, and every stored numeric answer agrees
+    with the capacity model (interview.authoring.design_checks)."""
+
+    form = DesignPromptAdminForm
+    list_display = ("prompt_id", "title", "level", "published", "updated_at")
+    list_filter = ("published", "level")
+    search_fields = ("prompt_id", "title")
+    readonly_fields = ("checks", "history_link")
+    fields = ("published", "spec_yaml", "checks", "history_link")
+
+    def snapshot(self, row: DesignPromptRow) -> dict[str, Any]:
+        return design_snapshot(row)
+
+    def snapshot_apply(self, row: DesignPromptRow, snapshot: dict[str, Any]) -> None:
+        design_apply(row, snapshot)
+
+    def content_blocker(self, row: DesignPromptRow, snapshot: dict[str, Any]) -> str | None:
+        return checks_refusal(design_checks(snapshot_content(snapshot)))
+
+    @admin.display(description="Checks before publishing")
+    def checks(self, row: DesignPromptRow) -> str:
+        if not row.pk:
+            return "Save to run the checks."
+        return checks_list(design_checks(row.spec))
 
 
 @admin.register(Loop)

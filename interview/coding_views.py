@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from grader.access import LimitExceeded, submission_create_limited
+from grader.markdown_render import markdown_html, python_html
 from grader.models import Problem, Queue, Submission
 from grader.selectors import (
     CORRECTNESS_ONLY_LABEL,
@@ -29,7 +30,6 @@ from grader.selectors import (
 )
 from grader.services import SubmissionRejected
 from interview import coding_selectors
-from interview.markdown_render import markdown_html, python_html
 from interview.selectors import problem_fit
 
 

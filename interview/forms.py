@@ -11,7 +11,9 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, UserCreationForm
 
 from grader import login_guard
-from interview.models import Level, LoopLength, Question
+from interview.design import design_prompt_validate
+from interview.design_bank import design_spec_ordered
+from interview.models import DesignPromptRow, Level, LoopLength, Question
 from interview.question_bank import BankError, bank_dump, question_spec_full, question_validate
 
 # Scripts that are written together, as Unicode's "highly restrictive" profile allows: Han with
@@ -126,17 +128,57 @@ class QuestionAdminForm(forms.ModelForm):
             self.fields["spec_yaml"].initial = bank_dump(spec)
 
     def clean_spec_yaml(self) -> dict:
-        try:
-            spec = yaml.safe_load(self.cleaned_data["spec_yaml"])
-        except yaml.YAMLError as error:
-            raise forms.ValidationError(f"not valid YAML: {error}") from error
+        spec = _yaml_load(self.cleaned_data["spec_yaml"])
         try:
             question_validate(spec)
         except BankError as error:
             raise forms.ValidationError(str(error)) from error
-        if "published" in spec:
-            raise forms.ValidationError("use the Published checkbox, not a published key")
-        taken = Question.objects.filter(bank_id=spec["id"]).exclude(pk=self.instance.pk)
-        if taken.exists():
-            raise forms.ValidationError(f"id {spec['id']!r} is already used")
-        return spec
+        return _spec_free(spec, Question.objects.filter(bank_id=spec["id"]), self.instance)
+
+
+def _spec_free(spec: dict, same_id, instance) -> dict:
+    """``spec`` once it has no published key (the checkbox decides) and no other row
+    (``same_id``, the rows with its id) holds its id."""
+    if "published" in spec:
+        raise forms.ValidationError("use the Published checkbox, not a published key")
+    if same_id.exclude(pk=instance.pk).exists():
+        raise forms.ValidationError(f"id {spec['id']!r} is already used")
+    return spec
+
+
+def _yaml_load(text: str):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise forms.ValidationError(f"not valid YAML: {error}") from error
+
+
+class DesignPromptAdminForm(forms.ModelForm):
+    """Authors edit a design prompt as its YAML mapping; its schema, its worked example and a
+    render of every part on the example's parameters are checked as it is saved."""
+
+    spec_yaml = forms.CharField(
+        label="Design prompt (YAML)",
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 40, "cols": 100, "spellcheck": "false"}),
+        help_text="The same mapping as interview/design/<name>.yaml. Give a worked example "
+        "(example: {params: {...}, answers: {sub-question id: value}}) for the checks, and "
+        "optionally a model_answer per section or follow-up (else the prompt's is used).",
+    )
+
+    class Meta:
+        model = DesignPromptRow
+        fields = ("published",)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["spec_yaml"].initial = bank_dump(design_spec_ordered(self.instance.spec))
+
+    def clean_spec_yaml(self) -> dict:
+        spec = _yaml_load(self.cleaned_data["spec_yaml"])
+        try:
+            design_prompt_validate(spec)
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from error
+        return _spec_free(spec, DesignPromptRow.objects.filter(prompt_id=spec["id"]), self.instance)

@@ -54,6 +54,30 @@ class Question(models.Model):
         return self.bank_id
 
 
+class DesignPromptRow(models.Model):
+    """One system-design round prompt; ``spec`` is its YAML mapping (interview/design/*.yaml),
+    the other fields are indexed copies. The pages and the loop read published rows only."""
+
+    prompt_id = models.SlugField(max_length=80, unique=True)
+    title = models.CharField(max_length=200)
+    level = models.CharField(max_length=10, choices=Level.choices, db_index=True)
+    spec = models.JSONField()
+    published = models.BooleanField(default=True, db_index=True)
+    position = models.PositiveIntegerField(default=0)
+    # As Question.shipped_hash: what the loader last wrote; an author's edit makes it stale and
+    # the loader keeps the row (interview.design_bank.design_prompts_load_report).
+    shipped_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "prompt_id"]
+        verbose_name = "design prompt"
+
+    def __str__(self) -> str:
+        return self.prompt_id
+
+
 class LoopStatus(models.TextChoices):
     ACTIVE = "active", "In progress"
     FINISHED = "finished", "Finished"

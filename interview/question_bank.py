@@ -12,14 +12,17 @@ import math
 import random
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from django.db import transaction
 
 from interview.formula import FormulaError, formula_evaluate
+
+if TYPE_CHECKING:
+    from grader.versions import LoadReport
 
 BANK_DIR = Path(__file__).resolve().parent / "bank"
 
@@ -433,22 +436,6 @@ def question_fields(spec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class LoadReport:
-    """What a load of the shipped bank did: rows created, shipped rows updated, rows kept
-    because an author edited them (or made them in the admin), shipped rows unpublished
-    because they left the bank."""
-
-    created: int = 0
-    updated: int = 0
-    kept: list[str] = field(default_factory=list)
-    unpublished: int = 0
-
-    @property
-    def loaded(self) -> int:
-        return self.created + self.updated
-
-
 def question_snapshot(question) -> dict[str, Any]:
     """Everything an author edits of a question, as one mapping: its YAML spec, with
     ``published: false`` when it is hidden (a version's snapshot, and what its hash covers)."""
@@ -464,14 +451,6 @@ def question_apply(question, snapshot: Mapping[str, Any]) -> None:
     question.spec = spec
 
 
-def _shipped_snapshot(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """A YAML question as question_snapshot writes its row (``published`` only when false)."""
-    snapshot = {k: v for k, v in spec.items() if k != "published"}
-    if spec.get("published", True) is False:
-        snapshot["published"] = False
-    return snapshot
-
-
 def questions_load(bank_dir: Path = BANK_DIR) -> int:
     """Load the shipped YAML into the database; returns how many questions the files hold.
 
@@ -483,57 +462,25 @@ def questions_load(bank_dir: Path = BANK_DIR) -> int:
 def questions_load_report(bank_dir: Path = BANK_DIR) -> LoadReport:
     """Add new questions and update the shipped ones nobody edited since they were loaded.
 
-    Once seeded, the database is the source of truth. A row is the loader's to update only
-    while its content still hashes to ``shipped_hash`` (what it was last loaded as); a row an
-    author edited, and a row made in the admin (no ``shipped_hash``), is kept as it is. A row
-    with no ``shipped_hash`` whose content equals the YAML's is adopted (rows loaded before the
-    hash was kept). A shipped, unedited question that left the YAML is unpublished, never
-    deleted, so attempts and review cards keep it. Each change records a version.
+    Once seeded, the database is the source of truth: an author's edit and a question made in
+    the admin are kept, and a shipped question that left the YAML is unpublished, never
+    deleted, so attempts and review cards keep it (the rules: grader.versions.shipped_sync).
     """
-    from grader.versions import content_hash, version_record
+    from grader.versions import Shipped, shipped_sync
     from interview.models import Question
 
-    questions = bank_read(bank_dir)
-    created = updated = unpublished = 0
-    kept: list[str] = []
+    shipped = [
+        Shipped.of(item.spec["id"], item.position, item.spec) for item in bank_read(bank_dir)
+    ]
     with transaction.atomic():
-        rows = {q.bank_id: q for q in Question.objects.select_for_update()}
-        for item in questions:
-            snapshot = _shipped_snapshot(item.spec)
-            digest = content_hash(snapshot)
-            row = rows.get(item.spec["id"])
-            if row is None:
-                row = Question(position=item.position)
-                question_apply(row, snapshot)
-                row.shipped_hash = digest
-                row.save()
-                version_record(row, snapshot, note="loaded from the bank")
-                created += 1
-                continue
-            current = content_hash(question_snapshot(row))
-            if current == digest:
-                if row.shipped_hash != digest or row.position != item.position:
-                    row.shipped_hash, row.position = digest, item.position
-                    row.save(update_fields=["shipped_hash", "position"])
-                continue
-            if current != row.shipped_hash:
-                kept.append(row.bank_id)
-                continue
-            question_apply(row, snapshot)
-            row.shipped_hash, row.position = digest, item.position
-            row.save()
-            version_record(row, snapshot, note="updated from the bank")
-            updated += 1
-        shipped_ids = {q.spec["id"] for q in questions}
-        for row in rows.values():
-            if row.bank_id in shipped_ids or not row.shipped_hash or not row.published:
-                continue
-            if content_hash(question_snapshot(row)) == row.shipped_hash:
-                row.published = False
-                row.shipped_hash = content_hash(question_snapshot(row))
-                row.save(update_fields=["published", "shipped_hash"])
-                unpublished += 1
-    return LoadReport(created=created, updated=updated, kept=kept, unpublished=unpublished)
+        return shipped_sync(
+            {q.bank_id: q for q in Question.objects.select_for_update()},
+            shipped,
+            new_row=Question,
+            snapshot_of=question_snapshot,
+            apply=question_apply,
+            note="the bank",
+        )
 
 
 # The order authors read a question's keys in (a JSON column may store them in its own).

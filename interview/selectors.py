@@ -12,11 +12,13 @@ from django.utils import timezone
 
 from grader.models import Submission
 from grader.selectors import problem_find, queue_unserved_note, submission_queue, submissions_of
-from interview.design import DesignPrompt, load_design_prompts
+from interview.design import DesignPrompt
 from interview.design.practice import follow_ups_state
+from interview.design_bank import design_prompt_of
 from interview.models import (
     LEVEL_ORDER,
     Attempt,
+    DesignPromptRow,
     Loop,
     LoopRound,
     LoopStatus,
@@ -228,9 +230,22 @@ def coding_round_context(user, loop_round: LoopRound) -> dict[str, Any]:
     return {"problem": problem, "submissions": submissions, "no_worker": no_worker}
 
 
+def design_prompts_published() -> list[DesignPrompt]:
+    """The design prompts candidates see, in the files' order (authors' prompts after)."""
+    return [design_prompt_of(row) for row in DesignPromptRow.objects.filter(published=True)]
+
+
+def design_prompt_published(prompt_id: str) -> DesignPrompt | None:
+    """A published design prompt by id, or None."""
+    row = DesignPromptRow.objects.filter(prompt_id=prompt_id, published=True).first()
+    return design_prompt_of(row) if row else None
+
+
 def design_round_prompt(loop_round: LoopRound) -> DesignPrompt | None:
-    """The design round's prompt, or None when the bank no longer has it."""
-    return next((p for p in load_design_prompts() if p.id == loop_round.design_id), None)
+    """The design round's prompt, or None when the database no longer has it. A round already
+    started keeps its prompt even if it was unpublished since."""
+    row = DesignPromptRow.objects.filter(prompt_id=loop_round.design_id).first()
+    return design_prompt_of(row) if row else None
 
 
 def design_round_attempt(loop_round: LoopRound, prompt: DesignPrompt) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from grader.services import SubmissionRejected
 from grader.versions import version_record
 from interview import scorecard as scorecards
 from interview import selectors
-from interview.design import DesignPrompt, draw_parameters, load_design_prompts, practice
+from interview.design import DesignPrompt, draw_parameters, practice
 from interview.grading import GradeResult, ResponseInvalid, response_grade, response_parse
 from interview.models import (
     LEVEL_ORDER,
@@ -417,7 +417,7 @@ def _round_plans(level: str, length_min: int, rng: random.Random):
 
 
 def _design_prompt_pick(level: str, rng: random.Random) -> dict[str, Any] | None:
-    prompts = load_design_prompts()
+    prompts = selectors.design_prompts_published()
     suitable = [p for p in prompts if p.level in _allowed_levels(level)] or list(prompts)
     if not suitable:
         return None

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from grader.access import LimitExceeded
 from grader.input_guard import whole_number
+from grader.markdown_render import markdown_html, prose
 from interview import dashboard_views, selectors, services
 from interview.design import render as design_render
 from interview.design.practice import (
@@ -32,7 +33,6 @@ from interview.design.practice import (
 from interview.forms import LoopStartForm, SignupForm
 from interview.grading import ResponseInvalid
 from interview.health import health_report
-from interview.markdown_render import markdown_html, prose
 from interview.models import (
     Attempt,
     Level,

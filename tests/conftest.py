@@ -158,6 +158,22 @@ def fresh_cache(settings) -> None:
     }
 
 
+@pytest.fixture(autouse=True)
+def design_prompts(request) -> None:
+    """The shipped design prompts in the test's database, as `make run`'s loader puts them
+    there: the design pages and the loop read them from the database. Tests without one skip."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in request.fixturenames or bool(
+        marker and marker.kwargs.get("transaction")
+    )
+    if not (marker or transactional or "db" in request.fixturenames):
+        return
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    from interview.design_bank import design_prompts_load_report
+
+    design_prompts_load_report()
+
+
 @pytest.fixture
 def login_limits(monkeypatch) -> FakeClock:
     """The log-in limits on a clock the test moves."""

@@ -221,7 +221,7 @@ def design_prompt_from_dict(
 ) -> DesignPrompt:
     """A validated DesignPrompt from its YAML mapping."""
     sections = data["sections"]
-    if tuple(sections) != SECTION_NAMES:
+    if set(sections) != set(SECTION_NAMES) or len(sections) != len(SECTION_NAMES):
         raise ValueError(f"{data['id']}: sections must be {SECTION_NAMES}, got {tuple(sections)}")
     if data["level"] not in LEVELS:
         raise ValueError(f"{data['id']}: level must be one of {LEVELS}")
@@ -231,11 +231,13 @@ def design_prompt_from_dict(
         level=data["level"],
         minutes=int(data["minutes"]),
         prompt=data["prompt"],
-        parameters=tuple(_parameter(n, p) for n, p in data["parameters"].items()),
+        # By name, not as written: a database's JSON may store a mapping's keys in its own
+        # order, and the order decides what a seeded draw gives.
+        parameters=tuple(_parameter(n, p) for n, p in sorted(data["parameters"].items())),
         numeric=tuple(_numeric(q) for q in data["numeric"]),
         sections=tuple(
-            Section(name, s["question"], _rubric(s["rubric"], shared))
-            for name, s in sections.items()
+            Section(name, sections[name]["question"], _rubric(sections[name]["rubric"], shared))
+            for name in SECTION_NAMES
         ),
         follow_ups=tuple(
             FollowUp(f["id"], f["prompt"], int(f["after_minutes"]), _rubric(f["rubric"], shared))
@@ -252,26 +254,85 @@ def design_prompt_from_dict(
     return prompt
 
 
+def design_files_read(directory: Path = DESIGN_DIR) -> list[tuple[str, dict[str, Any]]]:
+    """Every prompt file in `directory` as (file name, mapping), sorted by name, unvalidated."""
+    return [
+        (path.name, yaml.safe_load(path.read_text(encoding="utf-8")))
+        for path in sorted(directory.glob("*.yaml"))
+        if not path.name.startswith("_")
+    ]
+
+
 @cache
 def load_design_prompts(directory: Path = DESIGN_DIR) -> tuple[DesignPrompt, ...]:
-    """Every prompt in `directory`, sorted by file name; ValueError names the bad file.
+    """Every prompt file in `directory`, sorted by file name; ValueError names the bad file.
 
-    Read once per process: the prompts ship with the code and are immutable.
+    The shipped files, read once per process; the site reads the database, which the bank
+    loader seeds from them (interview.design_bank).
     """
     shared = shared_points(directory)
     prompts = []
-    for path in sorted(directory.glob("*.yaml")):
-        if path.name.startswith("_"):
-            continue
+    for name, data in design_files_read(directory):
         try:
-            prompts.append(
-                design_prompt_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")), shared)
-            )
+            prompts.append(design_prompt_from_dict(data, shared))
         except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"{path.name}: {error!r}") from error
+            raise ValueError(f"{name}: {error!r}") from error
     if len({p.id for p in prompts}) != len(prompts):
         raise ValueError("duplicate design prompt ids")
     return tuple(prompts)
+
+
+def example_params(prompt: DesignPrompt, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The worked example's parameters (``example.params``), checked to be a draw the prompt
+    can make; a prompt without an example gets the draw of seed 0."""
+    example = data.get("example")
+    if not example:
+        return draw_parameters(prompt, random.Random(0))
+    params = example.get("params")
+    if not isinstance(params, Mapping):
+        raise ValueError(f"{prompt.id}: example.params must be a mapping of parameter values")
+    for parameter in prompt.parameters:
+        if parameter.choices:
+            possible = [
+                c if isinstance(c, Mapping) else {parameter.name: c} for c in parameter.choices
+            ]
+            if not any(all(params.get(k) == v for k, v in c.items()) for c in possible):
+                raise ValueError(
+                    f"{prompt.id}: example.params does not hold one of {parameter.name!r}'s choices"
+                )
+        elif params.get(parameter.name) not in range(
+            parameter.low, parameter.high + 1, parameter.step
+        ):
+            raise ValueError(f"{prompt.id}: example {parameter.name!r} is outside its range")
+    answers = example.get("answers") or {}
+    ids = {q.id for q in prompt.numeric}
+    unknown = set(answers) - ids
+    if unknown:
+        raise ValueError(f"{prompt.id}: example.answers names no sub-question {sorted(unknown)}")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in answers.values()):
+        raise ValueError(f"{prompt.id}: example.answers must be numbers")
+    return dict(params)
+
+
+def design_prompt_validate(data: Mapping[str, Any]) -> DesignPrompt:
+    """A prompt mapping as an author wrote it, checked as far as it can be without grading:
+    its schema, its worked example, and that its prompt, follow-ups and every sub-question
+    render and compute for the example's parameters. ValueError says what is wrong."""
+    if not isinstance(data, Mapping):
+        raise ValueError("a design prompt is a mapping")
+    try:
+        prompt = design_prompt_from_dict(data, shared_points())
+        params = example_params(prompt, data)
+        render(prompt.prompt, params)
+        for follow_up in prompt.follow_ups:
+            render(follow_up.prompt, params)
+        for section in prompt.sections:
+            render(section.question, params)
+        for question in prompt.numeric:
+            numeric_answer(question, params)
+    except (KeyError, TypeError, IndexError, AttributeError) as error:
+        raise ValueError(f"{type(error).__name__}: {error}") from error
+    return prompt
 
 
 # ---------------------------------------------------------------- an attempt

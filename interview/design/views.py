@@ -18,7 +18,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from interview.design import DesignPrompt, load_design_prompts
+from grader.markdown_render import prose
+from interview import selectors
+from interview.design import DesignPrompt
 from interview.design import render as design_render
 from interview.design.calculator import Calculation
 from interview.design.forms import DEFAULTS, CalculatorForm
@@ -33,7 +35,6 @@ from interview.design.practice import (
     follow_ups_due,
     follow_ups_state,
 )
-from interview.markdown_render import prose
 
 GB = 10**9
 
@@ -85,7 +86,7 @@ def calculator(request: HttpRequest) -> HttpResponse:
 
 
 def _prompt_or_404(prompt_id: str) -> DesignPrompt:
-    prompt = next((p for p in load_design_prompts() if p.id == prompt_id), None)
+    prompt = selectors.design_prompt_published(prompt_id)
     if prompt is None:
         raise Http404("no such design prompt")
     return prompt
@@ -125,7 +126,7 @@ def _follow_ups_context(
 
 @require_GET
 def design_index(request: HttpRequest) -> HttpResponse:
-    return render(request, "design/index.html", {"prompts": load_design_prompts()})
+    return render(request, "design/index.html", {"prompts": selectors.design_prompts_published()})
 
 
 @login_required

@@ -78,7 +78,7 @@ class _Processes:
                 "127.0.0.1",
                 "-p",
                 str(self.port),
-                "interview.asgi:application",
+                "tests.e2e.live_asgi:application",
             ],
             cwd=REPO,
             env=child_environment(**self.environment),

@@ -6,6 +6,7 @@ candidate."""
 
 from __future__ import annotations
 
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from playwright.sync_api import expect
@@ -39,8 +40,7 @@ def _spec_yaml(bank_id: str, **changes) -> str:
 
 
 def test_authoring_in_the_admin(live_stack, page):
-    """One test for every admin flow: the live server caches content-type ids for the admin's
-    log of changes, and the database flush between tests renumbers them."""
+    """Every admin flow of questions and problems, in order."""
     questions_load()
     problems_load()
     errors: list[str] = []
@@ -169,3 +169,22 @@ def _an_author_drafts_a_parametric_question_answers_it_and_cannot_publish(live_s
     expect(page.get_by_text("Correct — score 1.00")).to_be_visible()
     page.screenshot(path=str(screenshot_path("admin-try-draft")), full_page=True)
     assert not Attempt.objects.exists()
+
+
+def test_a_later_admin_session_on_the_same_server_logs_its_change(live_stack, page):
+    """A second test that writes through the admin on the server the first one used: the flush
+    between them renumbered the content types the admin's change log points at."""
+    questions_load()
+    _admin_log_in(live_stack, page, "remy", "pw-remy-reviewer-1")
+    question = Question.objects.get(bank_id=SHIPPED)
+    page.goto(f"{live_stack.base_url}/admin/interview/question/{question.pk}/change/")
+    edited = "During decoding, which vectors does the KV cache hold"
+    page.locator("textarea[name=spec_yaml]").fill(_spec_yaml(SHIPPED, prompt=edited + "?"))
+    page.get_by_role("button", name="Save and continue editing").click()
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    page.goto(f"{live_stack.base_url}/admin/interview/question/{question.pk}/history/")
+    expect(page.locator("#change-history")).to_contain_text("remy")
+    entry = LogEntry.objects.get(object_id=str(question.pk))
+    assert entry.user.username == "remy" and entry.content_type.model_class() is Question
+    page.goto(f"{live_stack.base_url}/admin/interview/designpromptrow/")
+    expect(page.locator("#result_list")).to_contain_text("tp2-vs-tp4")

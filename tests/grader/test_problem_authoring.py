@@ -10,6 +10,7 @@ import time
 import pytest
 
 from grader.bank import CONTENT_FIELDS, problem_snapshot
+from grader.markdown_render import markdown_html
 from grader.models import Problem, ProblemValidation, Submission
 from grader.selectors import problem_validation_status
 from grader.versions import versions_of
@@ -125,3 +126,32 @@ def test_validate_grades_every_solution_on_a_worker_and_gates_publishing(
     assert "its validation failed (reference)" in _errors(response)
     assert Problem.objects.get(pk=problem.pk).published is False
     assert "<strong>failed</strong>" in root_client.get(url).content.decode()
+
+
+@pytest.mark.django_db
+def test_the_statement_preview_renders_as_the_problem_page_and_code_fields_read_as_code(
+    root_client,
+):
+    prepare_steps()
+    problem = Problem.objects.get(slug="cpu-softmax")
+    statement = (
+        "## Stable softmax\n\nSubtract the **row maximum** first: $e^{x_i - m}$.\n\n"
+        "```python\ndef softmax(x):\n    return x\n```\n\n<script>alert(1)</script>\n"
+    )
+    edited = _form(problem, statement_md=statement, published=False)
+    response = root_client.post(f"/admin/grader/problem/{problem.pk}/change/", edited)
+    assert response.status_code == 302, _errors(response)
+
+    page = root_client.get(f"/admin/grader/problem/{problem.pk}/change/").content.decode()
+    preview = page.split('class="statement-preview">', 1)[1].split("field-harness", 1)[0]
+
+    assert "<h2>Stable softmax</h2>" in preview
+    assert "<strong>row maximum</strong>" in preview
+    assert "$e^{x_i - m}$" in preview
+    assert '<div class="highlight"><pre>' in preview and '<span class="k">def</span>' in preview
+    assert "<script>" not in preview and "&lt;script&gt;" in preview
+    assert markdown_html(statement) in page  # the problem page's own renderer
+    for field in ("starter_code", "reference_code", "oracle_code", "inputs_code", "checks"):
+        textarea = page.split(f'<textarea name="{field}"', 1)[1].split(">", 1)[0]
+        assert 'class="code-field"' in textarea and 'wrap="off"' in textarea, field
+    assert "/static/css/admin_code.css" in page and "/static/js/admin_code.js" in page

@@ -8,10 +8,10 @@ from django.utils import timezone
 
 from grader import models as grader_models
 from grader.bank import problems_load
+from grader.markdown_render import markdown_html
 from grader.models import Problem, Submission
 from grader.selectors import NO_WORKER_NOTE
 from interview.coding_selectors import card_of, leaderboards, results_of
-from interview.markdown_render import markdown_html
 
 pytestmark = pytest.mark.django_db
 

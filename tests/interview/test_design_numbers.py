@@ -29,7 +29,8 @@ L70B, A100 = capacity.MODELS["llama-3-70b"], capacity.GPUS["a100-80gb"]
 @pytest.mark.parametrize("prompt", PROMPTS, ids=lambda p: p.id)
 def test_every_sub_question_states_its_premises_and_accepts_both_answers(prompt):
     ideal_seen = 0
-    for seed in range(6):
+    # Enough seeds that every prompt draws a case where efficiency changes the answer.
+    for seed in range(12):
         params = draw_parameters(prompt, random.Random(seed))
         for question in prompt.numeric:
             answer = numeric_answer(question, params)

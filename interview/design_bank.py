@@ -1,0 +1,102 @@
+"""System-design prompts in the database: loaded from interview/design/*.yaml under the same
+rules as the question bank (nothing an author wrote is overwritten), read back as prompts.
+
+The YAML files ship the prompts; once loaded, the database is the source of truth, and the
+design pages and the loop's design round read its published rows. Shared rubric points
+(``_points.yaml``, ``{use: point_id}``) stay in code: a row holds its references, expanded
+when it is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+
+from grader.versions import LoadReport, Shipped, shipped_sync
+from interview.design import (
+    DESIGN_DIR,
+    SECTION_NAMES,
+    DesignPrompt,
+    design_files_read,
+    design_prompt_validate,
+)
+from interview.models import DesignPromptRow
+
+# The order authors read a prompt's keys in (a JSON column may store them in its own).
+KEY_ORDER = (
+    "id", "title", "level", "minutes", "source", "prompt", "parameters", "numeric", "sections",
+    "follow_ups", "model_answer", "example",
+)  # fmt: skip
+
+
+def design_spec_ordered(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A prompt mapping with its keys, and its sections, in the order its files write them."""
+    rank = {key: i for i, key in enumerate(KEY_ORDER)}
+    ordered = dict(sorted(spec.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+    if isinstance(ordered.get("sections"), Mapping):
+        sections = ordered["sections"]
+        names = [n for n in SECTION_NAMES if n in sections] + [
+            n for n in sections if n not in SECTION_NAMES
+        ]
+        ordered["sections"] = {name: sections[name] for name in names}
+    return ordered
+
+
+def design_snapshot(row: DesignPromptRow) -> dict[str, Any]:
+    """Everything an author edits of a prompt: its YAML mapping, with ``published: false``
+    when it is hidden (a version's snapshot, and what its hash covers)."""
+    return dict(row.spec) | ({} if row.published else {"published": False})
+
+
+def design_apply(row: DesignPromptRow, snapshot: Mapping[str, Any]) -> None:
+    """Set a (possibly unsaved) row's fields from a snapshot (the inverse of design_snapshot)."""
+    spec = {k: v for k, v in snapshot.items() if k != "published"}
+    row.spec = spec
+    row.prompt_id, row.title, row.level = spec["id"], spec["title"], spec["level"]
+    row.published = snapshot.get("published", True) is not False
+
+
+def design_prompts_load_report(directory: Path = DESIGN_DIR) -> LoadReport:
+    """Add new prompts and update the shipped ones nobody edited since they were loaded.
+
+    The question bank's rules (grader.versions.shipped_sync): an edited row and a row made
+    in the admin are kept; a shipped, unedited prompt that left the files is unpublished,
+    never deleted; each change records a version. A file that fails validation raises
+    ValueError naming it.
+    """
+    files = design_files_read(directory)
+    for name, data in files:
+        try:
+            design_prompt_validate(data)
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from error
+    shipped = [Shipped.of(data["id"], position, data) for position, (_, data) in enumerate(files)]
+    with transaction.atomic():
+        return shipped_sync(
+            {r.prompt_id: r for r in DesignPromptRow.objects.select_for_update()},
+            shipped,
+            new_row=DesignPromptRow,
+            snapshot_of=design_snapshot,
+            apply=design_apply,
+            note="the design files",
+        )
+
+
+# Rows read back as prompts, by (pk, updated_at): a saved edit changes updated_at, so an
+# entry is never stale; rebuilding a prompt expands and compiles its rubrics.
+_BUILT: dict[tuple[int, Any], DesignPrompt] = {}
+_BUILT_MAX = 256
+
+
+def design_prompt_of(row: DesignPromptRow) -> DesignPrompt:
+    """The prompt a row holds (validated when it was saved or loaded)."""
+    key = (row.pk, row.updated_at)
+    prompt = _BUILT.get(key)
+    if prompt is None:
+        if len(_BUILT) >= _BUILT_MAX:
+            _BUILT.clear()
+        prompt = _BUILT[key] = design_prompt_validate(row.spec)
+    return prompt
