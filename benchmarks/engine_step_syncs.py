@@ -6,12 +6,16 @@ each in its own process (only one `engine` package per process), on the tiny ran
 with nano-vllm's offline-mixed workload:
 
 - `d2h`: reads of tensor values on the host (`Tensor.tolist/item/cpu/numpy/__bool__` and
-  `aten::_local_scalar_dense`), split into the model runner's (`run`) and the rest of the step;
+  `aten::_local_scalar_dense`), split into the model runner's (`run`) and the rest of the step.
+  On the CPU every tensor is a host tensor, so this also counts reads that stay on the host
+  on a card (`SamplingBatch`'s flags read its host copy): compare the two columns, and see
+  `tests/engine/test_step_syncs.py` for reads of device values alone;
 - `copies`: `aten::_to_copy` / `aten::copy_` (host-to-device uploads on a card);
 - `new`: tensor constructions (`aten::empty*`, `aten::lift_fresh` = `torch.tensor`,
   `torch.from_numpy`, `Tensor.pin_memory`);
-- `host_ms`: the step's wall time minus the model runner's, per step (a separate,
-  uncounted pass; the CPU forward is slow, so only this difference means anything).
+- `host_ms`: the step's CPU time minus the model runner's and the sampler's, per step (a
+  separate, uncounted pass; on a loaded machine it still moves by +-20%);
+- `gc`: Python garbage collections per step, by generation.
 
     python benchmarks/engine_step_syncs.py --baseline var/engine_main
 """
@@ -79,26 +83,33 @@ class Ops(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 engine = LLMEngine("tiny", engine_config("cpu"))
-run = engine.runner.run
+clock = time.process_time  # CPU time of this process: less moved by other load than wall time
+run, sample = engine.runner.run, engine.sampler.sample
 run_s = [0.0]
 def timed_run(*args, **kwargs):
     phase[0] = "run"
-    start = time.perf_counter()
+    start = clock()
     try:
         return run(*args, **kwargs)
     finally:
-        run_s[0] += time.perf_counter() - start
+        run_s[0] += clock() - start
         phase[0] = "step"
-engine.runner.run = timed_run
+def timed_sample(*args, **kwargs):
+    start = clock()
+    try:
+        return sample(*args, **kwargs)
+    finally:
+        run_s[0] += clock() - start
+engine.runner.run, engine.sampler.sample = timed_run, timed_sample
 
 def serve():
     for r in requests:
         engine.add_request(r.prompt_token_ids, r.params)
     steps, step_s, tokens = 0, 0.0, []
     while engine.has_unfinished():
-        start = time.perf_counter()
+        start = clock()
         tokens += [o.output_token_ids for o in engine.step()]
-        step_s += time.perf_counter() - start
+        step_s += clock() - start
         steps += 1
     return steps, step_s, tokens
 
