@@ -385,6 +385,9 @@ def _study_plan_titled(card: dict[str, Any]) -> list[dict[str, Any]]:
 @login_required
 @require_POST
 def loop_answer(request: HttpRequest, loop_id: int, item_id: int) -> HttpResponse:
+    # Checked before the answer: whether an empty answer is valid depends on the item drawn
+    # (a multiple choice may be left blank), and a malformed form is refused either way.
+    position = whole_number(request.POST.get("position", 0), "position")
     try:
         attempt = services.answer_submit(user=request.user, item_id=item_id, data=request.POST)
     except services.LoopNotYours as error:
@@ -393,7 +396,6 @@ def loop_answer(request: HttpRequest, loop_id: int, item_id: int) -> HttpRespons
         return HttpResponse(str(error), status=409, content_type="text/plain")
     except ResponseInvalid as error:
         messages.error(request, str(error))
-        position = whole_number(request.POST.get("position", 0), "position")
         return redirect(_round_url(loop_id, position, item_id))
     if attempt.late:
         messages.warning(request, "That answer came after the round's deadline: kept, marked late.")
