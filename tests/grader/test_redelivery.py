@@ -6,6 +6,7 @@ import os
 import signal
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,29 @@ def _worker(tmp_path, name: str) -> WorkerProcess:
     return worker
 
 
+def _sandbox_under(root_pid: int) -> bool:
+    """Whether a bubblewrap sandbox runs among ``root_pid``'s descendants (read from /proc)."""
+    parents: dict[int, int] = {}
+    commands: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            commands[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:  # the process ended while we looked
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    for pid, command in commands.items():
+        if "bwrap" not in command:
+            continue
+        while pid > 1:
+            if pid == root_pid:
+                return True
+            pid = parents.get(pid, 1)
+    return False
+
+
 def test_kill_9_of_the_worker_mid_job_regrades_exactly_once(softmax_problem, user, tmp_path):
     first = _worker(tmp_path, "doomed")
     code = f"import time\ntime.sleep(3)  # {MARKER}\n" + solution("solutions/fast.py")
@@ -37,7 +61,11 @@ def test_kill_9_of_the_worker_mid_job_regrades_exactly_once(softmax_problem, use
     while Submission.objects.get(pk=submission.pk).state != Submission.State.RUNNING:
         assert time.monotonic() < deadline, "the job was never claimed"
         time.sleep(0.1)
-    time.sleep(1)  # inside the sandbox now, sleeping in the solution's import
+    # Killed once its sandbox runs (the solution's import sleeps 3 s in there), not after a
+    # guessed pause: a readiness check holds however slowly a loaded machine starts bwrap.
+    while not _sandbox_under(first.process.pid):
+        assert time.monotonic() < deadline, "the job's sandbox never started"
+        time.sleep(0.05)
     os.killpg(first.process.pid, signal.SIGKILL)
     first.process.wait()
     second = _worker(tmp_path, "rescuer")
