@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import platform
+import socket
 import sys
 from pathlib import Path
 
@@ -301,12 +302,18 @@ def test_forged_reply_on_the_private_channel_changes_nothing(softmax_spec):
 
 
 def test_no_network_reaches_the_database_redis_or_the_outside(softmax_spec):
+    """A port that surely listens on the host (this test's own, reachable from here) is probed
+    with the database's, Redis's and the outside's: refused ports alone would pass this on a
+    host where nothing listens."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    socket.create_connection(("127.0.0.1", port), timeout=2).close()  # the control: it listens
     code = (
         "import socket\n"
         "def softmax(x):\n"
         "    results = {}\n"
-        "    for host, port in [('127.0.0.1', 5432), ('127.0.0.1', 6379), ('1.1.1.1', 80),\n"
-        "                       ('8.8.8.8', 53)]:\n"
+        f"    for host, port in [('127.0.0.1', {port}), ('127.0.0.1', 5432), ('127.0.0.1', 6379),\n"
+        "                       ('1.1.1.1', 80), ('8.8.8.8', 53)]:\n"
         "        try:\n"
         "            socket.create_connection((host, port), timeout=2).close()\n"
         "            results[f'{host}:{port}'] = 'connected'\n"
@@ -314,9 +321,12 @@ def test_no_network_reaches_the_database_redis_or_the_outside(softmax_spec):
         "            results[f'{host}:{port}'] = type(error).__name__\n"
         "    raise RuntimeError('NET ' + repr(results))\n"
     )
-    report = _grade(softmax_spec, code)
+    try:
+        report = _grade(softmax_spec, code)
+    finally:
+        listener.close()
     assert report.verdict is Verdict.RUNTIME_ERROR
-    assert "NET " in report.message
+    assert f"127.0.0.1:{port}" in report.message
     assert "connected" not in report.message
 
 
