@@ -641,6 +641,26 @@ class _MemoryWatch(threading.Thread):
                 return
 
 
+def process_tree(root_pid: int) -> list[int]:
+    """Host PIDs of ``root_pid`` and every process descending from it, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    tree, frontier = [], [root_pid]
+    while frontier:
+        pid = frontier.pop()
+        tree.append(pid)
+        frontier.extend(children.get(pid, []))
+    return tree
+
+
 class SandboxSession:
     """One fresh sandboxed process running a harness kind's in-sandbox half on one solution.
 
@@ -848,22 +868,7 @@ class SandboxSession:
 
     def _tree(self) -> list[int]:
         """Host PIDs of every process of this sandbox (all descend from the bwrap we started)."""
-        children: dict[int, list[int]] = {}
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as stat:
-                    fields = stat.read().rsplit(b")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            children.setdefault(int(fields[1]), []).append(int(entry))
-        tree, frontier = [], [self.process.pid]
-        while frontier:
-            pid = frontier.pop()
-            tree.append(pid)
-            frontier.extend(children.get(pid, []))
-        return tree
+        return process_tree(self.process.pid)
 
     def _signal_group(self, signal_number: int) -> None:
         """Signal every process of the sandbox at once: bwrap's process group, which the

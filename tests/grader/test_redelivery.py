@@ -13,6 +13,7 @@ import pytest
 from grader.harnesses.contract import Verdict
 from grader.models import Submission, SubmissionEvent
 from grader.models import TestResult as ResultRow
+from grader.sandbox import process_tree
 from grader.services import submission_create
 from tests.conftest import WorkerProcess
 from tests.grader.conftest import solution, wait_graded
@@ -31,25 +32,13 @@ def _worker(tmp_path, name: str) -> WorkerProcess:
 
 
 def _sandbox_under(root_pid: int) -> bool:
-    """Whether a bubblewrap sandbox runs among ``root_pid``'s descendants (read from /proc)."""
-    parents: dict[int, int] = {}
-    commands: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    """Whether a bubblewrap sandbox runs among ``root_pid``'s descendants."""
+    for pid in process_tree(root_pid):
         try:
-            stat = (entry / "stat").read_text()
-            commands[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace")
+            if b"bwrap" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True
         except OSError:  # the process ended while we looked
             continue
-        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    for pid, command in commands.items():
-        if "bwrap" not in command:
-            continue
-        while pid > 1:
-            if pid == root_pid:
-                return True
-            pid = parents.get(pid, 1)
     return False
 
 
