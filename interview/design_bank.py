@@ -67,12 +67,24 @@ def design_prompts_load_report(directory: Path = DESIGN_DIR) -> LoadReport:
     never deleted; each change records a version. A file that fails validation raises
     ValueError naming it.
     """
+    return design_prompts_sync(design_files_checked(directory))
+
+
+def design_files_checked(directory: Path = DESIGN_DIR) -> list[tuple[str, dict[str, Any]]]:
+    """The design files as (name, data), each validated; a failing file raises ValueError
+    naming it."""
     files = design_files_read(directory)
     for name, data in files:
         try:
             design_prompt_validate(data)
         except ValueError as error:
             raise ValueError(f"{name}: {error}") from error
+    return files
+
+
+def design_prompts_sync(files: list[tuple[str, dict[str, Any]]]) -> LoadReport:
+    """Bring the rows in line with checked files (:func:`design_files_checked`), by the rules
+    of :func:`design_prompts_load_report`."""
     shipped = [Shipped.of(data["id"], position, data) for position, (_, data) in enumerate(files)]
     with transaction.atomic():
         return shipped_sync(

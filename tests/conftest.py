@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import signal
@@ -169,9 +170,15 @@ def design_prompts(request) -> None:
     if not (marker or transactional or "db" in request.fixturenames):
         return
     request.getfixturevalue("transactional_db" if transactional else "db")
-    from interview.design_bank import design_prompts_load_report
+    from interview.design_bank import design_files_checked, design_prompts_sync
 
-    design_prompts_load_report()
+    # The files are read and validated once a run (~90 ms), not before every database test.
+    if not _DESIGN_FILES:
+        _DESIGN_FILES.extend(design_files_checked())
+    design_prompts_sync(copy.deepcopy(_DESIGN_FILES))
+
+
+_DESIGN_FILES: list = []
 
 
 @pytest.fixture
