@@ -122,6 +122,7 @@ def params_of(request: dict[str, Any]) -> SamplingParams:
         temperature=float(request.get("temperature", 0.0)),
         top_k=int(request.get("top_k", 0)),
         top_p=float(request.get("top_p", 1.0)),
+        min_p=float(request.get("min_p", 0.0)),
         max_tokens=int(request["max_tokens"]),
         seed=int(request.get("seed", 0)),
         ignore_eos=True,
@@ -260,9 +261,13 @@ def drive(
 
 
 def outputs_mismatch(
-    outputs: dict[str, Any], expected: dict[str, list], requests: list[dict[str, Any]]
+    outputs: dict[str, Any],
+    expected: dict[str, list],
+    requests: list[dict[str, Any]],
+    against: str = "greedy decoding",
 ) -> str | None:
-    """The first request whose output differs from the expected greedy tokens, said plainly."""
+    """The first request whose output differs from the expected tokens (``against`` names
+    where they come from), said plainly."""
     for request in requests:
         rid = request["id"]
         got = outputs.get(rid)
@@ -277,7 +282,7 @@ def outputs_mismatch(
                 min(len(got["tokens"]), len(want)),
             )
             return (
-                f"request {rid}: output token {position} differs from greedy decoding "
+                f"request {rid}: output token {position} differs from {against} "
                 f"({len(got['tokens'])} tokens, expected {len(want)}; got "
                 f"{got['tokens'][position : position + 3]}, expected {want[position : position + 3]})"
             )
@@ -630,6 +635,7 @@ def throughput_run(
         out.request_id: {"tokens": out.output_token_ids, "error": out.error, "cached_tokens": 0}
         for out in run.outputs
     }
+    spec = engine.spec
     del engine, warm
     if target.device == "cuda":
         torch.cuda.empty_cache()
@@ -644,7 +650,62 @@ def throughput_run(
         "ttft_ms": {k: round(v, 2) for k, v in metrics.ttft_ms.items()},
         "tpot_ms": {k: round(v, 3) for k, v in metrics.tpot_ms.items()},
     }
+    if spec is not None:  # speculative decoding: the engine's own count of accepted drafts
+        figures["acceptance_rate"] = round(spec.num_accepted / max(spec.num_proposed, 1), 4)
     return {"outputs": outputs, "steps": run.steps, "figures": figures}
+
+
+def sampling_mix(
+    requests: list[dict[str, Any]], case: dict[str, Any], rng: random.Random
+) -> list[dict[str, Any]]:
+    """A serving mix for the sampler's and verifier's tiers: a ``greedy_fraction`` share of the
+    requests greedy, the others sampled (seeded) with the case's temperature, top-k, top-p
+    and ``min_p``."""
+    share = float(case.get("greedy_fraction", 0.0))
+    mixed = []
+    for request in requests:
+        greedy = rng.random() < share
+        settings = {"temperature": 0.0} if greedy else {"min_p": float(case.get("min_p", 0.0))}
+        mixed.append(request | settings)
+    return mixed
+
+
+class Reservoir:
+    """At most ``size`` of the items offered, each offered item equally likely to be kept
+    (reservoir sampling on the trusted side's generator): the calls of a long throughput run
+    judged in full after it, out of its clock. The sandbox cannot tell which were kept."""
+
+    def __init__(self, size: int, rng: random.Random) -> None:
+        self.size, self.rng = size, rng
+        self.kept: list[Any] = []
+        self.offered = 0
+
+    def offer(self, make: Callable[[], Any]) -> None:
+        """Offer one item, made by ``make()`` only when it is kept (a copy costs)."""
+        self.offered += 1
+        if len(self.kept) < self.size:
+            self.kept.append(make())
+            return
+        slot = self.rng.randrange(self.offered)
+        if slot < self.size:
+            self.kept[slot] = make()
+
+
+def run_deadline(session: SandboxSession, timeout_s: float) -> Callable[[], float]:
+    """``left()``: the seconds left of a run's time limit, for the next exchange with the
+    sandbox; past the limit the sandbox is killed and the run is a time-limit verdict."""
+    deadline = time.monotonic() + timeout_s
+
+    def left() -> float:
+        seconds = deadline - time.monotonic()
+        if seconds <= 0:
+            session.kill()
+            raise CandidateFailure(
+                Verdict.TIME_LIMIT, f"the run did not finish within {timeout_s:g} s"
+            )
+        return seconds
+
+    return left
 
 
 def _close(engine: LLMEngine) -> None:

@@ -40,16 +40,25 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from grader.harnesses.base import clock_ns, oracle_load
+from grader.harnesses.base import CandidateFailure, ProblemError, clock_ns, oracle_load
 from grader.harnesses.contract import CallTiming
 from grader.harnesses.engine_run import (
+    THROUGHPUT_GPU_MODEL,
     CaseResult,
     EngineHarness,
+    Reservoir,
     drive,
     fail,
     one_thread,
+    outputs_mismatch,
     random_workload,
+    run_deadline,
+    sampling_mix,
     serial_bound,
+    throughput_case,
+    throughput_message,
+    throughput_run,
+    throughput_target,
     tiny_engine,
 )
 from grader.harnesses.registry import register
@@ -73,6 +82,18 @@ SETTINGS = ("temperature", "top_k", "top_p", "min_p")
 CHI_SQUARE_P_FLOOR = 1e-6
 # The engine tests' vocabulary (the tiny model's) and most rows a step samples at once.
 ENGINE_SHAPE = (16, 10240)
+# The throughput test's engine sizes (EngineConfig fields).
+THROUGHPUT_KEYS = ("block_size", "num_kv_blocks", "max_num_seqs", "max_num_batched_tokens")
+# Steps of a throughput run judged in full by the oracle, after the run, unless the case says:
+# on the CPU (the tiny model, about 50 steps) every one.
+JUDGED_STEPS = 1024
+
+
+def gpu_vocab() -> int:
+    """The vocabulary of the model a throughput test serves on a card."""
+    from engine.config import MODELS
+
+    return MODELS[THROUGHPUT_GPU_MODEL].vocab_size
 
 
 def batch_inputs(case: dict[str, Any], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,6 +175,16 @@ class Sampled:
     judged: int = 0
 
 
+@dataclass
+class _SampleRecord:
+    """One throughput run's record of the candidate's answers, judged after the run: per step
+    the greedy rows' first argmax, and the steps a reservoir kept in full."""
+
+    steps: Reservoir
+    greedy: list[tuple[int, Any, Any, Any]] = field(default_factory=list)
+    exchange_ns: int = 0
+
+
 @register
 class SamplerHarness(EngineHarness):
     kind = "sampler"
@@ -170,6 +201,12 @@ class SamplerHarness(EngineHarness):
     def shared_bytes(self) -> int:
         sizes = [self._exchange_bytes(*ENGINE_SHAPE, calls=1, with_probs=True)]
         for case in [*self.spec.tests, self.spec.benchmark]:
+            if case.get("throughput"):  # one step's logits, on the CPU or on a card
+                rows = max(int(case["max_num_seqs"]), int(case.get("on_gpu", {}).get(
+                    "max_num_seqs", 0)))  # fmt: skip
+                vocab = max(ENGINE_SHAPE[1], gpu_vocab() if "on_gpu" in case else 0)
+                sizes.append(self._exchange_bytes(rows, vocab, calls=1, with_probs=False))
+                continue
             if case.get("mode") == "engine":
                 continue
             calls = 3 if case.get("mode") == "repro" else int(case.get("calls", 1))
@@ -194,6 +231,8 @@ class SamplerHarness(EngineHarness):
     def _run_case(
         self, session: SandboxSession, case: dict[str, Any], rng: random.Random, timed: bool
     ) -> CaseResult:
+        if case.get("throughput"):
+            return self._throughput(session, case, rng)
         mode = case.get("mode", "probs")
         if mode == "engine":
             return self._engine_case(session, case, rng)
@@ -384,6 +423,133 @@ class SamplerHarness(EngineHarness):
         timing = CallTiming(0, elapsed_ns)
         details = {"rows_judged": sampled.judged, "rows": sampled.rows}
         return CaseResult(timing, f"in the engine: {self._judged_note(sampled)}", details)
+
+    def _throughput(self, session, case, rng) -> CaseResult:
+        """The GPU tier's test: the engine serving a mixed workload (greedy and seeded sampled
+        requests, all arriving at once) with the candidate's sampler drawing every token, on
+        this worker's card (SmolLM2's shape) or, without one, the tiny model on the CPU; then
+        with the engine's own ``TopKTopPSampler`` on the same workload. Output tokens/s and
+        TTFT/TPOT percentiles of both, labelled with the device: a slow ``sample()`` is lost
+        throughput. The candidate's sampler runs in its sandbox on the worker's CPU, each
+        step's logits copied to it as float32; the engine's own samples where the logits are.
+
+        Inside the clock each step's tokens are only checked to be token ids (the engine
+        appends them); after it, every greedy row of every step must be the first argmax of
+        its logits, and the kept steps (all of them on the CPU, ``judged_steps`` on a card)
+        are judged by the oracle like every other test's. On the CPU the outputs must also
+        equal the engine's own sampler's, which saw the same logits: greedy requests always,
+        sampled ones unless a row lay within float32 rounding of a decision."""
+        from engine.topk_topp_sampler import TopKTopPSampler
+        from grader.harnesses.remote_sampling import RemoteSampler
+
+        target = throughput_target()
+        case = throughput_case(case, target)
+        config = {key: int(case[key]) for key in THROUGHPUT_KEYS}
+        requests = sampling_mix(random_workload(case, rng), case, rng)
+        max_steps = serial_bound(requests, config["max_num_batched_tokens"])
+        left = run_deadline(session, self.timeout_s(case))
+        judged_steps = int(case.get("judged_steps", JUDGED_STEPS))
+        runs: list[_SampleRecord] = []
+
+        def linked(chosen: list[dict[str, Any]]) -> dict[str, Any]:
+            runs.append(_SampleRecord(Reservoir(judged_steps, random.Random(rng.random()))))
+            record = runs[-1]
+
+            def sample(logits, packed, with_probs: bool):
+                if with_probs:
+                    raise ProblemError("the throughput run samples tokens only")
+                return self._sample_recorded(session, logits, packed, left(), record), None
+
+            return {"sampler": RemoteSampler(sample)}
+
+        theirs = throughput_run(target, requests, config, max_steps, linked)
+        record = runs[-1]
+        sampled = self._judge_recorded(record)
+        ours = throughput_run(
+            target, requests, config, max_steps, lambda chosen: {"sampler": TopKTopPSampler()}
+        )
+        if target.device == "cpu":
+            every_row = sampled.judged == sampled.rows == sum(len(g[1]) for g in record.greedy)
+            self._check_same_tokens(theirs, ours, requests, every_row)
+        message = throughput_message(theirs["figures"], ours["figures"], "TopKTopPSampler")
+        message += (
+            f"; {sampled.judged} of {sampled.rows} sampled rows in {len(record.steps.kept)} of "
+            f"{record.steps.offered} steps judged by the oracle, and every greedy row; your "
+            "sampler ran in its sandbox on the worker's CPU, each step's logits copied to it"
+        )
+        details = {
+            "throughput": theirs["figures"],
+            "engine": ours["figures"],
+            "rows_judged": sampled.judged,
+            "rows": sampled.rows,
+        }
+        return CaseResult(CallTiming(0, record.exchange_ns), message, details)
+
+    def _sample_recorded(self, session, logits, packed, timeout_s: float, record) -> Any:
+        """One step of the throughput run: the candidate's ``sample`` on the step's logits (a
+        float32 copy on the CPU), its tokens checked to be token ids before the engine appends
+        them; what judging them takes is recorded for after the run."""
+        step = record.steps.offered
+        host = logits.float().cpu()
+        # The first argmax where the logits are (bfloat16 widens to float32 exactly): the
+        # greedy rows' tokens, cheap enough to take at every step.
+        greedy = packed[0] == 0
+        first_argmax = logits.argmax(dim=-1).cpu()
+        arena = Arena(session)
+        rows, vocab = host.shape
+        call = {"logits": arena.put(host), "batch": arena.put(packed)}
+        call["tokens"] = arena.output("int64", rows)
+        reply, timing = arena.exchange("sample", [call], timeout_s)
+        record.exchange_ns += timing.outside_ns
+        tokens = arena.read(call["tokens"])
+        note = diagnostic(reply, 0)
+        if bool((tokens == POISON_INT64).all()):
+            raise fail(
+                f"throughput run, step {step}: sample() gave no tokens{': ' * bool(note)}{note}"
+            )
+        outside = (tokens < 0) | (tokens >= vocab)
+        if bool(outside.any()):
+            row = int(outside.nonzero()[0])
+            raise fail(
+                f"throughput run, step {step}: sample() row {row}: token {int(tokens[row])} is "
+                "not a token id"
+            )
+        record.greedy.append((step, greedy, first_argmax, tokens))
+        record.steps.offer(lambda: (step, host.clone(), packed.clone(), tokens))
+        return tokens
+
+    def _judge_recorded(self, record) -> Sampled:
+        """After the run: every greedy row of every step, then the kept steps in full."""
+        for step, greedy, first_argmax, tokens in record.greedy:
+            wrong = greedy & (tokens != first_argmax)
+            if bool(wrong.any()):
+                row = int(wrong.nonzero()[0])
+                raise fail(
+                    f"throughput run, step {step}: sample() row {row} (temperature 0, greedy) "
+                    f"drew token {int(tokens[row])}; the first argmax of the logits is token "
+                    f"{int(first_argmax[row])}"
+                )
+        sampled = Sampled()
+        for step, logits, packed, tokens in sorted(record.steps.kept, key=lambda kept: kept[0]):
+            try:
+                sampled.judged += self._check_tokens(tokens, logits, packed, "")
+            except CandidateFailure as failure:
+                raise fail(f"throughput run, step {step}: {failure.message}") from None
+            sampled.rows += len(tokens)
+        return sampled
+
+    @staticmethod
+    def _check_same_tokens(theirs, ours, requests, complete: bool) -> None:
+        """On the CPU both runs saw the same logits: the same tokens, except after a row whose
+        decision lay within rounding (then only the greedy requests must agree)."""
+        compared = [r for r in requests if r["temperature"] == 0 or complete]
+        expected = {rid: out["tokens"] for rid, out in ours["outputs"].items()}
+        wrong = outputs_mismatch(
+            theirs["outputs"], expected, compared, "the engine's own TopKTopPSampler's on the "
+            "same logits (seeded: the same uniforms)",
+        )  # fmt: skip
+        if wrong:
+            raise fail(f"throughput run: {wrong}")
 
     @staticmethod
     def serve(entry: Any, request: dict[str, Any], shared: mmap.mmap) -> dict[str, Any]:

@@ -36,19 +36,27 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from grader.harnesses.base import clock_ns, oracle_load
+from grader.harnesses.base import CandidateFailure, clock_ns, oracle_load
 from grader.harnesses.contract import CallTiming
 from grader.harnesses.engine_run import (
     CaseResult,
     EngineHarness,
+    Reservoir,
     drive,
     fail,
     one_thread,
+    outputs_mismatch,
     random_workload,
+    run_deadline,
+    sampling_mix,
     serial_bound,
+    throughput_case,
+    throughput_message,
+    throughput_run,
+    throughput_target,
     tiny_engine,
 )
-from grader.harnesses.engine_sampler import CHI_SQUARE_P_FLOOR, chi_square
+from grader.harnesses.engine_sampler import CHI_SQUARE_P_FLOOR, chi_square, gpu_vocab
 from grader.harnesses.registry import register
 from grader.harnesses.remote import (
     POISON_INT64,
@@ -68,6 +76,18 @@ if TYPE_CHECKING:
 # The engine tests' speculative tokens per step and vocabulary (the tiny model's); the engine
 # verifies one sequence per call.
 ENGINE_K, ENGINE_VOCAB = 3, 10240
+# The throughput test's engine sizes (EngineConfig fields).
+THROUGHPUT_KEYS = (
+    "block_size",
+    "num_kv_blocks",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "num_speculative_tokens",
+    "draft_layers",
+)
+# Verifications of a throughput run judged in full by the oracle, after the run, unless the
+# case says: on the CPU (the tiny model, a few hundred) every one.
+JUDGED_CALLS = 4096
 
 Inputs = tuple["torch.Tensor", "torch.Tensor", "torch.Tensor", "torch.Tensor"]
 
@@ -157,6 +177,14 @@ class Verified:
     judged: int = 0
 
 
+@dataclass
+class _VerifyRecord:
+    """One throughput run's record of the candidate's verifications, judged after the run."""
+
+    calls: Reservoir
+    exchange_ns: int = 0
+
+
 @register
 class VerifierHarness(EngineHarness):
     kind = "verifier"
@@ -180,7 +208,12 @@ class VerifierHarness(EngineHarness):
     def shared_bytes(self) -> int:
         sizes = [exchange_bytes(1, ENGINE_K, ENGINE_VOCAB, 1)]
         for case in [*self.spec.tests, self.spec.benchmark]:
-            if case.get("mode") != "engine":
+            if case.get("throughput"):  # one sequence's verification, on the CPU or a card
+                k = max(int(case["num_speculative_tokens"]), int(case.get("on_gpu", {}).get(
+                    "num_speculative_tokens", 0)))  # fmt: skip
+                vocab = max(ENGINE_VOCAB, gpu_vocab() if "on_gpu" in case else 0)
+                sizes.append(exchange_bytes(1, k, vocab, 1))
+            elif case.get("mode") != "engine":
                 rows, k, vocab = int(case["rows"]), int(case["k"]), int(case["vocab"])
                 sizes.append(exchange_bytes(rows, k, vocab, int(case.get("calls", 1))))
         return max(sizes)
@@ -196,6 +229,8 @@ class VerifierHarness(EngineHarness):
     def _run_case(
         self, session: SandboxSession, case: dict[str, Any], rng: random.Random, timed: bool
     ) -> CaseResult:
+        if case.get("throughput"):
+            return self._throughput(session, case, rng)
         if case.get("mode") == "engine":
             return self._engine_case(session, case, rng)
         inputs = [self._inputs(case, rng) for _ in range(int(case.get("calls", 1)))]
@@ -413,6 +448,124 @@ class VerifierHarness(EngineHarness):
             f"crossing into the sandbox; {note}"
         )
         return CaseResult(timing, message, details)
+
+    def _throughput(self, session, case, rng) -> CaseResult:
+        """The GPU tier's test: the engine serving a mixed workload (greedy and seeded sampled
+        requests, all arriving at once) by speculative decoding (the target's first
+        ``draft_layers`` layers draft ``num_speculative_tokens`` tokens) with the candidate's
+        verifier deciding every draft, on this worker's card (SmolLM2's shape) or, without
+        one, the tiny model on the CPU; then with the engine's own ``RejectionSampler`` on the
+        same workload. Output tokens/s, TTFT/TPOT percentiles and the acceptance rate the
+        engine counted, of both, labelled with the device: a slow ``verify()`` is lost
+        throughput. The candidate's verifier runs in its sandbox on the worker's CPU, each
+        verification's distributions copied to it as float32 (the engine verifies one
+        sequence per call); the engine's own verifies where the distributions are.
+
+        Inside the clock each answer's shape is checked (accepted drafts, one token that is a
+        token id, then -1: the engine appends them); after it, the kept verifications (all of
+        them on the CPU, ``judged_calls`` on a card) are judged by the rule like every other
+        test's. On the CPU the outputs must also equal the engine's own verifier's, which saw
+        the same drafts: greedy requests always, sampled ones unless a row lay within float32
+        rounding of a decision."""
+        from engine.rejection_sampler import RejectionSampler
+        from grader.harnesses.remote_sampling import RemoteVerifier
+
+        target = throughput_target()
+        case = throughput_case(case, target)
+        config = {key: int(case[key]) for key in THROUGHPUT_KEYS}
+        requests = sampling_mix(random_workload(case, rng), case, rng)
+        max_steps = 4 * serial_bound(requests, config["max_num_batched_tokens"])
+        left = run_deadline(session, self.timeout_s(case))
+        judged_calls = int(case.get("judged_calls", JUDGED_CALLS))
+        runs: list[_VerifyRecord] = []
+
+        def linked(chosen: list[dict[str, Any]]) -> dict[str, Any]:
+            runs.append(_VerifyRecord(Reservoir(judged_calls, random.Random(rng.random()))))
+            record = runs[-1]
+
+            def verify(draft_tokens, draft_probs, target_probs, uniforms):
+                inputs = (
+                    draft_tokens.cpu(),
+                    draft_probs.float().cpu(),
+                    target_probs.float().cpu(),
+                    uniforms.double().cpu(),
+                )
+                return self._verify_recorded(session, inputs, left(), record)
+
+            return {"verifier": RemoteVerifier(verify)}
+
+        theirs = throughput_run(target, requests, config, max_steps, linked)
+        record = runs[-1]
+        verified = Verified()
+        for call, inputs, tokens, accepted in sorted(record.calls.kept, key=lambda c: c[0]):
+            try:
+                verified.judged += self._check(tokens, accepted, inputs, "")
+            except CandidateFailure as failure:
+                raise fail(f"throughput run, verification {call}: {failure.message}") from None
+            verified.rows += len(accepted)
+        ours = throughput_run(
+            target, requests, config, max_steps, lambda chosen: {"verifier": RejectionSampler()}
+        )
+        if target.device == "cpu":
+            every_row = verified.judged == verified.rows == record.calls.offered
+            compared = [r for r in requests if r["temperature"] == 0 or every_row]
+            expected = {rid: out["tokens"] for rid, out in ours["outputs"].items()}
+            wrong = outputs_mismatch(
+                theirs["outputs"], expected, compared, "the engine's own RejectionSampler's on "
+                "the same drafts (seeded: the same uniforms)",
+            )  # fmt: skip
+            if wrong:
+                raise fail(f"throughput run: {wrong}")
+        mine, own = theirs["figures"], ours["figures"]
+        message = throughput_message(mine, own, "RejectionSampler")
+        message += (
+            f"; acceptance {mine['acceptance_rate']:.1%} (engine {own['acceptance_rate']:.1%}); "
+            f"{verified.judged} of {record.calls.offered} verifications judged by the rule; "
+            "your verifier ran in its sandbox on the worker's CPU, each verification's "
+            "distributions copied to it"
+        )
+        details = {
+            "throughput": mine,
+            "engine": own,
+            "rows_judged": verified.judged,
+            "rows": record.calls.offered,
+        }
+        return CaseResult(CallTiming(0, record.exchange_ns), message, details)
+
+    def _verify_recorded(self, session, inputs: Inputs, timeout_s: float, record):
+        """One verification of the throughput run, its shape checked before the engine appends
+        its tokens; the rule is judged after the run on the kept ones."""
+        draft_tokens, draft, target, uniforms = inputs
+        rows, k = draft_tokens.shape
+        vocab = target.shape[-1]
+        call_index = record.calls.offered
+        arena = Arena(session)
+        call = {
+            "draft_tokens": arena.put(draft_tokens),
+            "draft_probs": arena.put(draft),
+            "target_probs": arena.put(target),
+            "uniforms": arena.put(uniforms),
+            "tokens": arena.output("int64", rows, k + 1),
+            "num_accepted": arena.output("int64", rows),
+        }
+        reply, timing = arena.exchange("verify", [call], timeout_s)
+        record.exchange_ns += timing.outside_ns
+        tokens, accepted = arena.read(call["tokens"]), arena.read(call["num_accepted"])
+        try:
+            self._check_shape(tokens, accepted, draft_tokens, diagnostic(reply, 0))
+        except CandidateFailure as failure:
+            raise fail(f"throughput run, verification {call_index}: {failure.message}") from None
+        emitted = tokens.gather(1, accepted[:, None])[:, 0]
+        outside = (emitted < 0) | (emitted >= vocab)
+        if bool(outside.any()):
+            row = int(outside.nonzero()[0])
+            raise fail(
+                f"throughput run, verification {call_index}: row {row}: after "
+                f"{int(accepted[row])} accepted drafts the verifier emitted token "
+                f"{int(emitted[row])}, which is not a token id"
+            )
+        record.calls.offer(lambda: (call_index, inputs, tokens, accepted))
+        return tokens, accepted
 
     @staticmethod
     def serve(entry: Any, request: dict[str, Any], shared: mmap.mmap) -> dict[str, Any]:
