@@ -170,16 +170,23 @@ def _assert_throughput_labelled_cpu(slug: str, tests: list) -> None:
     reference) served the workload on the tiny model, and so did the engine's own class, each
     with measured output tokens/s, TTFT and TPOT, labelled CPU."""
     cases = {case["name"]: case for case in spec_of(slug).tests}
-    throughput = [test for test in tests if cases[test.name].get("throughput")]
-    own = {"priority-scheduler": "PriorityScheduler", "kv-allocator": "PrefixCachingAllocator"}
-    if slug not in own:
-        assert not throughput  # the sampler's and verifier's tiers are not built yet
-        return
-    (test,) = throughput
+    (test,) = [test for test in tests if cases[test.name].get("throughput")]
+    _assert_tier_figures_on_cpu(slug, test, cases[test.name])
+
+
+# The engine's own class each problem's throughput test serves the same workload with.
+ENGINE_OWN_CLASS = {
+    "priority-scheduler": "PriorityScheduler",
+    "kv-allocator": "PrefixCachingAllocator",
+    "batched-sampler": "TopKTopPSampler",
+    "spec-verifier": "RejectionSampler",
+}
+
+
+def _assert_tier_figures_on_cpu(slug: str, test, case: dict) -> None:
     assert test.verdict is Verdict.ACCEPTED
     assert test.message.startswith("CPU (tiny): ")
-    assert f"x the engine's {own[slug]}" in test.message
-    case = cases[test.name]
+    assert f"x the engine's {ENGINE_OWN_CLASS[slug]}" in test.message
     for side in (test.details["throughput"], test.details["engine"]):
         assert (side["device"], side["model"], side["requests"]) == (
             "CPU",
@@ -193,6 +200,71 @@ def _assert_throughput_labelled_cpu(slug: str, tests: list) -> None:
         assert 0 < side["tpot_ms"]["p50"] <= side["tpot_ms"]["p99"]
     # The same workload, all of it served by both: the same tokens out.
     assert test.details["throughput"]["output_tokens"] == test.details["engine"]["output_tokens"]
+    if slug in ("batched-sampler", "spec-verifier"):
+        # On the CPU every answer is kept and judged after the run, but for the rare row
+        # within float32 rounding of a decision.
+        assert 0.9 * test.details["rows"] <= test.details["rows_judged"] <= test.details["rows"]
+    if slug == "spec-verifier":  # the engine's own count, for both verifiers
+        for side in (test.details["throughput"], test.details["engine"]):
+            assert 0 < side["acceptance_rate"] < 1
+
+
+# The sampler's and verifier's GPU tier alone (the spec's throughput test, CPU path): a correct
+# but slow Python solution keeps its verdict and gets its figures; a wrong one is stopped by
+# the answers' checks there. (problem, solution, verdict, words in the test's message)
+TIER_CASES = [
+    ("batched-sampler", "solutions/python_loop_draw.py", Verdict.ACCEPTED, "every greedy row"),
+    (
+        "batched-sampler",
+        "wrong/temperature_after_filters.py",
+        Verdict.WRONG_ANSWER,
+        "throughput run, step ",
+    ),
+    ("batched-sampler", "out-of-vocabulary", Verdict.WRONG_ANSWER, "is not a token id"),
+    ("spec-verifier", "solutions/python_loop_rows.py", Verdict.ACCEPTED, "judged by the rule"),
+    (
+        "spec-verifier",
+        "wrong/accept_when_p_at_least_q.py",
+        Verdict.WRONG_ANSWER,
+        "throughput run, verification ",
+    ),
+]
+# A sampler right in every test but the engine's: its tokens are not token ids there.
+OUT_OF_VOCABULARY = """
+
+_sample = BatchedSampler.sample
+
+
+def _sample_out_of_vocabulary(self, logits, batch):
+    tokens = _sample(self, logits, batch)
+    return tokens + logits.shape[-1] if logits.shape[-1] == 10240 else tokens
+
+
+BatchedSampler.sample = _sample_out_of_vocabulary
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("slug", "solution", "verdict", "words"),
+    TIER_CASES,
+    ids=[f"{s}:{f}" for s, f, _, _ in TIER_CASES],
+)
+def test_sampler_and_verifier_gpu_tier_on_cpu_judges_every_answer(
+    slug: str, solution: str, verdict: Verdict, words: str
+) -> None:
+    spec = spec_of(slug)
+    (case,) = [case for case in spec.tests if case.get("throughput")]
+    if solution == "out-of-vocabulary":
+        code = spec.reference_code + OUT_OF_VOCABULARY
+    else:
+        code = (PROBLEMS_DIR / slug / solution).read_text()
+    report = grade(dataclasses.replace(spec, tests=[case]), code, seed=11, hardware={})
+    assert report.verdict is verdict, report.message
+    (test,) = report.tests
+    assert words in test.message
+    if verdict is Verdict.ACCEPTED:
+        _assert_tier_figures_on_cpu(slug, test, case)
 
 
 @pytest.mark.slow

@@ -354,19 +354,21 @@ def test_leaderboards_are_per_card_class_with_the_cards_measured_peaks(client, a
 
 @pytest.mark.usefixtures("fresh_buckets", "published")
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "slug", ["priority-scheduler", "kv-allocator", "batched-sampler", "spec-verifier"]
+)
 def test_an_engine_problem_with_the_gpu_tier_goes_to_the_card_chosen_else_to_cpu(
-    api, published_queues
+    api, published_queues, slug
 ):
-    scheduler = "priority-scheduler"
-    code = (PROBLEMS_DIR / scheduler / "reference.py").read_text()
+    code = (PROBLEMS_DIR / slug / "reference.py").read_text()
 
     def submit(**fields):
-        body = {"problem": scheduler, "code": code} | fields
+        body = {"problem": slug, "code": code} | fields
         return api.post("/api/submissions", body, content_type="application/json")
 
-    assert api.get(f"/api/problems/{scheduler}").json()["cards"] == []
+    assert api.get(f"/api/problems/{slug}").json()["cards"] == []
     _live("gpu.h100-0@a", "gpu.h100", H100)
-    detail = api.get(f"/api/problems/{scheduler}").json()
+    detail = api.get(f"/api/problems/{slug}").json()
     assert [card["queue"] for card in detail["cards"]] == ["gpu.h100"]
     assert detail["correctness_only"] == ""  # the cpu queue grades it whole: no label
 
