@@ -44,7 +44,7 @@ PriorityPreemptScheduler.schedule = _slow_schedule
 # plus an addition)
 RUNS = [
     ("priority-scheduler", "reference", "reference.py"),
-    ("priority-scheduler", "reference + 2 ms per schedule()", ("reference.py", SLOW_SCHEDULER)),
+    ("priority-scheduler", "slow: reference + 2 ms a schedule()", ("reference.py", SLOW_SCHEDULER)),
     ("priority-scheduler", "wrong: FCFS, ignores priority", "wrong/fcfs_ignores_priority.py"),
     ("kv-allocator", "reference", "reference.py"),
     ("kv-allocator", "wrong: free() skips the last block", "wrong/free_skips_last_block.py"),
@@ -63,6 +63,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--full", action="store_true", help="grade every test, not the tier's")
     parser.add_argument("--problems", default="", help="comma-separated slugs (default: all)")
     parser.add_argument("--runs", type=int, default=0, help="stop after this many grades")
+    parser.add_argument(
+        "--solutions", default="", help="comma-separated label prefixes: reference,slow,wrong"
+    )
     return parser.parse_args()
 
 
@@ -80,6 +83,9 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     chosen = [slug for slug in args.problems.split(",") if slug]
     runs = [run for run in RUNS if not chosen or run[0] in chosen]
+    kinds = tuple(kind for kind in args.solutions.split(",") if kind)
+    if kinds:
+        runs = [run for run in runs if run[1].startswith(kinds)]
     if args.runs:
         runs = runs[: args.runs]
     rows = []
@@ -107,6 +113,12 @@ def main() -> int:
                 "message": test.message if test else report.message,
                 "candidate": test.details.get("throughput") if test else None,
                 "engine": test.details.get("engine") if test else None,
+                # Every test's outcome: which one decided a verdict other than accepted.
+                "tests": [
+                    {"name": t.name, "verdict": t.verdict.value, "message": t.message[:400]}
+                    for t in report.tests
+                ],
+                "report": report.message[:400],
             }
         )
         print(json.dumps(rows[-1]), flush=True)

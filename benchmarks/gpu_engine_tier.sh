@@ -3,7 +3,7 @@
 # what it does), set up as gpu_site_proof.sh is: the app's wheels from .whl/, bubblewrap from
 # .debs/. With carry [".whl", ".debs"]:
 #   OUT=$OUT bash benchmarks/gpu_engine_tier.sh
-# Arguments go to gpu_engine_tier.py (--problems, --full, --runs, --cpu: the CPU path).
+# Arguments go to gpu_engine_tier.py (--problems, --solutions, --full, --runs, --cpu: the CPU path).
 set -uo pipefail
 OUT="${OUT:-var/gpu-engine-tier}"
 mkdir -p "$OUT"

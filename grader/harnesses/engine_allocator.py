@@ -565,6 +565,8 @@ class AllocatorHarness(PolicyHarness):
     def run_case(
         self, session: SandboxSession, case: dict[str, Any], rng: random.Random, timed: bool
     ) -> CaseResult:
+        if case.get("throughput"):  # on a card, its on_gpu keys (time limit included) apply
+            case = throughput_case(case, throughput_target())
         link = Link(session, self.timeout_s(case))
         mode = case.get("mode", "ops")
         if case.get("throughput"):
@@ -610,7 +612,6 @@ class AllocatorHarness(PolicyHarness):
         from grader.harnesses.allocator_link import AllocatorProxy
 
         target = throughput_target()
-        case = throughput_case(case, target)
         config = engine_case_config(case)
         requests = random_workload(case, rng)
         max_steps = 3 * serial_bound(requests, config["max_num_batched_tokens"])

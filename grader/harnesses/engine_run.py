@@ -540,6 +540,8 @@ def fail(message: str, **details: Any) -> CandidateFailure:
 # model on the CPU, labelled so. The engine's own class serves the same workload in the same job.
 THROUGHPUT_GPU_MODEL = "smollm2-135m-random"
 THROUGHPUT_WARMUP_REQUESTS = 2
+# EngineConfig fields of a throughput run on a card: engine/bench.py's engine_config("cuda").
+CARD_SETTINGS = {"attention": "triton", "cuda_graphs": True, "fused_ops": True}
 
 
 @dataclass(frozen=True)
@@ -578,7 +580,10 @@ def throughput_engine(target: ThroughputTarget, config: dict[str, Any], **parts:
 
     if target.model == "tiny":
         return tiny_engine(config, **parts)
-    full = EngineConfig(**config, device=target.device, dtype=target.dtype)
+    # The card's serving settings, as the engine's benchmark runs them (without them a step of
+    # the torch reference attention costs ~90 ms, and a slow part is lost in it); scheduling
+    # stays synchronous, so every decision of a plugged part is on the step's critical path.
+    full = EngineConfig(**(config | CARD_SETTINGS), device=target.device, dtype=target.dtype)
     model = MODELS[target.model]
     return LLMEngine(model, full, state_dict=random_state_dict(target.model), **parts)
 
