@@ -15,7 +15,8 @@ from typing import Any
 
 from django.db import transaction
 
-from grader.versions import LoadReport, Shipped, shipped_sync
+from grader.models import ContentVersion
+from grader.versions import LoadReport, Shipped, shipped_sync, version_record
 from interview.design import (
     DESIGN_DIR,
     SECTION_NAMES,
@@ -111,4 +112,24 @@ def design_prompt_of(row: DesignPromptRow) -> DesignPrompt:
         if len(_BUILT) >= _BUILT_MAX:
             _BUILT.clear()
         prompt = _BUILT[key] = design_prompt_validate(row.spec)
+    return prompt
+
+
+def design_version_current(row: DesignPromptRow) -> ContentVersion:
+    """The version holding the prompt's content now (recorded if no version holds it yet)."""
+    return version_record(row, design_snapshot(row))
+
+
+# Prompts built from versions, by version pk: a version never changes once written.
+_BUILT_VERSIONS: dict[int, DesignPrompt] = {}
+
+
+def design_prompt_at(version: ContentVersion) -> DesignPrompt:
+    """The prompt a version of a row holds: what a round drawn from it is answered against."""
+    prompt = _BUILT_VERSIONS.get(version.pk)
+    if prompt is None:
+        if len(_BUILT_VERSIONS) >= _BUILT_MAX:
+            _BUILT_VERSIONS.clear()
+        spec = {k: v for k, v in version.snapshot.items() if k != "published"}
+        prompt = _BUILT_VERSIONS[version.pk] = design_prompt_validate(spec)
     return prompt

@@ -4,9 +4,12 @@ capacity model); the pages show published prompts only."""
 
 from __future__ import annotations
 
+import copy
+import json
+
 import pytest
 
-from grader.versions import versions_of
+from grader.versions import version_record, versions_of
 from interview.authoring import design_checks
 from interview.design import (
     design_files_read,
@@ -14,10 +17,11 @@ from interview.design import (
     example_params,
     numeric_answer,
     numeric_correct,
+    render,
 )
-from interview.design_bank import design_spec_ordered
+from interview.design_bank import design_apply, design_snapshot, design_spec_ordered
 from interview.management.commands.serve import prepare_steps
-from interview.models import DesignPromptRow
+from interview.models import DesignPromptRow, Loop, RoundKind
 from interview.question_bank import bank_dump
 
 # A shipped prompt whose own checks all pass (several shipped prompts' single model answer
@@ -121,3 +125,70 @@ def test_every_shipped_prompts_stored_answers_agree_with_the_capacity_model(data
         assert numeric_correct(answer, stored), (question.id, stored, answer.value)
         above_both = max(answer.value, answer.ideal_value or 0) * (1 + 2 * question.tolerance)
         assert not numeric_correct(answer, above_both), question.id
+
+
+# ---------------------------------------------------------------- answers keep their version
+
+EDIT_MARK = "AN-AUTHOR-EDITED-THIS-AFTERWARDS"
+
+
+def _edit_as_the_admin_saves(prompt_id: str, editor) -> DesignPromptRow:
+    """An author's edit to a prompt's statement and first follow-up, saved as the admin saves
+    one (VersionedAdmin.save_model): the row changes and a version is recorded."""
+    row = DesignPromptRow.objects.get(prompt_id=prompt_id)
+    spec = copy.deepcopy(row.spec)
+    spec["prompt"] = f"{spec['prompt']} {EDIT_MARK}"
+    spec["follow_ups"][0]["prompt"] = f"{EDIT_MARK} {spec['follow_ups'][0]['prompt']}"
+    design_apply(row, spec | {"published": True})
+    row.save()
+    version_record(row, design_snapshot(row), author=editor, note="edited in the admin")
+    return row
+
+
+@pytest.mark.django_db
+def test_a_practice_attempt_keeps_the_prompt_version_it_was_answered_against(client, alice):
+    client.force_login(alice)
+    page = f"/design/{PROMPT}/"
+    client.post(page, {"section-memory_model": "The KV cache is stored in paged blocks."})
+    attempt = client.session[f"design-attempt:{PROMPT}"]
+    assert attempt["result"] is not None and attempt["version"] == 1
+
+    row = _edit_as_the_admin_saves(PROMPT, alice)
+    assert [v.number for v in versions_of(row)] == [2, 1]
+
+    answered = client.get(page).content.decode()
+    assert EDIT_MARK not in answered
+    assert ">v1</span>" in answered
+    assert client.post(f"/design/{PROMPT}/new").status_code == 302
+    fresh = client.get(page).content.decode()
+    assert EDIT_MARK in fresh and ">v2</span>" in fresh
+
+
+@pytest.mark.django_db
+def test_a_loops_design_round_keeps_its_prompt_version_through_an_edit(client, alice, bank):
+    client.force_login(alice)
+    client.post("/loops/start/", {"level": "senior", "length_min": "30"})
+    loop = Loop.objects.get(user=alice)
+    design = loop.rounds.get(kind=RoundKind.DESIGN)
+    drawn = design.design_version
+    assert drawn is not None and drawn.number == 1
+    assert drawn.snapshot["id"] == design.design_id
+    round_url = f"/loops/{loop.pk}/rounds/{design.position}/"
+    client.post(f"{round_url}submit/", {"section-memory_model": "KV cache blocks are paged."})
+    design.refresh_from_db()
+    assert design.submitted_at is not None
+    original_follow_up = drawn.snapshot["follow_ups"][0]["prompt"]
+
+    _edit_as_the_admin_saves(design.design_id, alice)
+
+    page = client.get(round_url).content.decode()
+    assert EDIT_MARK not in page and ">v1</span>" in page
+    assert client.post(f"/loops/{loop.pk}/finish/").status_code == 302
+    loop.refresh_from_db()
+    [entry] = [r for r in loop.scorecard["rounds"] if r["kind"] == "design"]
+    assert entry["version"] == 1
+    assert EDIT_MARK not in json.dumps(entry)
+    params = design.design["params"]
+    assert entry["follow_ups"][0]["prompt"] == render(original_follow_up, params)
+    scorecard = client.get(f"/loops/{loop.pk}/scorecard/").content.decode()
+    assert "(prompt v1)" in scorecard and EDIT_MARK not in scorecard
