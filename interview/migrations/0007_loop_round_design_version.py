@@ -5,16 +5,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('grader', '0008_merge_20261207_1334'),
-        ('interview', '0006_design_prompts'),
+        ("grader", "0008_merge_20261207_1334"),
+        ("interview", "0006_design_prompts"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='loopround',
-            name='design_version',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='grader.contentversion'),
+            model_name="loopround",
+            name="design_version",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="grader.contentversion",
+            ),
         ),
     ]
