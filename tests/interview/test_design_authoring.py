@@ -24,8 +24,7 @@ from interview.management.commands.serve import prepare_steps
 from interview.models import DesignPromptRow, Loop, RoundKind
 from interview.question_bank import bank_dump
 
-# A shipped prompt whose own checks all pass (several shipped prompts' single model answer
-# does not cover every section's rubric, so they could not be republished as they are).
+# A shipped prompt (every one passes its own publish checks, see below).
 PROMPT = "long-context-200k"
 
 
@@ -125,6 +124,21 @@ def test_every_shipped_prompts_stored_answers_agree_with_the_capacity_model(data
         assert numeric_correct(answer, stored), (question.id, stored, answer.value)
         above_both = max(answer.value, answer.ideal_value or 0) * (1 + 2 * question.tolerance)
         assert not numeric_correct(answer, above_both), question.id
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "data", [data for _, data in design_files_read()], ids=lambda data: data["id"]
+)
+def test_every_shipped_prompt_passes_the_publish_check_authors_face(data):
+    """The admin refuses to publish an author's prompt while any of these fails; a shipped one
+    must pass them too: each section's and follow-up's model answer passes its own rubric, a
+    vacuous answer fails it, every stored number agrees with the capacity model."""
+    checks = design_checks(data)
+    assert len(checks) == 2 * (len(data["sections"]) + len(data["follow_ups"])) + len(
+        data["numeric"]
+    )
+    assert [f"{c.name}: {c.detail}" for c in checks if not c.passed] == []
 
 
 # ---------------------------------------------------------------- answers keep their version
