@@ -25,18 +25,25 @@ from interview.design import (
     design_prompt_validate,
 )
 from interview.models import DesignPromptRow
+from interview.question_bank import bank_dump
 
-# The order authors read a prompt's keys in (a JSON column may store them in its own).
+# The order authors read a prompt's keys in, at every level (a prompt, a numeric sub-question,
+# a section, a follow-up, a rubric and its points, the worked example): a JSON column may
+# store a mapping's keys in its own order. Other keys (parameter names) keep theirs.
 KEY_ORDER = (
-    "id", "title", "level", "minutes", "source", "prompt", "parameters", "numeric", "sections",
-    "follow_ups", "model_answer", "example",
+    "id", "use", "title", "level", "minutes", "source", "after_minutes", "question", "prompt",
+    "parameters", "numeric", "sections", "follow_ups", "model_answer", "rubric", "example",
+    "function", "args", "field", "scale", "unit", "tolerance", "derivation", "text", "keywords",
+    "exemplars", "near_misses", "weight", "threshold", "penalty", "points", "misconceptions",
+    "params", "answers", "range", "step", "choices",
 )  # fmt: skip
+_RANK = {key: i for i, key in enumerate(KEY_ORDER)}
 
 
 def design_spec_ordered(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """A prompt mapping with its keys, and its sections, in the order its files write them."""
-    rank = {key: i for i, key in enumerate(KEY_ORDER)}
-    ordered = dict(sorted(spec.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+    """A prompt mapping with its keys, at every level, and its sections in the order its files
+    write them."""
+    ordered = _keys_ordered(spec)
     if isinstance(ordered.get("sections"), Mapping):
         sections = ordered["sections"]
         names = [n for n in SECTION_NAMES if n in sections] + [
@@ -44,6 +51,15 @@ def design_spec_ordered(spec: Mapping[str, Any]) -> dict[str, Any]:
         ]
         ordered["sections"] = {name: sections[name] for name in names}
     return ordered
+
+
+def _keys_ordered(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        items = sorted(value.items(), key=lambda kv: _RANK.get(kv[0], len(_RANK)))
+        return {key: _keys_ordered(item) for key, item in items}
+    if isinstance(value, list):
+        return [_keys_ordered(item) for item in value]
+    return value
 
 
 def design_snapshot(row: DesignPromptRow) -> dict[str, Any]:
@@ -133,3 +149,25 @@ def design_prompt_at(version: ContentVersion) -> DesignPrompt:
         spec = {k: v for k, v in version.snapshot.items() if k != "published"}
         prompt = _BUILT_VERSIONS[version.pk] = design_prompt_validate(spec)
     return prompt
+
+
+def design_export(directory: Path) -> list[Path]:
+    """Write every prompt row (published or not) back to ``<directory>/<name>.yaml``, as the
+    loader reads it back unchanged; returns the files written.
+
+    A prompt keeps the file name it ships in (found in ``directory``, else in DESIGN_DIR); a
+    prompt made in the admin gets its id's (``my-prompt`` -> ``my_prompt.yaml``). Files of
+    prompts that have no row are left as they are.
+    """
+    names = {data["id"]: name for name, data in design_files_read(DESIGN_DIR)}
+    if directory.is_dir():
+        names |= {data["id"]: name for name, data in design_files_read(directory)}
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for row in DesignPromptRow.objects.order_by("position", "prompt_id"):
+        path = directory / names.get(
+            row.prompt_id, f"{row.prompt_id.replace('-', '_').lstrip('_')}.yaml"
+        )
+        path.write_text(bank_dump(design_spec_ordered(design_snapshot(row))), encoding="utf-8")
+        written.append(path)
+    return written

@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from grader.versions import version_record, versions_of
+from grader.models import ContentVersion
+from grader.versions import content_hash, version_record, versions_of
 from interview.authoring import design_checks
 from interview.design import (
     design_files_read,
@@ -19,7 +20,12 @@ from interview.design import (
     numeric_correct,
     render,
 )
-from interview.design_bank import design_apply, design_snapshot, design_spec_ordered
+from interview.design_bank import (
+    design_apply,
+    design_prompts_load_report,
+    design_snapshot,
+    design_spec_ordered,
+)
 from interview.management.commands.serve import prepare_steps
 from interview.models import DesignPromptRow, Loop, RoundKind
 from interview.question_bank import bank_dump
@@ -37,6 +43,10 @@ def admin_client(client, django_user_model):
 
 def _row() -> DesignPromptRow:
     return DesignPromptRow.objects.get(prompt_id=PROMPT)
+
+
+def _rows() -> list[DesignPromptRow]:
+    return list(DesignPromptRow.objects.order_by("prompt_id"))
 
 
 def _post(client, spec: dict, published: bool, pk: int):
@@ -206,3 +216,48 @@ def test_a_loops_design_round_keeps_its_prompt_version_through_an_edit(client, a
     assert entry["follow_ups"][0]["prompt"] == render(original_follow_up, params)
     scorecard = client.get(f"/loops/{loop.pk}/scorecard/").content.decode()
     assert "(prompt v1)" in scorecard and EDIT_MARK not in scorecard
+
+
+# ---------------------------------------------------------------- export
+
+
+@pytest.mark.django_db
+def test_export_bank_writes_the_design_prompts_back_and_a_load_changes_nothing(tmp_path):
+    from django.core.management import call_command
+
+    edited = _row()
+    edited.spec = edited.spec | {"title": "Retitled by an author"}
+    edited.published = False
+    edited.save()
+    authored = DesignPromptRow.objects.create(
+        prompt_id="an-authors-prompt", title="An author's", level="senior", position=99,
+        spec=dict(_row().spec) | {"id": "an-authors-prompt", "title": "An author's"},
+    )  # fmt: skip
+    rows_before = {r.prompt_id: (design_snapshot(r), r.published) for r in _rows()}
+    versions_before = ContentVersion.objects.count()
+
+    call_command("export_bank", str(tmp_path / "bank"))
+
+    design_dir = tmp_path / "bank" / "design"
+    shipped_names = {name for name, _ in design_files_read()}
+    exported = dict(design_files_read(design_dir))
+    assert set(exported) == shipped_names | {"an_authors_prompt.yaml"}
+    by_id = {data["id"]: data for data in exported.values()}
+    assert by_id[PROMPT]["title"] == "Retitled by an author"
+    assert by_id[PROMPT]["published"] is False
+    assert by_id["an-authors-prompt"] == design_snapshot(authored)
+    for name, data in design_files_read():
+        if data["id"] != PROMPT:
+            assert exported[name] == data, name  # unedited prompts: what ships, unchanged
+    # Authors read the keys in the files' order, however the database stored them.
+    text = (design_dir / "an_authors_prompt.yaml").read_text()
+    assert text.startswith("id: ") and text.index("\nsections:") < text.index("\nexample:")
+    assert text.index("    question:") < text.index("    rubric:")
+
+    report = design_prompts_load_report(design_dir)
+
+    assert (report.created, report.updated, report.unpublished) == (0, 0, 0)
+    assert {r.prompt_id: (design_snapshot(r), r.published) for r in _rows()} == rows_before
+    assert ContentVersion.objects.count() == versions_before
+    # What was exported is what ships now: the edited and the authored rows are adopted.
+    assert all(r.shipped_hash == content_hash(design_snapshot(r)) for r in _rows())
