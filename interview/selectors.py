@@ -16,6 +16,7 @@ from grader.versions import versions_of
 from interview.design import DesignPrompt
 from interview.design.practice import follow_ups_state
 from interview.design_bank import design_prompt_at, design_prompt_of
+from interview.judging import RubricSource
 from interview.models import (
     LEVEL_ORDER,
     Attempt,
@@ -24,6 +25,7 @@ from interview.models import (
     LoopRound,
     LoopStatus,
     Question,
+    QuestionType,
     ReviewCard,
     RoundKind,
 )
@@ -297,3 +299,13 @@ def design_round_follow_ups(user, round_id: int, now: datetime, after: int) -> d
     if prompt is None:
         return None
     return follow_ups_state(prompt, design_round_attempt(loop_round, prompt), now, after)
+
+
+def judge_rubrics() -> RubricSource:
+    """The rubrics the pages grade against, for `manage.py grade_answer` and the judge's
+    warm-up: every short-answer question's and design prompt's row, drafts included (an author
+    tries a draft's rubric before publishing it)."""
+    return RubricSource(
+        {q.bank_id: q.spec for q in Question.objects.filter(type=QuestionType.SHORT_ANSWER)},
+        [design_prompt_of(row) for row in DesignPromptRow.objects.all()],
+    )
