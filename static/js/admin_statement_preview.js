@@ -1,23 +1,19 @@
 // The problem admin's statement preview follows the Markdown as the author types: after a
 // pause, the statement is posted (CSRF token and all) to the admin's render endpoint, which
 // uses the problem page's own sanitising renderer, and the answer replaces the preview. A
-// reply to older text that arrives late is dropped.
+// reply to older text that arrives late is dropped. (The admin loads this script in the
+// page's head, before the form exists: it listens on the document.)
 (() => {
   const PAUSE_MS = 300;
-  const field = document.getElementById("id_statement_md");
-  const preview = document.querySelector(".statement-preview[data-preview-url]");
-  if (!field || !preview) {
-    return;
-  }
-  const token = field.form?.querySelector("input[name=csrfmiddlewaretoken]")?.value ?? "";
   let timer = 0;
   let pending = null;
 
-  async function render() {
+  async function render(field, preview) {
     pending?.abort();
     pending = new AbortController();
     const body = new FormData();
     body.append("statement_md", field.value);
+    const token = field.form?.querySelector("input[name=csrfmiddlewaretoken]")?.value ?? "";
     try {
       const response = await fetch(preview.dataset.previewUrl, {
         method: "POST",
@@ -42,8 +38,13 @@
     }
   }
 
-  field.addEventListener("input", () => {
+  document.addEventListener("input", (event) => {
+    const field = event.target;
+    const preview = document.querySelector(".statement-preview[data-preview-url]");
+    if (field.id !== "id_statement_md" || !preview) {
+      return;
+    }
     clearTimeout(timer);
-    timer = setTimeout(render, PAUSE_MS);
+    timer = setTimeout(() => render(field, preview), PAUSE_MS);
   });
 })();
