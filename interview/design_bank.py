@@ -16,7 +16,7 @@ from typing import Any
 from django.db import transaction
 
 from grader.models import ContentVersion
-from grader.versions import LoadReport, Shipped, shipped_sync, version_record
+from grader.versions import LoadReport, Shipped, content_hash, shipped_sync, version_record
 from interview.design import (
     DESIGN_DIR,
     SECTION_NAMES,
@@ -156,18 +156,27 @@ def design_export(directory: Path) -> list[Path]:
     loader reads it back unchanged; returns the files written.
 
     A prompt keeps the file name it ships in (found in ``directory``, else in DESIGN_DIR); a
-    prompt made in the admin gets its id's (``my-prompt`` -> ``my_prompt.yaml``). Files of
-    prompts that have no row are left as they are.
+    prompt made in the admin gets its id's (``my-prompt`` -> ``my_prompt.yaml``). A file that
+    already holds its row's content is left as it is, so a reviewer's diff shows the authors'
+    changes alone, not a restyling of every prompt. Files of prompts that have no row are left
+    as they are too.
     """
     names = {data["id"]: name for name, data in design_files_read(DESIGN_DIR)}
+    present: dict[str, str] = {}
     if directory.is_dir():
-        names |= {data["id"]: name for name, data in design_files_read(directory)}
+        files = design_files_read(directory)
+        names |= {data["id"]: name for name, data in files}
+        present = {
+            name: content_hash(Shipped.of(data["id"], 0, data).snapshot) for name, data in files
+        }
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for row in DesignPromptRow.objects.order_by("position", "prompt_id"):
-        path = directory / names.get(
-            row.prompt_id, f"{row.prompt_id.replace('-', '_').lstrip('_')}.yaml"
-        )
-        path.write_text(bank_dump(design_spec_ordered(design_snapshot(row))), encoding="utf-8")
+        name = names.get(row.prompt_id, f"{row.prompt_id.replace('-', '_').lstrip('_')}.yaml")
+        snapshot = design_snapshot(row)
+        if present.get(name) == content_hash(snapshot):
+            continue
+        path = directory / name
+        path.write_text(bank_dump(design_spec_ordered(snapshot)), encoding="utf-8")
         written.append(path)
     return written

@@ -13,6 +13,7 @@ from grader.models import ContentVersion
 from grader.versions import content_hash, version_record, versions_of
 from interview.authoring import design_checks
 from interview.design import (
+    DESIGN_DIR,
     design_files_read,
     design_prompt_validate,
     example_params,
@@ -261,3 +262,24 @@ def test_export_bank_writes_the_design_prompts_back_and_a_load_changes_nothing(t
     assert ContentVersion.objects.count() == versions_before
     # What was exported is what ships now: the edited and the authored rows are adopted.
     assert all(r.shipped_hash == content_hash(design_snapshot(r)) for r in _rows())
+
+
+@pytest.mark.django_db
+def test_export_into_a_checkout_rewrites_only_the_prompts_authors_changed(tmp_path):
+    import shutil
+
+    from django.core.management import call_command
+
+    checkout = tmp_path / "design"
+    shutil.copytree(DESIGN_DIR, checkout)
+    shipped_text = {path.name: path.read_text() for path in checkout.glob("*.yaml")}
+    edited = _row()
+    edited.spec = edited.spec | {"title": "Retitled by an author"}
+    edited.save()
+    name = next(name for name, data in design_files_read() if data["id"] == PROMPT)
+
+    call_command("export_bank", str(tmp_path / "bank"), design_directory=str(checkout))
+
+    changed = {p.name for p in checkout.glob("*.yaml") if p.read_text() != shipped_text[p.name]}
+    assert changed == {name}
+    assert dict(design_files_read(checkout))[name]["title"] == "Retitled by an author"

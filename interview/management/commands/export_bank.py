@@ -32,5 +32,5 @@ class Command(BaseCommand):
         prompts = design_export(Path(design_directory))
         self.stdout.write(
             f"wrote {len(written)} files to {directory} and {len(prompts)} design prompts to "
-            f"{design_directory}"
+            f"{design_directory} (a prompt file that already holds its row is left as it is)"
         )
