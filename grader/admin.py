@@ -183,6 +183,10 @@ class VersionedAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse(f"admin:{self._url_prefix()}_versions", args=[obj.pk]))
 
 
+# Rendering runs on every pause in typing; the longest shipped statement is a few thousand
+# characters, and Markdown's cost grows with the text.
+STATEMENT_PREVIEW_MAX_CHARS = 100_000
+
 CODE_ATTRS = {"rows": 16, "cols": 100, "spellcheck": "false", "wrap": "off", "class": "code-field"}
 
 
@@ -223,7 +227,7 @@ class ProblemAdmin(VersionedAdmin):
 
     class Media:
         css = {"all": ["css/pygments.css", "css/admin_code.css"]}
-        js = ["js/admin_code.js"]
+        js = ["js/admin_code.js", "js/admin_statement_preview.js"]
 
     def get_fields(self, request, obj=None):
         head = ["slug", "title", "published", "validation", "history_link"]
@@ -233,12 +237,37 @@ class ProblemAdmin(VersionedAdmin):
 
     @admin.display(description="Statement preview (as the problem page shows it)")
     def statement_preview(self, problem: Problem) -> str:
-        if not problem.pk:
-            return "Save to see the statement as candidates will."
+        """The saved statement rendered; static/js/admin_statement_preview.js re-renders it
+        through statement_preview_view as the author types."""
         return format_html(
-            '<div class="statement-preview">{}</div>',
+            '<div data-preview-url="{}" class="statement-preview">{}</div>',
+            reverse("admin:grader_problem_statement_preview"),
             mark_safe(markdown_html(problem.statement_md)),
         )
+
+    def get_urls(self):
+        return [
+            path(
+                "statement-preview/",
+                self.admin_site.admin_view(require_POST(self.statement_preview_view)),
+                name="grader_problem_statement_preview",
+            ),
+            *super().get_urls(),
+        ]
+
+    def statement_preview_view(self, request: HttpRequest) -> HttpResponse:
+        """A statement's HTML as the problem page renders it (raw HTML escaped), for the
+        change form's live preview; staff who may add or change problems, CSRF-checked."""
+        if not (self.has_change_permission(request) or self.has_add_permission(request)):
+            raise PermissionDenied
+        text = request.POST.get("statement_md", "")
+        if len(text) > STATEMENT_PREVIEW_MAX_CHARS:
+            return HttpResponse(
+                f"A statement of at most {STATEMENT_PREVIEW_MAX_CHARS:,} characters previews.",
+                status=413,
+                content_type="text/plain",
+            )
+        return HttpResponse(markdown_html(text), content_type="text/html; charset=utf-8")
 
     def snapshot(self, obj) -> dict[str, Any]:
         return problem_snapshot(obj)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grader.versions import content_hash
+from interview import claims
 from interview.design import (
     SECTION_PASS_SCORE,
     design_prompt_validate,
@@ -47,7 +48,23 @@ def vacuous_words(topics: Sequence[str], keywords: Iterable[Sequence[str]]) -> s
     words = [topic.replace("-", " ").replace("_", " ") for topic in topics]
     for point_keywords in keywords:
         words.extend(_plain(rule) for rule in point_keywords[:2])
-    return ", ".join(dict.fromkeys(words)) + "."
+    items = (_claimless(item) for item in dict.fromkeys(words))
+    return ", ".join(dict.fromkeys(item for item in items if item)) + "."
+
+
+def _claimless(phrase: str) -> str:
+    """A keyword phrase without the words that make it assert, as the judge reads them.
+
+    A phrase with a verb ("read all the weights", "one gpu fail whole") is a claim to the
+    judge (interview.claims), and one such item makes the whole list claims: the answer
+    would then be graded as an answer, keyword bonuses and all, and not as the vacuous list
+    of topic words it is meant to be (pd-why-memory-bound's scored 0.80). Its verbs are
+    dropped ("all the weights"); a phrase that still asserts is left out.
+    """
+    if not claims.is_claim(phrase):
+        return phrase
+    kept = " ".join(w for w in phrase.split() if not set(claims.words(w)) & claims.VERB_FORMS)
+    return "" if claims.is_claim(kept) else kept
 
 
 def _plain(rule: str) -> str:

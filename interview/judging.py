@@ -4,7 +4,9 @@ The pages, the API and the mock-loop scorecard grade through `interview.grading.
 `interview.design.grade_section`; this module resolves an answer's target by id (for
 `manage.py grade_answer` and the agreement figures) and calls the same two functions. It also
 loads labelled answer cases and measures the judge's agreement with them by kind. Plain Python:
-no Django (bank questions are read from the YAML, the source of truth).
+no Django. Rubrics come from a `RubricSource`: the shipped YAML by default (the agreement
+figures, the benchmarks), and in a Django process the database rows the pages grade against
+(`interview.selectors.judge_rubrics`: an author's edit in the admin is what the commands see).
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ from typing import Any
 import yaml
 
 from interview import rubric
-from interview.design import SECTION_PASS_SCORE, grade_section, load_design_prompts
+from interview.design import (
+    SECTION_PASS_SCORE,
+    DesignPrompt,
+    grade_section,
+    load_design_prompts,
+)
 from interview.grading import DEFAULT_PASS_SCORE, text_grade
 from interview.question_bank import bank_read, template_render
 from interview.rubric import Grade
@@ -98,22 +105,37 @@ def target_from_dict(data: Mapping[str, Any]) -> AnswerTarget:
     return target
 
 
+@dataclass(frozen=True)
+class RubricSource:
+    """The rubrics an answer is graded against: short-answer question specs by id, and the
+    design prompts."""
+
+    short_answers: Mapping[str, Mapping[str, Any]]
+    design_prompts: Sequence[DesignPrompt]
+
+
 @cache
-def _short_answers() -> dict[str, dict[str, Any]]:
-    return {q.spec["id"]: q.spec for q in bank_read() if q.spec["type"] == "short_answer"}
+def files_source() -> RubricSource:
+    """The rubrics as the YAML files ship them (interview/bank/, interview/design/)."""
+    return RubricSource(
+        {q.spec["id"]: q.spec for q in bank_read() if q.spec["type"] == "short_answer"},
+        load_design_prompts(),
+    )
 
 
-def target_judge(target: AnswerTarget, text: str) -> Verdict:
-    """Grade `text` against its target's rubric with the judge the pages use."""
+def target_judge(target: AnswerTarget, text: str, source: RubricSource | None = None) -> Verdict:
+    """Grade `text` against its target's rubric, from `source` (the files by default), with
+    the judge the pages use."""
+    source = source or files_source()
     if target.question:
-        spec = _short_answers().get(target.question)
+        spec = source.short_answers.get(target.question)
         if spec is None:
-            known = ", ".join(sorted(_short_answers()))
+            known = ", ".join(sorted(source.short_answers))
             raise TargetUnknown(
                 f"no short-answer question {target.question!r}; short-answer ids: {known}"
             )
         return Verdict(target, text_grade(spec, text), spec.get("pass_score", DEFAULT_PASS_SCORE))
-    prompts = {p.id: p for p in load_design_prompts()}
+    prompts = {p.id: p for p in source.design_prompts}
     prompt = prompts.get(target.design)
     if prompt is None:
         raise TargetUnknown(
@@ -140,29 +162,38 @@ def target_judge(target: AnswerTarget, text: str) -> Verdict:
 WARM_UP_ANSWER = "Warm up."
 
 
-def every_target() -> list[AnswerTarget]:
-    """Every short-answer question and every design section and follow-up."""
-    targets = [AnswerTarget(question=question) for question in _short_answers()]
-    for prompt in load_design_prompts():
+def every_target(source: RubricSource | None = None) -> list[AnswerTarget]:
+    """Every short-answer question and every design section and follow-up of `source` (the
+    files by default)."""
+    source = source or files_source()
+    targets = [AnswerTarget(question=question) for question in source.short_answers]
+    for prompt in source.design_prompts:
         targets += [AnswerTarget(design=prompt.id, section=s.name) for s in prompt.sections]
         targets += [AnswerTarget(design=prompt.id, follow_up=f.id) for f in prompt.follow_ups]
     return targets
 
 
-def judge_warm_up(path: Path, *, keep: bool, targets: Sequence[AnswerTarget] = ()) -> int:
+def judge_warm_up(
+    path: Path,
+    *,
+    keep: bool,
+    targets: Sequence[AnswerTarget] = (),
+    source: RubricSource | None = None,
+) -> int:
     """Embed every rubric's texts (statements, exemplars, near misses, the model answers'
     claims) before a candidate's first grade has to: read those kept in ``path``, compute the
     ones missing, and with ``keep`` write them all back. Only a process that grades nobody
     may keep (its cache holds rubric texts alone, never a candidate's sentences). Returns how
-    many sentences were computed. ``targets``: these only (every one by default).
+    many sentences were computed. ``targets``: these only (every one of ``source``, the files
+    by default, otherwise).
 
     `manage.py serve` runs it as `manage.py warm_judge` beside the server at each start, and
     the server reads the file as it starts: from the second start on, no rubric text is
     embedded while a candidate waits."""
     rubric.embeddings_read(path)
     before = rubric.embedded_sentences()
-    for target in targets or every_target():
-        target_judge(target, WARM_UP_ANSWER)
+    for target in targets or every_target(source):
+        target_judge(target, WARM_UP_ANSWER, source)
     rubric_texts = {s for s in rubric.embedded_sentences() if "warm up" not in s.lower()}
     computed = rubric_texts - before
     if keep and computed:

@@ -141,6 +141,11 @@ class LoopRound(models.Model):
     problem_slug = models.SlugField(max_length=100, blank=True)
     design_id = models.SlugField(max_length=100, blank=True)
     design = models.JSONField(default=dict, blank=True)
+    # A design round's prompt as it was drawn (its text, rubrics, parameters): the round is
+    # answered and graded against it, whatever an author edits since.
+    design_version = models.ForeignKey(
+        "grader.ContentVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     response = models.JSONField(default=dict, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     late = models.BooleanField(default=False)

@@ -50,6 +50,8 @@ def _design_entry(loop_round) -> dict[str, Any]:
         "design": loop_round.design_id,
         "submitted": loop_round.submitted_at is not None,
         "late": loop_round.late,
+        # The prompt's version the round was drawn from and answered against.
+        "version": loop_round.design_version.number if loop_round.design_version_id else None,
     }
     prompt = selectors.design_round_prompt(loop_round)
     if prompt is None:

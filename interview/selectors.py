@@ -10,11 +10,13 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet, TextChoices
 from django.utils import timezone
 
-from grader.models import Submission
+from grader.models import ContentVersion, Submission
 from grader.selectors import problem_find, queue_unserved_note, submission_queue, submissions_of
+from grader.versions import versions_of
 from interview.design import DesignPrompt
 from interview.design.practice import follow_ups_state
-from interview.design_bank import design_prompt_of
+from interview.design_bank import design_prompt_at, design_prompt_of
+from interview.judging import RubricSource
 from interview.models import (
     LEVEL_ORDER,
     Attempt,
@@ -23,6 +25,7 @@ from interview.models import (
     LoopRound,
     LoopStatus,
     Question,
+    QuestionType,
     ReviewCard,
     RoundKind,
 )
@@ -230,22 +233,42 @@ def coding_round_context(user, loop_round: LoopRound) -> dict[str, Any]:
     return {"problem": problem, "submissions": submissions, "no_worker": no_worker}
 
 
+def design_prompt_rows_published() -> QuerySet[DesignPromptRow]:
+    """The rows of the design prompts candidates see, in the files' order (authors' after)."""
+    return DesignPromptRow.objects.filter(published=True)
+
+
 def design_prompts_published() -> list[DesignPrompt]:
     """The design prompts candidates see, in the files' order (authors' prompts after)."""
-    return [design_prompt_of(row) for row in DesignPromptRow.objects.filter(published=True)]
+    return [design_prompt_of(row) for row in design_prompt_rows_published()]
+
+
+def design_prompt_row_published(prompt_id: str) -> DesignPromptRow | None:
+    """A published design prompt's row by id, or None."""
+    return design_prompt_rows_published().filter(prompt_id=prompt_id).first()
 
 
 def design_prompt_published(prompt_id: str) -> DesignPrompt | None:
     """A published design prompt by id, or None."""
-    row = DesignPromptRow.objects.filter(prompt_id=prompt_id, published=True).first()
+    row = design_prompt_row_published(prompt_id)
     return design_prompt_of(row) if row else None
 
 
 def design_round_prompt(loop_round: LoopRound) -> DesignPrompt | None:
-    """The design round's prompt, or None when the database no longer has it. A round already
-    started keeps its prompt even if it was unpublished since."""
+    """The design round's prompt as it was drawn (its version), or None when the database no
+    longer has it. A round keeps its prompt whatever was edited or unpublished since; a round
+    drawn before versions were kept reads the prompt's row as it is now."""
+    if loop_round.design_version_id:
+        return design_prompt_at(loop_round.design_version)
     row = DesignPromptRow.objects.filter(prompt_id=loop_round.design_id).first()
     return design_prompt_of(row) if row else None
+
+
+def design_version_of(prompt_id: str, version_id: int | None) -> ContentVersion | None:
+    """A design prompt's version by pk, or None when it is no version of that prompt's row
+    (a practice attempt keeps the pk of the version it was drawn from)."""
+    row = DesignPromptRow.objects.filter(prompt_id=prompt_id).first()
+    return versions_of(row).filter(pk=version_id).first() if row and version_id else None
 
 
 def design_round_attempt(loop_round: LoopRound, prompt: DesignPrompt) -> dict[str, Any]:
@@ -276,3 +299,13 @@ def design_round_follow_ups(user, round_id: int, now: datetime, after: int) -> d
     if prompt is None:
         return None
     return follow_ups_state(prompt, design_round_attempt(loop_round, prompt), now, after)
+
+
+def judge_rubrics() -> RubricSource:
+    """The rubrics the pages grade against, for `manage.py grade_answer` and the judge's
+    warm-up: every short-answer question's and design prompt's row, drafts included (an author
+    tries a draft's rubric before publishing it)."""
+    return RubricSource(
+        {q.bank_id: q.spec for q in Question.objects.filter(type=QuestionType.SHORT_ANSWER)},
+        [design_prompt_of(row) for row in DesignPromptRow.objects.all()],
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import random
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from grader.versions import version_record
 from interview import scorecard as scorecards
 from interview import selectors
 from interview.design import DesignPrompt, draw_parameters, practice
+from interview.design_bank import design_prompt_of, design_version_current
 from interview.grading import GradeResult, ResponseInvalid, response_grade, response_parse
 from interview.models import (
     LEVEL_ORDER,
@@ -417,12 +419,17 @@ def _round_plans(level: str, length_min: int, rng: random.Random):
 
 
 def _design_prompt_pick(level: str, rng: random.Random) -> dict[str, Any] | None:
-    prompts = selectors.design_prompts_published()
-    suitable = [p for p in prompts if p.level in _allowed_levels(level)] or list(prompts)
+    """A design round's fields: a prompt of the level, its drawn numbers and its version."""
+    prompts = [(row, design_prompt_of(row)) for row in selectors.design_prompt_rows_published()]
+    suitable = [p for p in prompts if p[1].level in _allowed_levels(level)] or prompts
     if not suitable:
         return None
-    prompt = rng.choice(suitable)
-    return {"id": prompt.id, "title": prompt.title, "params": draw_parameters(prompt, rng)}
+    row, prompt = rng.choice(suitable)
+    return {
+        "design_id": prompt.id,
+        "design": {"id": prompt.id, "title": prompt.title, "params": draw_parameters(prompt, rng)},
+        "design_version": design_version_current(row),
+    }
 
 
 def loop_start(*, user, level: str, length_min: int, rng: random.Random | None = None) -> Loop:
@@ -448,11 +455,10 @@ def loop_start(*, user, level: str, length_min: int, rng: random.Random | None =
                     continue
                 title, fields = f"Coding: {problem.title}", {"problem_slug": problem.slug}
             else:
-                design = _design_prompt_pick(level, rng)
-                if design is None:
+                fields = _design_prompt_pick(level, rng) or {}
+                if not fields:
                     continue
-                title = f"System design: {design['title']}"
-                fields = {"design_id": design["id"], "design": design}
+                title = f"System design: {fields['design']['title']}"
             loop_round = LoopRound.objects.create(
                 loop=loop,
                 position=position,
@@ -616,6 +622,18 @@ def _loop_lock_active(loop_id: int) -> None:
     loop was being finished is either in its scorecard or refused, never stored after it."""
     if not Loop.objects.select_for_update().filter(pk=loop_id, status=LoopStatus.ACTIVE).exists():
         raise LoopError("this loop is finished; answers are closed")
+
+
+def design_practice_start(prompt_id: str, now: datetime) -> dict[str, Any] | None:
+    """A standalone design attempt at a published prompt (practice.attempt_start) that keeps
+    the prompt's version it is answered against; None for no such published prompt."""
+    row = selectors.design_prompt_row_published(prompt_id)
+    if row is None:
+        return None
+    version = design_version_current(row)
+    rng = random.Random(secrets.randbits(64))
+    attempt = practice.attempt_start(design_prompt_of(row), rng, now)
+    return attempt | {"version_id": version.pk, "version": version.number}
 
 
 def _design_prompt(loop_round: LoopRound) -> DesignPrompt:

@@ -337,6 +337,7 @@ def _design_round_context(
     return (
         {
             "design_prompt": prompt,
+            "design_version": round_.design_version.number if round_.design_version_id else None,
             "statement": prose(design_render(prompt.prompt, attempt["params"])),
             "result": attempt["result"],
             "errors": errors,

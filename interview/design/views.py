@@ -7,8 +7,6 @@ not the browser, holds the clock that releases follow-ups.
 
 from __future__ import annotations
 
-import random
-import secrets
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -19,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from grader.markdown_render import prose
-from interview import selectors
+from interview import selectors, services
 from interview.design import DesignPrompt
 from interview.design import render as design_render
 from interview.design.calculator import Calculation
@@ -30,11 +28,11 @@ from interview.design.practice import (
     after_count,
     answer_fields,
     attempt_grade,
-    attempt_start,
     follow_up_grade,
     follow_ups_due,
     follow_ups_state,
 )
+from interview.design_bank import design_prompt_at
 
 GB = 10**9
 
@@ -96,13 +94,17 @@ def _session_key(prompt: DesignPrompt) -> str:
     return f"design-attempt:{prompt.id}"
 
 
-def _attempt(request: HttpRequest, prompt: DesignPrompt) -> dict[str, Any]:
-    """This session's attempt at `prompt`, started now if there is none."""
-    key = _session_key(prompt)
+def _attempt(request: HttpRequest, prompt_id: str) -> tuple[DesignPrompt, dict[str, Any]]:
+    """This session's attempt at a published prompt, started now if there is none, and the
+    prompt as it was when the attempt was drawn (its version: an author's edit since changes
+    nothing the attempt is answered or graded against)."""
+    current = _prompt_or_404(prompt_id)
+    key = _session_key(current)
     if key not in request.session:
-        rng = random.Random(secrets.randbits(64))
-        request.session[key] = attempt_start(prompt, rng, timezone.now())
-    return request.session[key]
+        request.session[key] = services.design_practice_start(prompt_id, timezone.now())
+    attempt = request.session[key]
+    version = selectors.design_version_of(prompt_id, attempt.get("version_id"))
+    return (design_prompt_at(version) if version else current), attempt
 
 
 def _save(request: HttpRequest, prompt: DesignPrompt, attempt: dict[str, Any]) -> None:
@@ -133,8 +135,7 @@ def design_index(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def practice(request: HttpRequest, prompt_id: str) -> HttpResponse:
     """GET shows the round with this attempt's numbers; POST grades the answer once."""
-    prompt = _prompt_or_404(prompt_id)
-    attempt = _attempt(request, prompt)
+    prompt, attempt = _attempt(request, prompt_id)
     errors: dict[str, str] = {}
     status = 200
     if request.method == "POST" and attempt["result"] is None:
@@ -174,10 +175,8 @@ def practice_new(request: HttpRequest, prompt_id: str) -> HttpResponse:
 @require_GET
 def follow_ups(request: HttpRequest, prompt_id: str) -> HttpResponse:
     """Follow-ups released since the page's last poll (`?after=N`), then a new poller."""
-    prompt = _prompt_or_404(prompt_id)
-    context = _follow_ups_context(
-        prompt, _attempt(request, prompt), after_count(request.GET.get("after"))
-    )
+    prompt, attempt = _attempt(request, prompt_id)
+    context = _follow_ups_context(prompt, attempt, after_count(request.GET.get("after")))
     return render(request, "design/_follow_ups.html", context)
 
 
@@ -185,8 +184,7 @@ def follow_ups(request: HttpRequest, prompt_id: str) -> HttpResponse:
 @require_POST
 def follow_up_answer(request: HttpRequest, prompt_id: str, follow_up_id: str) -> HttpResponse:
     """Grade one follow-up's answer against its own rubric (once); htmx gets that item back."""
-    prompt = _prompt_or_404(prompt_id)
-    attempt = _attempt(request, prompt)
+    prompt, attempt = _attempt(request, prompt_id)
     status, error = 200, ""
     if follow_up_id not in attempt["follow_ups"]:
         try:

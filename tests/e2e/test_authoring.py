@@ -117,6 +117,15 @@ def _a_problem_with_a_wrong_reference_is_refused_then_fixed_validated_and_publis
     reference = problem.reference_code
     url = f"{live_stack.base_url}/admin/grader/problem/{problem.pk}/change/"
 
+    # The statement's preview follows the Markdown as it is typed, before any save.
+    page.goto(url)
+    page.locator("textarea[name=statement_md]").fill(
+        problem.statement_md + "\n\n## Previewed as typed\n\n<b>raw html</b>"
+    )
+    preview = page.locator(".statement-preview")
+    expect(preview.locator("h2", has_text="Previewed as typed")).to_be_visible()
+    expect(preview).to_contain_text("<b>raw html</b>")  # escaped, shown as text
+
     page.goto(url)
     page.locator("textarea[name=reference_code]").fill(solution("wrong/wrong_axis.py"))
     page.get_by_role("button", name="Save and validate on a worker").click()

@@ -155,3 +155,52 @@ def test_the_statement_preview_renders_as_the_problem_page_and_code_fields_read_
         textarea = page.split(f'<textarea name="{field}"', 1)[1].split(">", 1)[0]
         assert 'class="code-field"' in textarea and 'wrap="off"' in textarea, field
     assert "/static/css/admin_code.css" in page and "/static/js/admin_code.js" in page
+
+
+PREVIEW_URL = "/admin/grader/problem/statement-preview/"
+
+
+@pytest.mark.django_db
+def test_the_live_preview_renders_what_the_author_types_with_the_pages_sanitiser(
+    client, django_user_model
+):
+    from django.contrib.auth.models import Group
+
+    from grader.admin import STATEMENT_PREVIEW_MAX_CHARS
+    from grader.authoring import AUTHOR_GROUP
+
+    statement = "## Draft\n\nKeep the **row max**: $e^{x - m}$.\n\n<img src=x onerror=alert(1)>\n"
+    assert client.post(PREVIEW_URL, {"statement_md": statement}).status_code == 302  # log in
+    candidate = django_user_model.objects.create_user("cand", password="pw-cand-12345")
+    client.force_login(candidate)
+    assert client.post(PREVIEW_URL, {"statement_md": statement}).status_code == 302
+    author = django_user_model.objects.create_user("auth", password="pw-auth-12345", is_staff=True)
+    author.groups.add(Group.objects.get(name=AUTHOR_GROUP))
+    client.force_login(author)
+
+    response = client.post(PREVIEW_URL, {"statement_md": statement})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html == markdown_html(statement)  # the problem page's own renderer
+    assert "<h2>Draft</h2>" in html and "<strong>row max</strong>" in html
+    assert "<img" not in html and "&lt;img" in html
+    assert client.get(PREVIEW_URL).status_code == 405
+    too_long = client.post(PREVIEW_URL, {"statement_md": "x" * (STATEMENT_PREVIEW_MAX_CHARS + 1)})
+    assert too_long.status_code == 413
+    page = client.get("/admin/grader/problem/add/").content.decode()
+    assert f'data-preview-url="{PREVIEW_URL}"' in page
+    assert "/static/js/admin_statement_preview.js" in page
+
+
+@pytest.mark.django_db
+def test_the_live_preview_refuses_a_post_without_the_csrf_token(django_user_model):
+    from django.test import Client
+
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw-root-123")
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(root)
+    assert strict.post(PREVIEW_URL, {"statement_md": "# x"}).status_code == 403
+    token = strict.get("/admin/grader/problem/add/").context["csrf_token"]
+    accepted = strict.post(PREVIEW_URL, {"statement_md": "# x"}, HTTP_X_CSRFTOKEN=str(token))
+    assert accepted.status_code == 200 and accepted.content.decode() == "<h1>x</h1>"

@@ -1,6 +1,7 @@
 """The written-answer judge on whole answers: the tuning set by kind, bluffs, the misconception
 guard, and `manage.py grade_answer`."""
 
+import copy
 import json
 from collections import Counter
 from pathlib import Path
@@ -286,6 +287,8 @@ def test_the_second_tuning_set_is_labelled_by_kind():
 
 
 # ---------------------------------------------------------------- manage.py grade_answer
+# The command grades with the database's rubrics, as the pages do: its tests load the bank
+# (the design prompts load with any database test).
 
 
 def _run(*args: str) -> str:
@@ -303,7 +306,7 @@ GOOD_KV = (
 )
 
 
-def test_command_prints_json_with_each_points_evidence():
+def test_command_prints_json_with_each_points_evidence(bank):
     data = json.loads(_run("--question", "kv-explain-memory-cost", "--text", GOOD_KV, "--json"))
     assert data["passed"] is True and data["score"] >= 0.6
     assert [p["id"] for p in data["points"]] == [
@@ -317,7 +320,7 @@ def test_command_prints_json_with_each_points_evidence():
     assert data["misconceptions"] == []
 
 
-def test_command_reads_a_file_and_prints_text(tmp_path):
+def test_command_reads_a_file_and_prints_text(tmp_path, bank):
     answer = tmp_path / "answer.txt"
     answer.write_text("Queues. Priority. Preempt.")
     out = _run("--question", "cb-priority-preempt", "--file", str(answer))
@@ -325,7 +328,7 @@ def test_command_reads_a_file_and_prints_text(tmp_path):
     assert "vacuous" in out and "✗ queues" in out
 
 
-def test_command_grades_design_sections_and_follow_ups():
+def test_command_grades_design_sections_and_follow_ups(bank):
     section = json.loads(_run("--design", "max-throughput-x-gpus", "--section",
                               "throughput_model", "--text", "Decode is compute-bound.",
                               "--json"))  # fmt: skip
@@ -336,7 +339,7 @@ def test_command_grades_design_sections_and_follow_ups():
     assert [p["id"] for p in follow_up["points"]] == ["tp_tradeoff", "speculative_decoding"]
 
 
-def test_command_batch_prints_one_result_per_line_in_order(tmp_path):
+def test_command_batch_prints_one_result_per_line_in_order(tmp_path, bank):
     batch = tmp_path / "answers.jsonl"
     lines = [
         {"question": "kv-explain-memory-cost", "text": GOOD_KV},
@@ -368,12 +371,12 @@ def test_command_batch_prints_one_result_per_line_in_order(tmp_path):
     ids=["unknown-question", "not-short-answer", "unknown-prompt", "unknown-section",
          "unknown-follow-up", "no-text"],
 )  # fmt: skip
-def test_command_refuses_unknown_ids_clearly(args, message):
+def test_command_refuses_unknown_ids_clearly(args, message, bank):
     with pytest.raises(CommandError, match=message):
         _run(*args)
 
 
-def test_command_batch_names_the_bad_line(tmp_path):
+def test_command_batch_names_the_bad_line(tmp_path, bank):
     batch = tmp_path / "answers.jsonl"
     batch.write_text(
         '{"question": "smp-explain", "text": "x"}\n{"question": "nope", "text": "y"}\n'
@@ -401,3 +404,43 @@ def test_warm_judge_keeps_rubric_texts_that_a_later_start_reads_instead_of_compu
     # What the file holds is rubric text, never the answer that warmed it up.
     kept = set(np.load(path)["sentences"].tolist())
     assert kept and not any("warm up" in s.lower() for s in kept)
+
+
+def test_command_grades_with_the_rubric_an_author_edited_in_the_database(bank):
+    """An admin edit changes what the pages grade against; the command must agree with them."""
+    from interview.models import DesignPromptRow, Question
+
+    row = DesignPromptRow.objects.get(prompt_id="tp2-vs-tp4")
+    spec = copy.deepcopy(row.spec)
+    section = spec["sections"]["memory_model"]
+    section["rubric"] = {"points": [AUTHORS_POINT]}
+    row.spec = spec
+    row.save()
+    question = Question.objects.get(bank_id="kv-explain-memory-cost")
+    question.spec = question.spec | {
+        "rubric": question.spec["rubric"] | {"points": [AUTHORS_POINT | {"keywords": []}]}
+    }
+    question.save()
+    answer = "A replica's spare memory holds a cache of finished responses keyed by prompt."
+
+    design = json.loads(_run("--design", "tp2-vs-tp4", "--section", "memory_model",
+                             "--text", answer, "--json"))  # fmt: skip
+    bank_question = json.loads(
+        _run("--question", "kv-explain-memory-cost", "--text", answer, "--json")
+    )
+
+    for verdict in (design, bank_question):
+        assert [p["id"] for p in verdict["points"]] == ["authors-response-cache"]
+        assert verdict["points"][0]["covered"] and verdict["passed"]
+    shipped = target_judge(
+        AnswerTarget(design="tp2-vs-tp4", section="memory_model"), answer
+    )  # the files, as the benchmarks read them, are untouched
+    assert "authors-response-cache" not in [e.point_id for e in shipped.grade.points]
+
+
+AUTHORS_POINT = {
+    "id": "authors-response-cache",
+    "text": "Spare memory holds a cache of whole responses keyed by the prompt.",
+    "keywords": ["response cache|cache of finished responses"],
+    "exemplars": ["Finished responses are cached in spare memory, keyed by their prompt."],
+}

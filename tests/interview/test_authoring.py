@@ -307,6 +307,25 @@ def test_a_shipped_short_answer_passes_both_checks_and_its_vacuous_answer_scores
     assert text_grade(spec, vacuous_answer(spec)).score <= 0.25
 
 
+def test_a_vacuous_answer_claims_nothing_even_when_a_keyword_has_a_verb(bank):
+    """pd-why-memory-bound's keyword "read all the weights" is a claim to the judge, and one
+    claim in the list made the judge grade the whole list as an answer: 0.80, a pass."""
+    from interview import claims
+    from interview.authoring import question_checks, vacuous_answer
+    from interview.grading import text_grade
+
+    spec = _spec("pd-why-memory-bound")
+    assert "read all the weights" in {k for p in spec["rubric"]["points"] for k in p["keywords"]}
+    text = vacuous_answer(spec)
+    assert "all the weights" in text and "arithmetic intensity" in text
+    assert not any(claims.is_claim(item) for item in text.rstrip(".").split(", "))
+    assert claims.is_topic_list(text.rstrip("."))
+    grade = text_grade(spec, text)
+    assert grade.vacuous and grade.score <= 0.25
+    checks = {c.name: c.passed for c in question_checks(spec)}
+    assert checks == {"model answer passes its rubric": True, "a vacuous answer fails": True}
+
+
 # ---------------------------------------------------------------- 4. roles
 
 

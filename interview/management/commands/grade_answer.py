@@ -7,6 +7,7 @@
 
 `--batch` reads one JSON object per line ({"question": ID} or {"design": P, "section": S} or
 {"design": P, "follow_up": F}, plus "text") and prints one JSON result per line, in order.
+Rubrics are the database's, as the pages grade with them: an author's edit in the admin counts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from interview.judging import TargetUnknown, Verdict, target_from_dict, target_judge
+from interview.selectors import judge_rubrics
 
 
 class Command(BaseCommand):
@@ -42,7 +44,9 @@ class Command(BaseCommand):
         text = options["text"] if options["text"] is not None else _read(options["file"])
         keys = ("question", "design", "section", "follow_up")
         try:
-            verdict = target_judge(target_from_dict({k: options[k] for k in keys}), text)
+            verdict = target_judge(
+                target_from_dict({k: options[k] for k in keys}), text, judge_rubrics()
+            )
         except TargetUnknown as error:
             raise CommandError(str(error)) from error
         if options["json"]:
@@ -51,6 +55,7 @@ class Command(BaseCommand):
             self.stdout.write(_as_text(verdict))
 
     def _batch(self, path: Path) -> None:
+        source = judge_rubrics()
         for number, line in enumerate(_read(path).splitlines(), start=1):
             if not line.strip():
                 continue
@@ -58,7 +63,7 @@ class Command(BaseCommand):
                 item = json.loads(line)
                 if not isinstance(item, dict) or not isinstance(item.get("text"), str):
                     raise TargetUnknown('each line is a JSON object with a "text"')
-                verdict = target_judge(target_from_dict(item), item["text"])
+                verdict = target_judge(target_from_dict(item), item["text"], source)
             except (json.JSONDecodeError, TargetUnknown) as error:
                 raise CommandError(f"{path}:{number}: {error}") from error
             self.stdout.write(json.dumps(verdict.as_dict()))

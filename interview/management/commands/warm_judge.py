@@ -1,4 +1,5 @@
-"""``manage.py warm_judge``: embed every rubric's texts once and keep them under var/.
+"""``manage.py warm_judge``: embed every rubric's texts (the database's, which the pages grade
+with) once and keep them under var/.
 
 `manage.py serve` runs it beside the site at each start; the server reads the file as it
 starts, so no candidate's grade waits for a rubric's texts to be embedded (from the second
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from interview.judging import judge_warm_up
+from interview.selectors import judge_rubrics
 
 
 class Command(BaseCommand):
@@ -22,7 +24,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         path = settings.JUDGE_EMBEDDINGS_PATH
         started = time.monotonic()
-        computed = judge_warm_up(path, keep=True)
+        computed = judge_warm_up(path, keep=True, source=judge_rubrics())
         self.stdout.write(
             f"judge: {computed} rubric sentences embedded in {time.monotonic() - started:.0f} s"
             f" (kept in {path})"
