@@ -260,6 +260,24 @@ def drive(
     return {"outputs": outputs, "steps": run.steps, "elapsed_ns": elapsed_ns}
 
 
+def check_same_tokens_as_engine(
+    theirs: dict[str, Any],
+    ours: dict[str, Any],
+    requests: list[dict[str, Any]],
+    complete: bool,
+    against: str,
+) -> None:
+    """A sampling part's throughput run on the CPU against the engine's own class's on the same
+    logits: the same tokens, except after a row whose decision lay within rounding, which only
+    a run judged on every row (``complete``) rules out; the greedy requests must always agree.
+    Raises CandidateFailure naming ``against``."""
+    compared = [r for r in requests if r["temperature"] == 0 or complete]
+    expected = {rid: out["tokens"] for rid, out in ours["outputs"].items()}
+    wrong = outputs_mismatch(theirs["outputs"], expected, compared, against)
+    if wrong:
+        raise fail(f"throughput run: {wrong}")
+
+
 def outputs_mismatch(
     outputs: dict[str, Any],
     expected: dict[str, list],

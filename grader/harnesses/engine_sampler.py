@@ -47,10 +47,10 @@ from grader.harnesses.engine_run import (
     CaseResult,
     EngineHarness,
     Reservoir,
+    check_same_tokens_as_engine,
     drive,
     fail,
     one_thread,
-    outputs_mismatch,
     random_workload,
     run_deadline,
     sampling_mix,
@@ -470,7 +470,10 @@ class SamplerHarness(EngineHarness):
         )
         if target.device == "cpu":
             every_row = sampled.judged == sampled.rows == sum(len(g[1]) for g in record.greedy)
-            self._check_same_tokens(theirs, ours, requests, every_row)
+            check_same_tokens_as_engine(
+                theirs, ours, requests, every_row,
+                "the engine's own TopKTopPSampler's on the same logits (seeded: the same uniforms)",
+            )  # fmt: skip
         message = throughput_message(theirs["figures"], ours["figures"], "TopKTopPSampler")
         message += (
             f"; {sampled.judged} of {sampled.rows} sampled rows in {len(record.steps.kept)} of "
@@ -537,19 +540,6 @@ class SamplerHarness(EngineHarness):
                 raise fail(f"throughput run, step {step}: {failure.message}") from None
             sampled.rows += len(tokens)
         return sampled
-
-    @staticmethod
-    def _check_same_tokens(theirs, ours, requests, complete: bool) -> None:
-        """On the CPU both runs saw the same logits: the same tokens, except after a row whose
-        decision lay within rounding (then only the greedy requests must agree)."""
-        compared = [r for r in requests if r["temperature"] == 0 or complete]
-        expected = {rid: out["tokens"] for rid, out in ours["outputs"].items()}
-        wrong = outputs_mismatch(
-            theirs["outputs"], expected, compared, "the engine's own TopKTopPSampler's on the "
-            "same logits (seeded: the same uniforms)",
-        )  # fmt: skip
-        if wrong:
-            raise fail(f"throughput run: {wrong}")
 
     @staticmethod
     def serve(entry: Any, request: dict[str, Any], shared: mmap.mmap) -> dict[str, Any]:

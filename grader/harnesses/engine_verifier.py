@@ -42,10 +42,10 @@ from grader.harnesses.engine_run import (
     CaseResult,
     EngineHarness,
     Reservoir,
+    check_same_tokens_as_engine,
     drive,
     fail,
     one_thread,
-    outputs_mismatch,
     random_workload,
     run_deadline,
     sampling_mix,
@@ -185,6 +185,19 @@ class _VerifyRecord:
     exchange_ns: int = 0
 
 
+def _verify_call(arena: Arena, draft_tokens, draft, target, uniforms) -> dict[str, Any]:
+    """One ``verify`` call's inputs put in the shared memory, with its two outputs' places."""
+    rows, k = draft_tokens.shape
+    return {
+        "draft_tokens": arena.put(draft_tokens),
+        "draft_probs": arena.put(draft),
+        "target_probs": arena.put(target),
+        "uniforms": arena.put(uniforms),
+        "tokens": arena.output("int64", rows, k + 1),
+        "num_accepted": arena.output("int64", rows),
+    }
+
+
 @register
 class VerifierHarness(EngineHarness):
     kind = "verifier"
@@ -266,17 +279,7 @@ class VerifierHarness(EngineHarness):
         arena = Arena(session)
         calls = []
         for draft_tokens, draft, target, uniforms in inputs:
-            rows, k = draft_tokens.shape
-            calls.append(
-                {
-                    "draft_tokens": arena.put(draft_tokens),
-                    "draft_probs": arena.put(draft),
-                    "target_probs": arena.put(target),
-                    "uniforms": arena.put(uniforms),
-                    "tokens": arena.output("int64", rows, k + 1),
-                    "num_accepted": arena.output("int64", rows),
-                }
-            )
+            calls.append(_verify_call(arena, draft_tokens, draft, target, uniforms))
         reply, timing = arena.exchange("verify", calls, self.timeout_s(case))
         for index, (call, call_inputs) in enumerate(zip(calls, inputs, strict=True)):
             tokens, accepted = arena.read(call["tokens"]), arena.read(call["num_accepted"])
@@ -508,14 +511,10 @@ class VerifierHarness(EngineHarness):
         )
         if target.device == "cpu":
             every_row = verified.judged == verified.rows == record.calls.offered
-            compared = [r for r in requests if r["temperature"] == 0 or every_row]
-            expected = {rid: out["tokens"] for rid, out in ours["outputs"].items()}
-            wrong = outputs_mismatch(
-                theirs["outputs"], expected, compared, "the engine's own RejectionSampler's on "
-                "the same drafts (seeded: the same uniforms)",
+            check_same_tokens_as_engine(
+                theirs, ours, requests, every_row,
+                "the engine's own RejectionSampler's on the same drafts (seeded: the same uniforms)",
             )  # fmt: skip
-            if wrong:
-                raise fail(f"throughput run: {wrong}")
         mine, own = theirs["figures"], ours["figures"]
         message = throughput_message(mine, own, "RejectionSampler")
         message += (
@@ -536,18 +535,10 @@ class VerifierHarness(EngineHarness):
         """One verification of the throughput run, its shape checked before the engine appends
         its tokens; the rule is judged after the run on the kept ones."""
         draft_tokens, draft, target, uniforms = inputs
-        rows, k = draft_tokens.shape
         vocab = target.shape[-1]
         call_index = record.calls.offered
         arena = Arena(session)
-        call = {
-            "draft_tokens": arena.put(draft_tokens),
-            "draft_probs": arena.put(draft),
-            "target_probs": arena.put(target),
-            "uniforms": arena.put(uniforms),
-            "tokens": arena.output("int64", rows, k + 1),
-            "num_accepted": arena.output("int64", rows),
-        }
+        call = _verify_call(arena, draft_tokens, draft, target, uniforms)
         reply, timing = arena.exchange("verify", [call], timeout_s)
         record.exchange_ns += timing.outside_ns
         tokens, accepted = arena.read(call["tokens"]), arena.read(call["num_accepted"])
