@@ -122,6 +122,10 @@ def test_every_command_is_a_real_manage_py_command_whose_options_parse(app_servi
         assert argv[0] == "/opt/inferprep/.venv/bin/python"
         assert _manage_py_command_parses(argv) in {"worker", "gpu_worker"}
         assert service["Restart"] == "always"
+        # `systemctl stop` signals the worker alone, which finishes its job (Compose's stop
+        # does the same); the default would kill the job mid-run and delay it by the lost-job
+        # timeout.
+        assert service["KillMode"] == "mixed"
 
 
 def test_every_variable_the_files_need_is_in_env_example():
