@@ -68,8 +68,10 @@ class HealthReport:
         }
 
 
-def _bounded(probe: Callable[[], object], name: str) -> tuple[object | None, Problem | None]:
-    """Run a probe on its own thread for at most PROBE_TIMEOUT_S: its result, or the problem."""
+def _bounded(
+    probe: Callable[[], object], name: str, timeout_s: float = PROBE_TIMEOUT_S
+) -> tuple[object | None, Problem | None]:
+    """Run a probe on its own thread for at most ``timeout_s``: its result, or the problem."""
     outcome: dict[str, object] = {}
 
     def run() -> None:
@@ -80,9 +82,9 @@ def _bounded(probe: Callable[[], object], name: str) -> tuple[object | None, Pro
 
     thread = threading.Thread(target=run, name=f"healthz-{name}", daemon=True)
     thread.start()
-    thread.join(PROBE_TIMEOUT_S)
+    thread.join(timeout_s)
     if thread.is_alive():
-        return None, Problem(f"{name} unreachable", f"no answer within {PROBE_TIMEOUT_S:g} s")
+        return None, Problem(f"{name} unreachable", f"no answer within {timeout_s:g} s")
     if "error" in outcome:
         return None, Problem(f"{name} unreachable", str(outcome["error"]))
     return outcome["result"], None
@@ -139,6 +141,17 @@ def _supervisor_problem(state: dict | None) -> Problem | None:
         "the grading worker stopped and is being restarted",
         f"exit code {state['exit_code']}, restart {state['restarts']} in {wait_s:.0f} s",
     )
+
+
+def services_problems(timeout_s: float = 5.0) -> list[str]:
+    """Why this host cannot reach the database or the broker, with the error (none: both
+    answer): a worker's dry run checks it, since on a new host the address, password or
+    firewall is the likeliest mistake, and a worker started with one only retries."""
+    checks = (
+        _bounded(_database_probe, "database", timeout_s),
+        _bounded(_broker_probe, "broker", timeout_s),
+    )
+    return [problem.text(detailed=True) for _, problem in checks if problem]
 
 
 def health_report() -> HealthReport:

@@ -10,13 +10,17 @@ files need is in ``deploy/env.example``.
 from __future__ import annotations
 
 import configparser
+import io
 import re
 import shlex
 from pathlib import Path
 
 import pytest
 import yaml
-from django.core.management import get_commands, load_command_class
+from django.core.management import CommandError, call_command, get_commands, load_command_class
+from django.db import connections
+
+from interview.celery import app as celery_app
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -122,6 +126,10 @@ def test_every_command_is_a_real_manage_py_command_whose_options_parse(app_servi
         assert argv[0] == "/opt/inferprep/.venv/bin/python"
         assert _manage_py_command_parses(argv) in {"worker", "gpu_worker"}
         assert service["Restart"] == "always"
+        # `systemctl stop` signals the worker alone, which finishes its job (Compose's stop
+        # does the same); the default would kill the job mid-run and delay it by the lost-job
+        # timeout.
+        assert service["KillMode"] == "mixed"
 
 
 def test_every_variable_the_files_need_is_in_env_example():
@@ -133,3 +141,36 @@ def test_every_variable_the_files_need_is_in_env_example():
     needed = set(INTERPOLATED.findall((DEPLOY / "compose.yaml").read_text()))
     needed |= set(re.findall(r"\{\$([A-Z0-9_]+)\}", (DEPLOY / "Caddyfile").read_text()))
     assert needed == example
+
+
+def _worker_dry_run(*options: str) -> str:
+    out = io.StringIO()
+    call_command(
+        "worker", "--queues", "cpu", "--hostname", "cpu-1@host", "--dry-run", *options, stdout=out
+    )
+    return out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_hosts_dry_run_names_its_worker_and_checks_the_database_and_broker():
+    out = _worker_dry_run()
+    assert "cpu-1@host on queues cpu" in out
+    assert "the database and the broker answer" in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_hosts_dry_run_fails_naming_a_broker_it_cannot_reach(monkeypatch):
+    monkeypatch.setattr(celery_app.conf, "broker_write_url", "redis://127.0.0.1:1/0")
+    with pytest.raises(CommandError, match="^broker unreachable: .*") as refused:
+        _worker_dry_run()
+    assert "database" not in str(refused.value)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_hosts_dry_run_fails_naming_a_database_it_cannot_reach(monkeypatch, tmp_path):
+    # The probe's thread opens its own connection from these settings: a database (or SQLite
+    # file) that does not exist.
+    monkeypatch.setitem(connections.settings["default"], "NAME", str(tmp_path / "none" / "db"))
+    with pytest.raises(CommandError, match="^database unreachable: .*") as refused:
+        _worker_dry_run()
+    assert "broker" not in str(refused.value)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from django.core.management.base import BaseCommand, CommandError
 
 from engine.hardware import Hardware, card_class, hardware_probe
+from grader.management.commands.worker import dry_run_check
 from grader.models import card_queue
 from grader.workers import (
     POLL_S,
@@ -94,7 +95,7 @@ class Command(BaseCommand):
             raise CommandError(
                 "no GPU is visible to torch here (torch.cuda is not available): a GPU worker "
                 "would advertise no card; kernel problems are checked for correctness only "
-                "by the cpu queue's workers (manage.py serve)"
+                "by the cpu queue's workers (manage.py worker --queues cpu, or serve)"
             )
         env = os.environ.copy()
         if database_url:
@@ -106,6 +107,10 @@ class Command(BaseCommand):
                 f"{plan.hostname}: {plan.card} (CUDA_VISIBLE_DEVICES={plan.device}) on {plan.queue}"
             )
         if dry_run:
+            if database_url or redis_url:
+                self.stdout.write("--database-url/--redis-url: not checked by the dry run")
+            else:
+                dry_run_check(self.stdout)
             return
         self._supervise(plans, env)
 

@@ -12,7 +12,7 @@ import os
 import socket
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from grader.workers import celery_worker_command
 
@@ -31,11 +31,29 @@ class Command(BaseCommand):
             default="",
             help="the worker's name in heartbeats (default: <first queue>-<pid>@<host name>)",
         )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="print the worker it would start, check the database and broker, and exit",
+        )
 
-    def handle(self, *args, queues: str, hostname: str, **options) -> None:
+    def handle(self, *args, queues: str, hostname: str, dry_run: bool, **options) -> None:
         # A container's host name is its id, so replicas of one service get distinct names.
         name = hostname or f"{queues.split(',')[0]}-{os.getpid()}@{socket.gethostname()}"
         command = celery_worker_command(queues, name)
         self.stdout.write(f"{name} on queues {queues}")
+        if dry_run:
+            dry_run_check(self.stdout)
+            return
         self.stdout.flush()
         os.execv(command[0], command)
+
+
+def dry_run_check(stdout) -> None:
+    """A worker host's check before its service is enabled: the sandbox starts (Django's start
+    checks it) and the web host's database and broker answer; else say what does not."""
+    from interview.health import services_problems
+
+    if problems := services_problems():
+        raise CommandError("; ".join(problems))
+    stdout.write("the database and the broker answer")
