@@ -34,6 +34,9 @@ def env_bool(name: str, default: bool) -> bool:
 
 # Off unless a developer turns it on: the debug pages show settings and source to anyone.
 DEBUG = env_bool("DEBUG", False)
+# `make run` makes a "demo" account and prints its password, for a first look on a laptop; a
+# public deployment turns it off (deploy/compose.yaml), or anyone who reads its log can sign in.
+DEMO_ACCOUNT = env_bool("DEMO_ACCOUNT", True)
 
 
 def secret_key_kept(path: Path) -> str:

@@ -174,3 +174,20 @@ def test_a_worker_hosts_dry_run_fails_naming_a_database_it_cannot_reach(monkeypa
     with pytest.raises(CommandError, match="^database unreachable: .*") as refused:
         _worker_dry_run()
     assert "broker" not in str(refused.value)
+
+
+def test_a_public_site_makes_no_demo_account_and_a_laptop_does(app_services, monkeypatch, settings):
+    """`make run` prints a demo account's password for a first look; on the deployment anyone
+    who could read the web service's log would have an account."""
+    from interview.management.commands import serve
+
+    assert all(service["environment"]["DEMO_ACCOUNT"] == "0" for service in app_services.values())
+    for demo_account, expected in ((False, ["migrate", "load_bank"]),
+                                   (True, ["migrate", "load_bank", "ensure_demo_user"])):  # fmt: skip
+        called: list[str] = []
+        monkeypatch.setattr(
+            serve, "call_command", lambda name, _called=called, **_: _called.append(name)
+        )
+        settings.DEMO_ACCOUNT = demo_account
+        serve.prepare_steps()
+        assert called == expected

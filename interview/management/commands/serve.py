@@ -32,10 +32,12 @@ def worker_state_write(state: str, **fields) -> None:
 
 def prepare_steps() -> None:
     """What ``serve --prepare`` (``make run``) does before serving: migrate, load the shipped
-    bank (which keeps every author's edit) and ensure the demo account."""
+    bank (which keeps every author's edit) and ensure the demo account (unless
+    ``DEMO_ACCOUNT=0``)."""
     call_command("migrate", interactive=False)
     call_command("load_bank")
-    call_command("ensure_demo_user")
+    if settings.DEMO_ACCOUNT:
+        call_command("ensure_demo_user")
 
 
 class Command(BaseCommand):
