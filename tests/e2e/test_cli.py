@@ -51,6 +51,22 @@ def test_cli_login_problems_show_and_submit(live_stack, tmp_path):
     again = inferprep(live_stack, tmp_path, "show", "cpu-softmax")
     assert again.returncode == 2 and "--force" in again.stderr
 
+    # A reader that stops early (`inferprep show ... | head`): the read end is closed before
+    # the client writes, so its first write fails; it stops quietly, as `cat` does.
+    config = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "INFERPREP_SERVER": live_stack.base_url}
+    reader_gone = subprocess.Popen(
+        [sys.executable, "-m", "grader.client", "show", "cpu-softmax", "--force"],
+        cwd=tmp_path,
+        env=os.environ | config,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    reader_gone.stdout.close()
+    stderr = reader_gone.stderr.read()
+    assert reader_gone.wait(timeout=CLI_TIMEOUT_S) == 141
+    assert "Traceback" not in stderr, stderr
+
     reference = tmp_path / "reference.py"
     reference.write_text((PROBLEMS_DIR / "cpu-softmax" / "reference.py").read_text())
     accepted = inferprep(live_stack, tmp_path, "submit", "cpu-softmax", str(reference))
