@@ -311,22 +311,29 @@ def test_a_design_answer_that_cannot_be_graded_stores_nothing(bank, alice):
     )  # fmt: skip
 
 
-@pytest.mark.django_db
-def test_coding_round_scores_the_best_graded_submission_before_the_deadline(bank, alice):
-    from grader.models import Problem, Submission
+def _published_toy_problem(slug: str, entry_point: str):
+    """A published CPU problem the loop can draw for its coding round (no code behind it)."""
+    from grader.models import Problem
 
-    problem = Problem.objects.create(
-        slug="toy-softmax",
-        title="Toy softmax",
-        statement_md="Write softmax.",
+    return Problem.objects.create(
+        slug=slug,
+        title=slug.replace("-", " ").capitalize(),
+        statement_md=f"Write {entry_point}.",
         harness="function",
-        entry_point="softmax",
-        starter_code="def softmax(x): ...",
+        entry_point=entry_point,
+        starter_code="",
         reference_code="",
         oracle_code="",
         spec={},
         published=True,
     )
+
+
+@pytest.mark.django_db
+def test_coding_round_scores_the_best_graded_submission_before_the_deadline(bank, alice):
+    from grader.models import Submission
+
+    problem = _published_toy_problem("toy-softmax", "softmax")
     loop = services.loop_start(user=alice, level="mid", length_min=30, rng=random.Random(4))
     coding = loop.rounds.get(kind=RoundKind.CODING)
     assert coding.problem_slug == problem.slug
@@ -358,20 +365,9 @@ def test_coding_round_scores_the_best_graded_submission_before_the_deadline(bank
 
 @pytest.mark.django_db
 def test_a_coding_round_with_only_wrong_answers_enters_the_study_plan(bank, alice):
-    from grader.models import Problem, Submission
+    from grader.models import Submission
 
-    problem = Problem.objects.create(
-        slug="toy-allocator",
-        title="Toy allocator",
-        statement_md="Allocate blocks.",
-        harness="function",
-        entry_point="allocate",
-        starter_code="",
-        reference_code="",
-        oracle_code="",
-        spec={},
-        published=True,
-    )
+    problem = _published_toy_problem("toy-allocator", "allocate")
     loop = services.loop_start(user=alice, level="mid", length_min=30, rng=random.Random(6))
     coding = services.round_open(user=alice, round_id=loop.rounds.get(kind=RoundKind.CODING).pk)
     submission = Submission.objects.create(user=alice, problem=problem, code="x", seed=1)
