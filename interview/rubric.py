@@ -52,9 +52,9 @@ MISCONCEPTION_THRESHOLD = 0.7
 NEAR_MISS_MARGIN = -0.03
 # A claim states a written near miss (and so earns no point, see grade_answer) when it is at
 # least this similar to it ...
-NEAR_MISS_STATED = 0.65
+NEAR_MISS_STATED = 0.6
 # ... and this much closer to it than to any correct statement of the rubric.
-NEAR_MISS_STATED_LEAD = 0.1
+NEAR_MISS_STATED_LEAD = 0.03
 # A claim counts for a point only if its similarity is within this of its closest point's.
 EXCLUSIVE_MARGIN = 0.05
 # Added to a claim's similarity when one of the point's keyword rules fires on it.
@@ -689,15 +689,15 @@ def grade_answer(
     # A sentence that states a misconception earns nothing: "paged attention works because it
     # cuts attention FLOPs by skipping blocks" is about blocks, and wrong.
     wrong = {read.units[i].sentence for i in _stated(misconceptions, read)}
-    # So does a claim that states a near miss the rubric's author wrote down, for any of its
-    # points, clearly closer to it than to every correct statement (and each unit holding it,
-    # though not the sentence's other clauses): "a block can be owned by two sequences that
-    # both write to it" is about reference counts, and wrong, whichever point it is nearest.
-    misled = _near_miss_claims(rubric, read, guard)
+    # So does one that states a near miss the rubric's author wrote down, for any of its points,
+    # clearly closer to it than to every correct statement: "a block can be owned by two
+    # sequences that both write to it" is about reference counts, and wrong, whichever point
+    # its topic is nearest.
+    wrong |= _near_miss_sentences(rubric, read, guard)
     pairs = [_similarities(p, read.units, read.vectors) for p in rubric.points]
     similarities = np.stack([usable for _, usable in pairs])
     for index, unit in enumerate(read.units):
-        if unit.sentence in wrong or any(claim in unit.text for claim in misled):
+        if unit.sentence in wrong:
             similarities[:, index] = -1.0
     # A claim is evidence only for the points it is (nearly) closest to, contradicted or not:
     # one long sentence on the topic is close to every point of it and would cover them all,
@@ -731,8 +731,8 @@ def grade_answer(
     )  # fmt: skip
 
 
-def _near_miss_claims(rubric: Rubric, read: _Answer, guard: np.ndarray) -> set[str]:
-    """The answer's claims (unit texts) that state one of the rubric's written near misses: at
+def _near_miss_sentences(rubric: Rubric, read: _Answer, guard: np.ndarray) -> set[str]:
+    """The sentences with a claim that states one of the rubric's written near misses: at
     least NEAR_MISS_STATED similar to it, and NEAR_MISS_STATED_LEAD closer to it than to any
     correct statement of the rubric that the claim does not contradict. A near miss the claim
     contradicts outright (the other polarity or side) is not stated by it."""
@@ -751,14 +751,14 @@ def _near_miss_claims(rubric: Rubric, read: _Answer, guard: np.ndarray) -> set[s
             continue
         similarity = refs.near_miss_vectors @ read.vectors.T if len(read.units) else None
         for index, unit in enumerate(read.units):
-            if not unit.claim or unit.text in stated:
+            if not unit.claim or unit.sentence in stated:
                 continue
             usable = written & _rivals(unit, refs)
             if not usable.any():
                 continue
             closest = float(similarity[usable, index].max())
             if closest >= NEAR_MISS_STATED and closest - guard[index] >= NEAR_MISS_STATED_LEAD:
-                stated.add(unit.text)
+                stated.add(unit.sentence)
     return stated
 
 
