@@ -50,11 +50,6 @@ MISCONCEPTION_THRESHOLD = 0.7
 # miss. MiniLM scores a claim and its one-word opposite within a few hundredths of each other, so
 # a near miss rejects a claim only when it is clearly closer; a near tie goes to the candidate.
 NEAR_MISS_MARGIN = -0.03
-# A claim states a written near miss (and so earns no point, see grade_answer) when it is at
-# least this similar to it ...
-NEAR_MISS_STATED = 0.6
-# ... and this much closer to it than to any correct statement of the rubric.
-NEAR_MISS_STATED_LEAD = 0.03
 # A claim counts for a point only if its similarity is within this of its closest point's.
 EXCLUSIVE_MARGIN = 0.05
 # Added to a claim's similarity when one of the point's keyword rules fires on it.
@@ -674,7 +669,7 @@ def grade_answer(
     roofline check (model, gpu, gpus, batch).
     """
     read = _read_answer(answer, question)
-    guard = _correct_guard(rubric, read)
+    guard = _correct_guard(rubric, read) if rubric.misconceptions else None
     misconceptions = tuple(
         _evidence(
             m, read.units,
@@ -689,11 +684,6 @@ def grade_answer(
     # A sentence that states a misconception earns nothing: "paged attention works because it
     # cuts attention FLOPs by skipping blocks" is about blocks, and wrong.
     wrong = {read.units[i].sentence for i in _stated(misconceptions, read)}
-    # So does one that states a near miss the rubric's author wrote down, for any of its points,
-    # clearly closer to it than to every correct statement: "a block can be owned by two
-    # sequences that both write to it" is about reference counts, and wrong, whichever point
-    # its topic is nearest.
-    wrong |= _near_miss_sentences(rubric, read, guard)
     pairs = [_similarities(p, read.units, read.vectors) for p in rubric.points]
     similarities = np.stack([usable for _, usable in pairs])
     for index, unit in enumerate(read.units):
@@ -729,37 +719,6 @@ def grade_answer(
         score, points, misconceptions, roofline_flags(answer, setup), read.vacuous, confident,
         (low, high),
     )  # fmt: skip
-
-
-def _near_miss_sentences(rubric: Rubric, read: _Answer, guard: np.ndarray) -> set[str]:
-    """The sentences with a claim that states one of the rubric's written near misses: at
-    least NEAR_MISS_STATED similar to it, and NEAR_MISS_STATED_LEAD closer to it than to any
-    correct statement of the rubric that the claim does not contradict. A near miss the claim
-    contradicts outright (the other polarity or side) is not stated by it."""
-    stated: set[str] = set()
-    # A unit's guard is its own or any of its clauses': "the batch runs until the longest
-    # generation finishes; finished requests sit idle" is as right as its first clause, however
-    # close the pair's blur of words is to "each request leaves the batch when it finishes".
-    texts = [u.text for u in read.units]
-    guard = np.array(
-        [max(guard[k] for k, t in enumerate(texts) if t in text) for text in texts]
-    ) if texts else guard  # fmt: skip
-    for point in rubric.points:
-        refs = _references(point)
-        written = np.array([n in point.near_misses for n in refs.near_misses], dtype=bool)
-        if not written.any():
-            continue
-        similarity = refs.near_miss_vectors @ read.vectors.T if len(read.units) else None
-        for index, unit in enumerate(read.units):
-            if not unit.claim or unit.sentence in stated:
-                continue
-            usable = written & _rivals(unit, refs)
-            if not usable.any():
-                continue
-            closest = float(similarity[usable, index].max())
-            if closest >= NEAR_MISS_STATED and closest - guard[index] >= NEAR_MISS_STATED_LEAD:
-                stated.add(unit.sentence)
-    return stated
 
 
 def _stated(misconceptions: Sequence[Evidence], read: _Answer) -> list[int]:

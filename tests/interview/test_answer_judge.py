@@ -238,51 +238,11 @@ def test_an_inverted_relation_does_not_cover_the_point(question, point, right, w
         ("Good observability helps the team find and fix problems quickly.", True),
         ("A free list holds the unused physical blocks; allocation pops one.", False),
         ("Each block holds 16 tokens.", False),  # a number is specific
-        # Words of the design process and of judgement say nothing about serving.
-        ("The team has to think carefully about the design so that it stays reliable.", True),
-        ("The right techniques and tools make the allocator robust in production.", True),
-        # A number states something, unless the question gave it.
-        ("It has to handle what happens at 128 sequences.", True),
-        ("It has to handle what happens at 256 sequences.", False),
     ],
 )
 def test_a_sentence_of_question_and_generic_words_says_nothing(sentence, nothing):
-    question = (
-        "Design the block allocator. What operations does it need? What caps the batch of 128 "
-        "sequences?"
-    )
+    question = "Design the block allocator. What operations does it need? What caps the batch?"
     assert claims.says_nothing(sentence, question) is nothing
-
-
-@pytest.mark.parametrize(
-    ("question", "point", "right", "wrong", "other"),
-    [
-        # The wrong sentence is about reference counts; the point it is nearest may differ.
-        ("pa-allocator", "refcount",
-         "Shared blocks carry a reference count and are copied before one of their sequences "
-         "writes to them.",
-         "A block can be owned by two sequences that both write into it in place.",
-         "Blocks go back to the free list when a sequence finishes or is preempted."),
-        ("tvi-why-not-fsdp-inference", "decode-bandwidth",
-         "A decode step lasts milliseconds, so gathering every weight over the network each "
-         "step dominates the latency.",
-         "Decode steps are long and compute-bound, so the all-gather hides behind the compute.",
-         "Inference has no gradients or optimizer states, which is what ZeRO mostly shards."),
-    ],
-    ids=["shared-block-writes", "decode-hides-gather"],
-)  # fmt: skip
-def test_a_sentence_that_states_a_written_near_miss_earns_no_point(
-    question, point, right, wrong, other
-):
-    """A near miss an author wrote down, stated by an answer, costs the sentence its evidence
-    for every point, while the answer's correct sentences keep theirs."""
-    target = AnswerTarget(question=question)
-    assert _covered(target, f"{right} {other}", point)
-    verdict = target_judge(target, f"{wrong} {other}")
-    covered = {p["id"]: p["evidence"] for p in verdict.as_dict()["points"] if p["covered"]}
-    assert point not in covered
-    assert all(wrong[:30] not in evidence for evidence in covered.values())
-    assert covered  # the correct sentence still counts
 
 
 @pytest.mark.parametrize(
@@ -312,19 +272,6 @@ def test_the_third_tuning_set_is_labelled_by_kind():
     assert all(not c.expected_pass for c in cases if c.kind in ("vacuous", "wrong"))
     assert all(c.expected_pass for c in cases if c.kind == "paraphrase")
     earlier = {c.text for name in ("tuning.yaml", "tuning2.yaml", "heldout.yaml")
-               for c in answer_cases_load(TUNING.with_name(name))}  # fmt: skip
-    assert not {c.text for c in cases} & earlier
-
-
-def test_the_fourth_tuning_set_is_labelled_by_kind():
-    cases = answer_cases_load(TUNING.with_name("tuning4.yaml"))
-    kinds = Counter(c.kind for c in cases)
-    assert len(cases) >= 40
-    assert kinds["vacuous"] >= 10 and kinds["wrong"] >= 10 and kinds["paraphrase"] >= 10
-    assert all(not c.expected_pass for c in cases if c.kind in ("vacuous", "wrong"))
-    assert all(c.expected_pass for c in cases if c.kind == "paraphrase")
-    assert any(c.target.design for c in cases) and any(c.target.question for c in cases)
-    earlier = {c.text for name in ("tuning.yaml", "tuning2.yaml", "tuning3.yaml", "heldout.yaml")
                for c in answer_cases_load(TUNING.with_name(name))}  # fmt: skip
     assert not {c.text for c in cases} & earlier
 
