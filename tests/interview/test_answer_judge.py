@@ -277,6 +277,19 @@ def test_the_third_tuning_set_is_labelled_by_kind():
     assert not {c.text for c in cases} & earlier
 
 
+def test_the_fourth_tuning_set_is_labelled_by_kind():
+    cases = answer_cases_load(TUNING.with_name("tuning4.yaml"))
+    kinds = Counter(c.kind for c in cases)
+    assert len(cases) >= 40
+    assert kinds["vacuous"] >= 10 and kinds["wrong"] >= 10 and kinds["paraphrase"] >= 10
+    assert all(not c.expected_pass for c in cases if c.kind in ("vacuous", "wrong"))
+    assert all(c.expected_pass for c in cases if c.kind == "paraphrase")
+    assert any(c.target.design for c in cases) and any(c.target.question for c in cases)
+    earlier = {c.text for name in ("tuning.yaml", "tuning2.yaml", "tuning3.yaml", "heldout.yaml")
+               for c in answer_cases_load(TUNING.with_name(name))}  # fmt: skip
+    assert not {c.text for c in cases} & earlier
+
+
 def test_the_second_tuning_set_is_labelled_by_kind():
     cases = answer_cases_load(TUNING.with_name("tuning2.yaml"))
     kinds = Counter(c.kind for c in cases)
