@@ -130,7 +130,8 @@ REDIS_DATABASES = 16
 def xdist_worker_environment(index: int, workers: int, environ: dict[str, str]) -> dict[str, str]:
     """What xdist worker ``index`` of ``workers`` changes in its environment so that its live
     workers, channel layer and cache never see the other test processes' (each already has a
-    test database of its own, and every server a free port).
+    test database of its own, and every server a free port), and how many threads its torch
+    may use.
 
     With Redis: worker 0 keeps REDIS_URL's database, the others are spread over the rest (0
     and 8 for two workers on /0), and each gets a cache prefix of its own. Without it the
@@ -140,6 +141,10 @@ def xdist_worker_environment(index: int, workers: int, environ: dict[str, str]) 
     name = f"gw{index}"
     prefix = environ.get("CACHE_KEY_PREFIX", "")
     changes = {"CACHE_KEY_PREFIX": f"{prefix}-{name}" if prefix else name}
+    # torch's OpenMP threads, one per core in each process by default, spin against the other
+    # process's: the processes share the cores instead.
+    threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
+    changes["OMP_NUM_THREADS"] = environ.get("OMP_NUM_THREADS", str(threads))
     if redis_url:
         parts = urlsplit(redis_url)
         base = int(parts.path.strip("/") or 0)
