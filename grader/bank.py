@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from grader.harnesses.contract import ProblemSpec, problem_spec_from
+from grader.yaml_text import yaml_load
 
 PROBLEMS_DIR = Path(__file__).resolve().parent / "problems"
 SPEC_KEYS = (
@@ -74,7 +73,7 @@ class BankProblem:
 
 def problem_read(folder: Path) -> BankProblem:
     """Read one problem folder."""
-    meta = yaml.safe_load((folder / "problem.yaml").read_text())
+    meta = yaml_load((folder / "problem.yaml").read_text())
     if meta["slug"] != folder.name:
         raise ValueError(f"{folder}: slug {meta['slug']!r} differs from the folder name")
     return BankProblem(

@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 from django.db import IntegrityError, models, transaction
 
 from grader.models import ContentVersion
+from grader.yaml_text import yaml_dump
 
 
 def content_hash(snapshot: Mapping[str, Any]) -> str:
@@ -61,23 +61,6 @@ def version_record(
         except IntegrityError:
             continue
     raise RuntimeError(f"could not record a version of {obj!r}")
-
-
-class _TextDumper(yaml.SafeDumper):
-    pass
-
-
-def _text_representer(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in text else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
-
-
-_TextDumper.add_representer(str, _text_representer)
-
-
-def yaml_dump(document: Mapping[str, Any]) -> str:
-    """YAML as authors write it: keys in their order, multi-line text (code too) as blocks."""
-    return yaml.dump(document, Dumper=_TextDumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 def version_diff(older: ContentVersion | None, newer: ContentVersion) -> list[str]:

@@ -17,8 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from grader.yaml_text import yaml_load
 from interview import rubric
 from interview.design import (
     SECTION_PASS_SCORE,
@@ -215,7 +214,7 @@ class AnswerCase:
 def answer_cases_load(path: Path) -> list[AnswerCase]:
     """Labelled answers from a YAML list (see tests/interview/answer_cases/tuning.yaml)."""
     cases = []
-    for index, item in enumerate(yaml.safe_load(path.read_text(encoding="utf-8"))):
+    for index, item in enumerate(yaml_load(path.read_text(encoding="utf-8"))):
         if item.get("kind") not in KINDS or item.get("expected") not in ("pass", "fail"):
             raise ValueError(f"{path.name} case {index}: kind in {KINDS}, expected pass or fail")
         cases.append(

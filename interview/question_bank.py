@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from django.db import transaction
 
+from grader.yaml_text import yaml_load
 from interview.formula import FormulaError, formula_evaluate
 
 if TYPE_CHECKING:
@@ -406,7 +406,7 @@ def bank_read(bank_dir: Path = BANK_DIR) -> list[BankQuestion]:
     questions: list[BankQuestion] = []
     seen: dict[str, str] = {}
     for path in sorted(bank_dir.glob("*.yaml")):
-        document = yaml.safe_load(path.read_text())
+        document = yaml_load(path.read_text())
         if not isinstance(document, Mapping) or set(document) != {"topic", "questions"}:
             raise BankError(f"{path.name}: a bank file is {{topic, questions}}")
         topic = document["topic"]
@@ -455,8 +455,9 @@ def questions_load(bank_dir: Path = BANK_DIR) -> int:
     """Load the shipped YAML into the database; returns how many questions the files hold.
 
     See ``questions_load_report``: nothing an author wrote is overwritten or unpublished."""
-    questions_load_report(bank_dir)
-    return len(bank_read(bank_dir))
+    questions = bank_read(bank_dir)
+    _questions_sync(questions)
+    return len(questions)
 
 
 def questions_load_report(bank_dir: Path = BANK_DIR) -> LoadReport:
@@ -466,12 +467,14 @@ def questions_load_report(bank_dir: Path = BANK_DIR) -> LoadReport:
     the admin are kept, and a shipped question that left the YAML is unpublished, never
     deleted, so attempts and review cards keep it (the rules: grader.versions.shipped_sync).
     """
+    return _questions_sync(bank_read(bank_dir))
+
+
+def _questions_sync(questions: list[BankQuestion]) -> LoadReport:
     from grader.versions import Shipped, shipped_sync
     from interview.models import Question
 
-    shipped = [
-        Shipped.of(item.spec["id"], item.position, item.spec) for item in bank_read(bank_dir)
-    ]
+    shipped = [Shipped.of(item.spec["id"], item.position, item.spec) for item in questions]
     with transaction.atomic():
         return shipped_sync(
             {q.bank_id: q for q in Question.objects.select_for_update()},
@@ -519,6 +522,6 @@ def bank_export(bank_dir: Path) -> list[Path]:
 
 def bank_dump(document: Mapping[str, Any]) -> str:
     """YAML as authors write it: keys in their order, multi-line text as blocks."""
-    from grader.versions import yaml_dump
+    from grader.yaml_text import yaml_dump
 
     return yaml_dump(document)

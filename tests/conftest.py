@@ -11,9 +11,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,6 +123,60 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[WorkerProcess]
         worker.stop()
 
 
+# Redis keeps databases 0-15 unless configured otherwise.
+REDIS_DATABASES = 16
+
+
+def xdist_worker_environment(index: int, workers: int, environ: dict[str, str]) -> dict[str, str]:
+    """What xdist worker ``index`` of ``workers`` changes in its environment so that its live
+    workers, channel layer and cache never see the other test processes' (each already has a
+    test database of its own, and every server a free port), and how many threads its torch
+    may use.
+
+    With Redis: worker 0 keeps REDIS_URL's database, the others are spread over the rest (0
+    and 8 for two workers on /0), and each gets a cache prefix of its own. Without it the
+    filesystem broker lives under INFERPREP_VAR_DIR: each worker gets a folder of its own,
+    the models staying where they are."""
+    redis_url = environ.get("REDIS_URL", "")
+    name = f"gw{index}"
+    prefix = environ.get("CACHE_KEY_PREFIX", "")
+    changes = {"CACHE_KEY_PREFIX": f"{prefix}-{name}" if prefix else name}
+    # torch's OpenMP threads, one per core in each process by default, spin against the other
+    # process's: the processes share the cores instead.
+    threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
+    changes["OMP_NUM_THREADS"] = environ.get("OMP_NUM_THREADS", str(threads))
+    if redis_url:
+        parts = urlsplit(redis_url)
+        base = int(parts.path.strip("/") or 0)
+        database = (base + index * (REDIS_DATABASES // max(workers, 1))) % REDIS_DATABASES
+        changes["REDIS_URL"] = urlunsplit(parts._replace(path=f"/{database}"))
+    else:
+        var_dir = Path(environ.get("INFERPREP_VAR_DIR") or REPO / "var")
+        changes["INFERPREP_VAR_DIR"] = str(var_dir / "xdist" / name)
+        changes["INFERPREP_MODELS_DIR"] = environ.get(
+            "INFERPREP_MODELS_DIR", str(var_dir / "models")
+        )
+    return changes
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs: list) -> None:
+    """Set each xdist worker's services before it starts: its Django settings read them once,
+    as the process starts, before any conftest runs."""
+    for index, spec in enumerate(specs):
+        spec.env.update(xdist_worker_environment(index, len(specs), dict(os.environ)))
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Under ``--dist loadgroup`` (make test) a module's tests stay on one xdist worker, so
+    a module-scoped live worker starts once; the browser tests all share one worker, so the
+    live stack (Daphne, a Celery worker, Chromium) starts once too."""
+    if not getattr(item.config.option, "loadgroup", False):
+        return
+    group = "e2e" if "tests/e2e/" in item.nodeid else item.nodeid.split("::")[0]
+    item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the browser tests last: Playwright's sync API keeps an event loop in the main thread
@@ -179,6 +235,18 @@ def design_prompts(request) -> None:
 
 
 _DESIGN_FILES: list = []
+
+
+@pytest.fixture(autouse=True)
+def quick_password_hashes(settings) -> None:
+    """Passwords hashed with the site's algorithm (PBKDF2-SHA256) at far fewer rounds: each
+    user a test makes and each log-in cost ~0.5 s of CPU at the production count. The rounds
+    are stored in the hash, so the live servers' default hashers verify these too."""
+    settings.PASSWORD_HASHERS = ["tests.conftest.QuickPBKDF2PasswordHasher"]
+
+
+class QuickPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+    iterations = 1_000
 
 
 @pytest.fixture

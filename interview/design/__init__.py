@@ -16,9 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from engine import capacity
+from grader.yaml_text import yaml_load
 from interview.design.premises import ADJUSTED, IDEAL, accepts_ideal, numeric_premises
 from interview.formula import expression_evaluate
 from interview.rubric import Grade, Rubric, grade_answer, rubric_from_dict
@@ -176,7 +175,7 @@ def _rubric(data: Mapping[str, Any], shared: Mapping[str, Mapping[str, Any]]) ->
 @cache
 def shared_points(directory: Path = DESIGN_DIR) -> dict[str, Mapping[str, Any]]:
     """Shared rubric points by id (points and misconceptions alike)."""
-    data = yaml.safe_load((directory / SHARED_POINTS_FILE).read_text(encoding="utf-8"))
+    data = yaml_load((directory / SHARED_POINTS_FILE).read_text(encoding="utf-8"))
     items = [*data["points"], *data["misconceptions"]]
     return {item["id"]: item for item in items}
 
@@ -257,7 +256,7 @@ def design_prompt_from_dict(
 def design_files_read(directory: Path = DESIGN_DIR) -> list[tuple[str, dict[str, Any]]]:
     """Every prompt file in `directory` as (file name, mapping), sorted by name, unvalidated."""
     return [
-        (path.name, yaml.safe_load(path.read_text(encoding="utf-8")))
+        (path.name, yaml_load(path.read_text(encoding="utf-8")))
         for path in sorted(directory.glob("*.yaml"))
         if not path.name.startswith("_")
     ]
