@@ -558,8 +558,6 @@ def fail(message: str, **details: Any) -> CandidateFailure:
 # model on the CPU, labelled so. The engine's own class serves the same workload in the same job.
 THROUGHPUT_GPU_MODEL = "smollm2-135m-random"
 THROUGHPUT_WARMUP_REQUESTS = 2
-# EngineConfig fields of a throughput run on a card: engine/bench.py's engine_config("cuda").
-CARD_SETTINGS = {"attention": "triton", "cuda_graphs": True, "fused_ops": True}
 
 
 @dataclass(frozen=True)
@@ -593,7 +591,8 @@ def random_state_dict(model: str) -> dict[str, torch.Tensor]:
 
 def throughput_engine(target: ThroughputTarget, config: dict[str, Any], **parts: Any) -> LLMEngine:
     """The engine on ``target`` with ``config`` (EngineConfig fields) and plugged parts."""
-    from engine.config import MODELS, EngineConfig
+    from engine.bench import engine_config
+    from engine.config import MODELS
     from engine.llm_engine import LLMEngine
 
     if target.model == "tiny":
@@ -601,7 +600,7 @@ def throughput_engine(target: ThroughputTarget, config: dict[str, Any], **parts:
     # The card's serving settings, as the engine's benchmark runs them (without them a step of
     # the torch reference attention costs ~90 ms, and a slow part is lost in it); scheduling
     # stays synchronous, so every decision of a plugged part is on the step's critical path.
-    full = EngineConfig(**(config | CARD_SETTINGS), device=target.device, dtype=target.dtype)
+    full = engine_config(target.device, **config, dtype=target.dtype, async_scheduling=False)
     model = MODELS[target.model]
     return LLMEngine(model, full, state_dict=random_state_dict(target.model), **parts)
 
