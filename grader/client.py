@@ -183,8 +183,18 @@ def cmd_login(api: Api, args: argparse.Namespace) -> int:
 def cmd_problems(api: Api, args: argparse.Namespace) -> int:
     problems = api.call("GET", "/api/problems")
     print_table(
-        [[p["slug"], p["title"], p["harness"], p["queue"]] for p in problems],
-        ["slug", "title", "kind", "runs on"],
+        [
+            [
+                p["slug"],
+                p["title"],
+                p["difficulty"],
+                f"{p['expected_min']} min",
+                p["harness"],
+                p["queue"],
+            ]
+            for p in problems
+        ],
+        ["slug", "title", "difficulty", "time", "kind", "runs on"],
     )
     return 0
 
