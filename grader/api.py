@@ -46,13 +46,17 @@ class ProblemOut(Schema):
     difficulty: str = Field(description="easy, medium or hard")
     expected_min: int = Field(description="minutes a candidate needs; mock loops fit rounds to it")
 
-    @staticmethod
-    def resolve_difficulty(problem: Problem) -> str:
-        return selectors.problem_fit(problem)[0]
 
-    @staticmethod
-    def resolve_expected_min(problem: Problem) -> int:
-        return selectors.problem_fit(problem)[1]
+def problem_out(problem: Problem) -> ProblemOut:
+    difficulty, expected_min = selectors.problem_fit(problem)
+    return ProblemOut(
+        slug=problem.slug,
+        title=problem.title,
+        harness=problem.harness,
+        queue=problem.queue,
+        difficulty=difficulty,
+        expected_min=expected_min,
+    )
 
 
 class CardClassOut(Schema):
@@ -205,7 +209,7 @@ def _problem_or_404(slug: str) -> Problem:
     summary="List the published coding problems",
 )
 def problems_list(request: HttpRequest):
-    return list(selectors.problems_published())
+    return [problem_out(problem) for problem in selectors.problems_published()]
 
 
 @router.get(
@@ -218,14 +222,8 @@ def problem_detail(request: HttpRequest, slug: str = PathParam(..., pattern=NO_N
     spec = problem.as_spec()
     gpu = problem.queue == Queue.GPU
     offers_cards = gpu or selectors.problem_gpu_tier(problem)
-    difficulty, expected_min = selectors.problem_fit(problem)
     return ProblemDetailOut(
-        slug=problem.slug,
-        title=problem.title,
-        harness=problem.harness,
-        queue=problem.queue,
-        difficulty=difficulty,
-        expected_min=expected_min,
+        **problem_out(problem).model_dump(),
         statement_md=problem.statement_md,
         starter_code=problem.starter_code,
         limits=problem.spec.get("limits", {}),

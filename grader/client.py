@@ -216,19 +216,16 @@ def cmd_show(api: Api, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_submit(api: Api, args: argparse.Namespace) -> int:
-    path = Path(args.file)
+def _read_code(file: str) -> str:
+    path = Path(file)
     if not path.is_file():
         raise ClientError(f"{path}: no such file")
-    code = path.read_text(encoding="utf-8", errors="strict")
-    submission = api.call(
-        "POST",
-        "/api/submissions",
-        {"problem": args.slug, "code": code},
-        headers={"Idempotency-Key": str(uuid.uuid4())},
-    )
-    print(f"submission {submission['id']} queued")
-    for event in api.events(submission["id"]):
+    return path.read_text(encoding="utf-8", errors="strict")
+
+
+def _follow(api: Api, job_id: int) -> None:
+    """Print a submission's or a Run's progress events until it is done."""
+    for event in api.events(job_id):
         step = event["data"].get("data", {})
         if event.get("event") == "test" and step.get("total"):
             line = (
@@ -243,7 +240,79 @@ def cmd_submit(api: Api, args: argparse.Namespace) -> int:
         else:
             line = str(event.get("event"))
         print(line, flush=True)
+
+
+def cmd_submit(api: Api, args: argparse.Namespace) -> int:
+    submission = api.call(
+        "POST",
+        "/api/submissions",
+        {"problem": args.slug, "code": _read_code(args.file)},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    print(f"submission {submission['id']} queued")
+    _follow(api, submission["id"])
     return show_result(api.call("GET", f"/api/submissions/{submission['id']}"))
+
+
+def _custom_input(text: str, dtype: str) -> dict:
+    """``--input``: rows as JSON (or @FILE holding them)."""
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ClientError(f"--input {text}: {error}") from None
+    try:
+        values = json.loads(text)
+    except ValueError as error:
+        raise ClientError(f"--input: not JSON ({error}): write rows, e.g. [[1, 2, 3]]") from None
+    return {"values": values, "dtype": dtype}
+
+
+def cmd_run(api: Api, args: argparse.Namespace) -> int:
+    inputs = [_custom_input(text, args.dtype) for text in args.input]
+    run = api.call(
+        "POST",
+        "/api/runs",
+        {"problem": args.slug, "code": _read_code(args.file), "inputs": inputs},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    print(f"run {run['id']} queued (the public examples only: no score)")
+    _follow(api, run["id"])
+    return show_run(api.call("GET", f"/api/runs/{run['id']}"))
+
+
+def show_run(run: dict) -> int:
+    """Each example's outcome, a wrong one's first mismatches, what the code printed; 0 only
+    when every example passed."""
+    rows = [
+        [
+            e["name"],
+            e["verdict"],
+            "" if e["time_ms"] is None else f"{e['time_ms']:.2f}",
+            e["message"][:80],
+        ]
+        for e in run.get("examples", [])
+    ]
+    if rows:
+        print_table(rows, ["example", "verdict", "time ms", "message"])
+    for example in run.get("examples", []):
+        mismatches = example.get("details", {}).get("first_mismatches", [])
+        if mismatches:
+            print(f"\n{example['name']}: first values out of tolerance")
+            print_table(
+                [[str(m["index"]), repr(m["got"]), repr(m["expected"])] for m in mismatches],
+                ["index", "yours", "expected"],
+            )
+        elif "output" in example.get("details", {}):
+            print(f"\n{example['name']}: your output {example['details']['output']}")
+    for stream in ("stdout", "stderr"):
+        if run.get(stream):
+            print(f"\n{stream}:\n{run[stream].rstrip()}")
+    print(
+        f"\nrun: {run['verdict'] or run['state']}"
+        + (f"\n{run['message']}" if run.get("message") else "")
+    )
+    return 0 if run.get("verdict") == "accepted" else 1
 
 
 def cmd_status(api: Api, args: argparse.Namespace) -> int:
@@ -291,6 +360,22 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("slug")
     submit.add_argument("file")
     submit.set_defaults(handler=cmd_submit)
+    run = commands.add_parser(
+        "run",
+        help="run a file on the problem's public examples (and your own inputs): no grade, no "
+        "score; the submission limits apply",
+    )
+    run.add_argument("slug")
+    run.add_argument("file")
+    run.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        help="function problems: an input of your own, rows as JSON ('[[1, 2, 3]]', '\"-inf\"' "
+        "for infinities) or @FILE; repeat for more",
+    )
+    run.add_argument("--dtype", default="float64", help="the inputs' dtype (default float64)")
+    run.set_defaults(handler=cmd_run)
     status = commands.add_parser("status", help="show a submission's result")
     status.add_argument("id", type=int)
     status.set_defaults(handler=cmd_status)
