@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Literal
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, StreamingHttpResponse
@@ -241,21 +242,26 @@ def problem_detail(request: HttpRequest, slug: str = PathParam(..., pattern=NO_N
     summary="Submit code for grading (send Idempotency-Key to make retries safe)",
 )
 def submission_create(request: HttpRequest, payload: SubmissionIn):
+    submission, created = _create_limited(request, payload.problem, payload.code, payload.card)
+    return Status(201 if created else 200, submission_out(selectors.submission_get(submission.pk)))
+
+
+def _create_limited(
+    request: HttpRequest, slug: str, code: str, card: str, **run: object
+) -> tuple[Submission, bool]:
+    """A submission (or with ``run``'s purpose and inputs, a Run) within the user's limits,
+    made once per Idempotency-Key; a refusal of the code or the inputs is a 422 naming it."""
     key = request.headers.get("Idempotency-Key", "")
     if len(key) > 255:
         raise HttpError(422, "Idempotency-Key: at most 255 characters")
-    problem = _problem_or_404(payload.problem)
+    problem = _problem_or_404(slug)
     try:
-        submission, created = access.submission_create_limited(
-            user=request.auth,
-            problem=problem,
-            code=payload.code,
-            idempotency_key=key,
-            queue=payload.card,
+        return access.submission_create_limited(
+            user=request.auth, problem=problem, code=code, idempotency_key=key, queue=card, **run
         )
     except SubmissionRejected as error:
-        raise HttpError(422, f"code: {error}") from None
-    return Status(201 if created else 200, submission_out(selectors.submission_get(submission.pk)))
+        detail = str(error) if str(error).startswith("inputs:") else f"code: {error}"
+        raise HttpError(422, detail) from None
 
 
 @router.get(
@@ -291,7 +297,7 @@ def submission_detail(request: HttpRequest, submission_id: int):
 
 
 class CustomInputIn(InputSchema):
-    values: list[list[float | str]] = Field(
+    values: list[list[float | Literal["inf", "-inf"]]] = Field(
         min_length=1,
         max_length=MAX_CUSTOM_ROWS,
         description='rows of numbers ("inf" and "-inf" as strings), all of one length',
@@ -385,24 +391,14 @@ def run_out(run: Submission) -> RunOut:
     "submission limits",
 )
 def run_create(request: HttpRequest, payload: RunIn):
-    key = request.headers.get("Idempotency-Key", "")
-    if len(key) > 255:
-        raise HttpError(422, "Idempotency-Key: at most 255 characters")
-    problem = _problem_or_404(payload.problem)
-    try:
-        run, created = access.submission_create_limited(
-            user=request.auth,
-            problem=problem,
-            code=payload.code,
-            idempotency_key=key,
-            purpose=Submission.Purpose.RUN,
-            queue=payload.card,
-            run_inputs=[item.model_dump() for item in payload.inputs],
-        )
-    except SubmissionRejected as error:
-        field = "inputs" if str(error).startswith("inputs:") else "code"
-        detail = str(error) if field == "inputs" else f"code: {error}"
-        raise HttpError(422, detail) from None
+    run, created = _create_limited(
+        request,
+        payload.problem,
+        payload.code,
+        payload.card,
+        purpose=Submission.Purpose.RUN,
+        run_inputs=[item.model_dump() for item in payload.inputs],
+    )
     return Status(201 if created else 200, run_out(selectors.run_of(run.pk, request.auth)))
 
 

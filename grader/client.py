@@ -165,6 +165,17 @@ def print_table(rows: list[list[str]], header: list[str]) -> None:
         )
 
 
+def outcomes_table(outcomes: list[dict], noun: str) -> None:
+    """A submission's tests or a Run's examples: name, verdict, time, the message's start."""
+    rows = [
+        [o["name"], o["verdict"], "" if o["time_ms"] is None else f"{o['time_ms']:.2f}"]
+        + [o["message"][:80]]
+        for o in outcomes
+    ]
+    if rows:
+        print_table(rows, [noun, "verdict", "time ms", "message"])
+
+
 def cmd_login(api: Api, args: argparse.Namespace) -> int:
     username = args.username or input("username: ")
     password = os.environ.get("INFERPREP_PASSWORD") or getpass.getpass("password: ")
@@ -284,17 +295,7 @@ def cmd_run(api: Api, args: argparse.Namespace) -> int:
 def show_run(run: dict) -> int:
     """Each example's outcome, a wrong one's first mismatches, what the code printed; 0 only
     when every example passed."""
-    rows = [
-        [
-            e["name"],
-            e["verdict"],
-            "" if e["time_ms"] is None else f"{e['time_ms']:.2f}",
-            e["message"][:80],
-        ]
-        for e in run.get("examples", [])
-    ]
-    if rows:
-        print_table(rows, ["example", "verdict", "time ms", "message"])
+    outcomes_table(run.get("examples", []), "example")
     for example in run.get("examples", []):
         mismatches = example.get("details", {}).get("first_mismatches", [])
         if mismatches:
@@ -320,17 +321,7 @@ def cmd_status(api: Api, args: argparse.Namespace) -> int:
 
 
 def show_result(submission: dict) -> int:
-    rows = [
-        [
-            t["name"],
-            t["verdict"],
-            "" if t["time_ms"] is None else f"{t['time_ms']:.2f}",
-            t["message"][:80],
-        ]
-        for t in submission.get("tests", [])
-    ]
-    if rows:
-        print_table(rows, ["test", "verdict", "time ms", "message"])
+    outcomes_table(submission.get("tests", []), "test")
     score = submission.get("score")
     print(
         f"\nverdict: {submission['verdict'] or submission['state']}"

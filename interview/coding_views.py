@@ -56,6 +56,27 @@ def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
+def _create_from_form(request: HttpRequest, problem: Problem, **run) -> tuple[Submission, bool]:
+    """The problem page's submission (or with ``run``'s purpose and inputs, its Run), made from
+    the editor's form within the user's limits."""
+    return submission_create_limited(
+        user=request.user,
+        problem=problem,
+        code=request.POST.get("code", ""),
+        idempotency_key=request.POST.get("idempotency_key", "")[:255],
+        queue=request.POST.get("card", "")[:50],
+        **run,
+    )
+
+
+def _limit_response(error: LimitExceeded) -> JsonResponse:
+    """A limit's refusal for the page's script: the reason, the status, and when to retry."""
+    response = JsonResponse({"error": str(error)}, status=error.status)
+    if error.retry_after_s is not None:
+        response["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+    return response
+
+
 @require_GET
 def problems_index(request: HttpRequest) -> HttpResponse:
     """Every published problem with its difficulty and expected time; public, as statements are."""
@@ -121,19 +142,10 @@ def problem_detail(request: HttpRequest, slug: str) -> HttpResponse:
 def problem_submit(request: HttpRequest, slug: str) -> HttpResponse:
     problem = _problem_or_404(slug)
     try:
-        submission, _ = submission_create_limited(
-            user=request.user,
-            problem=problem,
-            code=request.POST.get("code", ""),
-            idempotency_key=request.POST.get("idempotency_key", "")[:255],
-            queue=request.POST.get("card", "")[:50],
-        )
+        submission, _ = _create_from_form(request, problem)
     except LimitExceeded as error:
         if _wants_json(request):
-            response = JsonResponse({"error": str(error)}, status=error.status)
-            if error.retry_after_s is not None:
-                response["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
-            return response
+            return _limit_response(error)
         messages.error(request, str(error))
         return redirect("problem", slug=slug)
     except SubmissionRejected as error:
@@ -175,20 +187,11 @@ def problem_run(request: HttpRequest, slug: str) -> HttpResponse:
     the same limits and workers as a submission; answers JSON for problem.js."""
     problem = _problem_or_404(slug)
     try:
-        run, _ = submission_create_limited(
-            user=request.user,
-            problem=problem,
-            code=request.POST.get("code", ""),
-            idempotency_key=request.POST.get("idempotency_key", "")[:255],
-            purpose=Submission.Purpose.RUN,
-            queue=request.POST.get("card", "")[:50],
-            run_inputs=_run_inputs(request),
+        run, _ = _create_from_form(
+            request, problem, purpose=Submission.Purpose.RUN, run_inputs=_run_inputs(request)
         )
     except LimitExceeded as error:
-        response = JsonResponse({"error": str(error)}, status=error.status)
-        if error.retry_after_s is not None:
-            response["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
-        return response
+        return _limit_response(error)
     except (SubmissionRejected, ValueError) as error:
         return JsonResponse({"error": str(error)}, status=400)
     return JsonResponse(

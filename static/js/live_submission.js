@@ -88,8 +88,10 @@
           `${data.index} of ${total} tests done, ${passed} passed`);
       } else if (event.kind === "done" || event.kind === "aborted") {
         tbody.querySelectorAll("tr").forEach((tr) => finishRow(tr, "not judged"));
+        // A Run (problem.js marks the section) is not graded: it ran the examples.
+        const done = live.dataset.job === "run" ? "Examples run" : "Graded";
         setProgress(100, event.kind === "done"
-          ? `Graded: ${String(data.verdict || "").replaceAll("_", " ")}` : PHASES.aborted);
+          ? `${done}: ${String(data.verdict || "").replaceAll("_", " ")}` : PHASES.aborted);
         finished = true;
         socket.close();
         onDone();

@@ -51,6 +51,7 @@
         const reply = await post(runButton.dataset.runUrl);
         if (reply) {
           liveHeading.textContent = "Running the examples";
+          live.dataset.job = "run";
           await window.InferPrep.watchSubmission(live, reply.id, reply.results_url);
         }
       } catch (error) {
@@ -71,6 +72,7 @@
       const reply = await post(form.action);
       if (!reply) return;
       liveHeading.textContent = "Grading";
+      live.dataset.job = "submission";
       button.textContent = "Grading…";
       await window.InferPrep.watchSubmission(live, reply.id, reply.results_url);
       await refreshHistory();

@@ -71,6 +71,7 @@ def test_run_in_the_browser_then_submit_opens_the_editorial(live_stack, page):
     heading = page.locator("#verdict-heading")
     heading.wait_for(timeout=GRADING_TIMEOUT_MS)
     assert heading.inner_text() == "Run: Wrong answer"
+    assert page.inner_text("#live-phase") == "Examples run: wrong answer"
     rows = page.locator("#run-examples > tbody > tr")
     assert rows.count() == 3
     assert rows.first.get_attribute("data-verdict") == "wrong_answer"

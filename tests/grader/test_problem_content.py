@@ -68,7 +68,9 @@ def test_a_published_problem_needs_an_editorial_and_a_draft_does_not(folder):
     assert problem_read(folder).editorial_md == ""
 
 
-def test_publishing_in_the_admin_without_an_editorial_is_refused(softmax_problem, django_user_model):
+def test_publishing_in_the_admin_without_an_editorial_is_refused(
+    softmax_problem, django_user_model
+):
     root = django_user_model.objects.create_superuser("root", password="pw-root-1")
     client = Client()
     client.force_login(root)
@@ -120,8 +122,9 @@ def test_the_editorial_is_only_for_a_user_with_an_accepted_submission(softmax_pr
     _graded(user, softmax_problem, "suspect")
     _graded(user, softmax_problem, "accepted", purpose="run")  # a Run's examples passing
     assert shown() == (False, False)
-    assert "opens once you have an accepted submission" in page.get(
-        "/problems/cpu-softmax/"
-    ).content.decode()
+    assert (
+        "opens once you have an accepted submission"
+        in page.get("/problems/cpu-softmax/").content.decode()
+    )
     _graded(user, softmax_problem, "accepted")
     assert shown() == (True, True)
