@@ -242,13 +242,18 @@ def run_examples(
 
     Each example is judged by the trusted side exactly as in a grade (the same harness, the
     same checks); the report's verdict is the first failing example's, accepted when every one
-    passed, and it has no score. Raises ValueError for written inputs the kind refuses.
+    passed, and it has no score.
     """
     harness_class, report, refused = _report_start(spec, code, hardware)
     report.score = None
     if refused:
         return report
-    cases = [*spec.examples(), *harness_class.custom_cases(spec, list(custom_inputs))]
+    try:
+        cases = [*spec.examples(), *harness_class.custom_cases(spec, list(custom_inputs))]
+    except ValueError as error:
+        # Checked when the Run was made; only an edit of the problem since can get here.
+        report.message = f"your inputs no longer fit the problem (it changed): {error}"
+        return report
     session = SandboxSession(harness_class, code, spec.entry_point, spec.limits)
     report.sandbox = session.kind
     try:

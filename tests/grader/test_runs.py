@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+from django.core.management import CommandError, call_command
 from django.test import Client
 
 from grader import access
@@ -191,3 +192,20 @@ def test_someone_elses_run_is_404(softmax_problem, token, django_user_model):
     other_token = access.api_token_create(other, "t")[1]
     assert api(other_token).get(f"/api/runs/{created['id']}").status_code == 404
     assert api(token).get(f"/api/runs/{created['id']}").status_code == 200
+
+
+def test_manage_py_grade_run_tries_the_examples_without_a_worker(softmax_problem, capsys):
+    with pytest.raises(SystemExit) as exit_status:
+        call_command(
+            "grade", "--problem", "cpu-softmax", "--reference", "--run", "--json",
+            "--input", '{"values": [[2, 2]], "dtype": "float32"}',
+        )  # fmt: skip
+    assert exit_status.value.code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["verdict"], report["score"]) == ("accepted", None)
+    assert [t["name"] for t in report["tests"]] == [*PUBLIC_EXAMPLES, "your-input-1"]
+    with pytest.raises(CommandError, match="--input: input 1: dtype is one of"):
+        call_command(
+            "grade", "--problem", "cpu-softmax", "--reference", "--run",
+            "--input", '{"values": [[2, 2]], "dtype": "int8"}',
+        )  # fmt: skip

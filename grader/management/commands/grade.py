@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from engine.hardware import detect_hardware
 from grader.bank import PROBLEMS_DIR, problem_read
 from grader.grading import grade, run_examples, tests_table
+from grader.harnesses import harness_get
 from grader.harnesses.contract import ProblemSpec, Verdict
 from grader.harnesses.timing import device_state
 from grader.services import SubmissionRejected, code_validate
@@ -72,11 +73,12 @@ class Command(BaseCommand):
         if options["run"]:
             try:
                 inputs = [json.loads(text) for text in options["input"]]
-                report = run_examples(
-                    spec, code, seed=secrets.randbits(62), hardware=hardware, custom_inputs=inputs
-                )
+                harness_get(spec.harness).custom_cases(spec, inputs)
             except ValueError as error:  # a JSONDecodeError is one too
                 raise CommandError(f"--input: {error}") from None
+            report = run_examples(
+                spec, code, seed=secrets.randbits(62), hardware=hardware, custom_inputs=inputs
+            )
         elif options["input"]:
             raise CommandError("--input goes with --run")
         else:
