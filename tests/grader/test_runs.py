@@ -6,15 +6,16 @@ nothing; the submission limits count Runs too."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
+from django.utils import timezone
 
-from grader import access
+from grader import access, services
 from grader.models import Problem, Submission
-from grader.services import submission_grade
 from tests.grader.conftest import solution
 
 pytestmark = pytest.mark.usefixtures("fresh_buckets")
@@ -41,7 +42,7 @@ def run_done(token: str, code: str, inputs: list | None = None) -> dict:
     created = run(token, code, inputs)
     assert created.status_code == 201, created.content
     assert created.json()["state"] == "queued" and created.json()["examples"] == []
-    submission_grade(created.json()["id"], attempt=0, hostname="run-test")
+    services.submission_grade(created.json()["id"], attempt=0, hostname="run-test")
     return api(token).get(f"/api/runs/{created.json()['id']}").json()
 
 
@@ -209,3 +210,26 @@ def test_manage_py_grade_run_tries_the_examples_without_a_worker(softmax_problem
             "grade", "--problem", "cpu-softmax", "--reference", "--run",
             "--input", '{"values": [[2, 2]], "dtype": "int8"}',
         )  # fmt: skip
+
+
+def test_a_run_lost_with_its_workers_ends_unscored_and_a_regrade_leaves_runs_alone(
+    softmax_problem, user, monkeypatch
+):
+    monkeypatch.setattr(services, "_enqueue", lambda submission, countdown_s=0: None)
+    lost = services.submission_create(
+        user=user, problem=softmax_problem, code="x = 1\n", purpose="run"
+    )
+    for attempt in range(services.MAX_ATTEMPTS):
+        Submission.objects.filter(pk=lost.pk).update(
+            state="running", attempt=attempt, heartbeat_at=timezone.now() - timedelta(seconds=60)
+        )
+        assert services.submissions_reap_lost() == 1
+    lost.refresh_from_db()
+    assert (lost.state, lost.verdict, lost.score) == ("graded", "internal_error", None)
+    graded = services.submission_create(user=user, problem=softmax_problem, code="x = 2\n")
+    Submission.objects.filter(pk=graded.pk).update(
+        state="graded", verdict="accepted", score=1.0, graded_at=timezone.now()
+    )
+    assert services.problem_regrade(softmax_problem) == 1  # the submission, not the Run
+    lost.refresh_from_db()
+    assert (lost.state, lost.purpose, lost.attempt) == ("graded", "run", services.MAX_ATTEMPTS - 1)
