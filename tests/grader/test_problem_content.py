@@ -4,15 +4,24 @@ through the API alike (decided on the server: it is not in the HTML otherwise)."
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 
 import pytest
+from django.apps import apps as django_apps
 from django.test import Client
 from django.utils import timezone
 
 from grader import access
-from grader.bank import CONTENT_FIELDS, DIFFICULTIES, PROBLEMS_DIR, bank_problems, problem_read
+from grader.bank import (
+    CONTENT_FIELDS,
+    DIFFICULTIES,
+    PROBLEMS_DIR,
+    bank_problems,
+    problem_read,
+    problems_load,
+)
 from grader.models import Problem, Submission
 
 # Words of cpu-softmax's editorial that its statement does not say, on one line of it.
@@ -128,3 +137,25 @@ def test_the_editorial_is_only_for_a_user_with_an_accepted_submission(softmax_pr
     )
     _graded(user, softmax_problem, "accepted")
     assert shown() == (True, True)
+
+
+def test_rows_loaded_before_editorials_existed_get_theirs_and_authors_edits_stay(transactional_db):
+    migration = importlib.import_module("grader.migrations.0009_problem_editorial")
+    problems_load()
+    shipped, edited = (
+        Problem.objects.get(slug="cpu-softmax"),
+        Problem.objects.get(slug="kv-allocator"),
+    )
+    # Both as the bank loaded them before this migration: no editorial, hashed without one; the
+    # second edited by an author since (its content no longer hashes to what was loaded).
+    for row in (shipped, edited):
+        before = {name: getattr(row, name) for name in migration.FIELDS_BEFORE}
+        Problem.objects.filter(pk=row.pk).update(
+            editorial_md="", shipped_hash=migration._hash(before)
+        )
+    Problem.objects.filter(pk=edited.pk).update(title="Our own allocator")
+    migration.shipped_hashes_with_editorial(django_apps, None)
+    problems_load()
+    assert Problem.objects.get(pk=shipped.pk).editorial_md == shipped.editorial_md != ""
+    assert Problem.objects.get(pk=edited.pk).editorial_md == ""  # kept for its author
+    assert Problem.objects.get(pk=edited.pk).title == "Our own allocator"
