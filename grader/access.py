@@ -149,10 +149,13 @@ def submission_create_limited(
     idempotency_key: str = "",
     purpose: str = Submission.Purpose.PRACTICE,
     queue: str = "",
+    run_inputs: list | None = None,
 ) -> tuple[Submission, bool]:
     """Create a submission within the user's limits: the one service every path a user
     submits through calls (the API, the problem page, a mock interview's coding round).
     ``queue`` is the card class a GPU problem's submitter chose (``submission_queue_choose``).
+    A Run (``purpose`` RUN, with the ``run_inputs`` the candidate wrote) counts against the
+    same limits: it takes a sandbox on a worker like any submission.
     A repeated Idempotency-Key returns the first submission made with it. Returns
     ``(submission, created)``; LimitExceeded names the limit, SubmissionRejected the code."""
     if idempotency_key:
@@ -195,6 +198,7 @@ def submission_create_limited(
             purpose=purpose,
             idempotency_key=idempotency_key,
             queue=queue,
+            run_inputs=run_inputs,
         ), True
     except IntegrityError:
         # The same key raced in from a concurrent retry: the first one won; return it.

@@ -15,7 +15,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from grader.authoring import publish_refusal
-from grader.bank import CONTENT_FIELDS, problem_apply, problem_snapshot
+from grader.bank import CONTENT_FIELDS, problem_apply, problem_content_errors, problem_snapshot
 from grader.markdown_render import markdown_html
 from grader.models import (
     ContentVersion,
@@ -279,6 +279,9 @@ class ProblemAdmin(VersionedAdmin):
         return {name: form.cleaned_data[name] for name in CONTENT_FIELDS}
 
     def content_blocker(self, obj, snapshot: dict[str, Any]) -> str | None:
+        errors = problem_content_errors(snapshot | {"published": True})
+        if errors:
+            return "; ".join(errors)
         return problem_publish_blocker(obj, content_hash(snapshot_content(snapshot)))
 
     @admin.display(description="Validation (reference accepted, every check not)")

@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Literal
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, StreamingHttpResponse
@@ -19,6 +20,7 @@ from ninja.errors import HttpError
 from pydantic import ConfigDict
 
 from grader import access, selectors
+from grader.harnesses.function import CUSTOM_EXAMPLE_PREFIX
 from grader.input_guard import MAX_ID, whole_number
 from grader.models import Problem, Queue, Submission
 from grader.services import SubmissionRejected
@@ -27,6 +29,10 @@ router = Router(tags=["grader"])
 
 # The largest source any problem accepts; a problem may set a smaller limit of its own.
 MAX_SOURCE_BYTES = 256 * 1024
+# The most inputs of one's own, and rows in one, any problem takes (a problem's custom_inputs
+# sets its own, smaller limits): bounds what the body parser builds before they are checked.
+MAX_CUSTOM_INPUTS = 16
+MAX_CUSTOM_ROWS = 4096
 # How often the event stream looks for new events, and how long it stays open without any.
 EVENTS_POLL_S = 0.25
 EVENTS_IDLE_TIMEOUT_S = 600
@@ -38,6 +44,20 @@ class ProblemOut(Schema):
     title: str
     harness: str
     queue: str
+    difficulty: str = Field(description="easy, medium or hard")
+    expected_min: int = Field(description="minutes a candidate needs; mock loops fit rounds to it")
+
+
+def problem_out(problem: Problem) -> ProblemOut:
+    difficulty, expected_min = selectors.problem_fit(problem)
+    return ProblemOut(
+        slug=problem.slug,
+        title=problem.title,
+        harness=problem.harness,
+        queue=problem.queue,
+        difficulty=difficulty,
+        expected_min=expected_min,
+    )
 
 
 class CardClassOut(Schema):
@@ -59,6 +79,14 @@ class ProblemDetailOut(ProblemOut):
     correctness_only: str = Field(
         description='GPU problems: the "card" value for correctness only on a CPU worker '
         "(Triton's interpreter, speed not measured); the default when no card is live"
+    )
+    examples: list[str] = Field(description="the public tests a Run tries (POST /api/runs)")
+    custom_inputs: dict = Field(
+        description="what a Run takes of inputs you write (max_inputs, max_values); empty: none"
+    )
+    editorial_md: str | None = Field(
+        description="the editorial (the idea, the pitfalls, the complexity, the reference); "
+        "null until you have an accepted submission of the problem"
     )
 
 
@@ -182,7 +210,7 @@ def _problem_or_404(slug: str) -> Problem:
     summary="List the published coding problems",
 )
 def problems_list(request: HttpRequest):
-    return list(selectors.problems_published())
+    return [problem_out(problem) for problem in selectors.problems_published()]
 
 
 @router.get(
@@ -192,18 +220,19 @@ def problems_list(request: HttpRequest):
 )
 def problem_detail(request: HttpRequest, slug: str = PathParam(..., pattern=NO_NUL)):
     problem = _problem_or_404(slug)
+    spec = problem.as_spec()
     gpu = problem.queue == Queue.GPU
     offers_cards = gpu or selectors.problem_gpu_tier(problem)
     return ProblemDetailOut(
-        slug=problem.slug,
-        title=problem.title,
-        harness=problem.harness,
-        queue=problem.queue,
+        **problem_out(problem).model_dump(),
         statement_md=problem.statement_md,
         starter_code=problem.starter_code,
         limits=problem.spec.get("limits", {}),
         cards=[vars(card) for card in selectors.card_classes_live()] if offers_cards else [],
         correctness_only=selectors.CORRECTNESS_ONLY_QUEUE if gpu else "",
+        examples=[case["name"] for case in spec.examples()],
+        custom_inputs=spec.custom_inputs,
+        editorial_md=selectors.problem_editorial_for(request.auth, problem),
     )
 
 
@@ -213,21 +242,26 @@ def problem_detail(request: HttpRequest, slug: str = PathParam(..., pattern=NO_N
     summary="Submit code for grading (send Idempotency-Key to make retries safe)",
 )
 def submission_create(request: HttpRequest, payload: SubmissionIn):
+    submission, created = _create_limited(request, payload.problem, payload.code, payload.card)
+    return Status(201 if created else 200, submission_out(selectors.submission_get(submission.pk)))
+
+
+def _create_limited(
+    request: HttpRequest, slug: str, code: str, card: str, **run: object
+) -> tuple[Submission, bool]:
+    """A submission (or with ``run``'s purpose and inputs, a Run) within the user's limits,
+    made once per Idempotency-Key; a refusal of the code or the inputs is a 422 naming it."""
     key = request.headers.get("Idempotency-Key", "")
     if len(key) > 255:
         raise HttpError(422, "Idempotency-Key: at most 255 characters")
-    problem = _problem_or_404(payload.problem)
+    problem = _problem_or_404(slug)
     try:
-        submission, created = access.submission_create_limited(
-            user=request.auth,
-            problem=problem,
-            code=payload.code,
-            idempotency_key=key,
-            queue=payload.card,
+        return access.submission_create_limited(
+            user=request.auth, problem=problem, code=code, idempotency_key=key, queue=card, **run
         )
     except SubmissionRejected as error:
-        raise HttpError(422, f"code: {error}") from None
-    return Status(201 if created else 200, submission_out(selectors.submission_get(submission.pk)))
+        detail = str(error) if str(error).startswith("inputs:") else f"code: {error}"
+        raise HttpError(422, detail) from None
 
 
 @router.get(
@@ -254,7 +288,130 @@ def submissions_list(
 def submission_detail(request: HttpRequest, submission_id: int):
     if not selectors.submission_visible_to(submission_id, request.auth):
         raise HttpError(404, f"no submission {submission_id} of yours")
-    return submission_out(selectors.submission_get(submission_id))
+    submission = selectors.submission_get(submission_id)
+    if submission.purpose == Submission.Purpose.RUN:
+        raise HttpError(
+            404, f"no submission {submission_id}: it is a Run, at /api/runs/{submission_id}"
+        )
+    return submission_out(submission)
+
+
+class CustomInputIn(InputSchema):
+    values: list[list[float | Literal["inf", "-inf"]]] = Field(
+        min_length=1,
+        max_length=MAX_CUSTOM_ROWS,
+        description='rows of numbers ("inf" and "-inf" as strings), all of one length',
+    )
+    dtype: str = Field("float64", max_length=20, pattern=NO_NUL, description="float32 or float64")
+
+
+class RunIn(InputSchema):
+    problem: str = Field(
+        min_length=1, max_length=100, pattern=r"^[-a-z0-9]+$", description="problem slug"
+    )
+    code: str = Field(
+        min_length=1, max_length=MAX_SOURCE_BYTES, pattern=NO_NUL, description="Python source"
+    )
+    inputs: list[CustomInputIn] = Field(
+        [],
+        max_length=MAX_CUSTOM_INPUTS,
+        description="function problems: inputs of your own, checked against the problem's "
+        "custom_inputs limits; their expected outputs are computed on our side",
+    )
+    card: str = Field(
+        "",
+        max_length=50,
+        pattern=r"^[-a-z0-9.]*$",
+        description="as for a submission: GPU problems choose a card class or correctness_only",
+    )
+
+
+class ExampleOut(Schema):
+    index: int
+    name: str
+    custom: bool = Field(description="an input you wrote (your-input-N), not a public example")
+    verdict: str
+    time_ms: float | None
+    message: str = Field(description="what was wrong: for a wrong answer, the first mismatches")
+    details: dict = Field(
+        description="mismatches (index, got, expected); for a small input of yours that "
+        "passed, its output and the expected one"
+    )
+
+
+class RunOut(Schema):
+    id: int
+    problem: str
+    state: str = Field(description="queued, running, graded (done) or aborted")
+    verdict: str = Field(description="the first failing example's verdict; accepted: all passed")
+    message: str
+    examples: list[ExampleOut]
+    stdout: str
+    stderr: str
+    sandbox: str
+    events_url: str = Field(description="Server-Sent Events of its progress, as a submission's")
+    created_at: datetime
+    graded_at: datetime | None
+
+
+def run_out(run: Submission) -> RunOut:
+    output = run.output or {}
+    return RunOut(
+        id=run.pk,
+        problem=run.problem.slug,
+        state=run.state,
+        verdict=run.verdict,
+        message=run.message,
+        examples=[
+            ExampleOut(
+                index=t.index,
+                name=t.name,
+                custom=t.name.startswith(CUSTOM_EXAMPLE_PREFIX),
+                verdict=t.verdict,
+                time_ms=t.time_ms,
+                message=t.message,
+                details=t.details or {},
+            )
+            for t in run.tests.all()
+        ],
+        stdout=output.get("stdout", ""),
+        stderr=output.get("stderr", ""),
+        sandbox=run.sandbox,
+        events_url=f"/api/submissions/{run.pk}/events",
+        created_at=run.created_at,
+        graded_at=run.graded_at,
+    )
+
+
+@router.post(
+    "/runs",
+    response={201: RunOut, 200: RunOut, **SUBMIT_ERRORS},
+    summary="Run code on the problem's public examples (and inputs of your own) without a "
+    "grade: no reference, no timing, no score, never on a leaderboard; counts against the "
+    "submission limits",
+)
+def run_create(request: HttpRequest, payload: RunIn):
+    run, created = _create_limited(
+        request,
+        payload.problem,
+        payload.code,
+        payload.card,
+        purpose=Submission.Purpose.RUN,
+        run_inputs=[item.model_dump() for item in payload.inputs],
+    )
+    return Status(201 if created else 200, run_out(selectors.run_of(run.pk, request.auth)))
+
+
+@router.get(
+    "/runs/{run_id}",
+    response={200: RunOut, **ERRORS},
+    summary="A Run with each example's outcome",
+)
+def run_detail(request: HttpRequest, run_id: int = PathParam(..., ge=1, le=MAX_ID)):
+    try:
+        return run_out(selectors.run_of(run_id, request.auth))
+    except Submission.DoesNotExist:
+        raise HttpError(404, f"no run {run_id} of yours") from None
 
 
 def _sse(event) -> str:

@@ -1,7 +1,9 @@
 """The coding problems that ship in the bank: one folder per problem under grader/problems/.
 
 A folder holds ``problem.yaml`` (harness kind, limits, tolerance, tests, benchmark),
-``statement.md``, ``starter.py``, ``reference.py`` (the solution scores are relative to),
+``statement.md``, ``editorial.md`` (shown to a user once they have an accepted submission;
+published problems must have one), ``starter.py``, ``reference.py`` (the solution scores are
+relative to),
 ``oracle.py`` (trusted: expected outputs, and for CPU kinds the input generator), for kernel
 problems ``inputs.py`` (public: how inputs are drawn and called, run by both halves), and
 ``wrong/*.py`` (realistic wrong solutions the bank tests must reject).
@@ -23,10 +25,15 @@ SPEC_KEYS = (
     "tests",
     "benchmark",
     "speed_of_light_bytes_per_s",
-    # The interview's loops pick a problem that fits the level and the round's minutes.
-    "level",
+    # A Run's inputs written by the candidate (function problems): how many and how large.
+    "custom_inputs",
+    # The interview's loops pick a problem whose difficulty fits the loop's level and whose
+    # expected minutes fit the round (interview.services.coding_problems_fitting).
+    "difficulty",
     "expected_min",
 )
+# A problem's difficulty, easiest first: what /problems/ shows and what a loop's level allows.
+DIFFICULTIES = ("easy", "medium", "hard")
 
 
 # The folders of solutions a problem must not accept: realistic mistakes and attacks.
@@ -36,6 +43,7 @@ CONTENT_FIELDS = (
     "slug",
     "title",
     "statement_md",
+    "editorial_md",
     "harness",
     "entry_point",
     "queue",
@@ -56,6 +64,7 @@ class BankProblem:
     slug: str
     title: str
     statement_md: str
+    editorial_md: str
     harness: str
     entry_point: str
     queue: str
@@ -71,15 +80,59 @@ class BankProblem:
         return problem_spec_from(self)
 
 
+def problem_content_errors(snapshot: dict[str, Any]) -> list[str]:
+    """What is wrong with a problem's content (a folder read, or an author's edit), as the
+    loader and the admin's publish check say it; empty when nothing is.
+
+    A problem needs a difficulty the loops understand and a positive expected time; a
+    published one also needs an editorial (shown after a user's first accepted submission).
+    """
+    spec = snapshot.get("spec") or {}
+    errors = []
+    if "level" in spec:
+        errors.append(
+            "spec: 'level' is not a problem's field: give 'difficulty' (easy, medium or hard); "
+            "a loop's level decides which difficulties it draws"
+        )
+    difficulty = spec.get("difficulty")
+    if difficulty not in DIFFICULTIES:
+        errors.append(
+            f"spec: difficulty must be one of {', '.join(DIFFICULTIES)} (got {difficulty!r})"
+        )
+    minutes = spec.get("expected_min")
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0:
+        errors.append(
+            "spec: expected_min must be a positive whole number of minutes, how long a "
+            f"candidate needs (got {minutes!r})"
+        )
+    custom = spec.get("custom_inputs")
+    if custom is not None and not (
+        isinstance(custom, dict)
+        and set(custom) == {"max_inputs", "max_values"}
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in custom.values())
+    ):
+        errors.append(
+            "spec: custom_inputs is {max_inputs: N, max_values: N} with positive whole numbers"
+        )
+    if snapshot.get("published") and not (snapshot.get("editorial_md") or "").strip():
+        errors.append(
+            "editorial: a published problem needs an editorial (editorial.md: the idea, the "
+            "pitfalls, the complexity, what the reference does and where it could be faster)"
+        )
+    return errors
+
+
 def problem_read(folder: Path) -> BankProblem:
-    """Read one problem folder."""
+    """Read one problem folder; raises ValueError naming the folder when its content is wrong."""
     meta = yaml_load((folder / "problem.yaml").read_text())
     if meta["slug"] != folder.name:
         raise ValueError(f"{folder}: slug {meta['slug']!r} differs from the folder name")
-    return BankProblem(
+    editorial = folder / "editorial.md"
+    problem = BankProblem(
         slug=meta["slug"],
         title=meta["title"],
         statement_md=(folder / "statement.md").read_text(),
+        editorial_md=editorial.read_text() if editorial.exists() else "",
         harness=meta["harness"],
         entry_point=meta["entry_point"],
         queue=meta.get("queue", "cpu"),
@@ -87,7 +140,8 @@ def problem_read(folder: Path) -> BankProblem:
         reference_code=(folder / "reference.py").read_text(),
         oracle_code=(folder / "oracle.py").read_text(),
         inputs_code=(folder / "inputs.py").read_text() if (folder / "inputs.py").exists() else "",
-        spec={key: meta[key] for key in SPEC_KEYS if key in meta},
+        # "level" is kept only to be refused by name (problem_content_errors).
+        spec={key: meta[key] for key in (*SPEC_KEYS, "level") if key in meta},
         published=bool(meta.get("published", False)),
         checks=tuple(
             {"name": str(path.relative_to(folder)), "code": path.read_text()}
@@ -95,6 +149,10 @@ def problem_read(folder: Path) -> BankProblem:
             for path in sorted((folder / kind).glob("*.py"))
         ),
     )
+    errors = problem_content_errors(problem_snapshot(problem))
+    if errors:
+        raise ValueError(f"{folder}: " + "; ".join(errors))
+    return problem
 
 
 def bank_problems() -> list[BankProblem]:

@@ -165,6 +165,17 @@ def print_table(rows: list[list[str]], header: list[str]) -> None:
         )
 
 
+def outcomes_table(outcomes: list[dict], noun: str) -> None:
+    """A submission's tests or a Run's examples: name, verdict, time, the message's start."""
+    rows = [
+        [o["name"], o["verdict"], "" if o["time_ms"] is None else f"{o['time_ms']:.2f}"]
+        + [o["message"][:80]]
+        for o in outcomes
+    ]
+    if rows:
+        print_table(rows, [noun, "verdict", "time ms", "message"])
+
+
 def cmd_login(api: Api, args: argparse.Namespace) -> int:
     username = args.username or input("username: ")
     password = os.environ.get("INFERPREP_PASSWORD") or getpass.getpass("password: ")
@@ -183,8 +194,18 @@ def cmd_login(api: Api, args: argparse.Namespace) -> int:
 def cmd_problems(api: Api, args: argparse.Namespace) -> int:
     problems = api.call("GET", "/api/problems")
     print_table(
-        [[p["slug"], p["title"], p["harness"], p["queue"]] for p in problems],
-        ["slug", "title", "kind", "runs on"],
+        [
+            [
+                p["slug"],
+                p["title"],
+                p["difficulty"],
+                f"{p['expected_min']} min",
+                p["harness"],
+                p["queue"],
+            ]
+            for p in problems
+        ],
+        ["slug", "title", "difficulty", "time", "kind", "runs on"],
     )
     return 0
 
@@ -206,19 +227,16 @@ def cmd_show(api: Api, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_submit(api: Api, args: argparse.Namespace) -> int:
-    path = Path(args.file)
+def _read_code(file: str) -> str:
+    path = Path(file)
     if not path.is_file():
         raise ClientError(f"{path}: no such file")
-    code = path.read_text(encoding="utf-8", errors="strict")
-    submission = api.call(
-        "POST",
-        "/api/submissions",
-        {"problem": args.slug, "code": code},
-        headers={"Idempotency-Key": str(uuid.uuid4())},
-    )
-    print(f"submission {submission['id']} queued")
-    for event in api.events(submission["id"]):
+    return path.read_text(encoding="utf-8", errors="strict")
+
+
+def _follow(api: Api, job_id: int) -> None:
+    """Print a submission's or a Run's progress events until it is done."""
+    for event in api.events(job_id):
         step = event["data"].get("data", {})
         if event.get("event") == "test" and step.get("total"):
             line = (
@@ -233,7 +251,69 @@ def cmd_submit(api: Api, args: argparse.Namespace) -> int:
         else:
             line = str(event.get("event"))
         print(line, flush=True)
+
+
+def cmd_submit(api: Api, args: argparse.Namespace) -> int:
+    submission = api.call(
+        "POST",
+        "/api/submissions",
+        {"problem": args.slug, "code": _read_code(args.file)},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    print(f"submission {submission['id']} queued")
+    _follow(api, submission["id"])
     return show_result(api.call("GET", f"/api/submissions/{submission['id']}"))
+
+
+def _custom_input(text: str, dtype: str) -> dict:
+    """``--input``: rows as JSON (or @FILE holding them)."""
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ClientError(f"--input {text}: {error}") from None
+    try:
+        values = json.loads(text)
+    except ValueError as error:
+        raise ClientError(f"--input: not JSON ({error}): write rows, e.g. [[1, 2, 3]]") from None
+    return {"values": values, "dtype": dtype}
+
+
+def cmd_run(api: Api, args: argparse.Namespace) -> int:
+    inputs = [_custom_input(text, args.dtype) for text in args.input]
+    run = api.call(
+        "POST",
+        "/api/runs",
+        {"problem": args.slug, "code": _read_code(args.file), "inputs": inputs},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    print(f"run {run['id']} queued (the public examples only: no score)")
+    _follow(api, run["id"])
+    return show_run(api.call("GET", f"/api/runs/{run['id']}"))
+
+
+def show_run(run: dict) -> int:
+    """Each example's outcome, a wrong one's first mismatches, what the code printed; 0 only
+    when every example passed."""
+    outcomes_table(run.get("examples", []), "example")
+    for example in run.get("examples", []):
+        mismatches = example.get("details", {}).get("first_mismatches", [])
+        if mismatches:
+            print(f"\n{example['name']}: first values out of tolerance")
+            print_table(
+                [[str(m["index"]), repr(m["got"]), repr(m["expected"])] for m in mismatches],
+                ["index", "yours", "expected"],
+            )
+        elif "output" in example.get("details", {}):
+            print(f"\n{example['name']}: your output {example['details']['output']}")
+    for stream in ("stdout", "stderr"):
+        if run.get(stream):
+            print(f"\n{stream}:\n{run[stream].rstrip()}")
+    print(
+        f"\nrun: {run['verdict'] or run['state']}"
+        + (f"\n{run['message']}" if run.get("message") else "")
+    )
+    return 0 if run.get("verdict") == "accepted" else 1
 
 
 def cmd_status(api: Api, args: argparse.Namespace) -> int:
@@ -241,17 +321,7 @@ def cmd_status(api: Api, args: argparse.Namespace) -> int:
 
 
 def show_result(submission: dict) -> int:
-    rows = [
-        [
-            t["name"],
-            t["verdict"],
-            "" if t["time_ms"] is None else f"{t['time_ms']:.2f}",
-            t["message"][:80],
-        ]
-        for t in submission.get("tests", [])
-    ]
-    if rows:
-        print_table(rows, ["test", "verdict", "time ms", "message"])
+    outcomes_table(submission.get("tests", []), "test")
     score = submission.get("score")
     print(
         f"\nverdict: {submission['verdict'] or submission['state']}"
@@ -281,6 +351,22 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("slug")
     submit.add_argument("file")
     submit.set_defaults(handler=cmd_submit)
+    run = commands.add_parser(
+        "run",
+        help="run a file on the problem's public examples (and your own inputs): no grade, no "
+        "score; the submission limits apply",
+    )
+    run.add_argument("slug")
+    run.add_argument("file")
+    run.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        help="function problems: an input of your own, rows as JSON ('[[1, 2, 3]]', '\"-inf\"' "
+        "for infinities) or @FILE; repeat for more",
+    )
+    run.add_argument("--dtype", default="float64", help="the inputs' dtype (default float64)")
+    run.set_defaults(handler=cmd_run)
     status = commands.add_parser("status", help="show a submission's result")
     status.add_argument("id", type=int)
     status.set_defaults(handler=cmd_status)

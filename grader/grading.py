@@ -9,6 +9,7 @@ and stores the report.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -99,6 +100,29 @@ def _ceilings(bound: SpeedOfLight) -> str:
     return " or ".join(parts) + (f", {bound.basis}" if bound.basis else "")
 
 
+def _report_start(
+    spec: ProblemSpec, code: str, hardware: dict[str, Any]
+) -> tuple[type[Harness], GradeReport, bool]:
+    """The kind, a report to fill, and whether the source breaks the statement's rules (read
+    here before anything runs; the report then says so and is final)."""
+    harness_class = harness_get(spec.harness)
+    report = GradeReport(
+        verdict=Verdict.INTERNAL_ERROR,
+        score=0.0,
+        message="",
+        tests=[],
+        hardware=hardware,
+        sandbox=sandbox_kind(),
+        harness_version=f"{harness_class.kind}/{harness_class.version}",
+    )
+    breaks = harness_class.source_breaks(code, spec.entry_point)
+    if breaks:
+        report.verdict = Verdict.POLICY
+        report.message = "the statement's rules are broken (read in your source, before it ran): "
+        report.message += "; ".join(breaks)
+    return harness_class, report, bool(breaks)
+
+
 def grade(
     spec: ProblemSpec,
     code: str,
@@ -112,16 +136,9 @@ def grade(
     ``seed`` is the secret from which every input is derived (with a fresh nonce per call);
     infrastructure failures (the sandbox cannot start, the host is out of memory) raise.
     """
-    harness_class = harness_get(spec.harness)
-    report = GradeReport(
-        verdict=Verdict.INTERNAL_ERROR,
-        score=0.0,
-        message="",
-        tests=[],
-        hardware=hardware,
-        sandbox=sandbox_kind(),
-        harness_version=f"{harness_class.kind}/{harness_class.version}",
-    )
+    harness_class, report, refused = _report_start(spec, code, hardware)
+    if refused:
+        return report
     # Compiled kernels persist only for the problem's own reference code (and a submission of
     # exactly that code): no other code can write what a later run of the reference loads.
     reference_cache = compile_cache_dir(spec.reference_code) if harness_class.needs_gpu else None
@@ -142,12 +159,6 @@ def grade(
     )
     # The session's own kind: a GPU problem whose sandbox cannot reach the card runs unsandboxed.
     report.sandbox = candidate_session.kind
-    breaks = harness_class.source_breaks(code, spec.entry_point)
-    if breaks:
-        report.verdict = Verdict.POLICY
-        report.message = "the statement's rules are broken (read in your source, before it ran): "
-        report.message += "; ".join(breaks)
-        return report
     try:
         candidate, reference = harness_class(spec), harness_class(spec)
         # Checking the reference's timed outputs cost half of a kernel grade (8 x 134 MB per
@@ -214,6 +225,51 @@ def grade(
         report.stdout, report.stderr = candidate_session.output()
     if report.score is not None and not math.isfinite(report.score):
         report.score = 0.0
+    return report
+
+
+def run_examples(
+    spec: ProblemSpec,
+    code: str,
+    *,
+    seed: int,
+    hardware: dict[str, Any],
+    custom_inputs: list[Any] = (),
+    progress: Progress = _no_progress,
+) -> GradeReport:
+    """LeetCode's Run: ``code`` on the problem's public examples and the inputs the candidate
+    wrote, in one sandbox, without the reference and without timing.
+
+    Each example is judged by the trusted side exactly as in a grade (the same harness, the
+    same checks); the report's verdict is the first failing example's, accepted when every one
+    passed, and it has no score.
+    """
+    harness_class, report, refused = _report_start(spec, code, hardware)
+    report.score = None
+    if refused:
+        return report
+    try:
+        cases = [*spec.examples(), *harness_class.custom_cases(spec, list(custom_inputs))]
+    except ValueError as error:
+        # Checked when the Run was made; only an edit of the problem since can get here.
+        report.message = f"your inputs no longer fit the problem (it changed): {error}"
+        return report
+    session = SandboxSession(harness_class, code, spec.entry_point, spec.limits)
+    report.sandbox = session.kind
+    try:
+        harness = harness_class(dataclasses.replace(spec, tests=cases))
+        report.tests, report.verdict, report.message = _tests_run(harness, session, seed, progress)
+    except ProblemError as error:
+        report.verdict = Verdict.INTERNAL_ERROR
+        report.message = f"the problem is broken (our fault, not yours): {error}"
+    finally:
+        session.close()
+        report.stdout, report.stderr = session.output()
+    if report.tests:
+        passed = sum(test.verdict is Verdict.ACCEPTED for test in report.tests)
+        summary = f"{passed} of {len(cases)} examples passed"
+        failed = report.verdict is not Verdict.ACCEPTED
+        report.message = f"{summary}; {report.message}" if failed else summary
     return report
 
 

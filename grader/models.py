@@ -47,6 +47,12 @@ class Problem(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
     title = models.CharField(max_length=200)
     statement_md = models.TextField()
+    editorial_md = models.TextField(
+        blank=True,
+        default="",
+        help_text="The idea, the pitfalls, the complexity, what the reference does and where it "
+        "could be faster; shown only to a user with an accepted submission. Needed to publish.",
+    )
     harness = models.CharField(max_length=50)
     entry_point = models.CharField(max_length=100)
     queue = models.CharField(max_length=10, choices=Queue.choices, default=Queue.CPU)
@@ -102,6 +108,9 @@ class Submission(models.Model):
         PRACTICE = "practice"
         REGRADE = "regrade"
         VALIDATION = "validation"
+        #: LeetCode's Run: the public examples (and inputs the candidate wrote) only, no
+        #: reference, no timing, no score; never listed, ranked or counted as solved.
+        RUN = "run"
 
     class Language(models.TextChoices):
         PYTHON = "python"
@@ -115,6 +124,9 @@ class Submission(models.Model):
         "ContentVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     code = models.TextField()
+    # A Run's inputs the candidate wrote (function problems), as sent: the worker checks them
+    # again (``Harness.custom_cases``) and computes their expected outputs itself.
+    run_inputs = models.JSONField(default=list, blank=True)
     language = models.CharField(max_length=20, choices=Language.choices, default="python")
     purpose = models.CharField(max_length=20, choices=Purpose.choices, default="practice")
     state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
@@ -169,6 +181,10 @@ class Submission(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(score__isnull=True) | Q(score__gte=0), name="submission_score_nonneg"
+            ),
+            models.CheckConstraint(
+                condition=~Q(purpose="run") | Q(score__isnull=True),
+                name="submission_run_has_no_score",
             ),
             models.UniqueConstraint(
                 fields=["user", "idempotency_key"],

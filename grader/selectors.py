@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
-from grader.bank import problem_validation_hash
+from grader.bank import DIFFICULTIES, problem_validation_hash
 from grader.conf import grader_settings
 from grader.harnesses.contract import Verdict
 from grader.models import (
@@ -187,17 +187,53 @@ def problems_published() -> QuerySet[Problem]:
     return Problem.objects.filter(published=True).order_by("slug")
 
 
+def problem_fit(problem: Problem) -> tuple[str, int]:
+    """A coding problem's difficulty and expected minutes (problem.yaml's ``difficulty`` and
+    ``expected_min``, checked by the loader and the admin); a row that gives neither (made
+    before difficulties existed) counts as easy and fits any round in the round's own time."""
+    return problem.spec.get("difficulty", DIFFICULTIES[0]), int(problem.spec.get("expected_min", 0))
+
+
 def problem_published_get(slug: str) -> Problem:
     """One published problem (raises Problem.DoesNotExist)."""
     return Problem.objects.get(slug=slug, published=True)
 
 
 def submissions_of(user, problem_slug: str | None = None, limit: int = 50) -> list[Submission]:
-    """A user's latest submissions, newest first, optionally of one problem."""
-    submissions = Submission.objects.filter(user_id=user.pk).select_related("problem")
+    """A user's latest submissions, newest first, optionally of one problem (not their Runs)."""
+    submissions = Submission.objects.filter(user_id=user.pk).exclude(purpose=Submission.Purpose.RUN)
+    submissions = submissions.select_related("problem")
     if problem_slug:
         submissions = submissions.filter(problem__slug=problem_slug)
     return list(submissions.order_by("-created_at", "-pk")[:limit])
+
+
+def problem_solved_by(user, problem: Problem) -> bool:
+    """Whether ``user`` has an accepted submission of ``problem`` (a Run's examples passing
+    is not one): what opens the problem's editorial."""
+    if user is None or not user.is_authenticated:
+        return False
+    return submissions_accepted_of(user).filter(problem=problem).exists()
+
+
+def problem_editorial_for(user, problem: Problem) -> str | None:
+    """The problem's editorial (Markdown) for a user who solved it; None for anybody else, so
+    no page or API answer carries it before then."""
+    if problem.editorial_md and problem_solved_by(user, problem):
+        return problem.editorial_md
+    return None
+
+
+def run_of(run_id: int, user) -> Submission:
+    """One of ``user``'s Runs with its examples' results (raises Submission.DoesNotExist for
+    another user's, or for a submission that is not a Run)."""
+    if user is None or not user.is_authenticated:
+        raise Submission.DoesNotExist
+    return (
+        Submission.objects.select_related("problem")
+        .prefetch_related("tests")
+        .get(pk=run_id, user_id=user.pk, purpose=Submission.Purpose.RUN)
+    )
 
 
 def problem_find(slug: str) -> Problem | None:
@@ -209,10 +245,10 @@ def submissions_between(
     user_id: int, problem_slug: str, start: datetime, end: datetime | None = None
 ) -> QuerySet[Submission]:
     """A user's submissions to one problem made in ``[start, end]`` (no end: up to now),
-    oldest first, with the problem version each was graded against."""
+    oldest first, with the problem version each was graded against (a Run is none of them)."""
     submissions = Submission.objects.filter(
         user_id=user_id, problem__slug=problem_slug, created_at__gte=start
-    )
+    ).exclude(purpose=Submission.Purpose.RUN)
     if end is not None:
         submissions = submissions.filter(created_at__lte=end)
     return submissions.select_related("problem_version").order_by("created_at", "pk")
@@ -227,8 +263,11 @@ def submission_last_at(
 
 
 def submissions_accepted_of(user) -> QuerySet[Submission]:
-    """A user's accepted submissions with their problems' slugs, speed and timing."""
-    accepted = Submission.objects.filter(user=user, verdict=Verdict.ACCEPTED)
+    """A user's accepted submissions with their problems' slugs, speed and timing (a Run that
+    passed its examples is not one)."""
+    accepted = Submission.objects.filter(user=user, verdict=Verdict.ACCEPTED).exclude(
+        purpose=Submission.Purpose.RUN
+    )
     return accepted.select_related("problem").only("problem__slug", "score", "timing", "verdict")
 
 
@@ -247,7 +286,8 @@ def submissions_on_leaderboard(problem: Problem | None = None) -> QuerySet[Submi
         score__gt=0,
         needs_review=False,
         problem__published=True,
-    ).select_related("user", "problem")
+    ).exclude(purpose=Submission.Purpose.RUN)
+    submissions = submissions.select_related("user", "problem")
     if problem is not None:
         submissions = submissions.filter(problem=problem)
     return submissions.exclude(verdict__in=HIDDEN_VERDICTS)

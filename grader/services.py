@@ -7,6 +7,7 @@ import secrets
 import threading
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -18,7 +19,8 @@ from django.utils import timezone
 from engine.hardware import detect_hardware
 from grader.bank import problem_snapshot, problem_validation_hash
 from grader.conf import grader_settings
-from grader.grading import grade
+from grader.grading import grade, run_examples
+from grader.harnesses import harness_get
 from grader.harnesses.contract import GradeReport, Verdict, json_safe
 from grader.harnesses.timing import device_state
 from grader.models import (
@@ -48,6 +50,7 @@ DISPATCH_ORDER = {
     Submission.Purpose.PRACTICE: 1,
     Submission.Purpose.REGRADE: 2,
     Submission.Purpose.VALIDATION: 1,
+    Submission.Purpose.RUN: 1,
 }
 # Celery priorities (Redis transport: 0 is served first). Interview and practice share one:
 # each user holds one job in the broker, so users' jobs are served in the order they were
@@ -60,6 +63,8 @@ BROKER_PRIORITY = {
     Submission.Purpose.REGRADE: 6,
     # An author waits for it as a candidate waits for practice.
     Submission.Purpose.VALIDATION: 3,
+    # A candidate waits for a Run as for a submission, and it is a small job.
+    Submission.Purpose.RUN: 3,
 }
 # A publish that cannot reach the broker gives up after this (the row stays in the outbox and
 # is sent again later) rather than holding a request or the dispatch lock for long.
@@ -222,8 +227,12 @@ def submission_create(
     allow_unpublished: bool = False,
     idempotency_key: str = "",
     queue: str = "",
+    run_inputs: list[Any] | None = None,
 ) -> Submission:
     """Validate and store a submission, then queue it for grading once the row is committed.
+
+    A Run (``purpose`` RUN) goes the same way and is graded by ``grading.run_examples``:
+    ``run_inputs`` are the inputs the candidate wrote, checked here by the problem's kind.
 
     No limits here: every path a user submits through calls
     ``grader.access.submission_create_limited``, which calls this; operators' tools (the
@@ -235,7 +244,16 @@ def submission_create(
         raise SubmissionRejected(f"problem {problem.slug} is not published")
     if language not in Submission.Language.values:
         raise SubmissionRejected(f"language {language!r} is not supported")
-    code_validate(code, problem.as_spec().limits.source_bytes)
+    spec = problem.as_spec()
+    code_validate(code, spec.limits.source_bytes)
+    run_inputs = run_inputs or []
+    if purpose == Submission.Purpose.RUN:
+        try:
+            harness_get(problem.harness).custom_cases(spec, run_inputs)
+        except ValueError as error:
+            raise SubmissionRejected(f"inputs: {error}") from None
+    elif run_inputs:
+        raise SubmissionRejected("inputs: only a Run takes inputs of your own")
     queue = submission_queue_choose(problem, queue)
     with transaction.atomic():
         submission = Submission.objects.create(
@@ -244,6 +262,7 @@ def submission_create(
             queue=queue,
             problem_version=version_record(problem, problem_snapshot(problem)),
             code=code,
+            run_inputs=run_inputs,
             language=language,
             purpose=purpose,
             seed=secrets.randbits(62),
@@ -438,13 +457,23 @@ def submission_grade(submission_id: int, attempt: int, hostname: str) -> Submiss
 
     hardware = detect_hardware().as_dict() | {"device_state": device_state()}
     try:
-        report = grade(
-            submission.problem.as_spec(),
-            submission.code,
-            seed=submission.seed,
-            hardware=hardware,
-            progress=progress,
-        )
+        if submission.purpose == Submission.Purpose.RUN:
+            report = run_examples(
+                submission.problem.as_spec(),
+                submission.code,
+                seed=submission.seed,
+                hardware=hardware,
+                custom_inputs=submission.run_inputs,
+                progress=progress,
+            )
+        else:
+            report = grade(
+                submission.problem.as_spec(),
+                submission.code,
+                seed=submission.seed,
+                hardware=hardware,
+                progress=progress,
+            )
     except GradingCancelled:
         return None
     except Exception as error:
@@ -525,7 +554,8 @@ def submission_requeue(submission_id: int, attempt: int, reason: str) -> Submiss
         if attempt + 1 >= MAX_ATTEMPTS:
             submission.state = Submission.State.GRADED
             submission.verdict = Verdict.INTERNAL_ERROR
-            submission.score = 0.0
+            # A Run is never scored (a database constraint).
+            submission.score = None if submission.purpose == Submission.Purpose.RUN else 0.0
             submission.message = f"grading failed on our side ({reason}); not your fault"
             submission.graded_at = timezone.now()
             submission.phase = Submission.Phase.NONE
@@ -533,7 +563,11 @@ def submission_requeue(submission_id: int, attempt: int, reason: str) -> Submiss
             submission_event_add(
                 submission_id,
                 SubmissionEvent.Kind.DONE,
-                {"verdict": Verdict.INTERNAL_ERROR.value, "score": 0.0, "reason": reason},
+                {
+                    "verdict": Verdict.INTERNAL_ERROR.value,
+                    "score": submission.score,
+                    "reason": reason,
+                },
             )
             return submission
         submission.state = Submission.State.QUEUED
@@ -577,9 +611,11 @@ def submission_abort(submission_id: int) -> bool:
 
 
 def problem_regrade(problem: Problem) -> int:
-    """Re-queue every graded submission of a problem at re-grading priority; returns how many."""
+    """Re-queue every graded submission of a problem at re-grading priority (not its Runs,
+    which were never scored); returns how many."""
     count = 0
-    for submission_id in problem.submissions.filter(state=Submission.State.GRADED).values_list(
+    graded = problem.submissions.filter(state=Submission.State.GRADED)
+    for submission_id in graded.exclude(purpose=Submission.Purpose.RUN).values_list(
         "pk", flat=True
     ):
         with transaction.atomic():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 from django.contrib import messages
@@ -18,11 +19,14 @@ from grader.selectors import (
     CORRECTNESS_ONLY_LABEL,
     CORRECTNESS_ONLY_QUEUE,
     card_classes_live,
+    problem_editorial_for,
+    problem_fit,
     problem_gpu_tier,
     problem_published_get,
     problem_queue_note,
     problems_published,
     queue_unserved_note,
+    run_of,
     submission_get,
     submission_queue,
     submission_visible_to,
@@ -30,7 +34,6 @@ from grader.selectors import (
 )
 from grader.services import SubmissionRejected
 from interview import coding_selectors
-from interview.selectors import problem_fit
 
 
 def _problem_or_404(slug: str) -> Problem:
@@ -43,16 +46,40 @@ def _problem_or_404(slug: str) -> Problem:
 def _submission_or_404(request: HttpRequest, submission_id: int) -> Submission:
     if not submission_visible_to(submission_id, request.user):
         raise Http404("no such submission")
-    return submission_get(submission_id)
+    submission = submission_get(submission_id)
+    if submission.purpose == Submission.Purpose.RUN:
+        raise Http404("a Run has no results page of a submission")
+    return submission
 
 
 def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
+def _create_from_form(request: HttpRequest, problem: Problem, **run) -> tuple[Submission, bool]:
+    """The problem page's submission (or with ``run``'s purpose and inputs, its Run), made from
+    the editor's form within the user's limits."""
+    return submission_create_limited(
+        user=request.user,
+        problem=problem,
+        code=request.POST.get("code", ""),
+        idempotency_key=request.POST.get("idempotency_key", "")[:255],
+        queue=request.POST.get("card", "")[:50],
+        **run,
+    )
+
+
+def _limit_response(error: LimitExceeded) -> JsonResponse:
+    """A limit's refusal for the page's script: the reason, the status, and when to retry."""
+    response = JsonResponse({"error": str(error)}, status=error.status)
+    if error.retry_after_s is not None:
+        response["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+    return response
+
+
 @require_GET
 def problems_index(request: HttpRequest) -> HttpResponse:
-    """Every published problem with its level and expected time; public, as statements are."""
+    """Every published problem with its difficulty and expected time; public, as statements are."""
     signed_in = request.user.is_authenticated
     solved = coding_selectors.problems_solved_by(request.user) if signed_in else {}
     return render(
@@ -62,12 +89,12 @@ def problems_index(request: HttpRequest) -> HttpResponse:
             "problems": [
                 {
                     "problem": p,
-                    "level": level,
+                    "difficulty": difficulty,
                     "expected_min": minutes,
                     "solved": solved.get(p.slug),
                 }
                 for p in problems_published()
-                for level, minutes in [problem_fit(p)]
+                for difficulty, minutes in [problem_fit(p)]
             ],
         },
     )
@@ -80,12 +107,22 @@ def problem_detail(request: HttpRequest, slug: str) -> HttpResponse:
     signed_in = request.user.is_authenticated
     history = submissions_of(request.user, slug, limit=10) if signed_in else []
     gpu_tier = problem_gpu_tier(problem)
+    difficulty, expected_min = problem_fit(problem)
+    editorial = problem_editorial_for(request.user, problem)
+    spec = problem.as_spec()
     return render(
         request,
         "coding/problem.html",
         {
             "problem": problem,
+            "difficulty": difficulty,
+            "expected_min": expected_min,
             "statement_html": markdown_html(problem.statement_md),
+            # Only for a user with an accepted submission: otherwise not in the page at all.
+            "editorial_html": markdown_html(editorial) if editorial else "",
+            "examples": [case["name"] for case in spec.examples()],
+            "run_url": reverse("problem-run", args=[problem.slug]),
+            "custom_inputs": spec.custom_inputs,
             # The editor opens on the last submitted code; a newer browser draft replaces it.
             "initial_code": history[0].code if history else problem.starter_code,
             "history": history,
@@ -105,19 +142,10 @@ def problem_detail(request: HttpRequest, slug: str) -> HttpResponse:
 def problem_submit(request: HttpRequest, slug: str) -> HttpResponse:
     problem = _problem_or_404(slug)
     try:
-        submission, _ = submission_create_limited(
-            user=request.user,
-            problem=problem,
-            code=request.POST.get("code", ""),
-            idempotency_key=request.POST.get("idempotency_key", "")[:255],
-            queue=request.POST.get("card", "")[:50],
-        )
+        submission, _ = _create_from_form(request, problem)
     except LimitExceeded as error:
         if _wants_json(request):
-            response = JsonResponse({"error": str(error)}, status=error.status)
-            if error.retry_after_s is not None:
-                response["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
-            return response
+            return _limit_response(error)
         messages.error(request, str(error))
         return redirect("problem", slug=slug)
     except SubmissionRejected as error:
@@ -137,6 +165,54 @@ def problem_submit(request: HttpRequest, slug: str) -> HttpResponse:
             status=201,
         )
     return redirect(url)
+
+
+def _run_inputs(request: HttpRequest) -> list[dict]:
+    """The page's one input of the candidate's own (JSON rows and a dtype), as the API takes
+    them; ValueError when the text is not JSON."""
+    text = request.POST.get("input", "").strip()
+    if not text:
+        return []
+    try:
+        values = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"inputs: your input is not JSON ({error})") from None
+    return [{"values": values, "dtype": request.POST.get("input_dtype", "float64")[:20]}]
+
+
+@login_required
+@require_POST
+def problem_run(request: HttpRequest, slug: str) -> HttpResponse:
+    """Run: the editor's code on the public examples (and the candidate's own input), through
+    the same limits and workers as a submission; answers JSON for problem.js."""
+    problem = _problem_or_404(slug)
+    try:
+        run, _ = _create_from_form(
+            request, problem, purpose=Submission.Purpose.RUN, run_inputs=_run_inputs(request)
+        )
+    except LimitExceeded as error:
+        return _limit_response(error)
+    except (SubmissionRejected, ValueError) as error:
+        return JsonResponse({"error": str(error)}, status=400)
+    return JsonResponse(
+        {
+            "id": run.pk,
+            "results_url": reverse("run-results", args=[run.pk]),
+            "no_worker": queue_unserved_note(submission_queue(run)),
+        },
+        status=201,
+    )
+
+
+@login_required
+@require_GET
+def run_results(request: HttpRequest, run_id: int) -> HttpResponse:
+    """A Run's examples: what the problem page swaps in when it is done."""
+    try:
+        run = run_of(run_id, request.user)
+    except Submission.DoesNotExist:
+        raise Http404("no such run") from None
+    return render(request, "coding/_run_results.html", {"run": run})
 
 
 @login_required

@@ -18,7 +18,6 @@ from interview.design.practice import follow_ups_state
 from interview.design_bank import design_prompt_at, design_prompt_of
 from interview.judging import RubricSource
 from interview.models import (
-    LEVEL_ORDER,
     Attempt,
     DesignPromptRow,
     Loop,
@@ -128,12 +127,6 @@ def topics_counts() -> list[dict[str, Any]]:
         .annotate(count=Count("id"))
         .order_by("topic")
     )
-
-
-def problem_fit(problem) -> tuple[str, int]:
-    """A coding problem's level and expected minutes (problem.yaml's ``level`` and
-    ``expected_min``); one that gives neither fits any loop in its round's own time."""
-    return problem.spec.get("level", str(LEVEL_ORDER[0])), int(problem.spec.get("expected_min", 0))
 
 
 def loops_of(user) -> QuerySet[Loop]:

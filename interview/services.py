@@ -18,8 +18,9 @@ from django.utils import timezone
 from fsrs import Card, Rating, Scheduler
 
 from grader.access import submission_create_limited
+from grader.bank import DIFFICULTIES
 from grader.models import ContentVersion, Submission
-from grader.selectors import problem_find, problems_published
+from grader.selectors import problem_find, problem_fit, problems_published
 from grader.services import SubmissionRejected
 from grader.versions import version_record
 from interview import scorecard as scorecards
@@ -103,6 +104,14 @@ SHORT_ANSWER_EVERY = 4
 # A coding problem that needs longer than its round's share takes the time from the concept
 # round, which keeps at least this long, at about two minutes per question.
 MIN_CONCEPT_MINUTES = 5
+# The hardest problem a loop of each level hands out: a junior's loop never meets the
+# eight-method allocator, a mid-level one no Triton kernel; seniors and staff get any.
+LEVEL_MAX_DIFFICULTY = {
+    Level.JUNIOR: "easy",
+    Level.MID: "medium",
+    Level.SENIOR: "hard",
+    Level.STAFF: "hard",
+}
 MINUTES_PER_QUESTION = 2
 
 
@@ -379,25 +388,30 @@ def concept_questions_pick(level: str, count: int, rng: random.Random) -> list[Q
     return picked
 
 
+def coding_problems_fitting(level: str, max_minutes: int) -> list:
+    """The published problems a loop of ``level`` may hand out in a coding round of at most
+    ``max_minutes``, by slug. The rule: a problem fits when its expected time is at most the
+    round's minutes and its difficulty at most the level's ceiling (``LEVEL_MAX_DIFFICULTY``);
+    of those, the ones at the ceiling or one below it, else only the hardest that fit. Empty
+    when none fits (the loop then has no coding round)."""
+    ceiling = DIFFICULTIES.index(LEVEL_MAX_DIFFICULTY[Level(level)])
+    rank = {
+        problem: DIFFICULTIES.index(problem_fit(problem)[0])
+        for problem in problems_published()
+        if problem_fit(problem)[1] <= max_minutes
+    }
+    fitting = [problem for problem, r in rank.items() if r <= ceiling]
+    preferred = [problem for problem in fitting if rank[problem] >= ceiling - 1]
+    if preferred or not fitting:
+        return preferred
+    hardest = max(rank[problem] for problem in fitting)
+    return [problem for problem in fitting if rank[problem] == hardest]
+
+
 def coding_problem_pick(level: str, max_minutes: int, rng: random.Random):
-    """A published problem that can be solved in ``max_minutes``: at the loop's level or the
-    one below when one fits, else the hardest easier one that fits; None when none fits."""
-    ceiling = LEVEL_ORDER.index(Level(level))
-    fitting = [
-        p
-        for p in problems_published()
-        if selectors.problem_fit(p)[1] <= max_minutes
-        and LEVEL_ORDER.index(selectors.problem_fit(p)[0]) <= ceiling
-    ]
-    suitable = [p for p in fitting if selectors.problem_fit(p)[0] in _allowed_levels(level)]
-    if suitable:
-        return rng.choice(suitable)
-    if not fitting:
-        return None
-    hardest = max(LEVEL_ORDER.index(selectors.problem_fit(p)[0]) for p in fitting)
-    return rng.choice(
-        [p for p in fitting if LEVEL_ORDER.index(selectors.problem_fit(p)[0]) == hardest]
-    )
+    """One of ``coding_problems_fitting``, drawn with ``rng``; None when none fits."""
+    fitting = coding_problems_fitting(level, max_minutes)
+    return rng.choice(fitting) if fitting else None
 
 
 def _round_plans(level: str, length_min: int, rng: random.Random):
@@ -407,7 +421,7 @@ def _round_plans(level: str, length_min: int, rng: random.Random):
     concepts, coding = plans[RoundKind.CONCEPTS], plans[RoundKind.CODING]
     spare = concepts.minutes - MIN_CONCEPT_MINUTES
     problem = coding_problem_pick(level, coding.minutes + spare, rng)
-    extra = max(0, selectors.problem_fit(problem)[1] - coding.minutes) if problem else 0
+    extra = max(0, problem_fit(problem)[1] - coding.minutes) if problem else 0
     concept_minutes = concepts.minutes - extra
     plans[RoundKind.CONCEPTS] = RoundPlan(
         RoundKind.CONCEPTS,

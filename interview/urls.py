@@ -49,6 +49,8 @@ urlpatterns = [
     path("problems/", coding_views.problems_index, name="problems"),
     path("problems/<slug:slug>/", coding_views.problem_detail, name="problem"),
     path("problems/<slug:slug>/submit/", coding_views.problem_submit, name="problem-submit"),
+    path("problems/<slug:slug>/run/", coding_views.problem_run, name="problem-run"),
+    path("runs/<int:run_id>/results/", coding_views.run_results, name="run-results"),
     path("submissions/<int:submission_id>/", coding_views.submission_detail, name="submission"),
     path(
         "submissions/<int:submission_id>/results/",

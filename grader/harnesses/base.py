@@ -126,6 +126,21 @@ class Harness(ABC):
         #: outputs score nothing; a candidate's are always checked.
         self.checks_timed_outputs = True
 
+    @classmethod
+    def custom_cases(cls, spec: ProblemSpec, inputs: list[Any]) -> list[dict[str, Any]]:
+        """Test cases for a Run from inputs the candidate wrote, checked here (the trusted
+        side: the web process when the Run is made, the worker again before it runs).
+
+        Raises ValueError saying what is wrong. Kinds whose inputs a person cannot write (an
+        engine's workload, a GPU kernel's tensors) take none: their Run tries the public
+        examples only.
+        """
+        if inputs:
+            raise ValueError(
+                f"the {cls.kind} kind takes no inputs of your own; Run tries the public examples"
+            )
+        return []
+
     @abstractmethod
     def shared_bytes(self) -> int:
         """How large the shared memory between the two halves must be for this problem."""

@@ -78,6 +78,15 @@ class ProblemSpec:
     #: project paths the reference's sandbox sees besides the kind's own: a baseline that
     #: builds on the engine (gpu_check), never a candidate.
     reference_paths: tuple[str, ...] = ()
+    #: what a Run accepts of inputs the candidate writes (``max_inputs``, ``max_values``);
+    #: empty where the problem takes none.
+    custom_inputs: dict[str, int] = field(default_factory=dict)
+
+    def examples(self) -> list[dict[str, Any]]:
+        """The public tests a Run tries, in order: those marked ``public: true`` in
+        problem.yaml, or the first test where none is."""
+        marked = [case for case in self.tests if case.get("public")]
+        return marked or self.tests[:1]
 
 
 def problem_spec_from(problem: Any) -> ProblemSpec:
@@ -98,6 +107,7 @@ def problem_spec_from(problem: Any) -> ProblemSpec:
         speed_of_light_bytes_per_s=float(data.get("speed_of_light_bytes_per_s", 0)),
         queue=problem.queue,
         inputs_code=problem.inputs_code,
+        custom_inputs=dict(data.get("custom_inputs", {})),
     )
 
 

@@ -37,6 +37,13 @@ OUTPUT_DTYPES = ("float32", "float64")
 OUTPUT_ITEM_BYTES = 8
 # How many mismatched positions a wrong answer lists.
 MISMATCHES_SHOWN = 5
+# A Run shows the output of an input the candidate wrote up to this many values (more is a
+# page of numbers nobody reads; the mismatches are listed either way).
+CUSTOM_OUTPUT_SHOWN = 64
+# The name of the n-th input a candidate wrote, as its example is reported.
+CUSTOM_EXAMPLE_PREFIX = "your-input-"
+# How a written input names the infinities JSON cannot carry.
+INFINITIES = {"inf": np.inf, "-inf": -np.inf}
 # How many output values the trusted side reads the moment a reply arrives, at positions drawn
 # then: a value that is still poison (the NaN bytes written before the call) or changes before
 # the sandbox is frozen means the call replied before its work was done. A call that leaves a
@@ -97,6 +104,39 @@ def mismatch(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> Mis
     )
 
 
+def _custom_array(item: Any, spec: ProblemSpec, max_values: int, label: str) -> np.ndarray:
+    """One written input as an array, or ValueError saying what is wrong with it."""
+    if not isinstance(item, dict) or not set(item) <= {"values", "dtype"} or "values" not in item:
+        raise ValueError(f'{label}: write {{"values": [[...], ...], "dtype": "float64"}}')
+    dtype = item.get("dtype", "float64")
+    if dtype not in spec.tolerance:
+        raise ValueError(f"{label}: dtype is one of {', '.join(spec.tolerance)}, not {dtype!r}")
+    rows = item["values"]
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, list) for r in rows):
+        raise ValueError(f"{label}: values is a list of rows, each a list of numbers")
+    width = len(rows[0])
+    if width == 0 or any(len(row) != width for row in rows):
+        raise ValueError(f"{label}: every row needs the same number of values, at least one")
+    if len(rows) * width > max_values:
+        raise ValueError(f"{label}: at most {max_values:,} values (got {len(rows) * width:,})")
+    numbers = []
+    for row in rows:
+        for value in row:
+            if isinstance(value, str) and value in INFINITIES:
+                numbers.append(INFINITIES[value])
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                try:
+                    number = float(value)
+                except OverflowError:  # an integer past any float
+                    number = np.inf
+                if not np.isfinite(number) or abs(number) > np.finfo(dtype).max:
+                    raise ValueError(f"{label}: {value!r} does not fit {dtype}")
+                numbers.append(number)
+            else:
+                raise ValueError(f'{label}: {value!r} is not a number (or "inf", "-inf")')
+    return np.array(numbers, dtype=dtype).reshape(len(rows), width)
+
+
 @register
 class FunctionHarness(Harness):
     kind = "function"
@@ -108,6 +148,39 @@ class FunctionHarness(Harness):
         self.calls = 0
         #: draws the positions sampled at each reply; fresh per grade, never sent anywhere.
         self.sample_rng = np.random.default_rng(secrets.randbits(64))
+
+    @classmethod
+    def custom_cases(cls, spec: ProblemSpec, inputs: list[Any]) -> list[dict[str, Any]]:
+        """Each written input, ``{"values": [[...], ...], "dtype": "float64"}`` (a 2-D array of
+        numbers, or "inf" / "-inf"), as a test case; its expected output is the oracle's."""
+        if not inputs:
+            return []
+        limits = spec.custom_inputs
+        if not limits:
+            raise ValueError(f"{spec.slug} takes no inputs of your own")
+        if not isinstance(inputs, list) or len(inputs) > limits["max_inputs"]:
+            raise ValueError(f"at most {limits['max_inputs']} inputs of your own, as a list")
+        oracle = oracle_load(spec.oracle_code, ("expected",))
+        cases = []
+        for number, item in enumerate(inputs, start=1):
+            x = _custom_array(item, spec, limits["max_values"], f"input {number}")
+            with np.errstate(all="ignore"):
+                want = np.asarray(oracle["expected"](x), dtype=np.float64)
+            if not np.isfinite(want).all():
+                raise ValueError(
+                    f"input {number}: the expected output is not finite (NaN or inf) for it, so "
+                    "no answer could be judged right; change the values"
+                )
+            cases.append(
+                {
+                    "name": f"{CUSTOM_EXAMPLE_PREFIX}{number}",
+                    "shape": list(x.shape),
+                    "dtype": str(x.dtype),
+                    "values": x,
+                    "custom": True,
+                }
+            )
+        return cases
 
     def _cases(self) -> list[dict[str, Any]]:
         return [*self.spec.tests, self.spec.benchmark]
@@ -128,7 +201,7 @@ class FunctionHarness(Harness):
 
     def _input(self, case: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray]:
         rng = self._rng(seed)
-        x = self.oracle["generate"](case, rng)
+        x = case["values"] if case.get("custom") else self.oracle["generate"](case, rng)
         return x, layout_base(x, case.get("layout", "contiguous"), rng)
 
     def _tolerance(self, dtype: np.dtype) -> tuple[float, float]:
@@ -137,10 +210,12 @@ class FunctionHarness(Harness):
             raise ProblemError(f"no tolerance for dtype {dtype}")
         return float(tolerance["rtol"]), float(tolerance["atol"])
 
-    def _expected(self, x: np.ndarray) -> np.ndarray:
+    def _expected(self, x: np.ndarray, strong: bool = True) -> np.ndarray:
+        """The oracle's output; ``strong``: a test that zeros would pass is the problem's bug
+        (an input the candidate wrote for a Run may be as weak as they like)."""
         want = np.asarray(self.oracle["expected"](x), dtype=np.float64)
         rtol, atol = self._tolerance(x.dtype)
-        if mismatch(np.zeros_like(want), want, rtol, atol) is None:
+        if strong and mismatch(np.zeros_like(want), want, rtol, atol) is None:
             raise ProblemError("returning zeros would pass this test: its outputs are too small")
         return want
 
@@ -213,7 +288,7 @@ class FunctionHarness(Harness):
     def run_test(self, session: SandboxSession, case: dict[str, Any], seed: int) -> TestOutcome:
         timeout_s = float(case.get("time_limit_s", self.spec.limits.test_time_s))
         x, base = self._input(case, seed)
-        want = self._expected(x)
+        want = self._expected(x, strong=not case.get("custom"))
         started = time.perf_counter()
         call_ns: int | None = None
         try:
@@ -235,7 +310,10 @@ class FunctionHarness(Harness):
             waited_ns = (time.perf_counter() - started) * 1e9
             time_ms = (call_ns if call_ns is not None else waited_ns) / 1e6
             return failed_outcome(session, case, failure, time_ms)
-        return TestOutcome(case["name"], Verdict.ACCEPTED, call_ns / 1e6)
+        shown = {}
+        if case.get("custom") and x.size <= CUSTOM_OUTPUT_SHOWN:
+            shown = {"output": outputs[0].tolist(), "expected": want.tolist()}
+        return TestOutcome(case["name"], Verdict.ACCEPTED, call_ns / 1e6, details=shown)
 
     def timed_call(self, session: SandboxSession, seed: int) -> TimedCall:
         case = self.spec.benchmark

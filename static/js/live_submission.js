@@ -88,8 +88,10 @@
           `${data.index} of ${total} tests done, ${passed} passed`);
       } else if (event.kind === "done" || event.kind === "aborted") {
         tbody.querySelectorAll("tr").forEach((tr) => finishRow(tr, "not judged"));
+        // A Run (problem.js marks the section) is not graded: it ran the examples.
+        const done = live.dataset.job === "run" ? "Examples run" : "Graded";
         setProgress(100, event.kind === "done"
-          ? `Graded: ${String(data.verdict || "").replaceAll("_", " ")}` : PHASES.aborted);
+          ? `${done}: ${String(data.verdict || "").replaceAll("_", " ")}` : PHASES.aborted);
         finished = true;
         socket.close();
         onDone();
@@ -124,7 +126,7 @@
     target.innerHTML = await response.text();
     // The results table replaces the live one; the progress bar stays as the run's summary.
     const liveTable = document.querySelector("#live .tests-live");
-    if (liveTable && target.querySelector("#test-results")) liveTable.hidden = true;
+    if (liveTable && target.querySelector("#test-results, #run-examples")) liveTable.hidden = true;
     if (window.InferPrep && window.InferPrep.drawCharts) window.InferPrep.drawCharts(target);
     const heading = target.querySelector("#verdict-heading");
     if (heading) { heading.tabIndex = -1; heading.focus(); }
@@ -134,6 +136,7 @@
     watchSubmission(live, submissionId, resultsUrl) {
       live.hidden = false;
       live.querySelector("#live-tests").innerHTML = "";
+      live.querySelector(".tests-live").hidden = false;  // the last job's results hid it
       live.querySelector("#live-progress").value = 0;
       return new Promise((resolve) => {
         watch(live, submissionId, resultsUrl, () => showResults(resultsUrl).then(resolve));

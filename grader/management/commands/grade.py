@@ -1,4 +1,5 @@
-"""``manage.py grade --problem SLUG (FILE | --reference) [--json]``: grade synchronously."""
+"""``manage.py grade --problem SLUG (FILE | --reference) [--run [--input JSON]] [--json]``:
+grade synchronously, or with ``--run`` try the public examples only (the site's Run)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from engine.hardware import detect_hardware
 from grader.bank import PROBLEMS_DIR, problem_read
-from grader.grading import grade, tests_table
+from grader.grading import grade, run_examples, tests_table
+from grader.harnesses import harness_get
 from grader.harnesses.contract import ProblemSpec, Verdict
 from grader.harnesses.timing import device_state
 from grader.services import SubmissionRejected, code_validate
@@ -44,6 +46,18 @@ class Command(BaseCommand):
         source.add_argument("file", nargs="?", help="the solution's .py file")
         source.add_argument("--reference", action="store_true", help="grade the reference")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
+        parser.add_argument(
+            "--run",
+            action="store_true",
+            help="only the public examples, no reference and no timing (the site's Run)",
+        )
+        parser.add_argument(
+            "--input",
+            action="append",
+            default=[],
+            help='with --run: an input of your own, {"values": [[...]], "dtype": "float64"} '
+            "(function problems; repeat for more)",
+        )
 
     def handle(self, *args, problem: str, file: str | None, reference: bool, **options) -> None:
         spec = _problem_spec(problem)
@@ -56,7 +70,19 @@ class Command(BaseCommand):
             except (OSError, SubmissionRejected) as error:
                 raise CommandError(f"{file}: {error}") from None
         hardware = detect_hardware().as_dict() | {"device_state": device_state()}
-        report = grade(spec, code, seed=secrets.randbits(62), hardware=hardware)
+        if options["run"]:
+            try:
+                inputs = [json.loads(text) for text in options["input"]]
+                harness_get(spec.harness).custom_cases(spec, inputs)
+            except ValueError as error:  # a JSONDecodeError is one too
+                raise CommandError(f"--input: {error}") from None
+            report = run_examples(
+                spec, code, seed=secrets.randbits(62), hardware=hardware, custom_inputs=inputs
+            )
+        elif options["input"]:
+            raise CommandError("--input goes with --run")
+        else:
+            report = grade(spec, code, seed=secrets.randbits(62), hardware=hardware)
         if options["json"]:
             self.stdout.write(json.dumps(report.as_dict(), indent=2))
         else:
