@@ -21,7 +21,12 @@ from grader.sandbox import SandboxSession
 
 pytestmark = pytest.mark.skipif(gpu_available(), reason="the GPU run is grader/gpu_check.py")
 
-KERNEL_PROBLEMS = ("triton-attention", "paged-decode-attention", "int8-matmul")
+KERNEL_PROBLEMS = (
+    "triton-attention",
+    "paged-decode-attention",
+    "int8-matmul",
+    "fused-rmsnorm-fp8",
+)
 CASES = [
     ("triton-attention", "reference.py", Verdict.ACCEPTED),
     ("triton-attention", "wrong/one_sequence.py", Verdict.WRONG_ANSWER),
@@ -40,6 +45,10 @@ CASES = [
     ("int8-matmul", "wrong/per_tensor_scale.py", Verdict.WRONG_ANSWER),
     ("int8-matmul", "wrong/truncating_round.py", Verdict.WRONG_ANSWER),
     ("int8-matmul", "cheats/patched_timer.py", Verdict.POLICY),
+    ("fused-rmsnorm-fp8", "reference.py", Verdict.ACCEPTED),
+    ("fused-rmsnorm-fp8", "wrong/mean_over_padded_block.py", Verdict.WRONG_ANSWER),
+    ("fused-rmsnorm-fp8", "wrong/absmax_before_weight.py", Verdict.WRONG_ANSWER),
+    ("fused-rmsnorm-fp8", "cheats/cached_by_shape.py", Verdict.POLICY),
 ]
 # The baselines (torch SDPA, the engine's decode kernel) and the cheats break the statement's
 # rule, read in their source before they run; what the policy verdict of each must name. The
@@ -53,6 +62,7 @@ POLICY_WORDS = {
     "cheats/patched_timer.py": "imports sys",
     "cheats/patched_event_timer.py": "patches torch.cuda.Event.elapsed_time",
     "cheats/calls_oracle.py": "imports engine.attention",
+    "cheats/cached_by_shape.py": "indexes a tensor with a tensor (_SEEN[key])",
 }
 
 
