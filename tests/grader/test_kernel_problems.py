@@ -26,6 +26,7 @@ KERNEL_PROBLEMS = (
     "paged-decode-attention",
     "int8-matmul",
     "fused-rmsnorm-fp8",
+    "lora-bgmv",
 )
 CASES = [
     ("triton-attention", "reference.py", Verdict.ACCEPTED),
@@ -49,6 +50,11 @@ CASES = [
     ("fused-rmsnorm-fp8", "wrong/mean_over_padded_block.py", Verdict.WRONG_ANSWER),
     ("fused-rmsnorm-fp8", "wrong/absmax_before_weight.py", Verdict.WRONG_ANSWER),
     ("fused-rmsnorm-fp8", "cheats/cached_by_shape.py", Verdict.POLICY),
+    ("lora-bgmv", "reference.py", Verdict.ACCEPTED),
+    ("lora-bgmv", "wrong/segment_end_off_by_one.py", Verdict.WRONG_ANSWER),
+    ("lora-bgmv", "wrong/no_adapter_as_zero.py", Verdict.WRONG_ANSWER),
+    ("lora-bgmv", "solutions/per_adapter_loop.py", Verdict.POLICY),
+    ("lora-bgmv", "cheats/forged_digests.py", Verdict.POLICY),
 ]
 # The baselines (torch SDPA, the engine's decode kernel) and the cheats break the statement's
 # rule, read in their source before they run; what the policy verdict of each must name. The
@@ -63,6 +69,8 @@ POLICY_WORDS = {
     "cheats/patched_event_timer.py": "patches torch.cuda.Event.elapsed_time",
     "cheats/calls_oracle.py": "imports engine.attention",
     "cheats/cached_by_shape.py": "indexes a tensor with a tensor (_SEEN[key])",
+    "solutions/per_adapter_loop.py": "tensor arithmetic outside a Triton kernel",
+    "cheats/forged_digests.py": "patches _chain.digest_into",
 }
 
 
