@@ -1,8 +1,6 @@
 """Trusted half of lora-bgmv: every segment's update in float32 (never sent to the sandbox;
 the inputs are drawn by inputs.py in both halves)."""
 
-import torch
-
 
 def expected(case, inputs):
     y = inputs["base"].float().clone()

@@ -1,6 +1,3 @@
-import torch
-
-
 def lora_apply(x, base, lora_a, lora_b, scales, seg_indptr, seg_adapters, max_seg_len: int):
     """The per-adapter loop of torch matmuls (what a first multi-LoRA server runs): for each
     segment, two matmuls and an add; the segment bounds are read on the host."""
