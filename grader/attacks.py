@@ -155,4 +155,9 @@ RUNTIME_ATTACKS: dict[str, dict[str, RuntimeAttack]] = {
         ),
         "patched-digest": RuntimeAttack(PATCHED_DIGEST, (Verdict.POLICY, Verdict.WRONG_ANSWER)),
     },
+    "moe-dispatch": {
+        "pointer-cache": RuntimeAttack(
+            pointer_cache("moe_dispatch", "x, router_logits, w, top_k"), (Verdict.WRONG_ANSWER,)
+        ),
+    },
 }

@@ -27,6 +27,7 @@ KERNEL_PROBLEMS = (
     "int8-matmul",
     "fused-rmsnorm-fp8",
     "lora-bgmv",
+    "moe-dispatch",
 )
 CASES = [
     ("triton-attention", "reference.py", Verdict.ACCEPTED),
@@ -55,6 +56,11 @@ CASES = [
     ("lora-bgmv", "wrong/no_adapter_as_zero.py", Verdict.WRONG_ANSWER),
     ("lora-bgmv", "solutions/per_adapter_loop.py", Verdict.POLICY),
     ("lora-bgmv", "cheats/forged_digests.py", Verdict.POLICY),
+    ("moe-dispatch", "reference.py", Verdict.ACCEPTED),
+    ("moe-dispatch", "wrong/gates_not_renormalised.py", Verdict.WRONG_ANSWER),
+    ("moe-dispatch", "wrong/unmasked_hidden_tail.py", Verdict.WRONG_ANSWER),
+    ("moe-dispatch", "solutions/per_expert_loop.py", Verdict.POLICY),
+    ("moe-dispatch", "cheats/patched_clock.py", Verdict.POLICY),
 ]
 # The baselines (torch SDPA, the engine's decode kernel) and the cheats break the statement's
 # rule, read in their source before they run; what the policy verdict of each must name. The
@@ -71,6 +77,8 @@ POLICY_WORDS = {
     "cheats/cached_by_shape.py": "indexes a tensor with a tensor (_SEEN[key])",
     "solutions/per_adapter_loop.py": "tensor arithmetic outside a Triton kernel",
     "cheats/forged_digests.py": "patches _chain.digest_into",
+    "solutions/per_expert_loop.py": "torch.topk does work outside your Triton kernels",
+    "cheats/patched_clock.py": "patches time.perf_counter_ns",
 }
 
 

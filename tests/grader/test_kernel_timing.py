@@ -34,6 +34,10 @@ TINY_BENCHMARKS = {
         "tokens": 4, "adapters": 6, "d_in": 64, "d_out": 48, "rank": 8, "plain_every": 3,
         "input_sets": 2, "fresh": ["x"],
     },
+    "moe-dispatch": {
+        "tokens": 3, "experts": 6, "top_k": 2, "hidden": 64, "d_out": 32, "cold": 2,
+        "input_sets": 2, "fresh": ["x", "router_logits"],
+    },
 }  # fmt: skip
 
 
