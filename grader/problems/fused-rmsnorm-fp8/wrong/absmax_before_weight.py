@@ -27,7 +27,7 @@ def _add_rmsnorm_fp8_kernel(
     normed = h * rstd
     scale = tl.maximum(tl.max(tl.abs(normed), axis=0) / FP8_MAX, MIN_SCALE)
     y = normed * w
-    q = tl.clamp(y / scale, -FP8_MAX, FP8_MAX)
+    q = tl.minimum(tl.maximum(y / scale, -FP8_MAX), FP8_MAX)
     tl.store(Q + row * stride_q + offs, q.to(Q.dtype.element_ty), mask=live)
     tl.store(S + row, scale)
 

@@ -26,7 +26,7 @@ def _add_rmsnorm_fp8_kernel(
     w = tl.load(W + offs, mask=live, other=0.0).to(tl.float32)
     y = h * rstd * w
     scale = tl.maximum(tl.max(tl.abs(y), axis=0) / FP8_MAX, MIN_SCALE)
-    q = tl.clamp(y / scale, -FP8_MAX, FP8_MAX)
+    q = tl.minimum(tl.maximum(y / scale, -FP8_MAX), FP8_MAX)
     tl.store(Q + row * stride_q + offs, q.to(Q.dtype.element_ty), mask=live)
     tl.store(S + row, scale)
 
