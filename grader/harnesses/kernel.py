@@ -329,22 +329,34 @@ class KernelHarness(Harness):
         return self.code["generate"](case, _generator(call_seed, self.device), self.device)
 
     def _output(
-        self, session: SandboxSession, reply: dict[str, Any], case: dict[str, Any]
+        self,
+        session: SandboxSession,
+        reply: dict[str, Any],
+        case: dict[str, Any],
+        want: dict[str, torch.Tensor],
     ) -> dict[str, torch.Tensor]:
         """The tensors the sandbox copied to shared memory, by part name, each checked for
-        type, dtype and shape (``output_parts``), on this side's device."""
+        type, dtype (``output_parts``) and shape (its expected answer's: ``output_shape`` may
+        be an upper bound, sizing shared memory), on this side's device."""
         import torch
 
         parts = output_parts(self.code, case)
         expected_type = "Tensor" if len(parts) == 1 else f"tuple of {len(parts)} tensors"
         replies = reply.get("parts")
-        if reply.get("type") != expected_type or not isinstance(replies, list):
+        # The reply is the sandbox's to write: a forged one is the candidate's wrong answer.
+        if (
+            reply.get("type") != expected_type
+            or not isinstance(replies, list)
+            or len(replies) != len(parts)
+            or not all(isinstance(part, dict) for part in replies)
+        ):
             raise CandidateFailure(
                 Verdict.WRONG_ANSWER, f"returned a {reply.get('type')}; expected a {expected_type}"
             )
         got, offset = {}, 0
-        for (name, shape, dtype_name), part in zip(parts, replies, strict=True):
+        for (name, _, dtype_name), part in zip(parts, replies, strict=True):
             what = "" if len(parts) == 1 else f" for {name}"
+            shape = list(want[name].shape)
             if part.get("dtype") != dtype_name:
                 raise CandidateFailure(
                     Verdict.WRONG_ANSWER,
@@ -416,7 +428,7 @@ class KernelHarness(Harness):
                 )
                 self._same_device(reply)
                 want = self._expected(case, self._drawn(case, call_seed))
-                self._check(case, self._output(session, reply, case), want)
+                self._check(case, self._output(session, reply, case, want), want)
         except CandidateFailure as failure:
             return failed_outcome(session, case, failure, (time.perf_counter() - started) * 1e3)
         return TestOutcome(case["name"], Verdict.ACCEPTED, call_ns / 1e6)
@@ -482,7 +494,7 @@ class KernelHarness(Harness):
             )
             try:
                 want = self._expected(case, inputs)
-                got = self._output(session, reply, case)
+                got = self._output(session, reply, case, want)
                 self._check(case, got, want)
             except CandidateFailure as failure:
                 raise CandidateFailure(

@@ -4,6 +4,17 @@ import triton.language as tl
 
 
 @triton.jit
+def _segment_rows(seg_indptr, seg_adapters, BLOCK_M: tl.constexpr):
+    """(adapter, rows, live) of this program's block of its segment: rows seg_indptr[s] to
+    seg_indptr[s + 1] - 1 (axis 0 is the segment, axis 1 the block of BLOCK_M rows)."""
+    seg, block = tl.program_id(0), tl.program_id(1)
+    adapter = tl.maximum(tl.load(seg_adapters + seg), 0).to(tl.int64)  # never negative
+    end = tl.load(seg_indptr + seg + 1)
+    rows = tl.load(seg_indptr + seg) + block * BLOCK_M + tl.arange(0, BLOCK_M)
+    return adapter, rows, rows < end
+
+
+@triton.jit
 def _shrink_kernel(
     X, A, T, seg_indptr, seg_adapters, d_in, rank,
     stride_xm, stride_ae, stride_ar, stride_tm,
@@ -12,13 +23,9 @@ def _shrink_kernel(
     # t[rows] += x[rows, k-slice] @ A_i[:, k-slice].T: one program per (segment, row block,
     # k-slice). The k-split gives decode (one row a segment) enough programs to fill the card;
     # the slices meet in T by atomic adds (T starts at zero).
-    seg, block, split = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    adapter = tl.maximum(tl.load(seg_adapters + seg), 0).to(tl.int64)  # never negative
-    start = tl.load(seg_indptr + seg)
-    end = tl.load(seg_indptr + seg + 1)
-    rows = start + block * BLOCK_M + tl.arange(0, BLOCK_M)
-    live_m = rows < end
-    if (adapter >= 0) & (start + block * BLOCK_M < end):
+    split = tl.program_id(2)
+    adapter, rows, live_m = _segment_rows(seg_indptr, seg_adapters, BLOCK_M)
+    if (adapter >= 0) & (tl.max(live_m.to(tl.int32), axis=0) > 0):
         offs_r = tl.arange(0, BLOCK_R)
         live_r = offs_r < rank
         span = tl.cdiv(tl.cdiv(d_in, SPLIT_K), BLOCK_K) * BLOCK_K
@@ -48,13 +55,9 @@ def _expand_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
 ):  # fmt: skip
     # y[rows, n-block] = base + scale_i * t[rows] @ B_i[n-block].T; rows of no adapter copy base.
-    seg, block, nblock = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    adapter = tl.maximum(tl.load(seg_adapters + seg), 0).to(tl.int64)  # never negative
-    start = tl.load(seg_indptr + seg)
-    end = tl.load(seg_indptr + seg + 1)
-    rows = start + block * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = nblock * BLOCK_N + tl.arange(0, BLOCK_N)
-    live = (rows < end)[:, None] & (offs_n < d_out)[None, :]
+    adapter, rows, live_m = _segment_rows(seg_indptr, seg_adapters, BLOCK_M)
+    offs_n = tl.program_id(2) * BLOCK_N + tl.arange(0, BLOCK_N)
+    live = live_m[:, None] & (offs_n < d_out)[None, :]
     y = tl.load(Base + rows[:, None] * stride_basem + offs_n[None, :], mask=live, other=0.0)
     y = y.to(tl.float32)
     if adapter >= 0:
@@ -62,7 +65,7 @@ def _expand_kernel(
         live_r = offs_r < rank
         t = tl.load(
             T + rows[:, None] * stride_tm + offs_r[None, :],
-            mask=(rows < end)[:, None] & live_r[None, :],
+            mask=live_m[:, None] & live_r[None, :],
             other=0.0,
         )
         b = tl.load(
