@@ -50,6 +50,7 @@ CASES = [
     ("fused-rmsnorm-fp8", "reference.py", Verdict.ACCEPTED),
     ("fused-rmsnorm-fp8", "wrong/mean_over_padded_block.py", Verdict.WRONG_ANSWER),
     ("fused-rmsnorm-fp8", "wrong/absmax_before_weight.py", Verdict.WRONG_ANSWER),
+    ("fused-rmsnorm-fp8", "wrong/truncating_cast.py", Verdict.WRONG_ANSWER),
     ("fused-rmsnorm-fp8", "cheats/cached_by_shape.py", Verdict.POLICY),
     ("lora-bgmv", "reference.py", Verdict.ACCEPTED),
     ("lora-bgmv", "wrong/segment_end_off_by_one.py", Verdict.WRONG_ANSWER),
