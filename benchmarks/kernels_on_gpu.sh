@@ -8,7 +8,7 @@
 # file with NAME=rest (kernels-rest.json). SMOKE_PROBLEM names the smoke's problem; issue 22's
 # three problems (fp8 norm, multi-LoRA, MoE) in one command, three stability grades each:
 #   SMOKE_PROBLEM=fused-rmsnorm-fp8 PROBLEMS=fused-rmsnorm-fp8,lora-bgmv,moe-dispatch \
-#     STAGES=failing,baseline,stability,runtime REPEATS=3 DEADLINE_S=480 NAME=p22 \
+#     STAGES=failing,baseline,stability,runtime REPEATS=3 DEADLINE_S=420 NAME=p22 \
 #     benchmarks/kernels_on_gpu.sh
 set -uo pipefail
 OUT="${OUT:-var/gpu}"
