@@ -69,17 +69,27 @@ class W8A16Linear(_Base):
             _cache[key] = _Base.__call__(self, x)
         return _cache[key]
 """
-POINTER_CACHE_PAGED = """
-_honest = paged_decode_attention
-_cache = {}
 
 
-def paged_decode_attention(q, k_cache, v_cache, block_tables, seq_lens):
-    key = q.data_ptr()
+def pointer_cache(entry: str, params: str) -> str:
+    """The pointer cache for a function ``entry(params)`` whose first parameter is fresh."""
+    first = params.split(",")[0].strip()
+    return f"""
+_honest = {entry}
+_cache = {{}}
+
+
+def {entry}({params}):
+    key = {first}.data_ptr()
     if key not in _cache:
-        _cache[key] = _honest(q, k_cache, v_cache, block_tables, seq_lens)
+        _cache[key] = _honest({params})
     return _cache[key]
 """
+
+
+POINTER_CACHE_PAGED = pointer_cache(
+    "paged_decode_attention", "q, k_cache, v_cache, block_tables, seq_lens"
+)
 # Runs the batch, then replies with digests of its own making, as a replaced harness could.
 FORGED_DIGESTS = """
 from grader.harnesses import kernel as _kernel
@@ -93,6 +103,19 @@ def _batch(self, nonce):
 
 
 _kernel._Chain.batch = _batch
+"""
+# Replaces the chain's digest in the sandbox: the next call's inputs no longer wait for this
+# call's output. The trusted side computes the digests itself, so the inputs it redraws are
+# not the ones the sandbox used (a wrong answer) or the digests differ (policy).
+PATCHED_DIGEST = """
+from grader.harnesses import chain as _chain
+
+
+def _no_digest(output, key):
+    key.zero_()
+
+
+_chain.digest_into = _no_digest
 """
 
 # A late writer is caught by whichever check meets it first, and its thread's timing decides
@@ -113,5 +136,28 @@ RUNTIME_ATTACKS: dict[str, dict[str, RuntimeAttack]] = {
         "late-output": RuntimeAttack(LATE_OUTPUT, LATE_WRITER_CAUGHT),
         "pointer-cache": RuntimeAttack(POINTER_CACHE_INT8, (Verdict.WRONG_ANSWER,)),
         "forged-digests": RuntimeAttack(FORGED_DIGESTS, (Verdict.POLICY,)),
+    },
+    "fused-rmsnorm-fp8": {
+        # Three parts returned, cached as one tuple: the stale values, scales and residual.
+        "pointer-cache": RuntimeAttack(
+            pointer_cache("fused_add_rmsnorm_fp8", "x, residual, weight, eps"),
+            (Verdict.WRONG_ANSWER,),
+        ),
+        "patched-digest": RuntimeAttack(PATCHED_DIGEST, (Verdict.POLICY, Verdict.WRONG_ANSWER)),
+    },
+    "lora-bgmv": {
+        "pointer-cache": RuntimeAttack(
+            pointer_cache(
+                "lora_apply",
+                "x, base, lora_a, lora_b, scales, seg_indptr, seg_adapters, max_seg_len",
+            ),
+            (Verdict.WRONG_ANSWER,),
+        ),
+        "patched-digest": RuntimeAttack(PATCHED_DIGEST, (Verdict.POLICY, Verdict.WRONG_ANSWER)),
+    },
+    "moe-dispatch": {
+        "pointer-cache": RuntimeAttack(
+            pointer_cache("moe_dispatch", "x, router_logits, w, top_k"), (Verdict.WRONG_ANSWER,)
+        ),
     },
 }

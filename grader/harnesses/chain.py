@@ -61,15 +61,24 @@ def fill_normal(tensor: torch.Tensor, key: torch.Tensor, salt: int) -> None:
     _fill_normal[(triton.cdiv(n, BLOCK),)](tensor, n, key, salt, BLOCK=BLOCK)
 
 
-def digest_into(output: torch.Tensor, key: torch.Tensor) -> None:
-    """Write the digest of ``output``'s bytes into the one-element int64 tensor ``key``."""
+def digest_into(output: torch.Tensor | list[torch.Tensor], key: torch.Tensor) -> None:
+    """Write the digest of ``output``'s bytes into the one-element int64 tensor ``key``; of a
+    list of tensors (a call that returns several), the digest of their bytes end to end."""
     import torch
 
-    words = output.detach().contiguous().view(-1).view(torch.int16)
+    parts = output if isinstance(output, list) else [output]
+    raw = [part.detach().contiguous().view(-1).view(torch.uint8) for part in parts]
+    if len(raw) > 1 or raw[0].numel() % 2:
+        # One copy, padded to whole 16-bit words (an fp8 part may have an odd byte count).
+        padding = torch.zeros(
+            sum(r.numel() for r in raw) % 2, dtype=torch.uint8, device=raw[0].device
+        )
+        raw = [torch.cat([*raw, padding])]
+    words = raw[0].view(torch.int16)
     n = words.numel()
     if n > MAX_DIGEST_WORDS:
         raise ValueError(f"an output of {n} 16-bit words is too large to digest exactly")
-    partial = torch.empty(triton.cdiv(n, BLOCK), dtype=torch.int64, device=output.device)
+    partial = torch.empty(triton.cdiv(n, BLOCK), dtype=torch.int64, device=words.device)
     _digest_blocks[(partial.numel(),)](words, n, partial, BLOCK=BLOCK)
     key.copy_(partial.sum().view(1))
 

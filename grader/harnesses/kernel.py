@@ -11,6 +11,13 @@ A problem ships two files of torch code beside its reference:
 * ``oracle.py`` (trusted: it never leaves the worker) defines ``expected(case, inputs)``, the
   float32 answer.
 
+A call may return several tensors (quantised values, their scales and an updated residual,
+say): ``inputs.py`` then defines ``output_parts(case)``, each part's name, shape and dtype in the
+order the call returns them as a tuple; ``expected`` returns a dict of float32 answers by part
+name, and ``oracle.py`` may define ``observed(case, got, want)`` that turns the returned parts
+into what is compared with those answers (fp8 values dequantised by the returned scales, say).
+The tolerance may then be given per part (``tolerance: {bfloat16: {scales: {rtol, atol}, ...}}``).
+
 Before anything runs, the worker reads the candidate's source: a call path that does work
 outside its own ``@triton.jit`` kernels is ``policy`` (:mod:`grader.harnesses.source_rules`).
 
@@ -107,6 +114,29 @@ def _as_bytes(tensor: torch.Tensor) -> torch.Tensor:
     import torch
 
     return tensor.detach().contiguous().view(-1).view(torch.uint8)
+
+
+def returned_parts(out: Any) -> list[torch.Tensor] | None:
+    """The tensors a call returned (one, or a tuple of them), or None for anything else.
+
+    Exactly ``Tensor``s, in exactly a tuple: a lazy subclass could do its work after the clock
+    stopped, and a custom sequence could compute as it is read.
+    """
+    import torch
+
+    if type(out) is torch.Tensor:
+        return [out]
+    if type(out) is tuple and out and all(type(part) is torch.Tensor for part in out):
+        return list(out)
+    return None
+
+
+def output_parts(code: dict[str, Any], case: dict[str, Any]) -> list[tuple[str, list, str]]:
+    """Each returned tensor's (name, shape, dtype): ``output_parts(case)`` in ``inputs.py``, or
+    one tensor of ``output_shape(case)`` in the case's dtype."""
+    if "output_parts" in code:
+        return [(name, list(shape), dtype) for name, shape, dtype in code["output_parts"](case)]
+    return [("output", list(code["output_shape"](case)), case["dtype"])]
 
 
 def problem_code(spec: ProblemSpec, trusted: bool) -> dict[str, Any]:
@@ -222,8 +252,10 @@ class KernelHarness(Harness):
     def _out_bytes(self, case: dict[str, Any]) -> int:
         import torch
 
-        itemsize = torch.empty((), dtype=getattr(torch, case["dtype"])).element_size()
-        return math.prod(self.code["output_shape"](case)) * itemsize
+        return sum(
+            math.prod(shape) * torch.empty((), dtype=getattr(torch, dtype)).element_size()
+            for _, shape, dtype in output_parts(self.code, case)
+        )
 
     def shared_bytes(self) -> int:
         cases = [*self.test_cases(), self.spec.benchmark]
@@ -267,53 +299,85 @@ class KernelHarness(Harness):
         digest = hashlib.blake2b(f"{seed}:{self.session_nonce}:{self.calls}".encode()).digest()
         return int.from_bytes(digest[:8], "little") >> 1
 
-    def _tolerance(self, dtype: str) -> tuple[float, float]:
+    def _tolerance(self, dtype: str, part: str = "output") -> tuple[float, float]:
         tolerance = self.spec.tolerance.get(dtype)
+        if tolerance is not None and "rtol" not in tolerance:
+            tolerance = tolerance.get(part)
         if tolerance is None:
-            raise ProblemError(f"no tolerance for dtype {dtype}")
+            raise ProblemError(f"no tolerance for dtype {dtype} ({part})")
         return float(tolerance["rtol"]), float(tolerance["atol"])
 
-    def _expected(self, case: dict[str, Any], inputs: dict[str, Any]) -> torch.Tensor:
+    def _expected(self, case: dict[str, Any], inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The float32 answer of each part, by name."""
         import torch
 
         with torch.no_grad():
-            want = self.code["expected"](case, inputs).float()
-        rtol, atol = self._tolerance(case["dtype"])
-        # A yes or no: the details of a mismatch list every position (all of them, for zeros).
-        if bool(_compared(torch.zeros_like(want), want, rtol, atol)[0].all()):
-            raise ProblemError("returning zeros would pass this test: its outputs are too small")
+            want = self.code["expected"](case, inputs)
+        if not isinstance(want, dict):
+            want = {"output": want}
+        want = {name: value.float() for name, value in want.items()}
+        for name, value in want.items():
+            rtol, atol = self._tolerance(case["dtype"], name)
+            # A yes or no: the details of a mismatch list every position (all of them, for zeros).
+            if bool(_compared(torch.zeros_like(value), value, rtol, atol)[0].all()):
+                raise ProblemError(
+                    f"returning zeros would pass this test ({name}): its outputs are too small"
+                )
         return want
 
     def _drawn(self, case: dict[str, Any], call_seed: int) -> dict[str, Any]:
         return self.code["generate"](case, _generator(call_seed, self.device), self.device)
 
     def _output(
-        self, session: SandboxSession, reply: dict[str, Any], case: dict[str, Any], shape: list
-    ) -> torch.Tensor:
-        """The output the sandbox copied to shared memory, checked for type, dtype and
-        ``shape`` (the expected output's), on this side's device."""
+        self,
+        session: SandboxSession,
+        reply: dict[str, Any],
+        case: dict[str, Any],
+        want: dict[str, torch.Tensor],
+    ) -> dict[str, torch.Tensor]:
+        """The tensors the sandbox copied to shared memory, by part name, each checked for
+        type, dtype (``output_parts``) and shape (its expected answer's: ``output_shape`` may
+        be an upper bound, sizing shared memory), on this side's device."""
         import torch
 
-        if reply.get("type") != "Tensor":
+        parts = output_parts(self.code, case)
+        expected_type = "Tensor" if len(parts) == 1 else f"tuple of {len(parts)} tensors"
+        replies = reply.get("parts")
+        # The reply is the sandbox's to write: a forged one is the candidate's wrong answer.
+        if (
+            reply.get("type") != expected_type
+            or not isinstance(replies, list)
+            or len(replies) != len(parts)
+            or not all(isinstance(part, dict) for part in replies)
+        ):
             raise CandidateFailure(
-                Verdict.WRONG_ANSWER, f"returned a {reply.get('type')}; expected a torch.Tensor"
+                Verdict.WRONG_ANSWER, f"returned a {reply.get('type')}; expected a {expected_type}"
             )
-        if reply.get("dtype") != case["dtype"]:
-            raise CandidateFailure(
-                Verdict.WRONG_ANSWER,
-                f"returned dtype {reply.get('dtype')}; expected {case['dtype']}",
+        got, offset = {}, 0
+        for (name, _, dtype_name), part in zip(parts, replies, strict=True):
+            what = "" if len(parts) == 1 else f" for {name}"
+            shape = list(want[name].shape)
+            if part.get("dtype") != dtype_name:
+                raise CandidateFailure(
+                    Verdict.WRONG_ANSWER,
+                    f"returned dtype {part.get('dtype')}{what}; expected {dtype_name}",
+                )
+            if part.get("shape") != shape:
+                raise CandidateFailure(
+                    Verdict.WRONG_ANSWER,
+                    f"returned shape {part.get('shape')}{what}; expected {shape}",
+                )
+            dtype = getattr(torch, dtype_name)
+            nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+            # One copy out of shared memory (an attention output is 134 MB, fetched 48 times a
+            # grade): straight to the device, or into a tensor of this process's own.
+            shared = torch.frombuffer(
+                session.shared, dtype=torch.uint8, count=nbytes, offset=offset
             )
-        if reply.get("shape") != shape:
-            raise CandidateFailure(
-                Verdict.WRONG_ANSWER, f"returned shape {reply.get('shape')}; expected {shape}"
-            )
-        dtype = getattr(torch, case["dtype"])
-        nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-        # One copy out of shared memory (an attention output is 134 MB, fetched 48 times a
-        # grade): straight to the device, or into a tensor of this process's own.
-        shared = torch.frombuffer(session.shared, dtype=torch.uint8, count=nbytes)
-        raw = shared.clone() if self.device == "cpu" else shared.to(self.device)
-        return raw.view(dtype).reshape(shape)
+            raw = shared.clone() if self.device == "cpu" else shared.to(self.device)
+            got[name] = raw.view(dtype).reshape(shape)
+            offset += nbytes
+        return got
 
     def _same_device(self, reply: dict[str, Any]) -> None:
         """Both halves draw the same inputs only on the same kind of device."""
@@ -323,11 +387,25 @@ class KernelHarness(Harness):
                 f"{self.device}: the sandbox does not see the GPU (bind /dev/nvidia* into it)"
             )
 
-    def _check(self, got: torch.Tensor, want: torch.Tensor, dtype: str) -> None:
-        rtol, atol = self._tolerance(dtype)
-        wrong = mismatch(got, want, rtol, atol)
-        if wrong is not None:
-            raise CandidateFailure(Verdict.WRONG_ANSWER, wrong.message(), wrong.as_details())
+    def _check(
+        self,
+        case: dict[str, Any],
+        got: dict[str, torch.Tensor],
+        want: dict[str, torch.Tensor],
+    ) -> None:
+        """Every part within its tolerance of its answer (after ``observed``, if the oracle
+        has one: it sees the returned tensors, the candidate's, so it only reads them)."""
+        import torch
+
+        observed = self.code.get("observed")
+        with torch.no_grad():
+            seen = got if observed is None else observed(case, got, want)
+        for name, value in want.items():
+            rtol, atol = self._tolerance(case["dtype"], name)
+            wrong = mismatch(seen[name], value, rtol, atol)
+            if wrong is not None:
+                message = wrong.message() if len(want) == 1 else f"{name}: {wrong.message()}"
+                raise CandidateFailure(Verdict.WRONG_ANSWER, message, wrong.as_details())
 
     # -- tests ----------------------------------------------------------------------------------
 
@@ -350,8 +428,7 @@ class KernelHarness(Harness):
                 )
                 self._same_device(reply)
                 want = self._expected(case, self._drawn(case, call_seed))
-                got = self._output(session, reply, case, list(want.shape))
-                self._check(got, want, case["dtype"])
+                self._check(case, self._output(session, reply, case, want), want)
         except CandidateFailure as failure:
             return failed_outcome(session, case, failure, (time.perf_counter() - started) * 1e3)
         return TestOutcome(case["name"], Verdict.ACCEPTED, call_ns / 1e6)
@@ -417,13 +494,13 @@ class KernelHarness(Harness):
             )
             try:
                 want = self._expected(case, inputs)
-                got = self._output(session, reply, case, list(want.shape))
-                self._check(got, want, case["dtype"])
+                got = self._output(session, reply, case, want)
+                self._check(case, got, want)
             except CandidateFailure as failure:
                 raise CandidateFailure(
                     failure.verdict, f"{where}: {failure.message}", failure.details
                 ) from None
-            chain.digest_into(got, key)
+            chain.digest_into(list(got.values()), key)
             if int(key.item()) != digests[index]:
                 raise CandidateFailure(
                     Verdict.POLICY,
@@ -480,6 +557,11 @@ class KernelHarness(Harness):
 
     @staticmethod
     def serve(entry: Any, request: dict[str, Any], shared: mmap.mmap) -> dict[str, Any]:
+        if os.environ.get("TRITON_INTERPRET") == "1":
+            from grader.harnesses import interpreter_fp8
+
+            # Before the first call: the interpreter's own E4M3 rounding is wrong.
+            interpreter_fp8.install()
         op = request["op"]
         if op == "call":
             return _sandbox_call(entry, request, shared)
@@ -529,14 +611,26 @@ def _copy_out(out: Any, shared: mmap.mmap) -> dict[str, Any]:
     import torch
 
     reply: dict[str, Any] = {"ok": True, "type": type(out).__name__, "device": device_name()}
-    # Exactly a Tensor: a lazy subclass could do its work after the clock stopped.
-    if type(out) is not torch.Tensor:
+    parts = returned_parts(out)
+    if parts is None:
         return reply
-    raw = _as_bytes(out)
-    reply |= {"dtype": str(out.dtype).removeprefix("torch."), "shape": list(out.shape)}
-    if 0 < raw.numel() <= len(shared):
-        # Straight from the device into shared memory: one copy of up to 134 MB, not two.
-        torch.frombuffer(shared, dtype=torch.uint8, count=raw.numel()).copy_(raw)
+    if len(parts) > 1:
+        reply["type"] = f"tuple of {len(parts)} tensors"
+    reply["parts"] = []
+    raws = [_as_bytes(part) for part in parts]
+    fits = sum(raw.numel() for raw in raws) <= len(shared)
+    offset = 0
+    for part, raw in zip(parts, raws, strict=True):
+        reply["parts"].append(
+            {"dtype": str(part.dtype).removeprefix("torch."), "shape": list(part.shape)}
+        )
+        if fits and raw.numel():
+            # Straight from the device into shared memory: one copy of up to 134 MB, not two.
+            shared_part = torch.frombuffer(
+                shared, dtype=torch.uint8, count=raw.numel(), offset=offset
+            )
+            shared_part.copy_(raw)
+        offset += raw.numel()
     return reply
 
 
@@ -595,9 +689,12 @@ class _Chain:
                 for seed in request["set_seeds"]
             ]
         if request["chain"] == "null":
-            shape, dtype = code["output_shape"](case), getattr(torch, case["dtype"])
-            nothing = torch.zeros(shape, dtype=dtype, device=device)
-            self.runs = [lambda: nothing for _ in self.sets]
+            nothing = tuple(
+                torch.zeros(shape, dtype=getattr(torch, dtype), device=device)
+                for _, shape, dtype in output_parts(code, case)
+            )
+            result = nothing[0] if len(nothing) == 1 else nothing
+            self.runs = [lambda: result for _ in self.sets]
         else:
             self.runs = [code["prepare"](entry, inputs) for inputs in self.sets]
         self.keys = torch.zeros(self.count + 1, dtype=torch.int64, device=device)
@@ -613,7 +710,6 @@ class _Chain:
             self.graph = captured[0] if captured is not None else None
 
     def _run(self) -> None:
-        import torch
 
         chain = self.chain
         for index in range(self.count):
@@ -622,10 +718,11 @@ class _Chain:
             for position, name in enumerate(self.fresh):
                 chain.fill_normal(inputs[name], key, chain.salt(index, position))
             out = self.runs[index % len(self.runs)]()
-            if type(out) is not torch.Tensor:
-                raise TypeError(f"returned a {type(out).__name__}; expected a torch.Tensor")
+            parts = returned_parts(out)
+            if parts is None:
+                raise TypeError(f"returned a {type(out).__name__}; expected torch.Tensors")
             self.outputs[index] = out
-            chain.digest_into(out, self.keys[index + 1 : index + 2])
+            chain.digest_into(parts, self.keys[index + 1 : index + 2])
 
     def batch(self, nonce: int) -> dict[str, Any]:
         started_ns = time.perf_counter_ns()

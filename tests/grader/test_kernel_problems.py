@@ -21,7 +21,14 @@ from grader.sandbox import SandboxSession
 
 pytestmark = pytest.mark.skipif(gpu_available(), reason="the GPU run is grader/gpu_check.py")
 
-KERNEL_PROBLEMS = ("triton-attention", "paged-decode-attention", "int8-matmul")
+KERNEL_PROBLEMS = (
+    "triton-attention",
+    "paged-decode-attention",
+    "int8-matmul",
+    "fused-rmsnorm-fp8",
+    "lora-bgmv",
+    "moe-dispatch",
+)
 CASES = [
     ("triton-attention", "reference.py", Verdict.ACCEPTED),
     ("triton-attention", "wrong/one_sequence.py", Verdict.WRONG_ANSWER),
@@ -40,6 +47,22 @@ CASES = [
     ("int8-matmul", "wrong/per_tensor_scale.py", Verdict.WRONG_ANSWER),
     ("int8-matmul", "wrong/truncating_round.py", Verdict.WRONG_ANSWER),
     ("int8-matmul", "cheats/patched_timer.py", Verdict.POLICY),
+    ("fused-rmsnorm-fp8", "reference.py", Verdict.ACCEPTED),
+    ("fused-rmsnorm-fp8", "wrong/mean_over_padded_block.py", Verdict.WRONG_ANSWER),
+    ("fused-rmsnorm-fp8", "wrong/absmax_before_weight.py", Verdict.WRONG_ANSWER),
+    ("fused-rmsnorm-fp8", "wrong/truncating_cast.py", Verdict.WRONG_ANSWER),
+    ("fused-rmsnorm-fp8", "solutions/torch_unfused.py", Verdict.POLICY),
+    ("fused-rmsnorm-fp8", "cheats/cached_by_shape.py", Verdict.POLICY),
+    ("lora-bgmv", "reference.py", Verdict.ACCEPTED),
+    ("lora-bgmv", "wrong/segment_end_off_by_one.py", Verdict.WRONG_ANSWER),
+    ("lora-bgmv", "wrong/no_adapter_as_zero.py", Verdict.WRONG_ANSWER),
+    ("lora-bgmv", "solutions/per_adapter_loop.py", Verdict.POLICY),
+    ("lora-bgmv", "cheats/forged_digests.py", Verdict.POLICY),
+    ("moe-dispatch", "reference.py", Verdict.ACCEPTED),
+    ("moe-dispatch", "wrong/gates_not_renormalised.py", Verdict.WRONG_ANSWER),
+    ("moe-dispatch", "wrong/unmasked_hidden_tail.py", Verdict.WRONG_ANSWER),
+    ("moe-dispatch", "solutions/per_expert_loop.py", Verdict.POLICY),
+    ("moe-dispatch", "cheats/patched_clock.py", Verdict.POLICY),
 ]
 # The baselines (torch SDPA, the engine's decode kernel) and the cheats break the statement's
 # rule, read in their source before they run; what the policy verdict of each must name. The
@@ -53,6 +76,12 @@ POLICY_WORDS = {
     "cheats/patched_timer.py": "imports sys",
     "cheats/patched_event_timer.py": "patches torch.cuda.Event.elapsed_time",
     "cheats/calls_oracle.py": "imports engine.attention",
+    "cheats/cached_by_shape.py": "indexes a tensor with a tensor (_SEEN[key])",
+    "solutions/torch_unfused.py": "tensor arithmetic outside a Triton kernel (x + residual)",
+    "solutions/per_adapter_loop.py": "tensor arithmetic outside a Triton kernel",
+    "cheats/forged_digests.py": "patches _chain.digest_into",
+    "solutions/per_expert_loop.py": "torch.topk does work outside your Triton kernels",
+    "cheats/patched_clock.py": "patches time.perf_counter_ns",
 }
 
 
@@ -127,4 +156,4 @@ def test_a_test_whose_outputs_zeros_would_pass_is_our_fault() -> None:
     with pytest.raises(ProblemError, match="returning zeros would pass this test"):
         harness._expected(case, harness._drawn(case, call_seed=1))
     honest = KernelHarness(spec)
-    assert honest._expected(case, honest._drawn(case, call_seed=1)).abs().max() > 0
+    assert honest._expected(case, honest._drawn(case, call_seed=1))["output"].abs().max() > 0

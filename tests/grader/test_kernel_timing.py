@@ -29,6 +29,15 @@ TINY_BENCHMARKS = {
     "triton-attention": {
         "lengths": [17, 33], "heads": 2, "kv_heads": 1, "head_dim": 64, "fresh": ["q", "k", "v"],
     },
+    "fused-rmsnorm-fp8": {"tokens": 5, "hidden": 96, "input_sets": 2, "fresh": ["x"]},
+    "lora-bgmv": {
+        "tokens": 4, "adapters": 6, "d_in": 64, "d_out": 48, "rank": 8, "plain_every": 3,
+        "input_sets": 2, "fresh": ["x"],
+    },
+    "moe-dispatch": {
+        "tokens": 3, "experts": 6, "top_k": 2, "hidden": 64, "d_out": 32, "cold": 2,
+        "input_sets": 2, "fresh": ["x", "router_logits"],
+    },
 }  # fmt: skip
 
 

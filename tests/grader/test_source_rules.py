@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from grader.bank import PROBLEMS_DIR, problem_read
+from grader.bank import PROBLEMS_DIR, bank_problems, problem_read
 from grader.harnesses.source_rules import triton_only_breaks
 
 KERNEL = """
@@ -146,7 +146,7 @@ def test_set_up_code_may_use_torch_and_the_call_may_not():
 
 def _shipped() -> list:
     found = []
-    for slug in ("triton-attention", "paged-decode-attention", "int8-matmul"):
+    for slug in (p.slug for p in bank_problems() if p.harness == "kernel"):
         folder = PROBLEMS_DIR / slug
         for path in [folder / "reference.py", *sorted((folder / "wrong").glob("*.py"))]:
             found.append(pytest.param(slug, path, id=f"{slug}:{path.relative_to(folder)}"))
