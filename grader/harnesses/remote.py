@@ -115,9 +115,14 @@ class Arena:
         return slot
 
     def exchange(
-        self, op: str, calls: list[dict[str, Slot]], timeout_s: float
+        self,
+        op: str,
+        calls: list[dict[str, Slot]],
+        timeout_s: float,
+        extra: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], CallTiming]:
-        """One request: ``op`` on each call's tensors in turn, back to back, in the sandbox.
+        """One request: ``op`` on each call's tensors in turn, back to back, in the sandbox
+        (``extra``: a few numbers every call shares).
 
         Timed by the trusted clock alone (``outside_ns``: from waking the sandbox to its
         reply); the sandbox reports no time (``inside_ns`` 0). Every output is read at the
@@ -125,7 +130,8 @@ class Arena:
         (a thread left running, a replaced ``serve`` that answers first) is ``policy``.
         """
         places = [{name: slot.as_json() for name, slot in call.items()} for call in calls]
-        reply, outside_ns = self.session.call({"op": op, "calls": places}, timeout_s)
+        request = {"op": op, "calls": places} | (extra or {})
+        reply, outside_ns = self.session.call(request, timeout_s)
         at_reply = [self._bytes(slot) for slot in self.outputs]
         self.session.freeze()
         if any(
