@@ -255,6 +255,8 @@ class GrammarHarness(EngineHarness):
             f"{float(params[1, row]):.6f} selects {name(token)}, whose bin of the masked, "
             f"renormalised distribution (in token-id order) is {bin_of(token)}; the sampler "
             f"drew {name(got)}, whose bin is {bin_of(got)}"
+            + "; EOS is allowed here (the state accepts)"
+            * bool(allowed[row, EOS_TOKEN_ID])
         )
 
     def _check_chi_square(self, timing, tokens, fsm, logits, states, details) -> CaseResult:
