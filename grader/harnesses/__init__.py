@@ -14,6 +14,7 @@ from grader.harnesses import (  # noqa: F401  (each kind registers itself)
     engine_verifier,
     function,
     kernel,
+    tensor_parallel,
 )
 from grader.harnesses.registry import HARNESSES, harness_get, register
 

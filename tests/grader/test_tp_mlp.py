@@ -1,0 +1,64 @@
+"""tp-mlp: the candidate's tensor-parallel MLP on two ranks (gloo over the sandbox's own
+loopback) against the single-device MLP, and the attack on the split of the work.
+
+The reference is accepted with a score; each wrong solution gets a wrong answer naming the
+rank and how far its output is; the cheat that computes everything on rank 0 is refused by
+the CPU time each rank's process used, read from outside the sandbox. The sandbox keeps its
+own empty network namespace: two ranks talk over its loopback, and nothing else answers.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.bank import PROBLEMS_DIR, problem_read
+from grader.harnesses.contract import Verdict
+from grader.yaml_text import yaml_load
+from tests.grader.test_engine_problems import _grade, spec_of
+
+SLUG = "tp-mlp"
+# (solution, verdict, words of the first failing test's message)
+CASES = [
+    ("reference.py", Verdict.ACCEPTED, ""),
+    ("wrong/no_all_reduce.py", Verdict.WRONG_ANSWER, "differs from the single-device MLP"),
+    ("wrong/all_reduce_before_down.py", Verdict.WRONG_ANSWER, "rank 0's output differs"),
+    ("wrong/fused_gate_up_split_in_half.py", Verdict.WRONG_ANSWER, "rank 0's output differs"),
+    # right outputs, every one: rank 1 idles while rank 0 computes the whole MLP
+    (
+        "cheats/rank0_computes_all.py",
+        Verdict.POLICY,
+        "each rank must compute its own shard",
+    ),
+    ("starter.py", Verdict.RUNTIME_ERROR, "NotImplementedError"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("solution", "verdict", "words"), CASES, ids=[c[0] for c in CASES])
+def test_solution_gets_its_verdict(solution: str, verdict: Verdict, words: str) -> None:
+    report = _grade(SLUG, (PROBLEMS_DIR / SLUG / solution).read_text())
+    assert report.verdict is verdict, report.message
+    if verdict is Verdict.ACCEPTED:
+        assert all(test.verdict is Verdict.ACCEPTED for test in report.tests)
+        assert report.score > 0
+        (balance,) = [test for test in report.tests if test.name == "balance"]
+        details = balance.details
+        # not vacuous: the split was judged on enough CPU time, about half each
+        assert details["rank0_cpu_ticks"] + details["other_ranks_cpu_ticks"] >= 15
+        assert 0 < details["allreduce_share"] and "an all-reduce of its output" in balance.message
+    else:
+        assert words in report.message
+        assert report.score == 0.0
+
+
+def test_problem_folder_is_complete() -> None:
+    folder = PROBLEMS_DIR / SLUG
+    problem = problem_read(folder)
+    shipped = {f"{p.parent.name}/{p.name}" for p in folder.glob("*/*.py")}
+    assert shipped == {solution for solution, _, _ in CASES} - {"reference.py", "starter.py"}
+    for section in ("## The interface", "## A worked example", "## Score"):
+        assert section in problem.statement_md
+    meta = yaml_load((folder / "problem.yaml").read_text())
+    assert meta["difficulty"] in ("easy", "medium", "hard")
+    assert (folder / "editorial.md").read_text().startswith("# Editorial")
+    assert spec_of(SLUG).harness == "tensor_parallel"
