@@ -62,3 +62,42 @@ def test_problem_folder_is_complete() -> None:
     assert meta["difficulty"] in ("easy", "medium", "hard")
     assert (folder / "editorial.md").read_text().startswith("# Editorial")
     assert spec_of(SLUG).harness == "tensor_parallel"
+
+
+# A solution that reports, as its import error, what network its sandbox has: its interfaces,
+# and whether the host's loopback (a server this test listens on) and an outside address answer.
+NETWORK_PROBE = """
+import socket
+
+def _try(address):
+    try:
+        socket.create_connection(address, timeout=2).close()
+        return "connected"
+    except OSError as error:
+        return type(error).__name__
+
+names = sorted(name for _, name in socket.if_nameindex())
+raise RuntimeError(f"interfaces {names}; host loopback {_try(('127.0.0.1', PORT))}; "
+                   f"outside {_try(('1.1.1.1', 53))}")
+"""
+
+
+@pytest.mark.parametrize("slug", [SLUG, "cpu-softmax"])
+def test_the_two_ranks_loopback_is_the_sandboxs_own(slug: str) -> None:
+    """tp-mlp's ranks talk over loopback inside the sandbox's own network namespace, the same
+    profile as every other problem's: neither sees the host's loopback or anything outside."""
+    import dataclasses
+    import socket
+
+    from grader.grading import grade
+    from grader.sandbox import sandbox_kind
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        code = NETWORK_PROBE.replace("PORT", str(server.getsockname()[1]))
+        spec = problem_read(PROBLEMS_DIR / slug).as_spec()
+        report = grade(dataclasses.replace(spec, tests=spec.tests[:1]), code, seed=1, hardware={})
+    assert report.verdict is Verdict.RUNTIME_ERROR
+    assert str(sandbox_kind()) == "bubblewrap"
+    assert "interfaces ['lo']; host loopback ConnectionRefusedError; outside OSError" in (
+        report.message
+    ), report.message
