@@ -185,11 +185,11 @@ class CpuSplit:
             self.others += max(sum(after[1:]) - sum(before[1:]), 0)
         return result
 
-    def check(self, where: str) -> dict[str, Any]:
+    def check(self, where: str, judged: bool = True) -> dict[str, Any]:
         """Raise ``policy`` when one side did too little of the work; returns the figures."""
         total = self.rank0 + self.others
         figures = {"rank0_cpu_ticks": self.rank0, "other_ranks_cpu_ticks": self.others}
-        if total < MIN_JUDGED_TICKS:
+        if total < MIN_JUDGED_TICKS or not judged:
             return figures
         share = min(self.rank0, self.others) / total
         if share < MIN_RANK_SHARE:
@@ -211,6 +211,8 @@ class TensorParallelHarness(EngineHarness):
     # The interface only: the candidate needs nothing of the engine's implementations.
     sandbox_paths = ("engine/__init__.py", "engine/tensor_parallel.py")
     backend = "gloo"
+    #: whether a rank's CPU share decides (the CPU tier: its ranks' work is CPU time)
+    judges_cpu_split = True
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
@@ -303,7 +305,7 @@ class TensorParallelHarness(EngineHarness):
             details: dict[str, Any] = {"calls": calls, "forward_ms": elapsed_ns / calls / 1e6}
             message = f"both ranks equal the single-device MLP in {calls} calls"
             if case.get("mode") == "balance":
-                details |= split.check(f"{calls} forward passes")
+                details |= split.check(f"{calls} forward passes", self.judges_cpu_split)
                 reduce_ns = sum(
                     self._forward(session, case, rng, weights, CpuSplit(), "allreduce")[
                         2
@@ -335,7 +337,7 @@ class TensorParallelHarness(EngineHarness):
                     session, case, self.rng(seed), weights, self.timed_split
                 )
                 self._check(outputs, x, weights, where)
-            self.timed_split.check(f"timed calls 1-{calls}")
+            self.timed_split.check(f"timed calls 1-{calls}", self.judges_cpu_split)
             return timing
 
         return call
@@ -366,8 +368,11 @@ class TensorParallelHarness(EngineHarness):
 
 @register
 class TensorParallelGpuHarness(TensorParallelHarness):
-    """The GPU tier: the same checks with NCCL, rank ``r`` on ``cuda:r`` (two cards)."""
+    """The GPU tier: the same checks with NCCL, rank ``r`` on ``cuda:r`` (two cards). The CPU
+    split is shown, not judged: a rank's host thread spins while it waits on its card, so its
+    CPU time says nothing of the card's work (a rule on each card's work is not built)."""
 
     kind = "tensor_parallel_gpu"
     needs_gpu = True
     backend = "nccl"
+    judges_cpu_split = False
