@@ -76,6 +76,11 @@ def _rank_prepare(request: dict[str, Any], rank: int) -> None:
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     os.environ.setdefault("NCCL_SOCKET_IFNAME", "lo")
     os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
+    # Untried in a sandbox on two cards: the system-call filter refuses pidfd_getfd, which
+    # NCCL's cuMem handles may be passed with (legacy CUDA IPC handles need none), and /dev/shm
+    # is 16 MiB (peer-to-peer over NVLink needs no shared-memory transport).
+    os.environ.setdefault("NCCL_CUMEM_ENABLE", "0")
+    os.environ.setdefault("NCCL_SHM_DISABLE", "1")
     backend = request["backend"]
     if backend == "nccl":
         import torch
