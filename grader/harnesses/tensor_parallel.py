@@ -190,11 +190,11 @@ class CpuSplit:
             self.others += max(sum(after[1:]) - sum(before[1:]), 0)
         return result
 
-    def check(self, where: str, judged: bool = True) -> dict[str, Any]:
+    def check(self, where: str) -> dict[str, Any]:
         """Raise ``policy`` when one side did too little of the work; returns the figures."""
         total = self.rank0 + self.others
         figures = {"rank0_cpu_ticks": self.rank0, "other_ranks_cpu_ticks": self.others}
-        if total < MIN_JUDGED_TICKS or not judged:
+        if total < MIN_JUDGED_TICKS:
             return figures
         share = min(self.rank0, self.others) / total
         if share < MIN_RANK_SHARE:
@@ -216,8 +216,6 @@ class TensorParallelHarness(EngineHarness):
     # The interface only: the candidate needs nothing of the engine's implementations.
     sandbox_paths = ("engine/__init__.py", "engine/tensor_parallel.py")
     backend = "gloo"
-    #: whether a rank's CPU share decides (the CPU tier: its ranks' work is CPU time)
-    judges_cpu_split = True
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
@@ -296,6 +294,12 @@ class TensorParallelHarness(EngineHarness):
                     "expected"
                 )
 
+    def split_check(
+        self, session: SandboxSession, case: dict[str, Any], split: CpuSplit, where: str
+    ) -> dict[str, Any]:
+        """Whether each rank did its shard's work: on the CPU, its process's CPU time."""
+        return split.check(where)
+
     def run_case(
         self, session: SandboxSession, case: dict[str, Any], rng: random.Random, timed: bool
     ) -> CaseResult:
@@ -310,7 +314,7 @@ class TensorParallelHarness(EngineHarness):
             details: dict[str, Any] = {"calls": calls, "forward_ms": elapsed_ns / calls / 1e6}
             message = f"both ranks equal the single-device MLP in {calls} calls"
             if case.get("mode") == "balance":
-                details |= split.check(f"{calls} forward passes", self.judges_cpu_split)
+                details |= self.split_check(session, case, split, f"{calls} forward passes")
                 reduce_ns = sum(
                     self._forward(session, case, rng, weights, CpuSplit(), "allreduce")[
                         2
@@ -342,7 +346,7 @@ class TensorParallelHarness(EngineHarness):
                     session, case, self.rng(seed), weights, self.timed_split
                 )
                 self._check(outputs, x, weights, where)
-            self.timed_split.check(f"timed calls 1-{calls}", self.judges_cpu_split)
+            self.split_check(session, case, self.timed_split, f"timed calls 1-{calls}")
             return timing
 
         return call
@@ -371,13 +375,52 @@ class TensorParallelHarness(EngineHarness):
         return {"ok": True, "errors": [error, theirs.get("error")]}
 
 
+def card_bytes(pids: list[int]) -> list[int] | None:
+    """Device memory the driver says these host processes hold on each card they use, in the
+    cards' order, or None where it cannot say (no NVML, no per-process accounting)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        held = []
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            processes = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+            held.append(sum(p.usedGpuMemory or 0 for p in processes if p.pid in set(pids)))
+    except Exception:  # no bindings, no driver, no per-process accounting: not measured
+        return None
+    used = [bytes_held for bytes_held in held if bytes_held]
+    return used if len(used) == WORLD_SIZE else None
+
+
 @register
 class TensorParallelGpuHarness(TensorParallelHarness):
-    """The GPU tier: the same checks with NCCL, rank ``r`` on ``cuda:r`` (two cards). The CPU
-    split is shown, not judged: a rank's host thread spins while it waits on its card, so its
-    CPU time says nothing of the card's work (a rule on each card's work is not built)."""
+    """The GPU tier: the same checks with NCCL, rank ``r`` on ``cuda:r`` (two cards). The
+    split of the work is judged on the device memory each card holds for the sandbox, read
+    from the driver: the ranks are symmetric, so an honest pair holds about the same, and a
+    rank 0 that kept the whole weights holds a shard's worth more. CPU time is shown only (a
+    rank's host thread spins while it waits on its card)."""
 
     kind = "tensor_parallel_gpu"
     needs_gpu = True
     backend = "nccl"
-    judges_cpu_split = False
+
+    def split_check(
+        self, session: SandboxSession, case: dict[str, Any], split: CpuSplit, where: str
+    ) -> dict[str, Any]:
+        figures = {"rank0_cpu_ticks": split.rank0, "other_ranks_cpu_ticks": split.others}
+        held = card_bytes(session.pids())
+        if held is None:
+            return figures | {"card_bytes": None}
+        hidden, inter = int(case["hidden"]), int(case["intermediate"])
+        shard_bytes = 3 * hidden * inter * 4 // WORLD_SIZE  # float32 weights
+        figures["card_bytes"] = held
+        if abs(held[0] - held[1]) > shard_bytes / 2:
+            raise CandidateFailure(
+                Verdict.POLICY,
+                f"{where}: the cards hold {held[0] / 2**20:.0f} and {held[1] / 2**20:.0f} MiB "
+                f"for the sandbox, where a rank's shard of the weights is "
+                f"{shard_bytes / 2**20:.0f} MiB: each rank must keep only its own shard",
+                figures,
+            )
+        return figures
