@@ -104,7 +104,9 @@ def _rank_serve(entry: Any, request: dict[str, Any], shared: mmap.mmap, rank: in
     op = request["op"]
     if op == "setup":
         _rank_prepare(request, rank)
-        weights = [tensor_view(shared, request[name]) for name in ("gate", "up", "down")]
+        # copies of its own, as a loader reads a checkpoint: the shared memory is the next
+        # request's
+        weights = [tensor_view(shared, request[name]).clone() for name in ("gate", "up", "down")]
         _peer["module"] = entry(*weights, rank, WORLD_SIZE)
         return None
     module = _peer["module"]

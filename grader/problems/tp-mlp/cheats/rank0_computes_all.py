@@ -14,12 +14,12 @@ class TPMLP(TensorParallelMLP):
     def __init__(self, gate, up, down, rank: int, world_size: int) -> None:
         super().__init__(gate, up, down, rank, world_size)
         if rank == 0:
-            self.gate, self.up, self.down = gate.clone(), up.clone(), down.clone()
+            self.gate, self.up, self.down = (w.to(self.device()) for w in (gate, up, down))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.rank == 0:
             y = (F.silu(x @ self.gate.T) * (x @ self.up.T)) @ self.down.T
         else:
-            y = torch.empty(x.shape[0], x.shape[1], dtype=x.dtype)
+            y = torch.empty_like(x)
         dist.broadcast(y, src=0)
         return y

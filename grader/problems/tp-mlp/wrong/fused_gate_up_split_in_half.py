@@ -15,9 +15,9 @@ class TPMLP(TensorParallelMLP):
         super().__init__(gate, up, down, rank, world_size)
         fused = torch.cat([gate, up])
         shard = fused.shape[0] // world_size
-        self.gate_up = fused[rank * shard : (rank + 1) * shard].clone()
+        self.gate_up = fused[rank * shard : (rank + 1) * shard].to(self.device())
         inter = gate.shape[0] // world_size
-        self.down = down[:, rank * inter : (rank + 1) * inter].contiguous()
+        self.down = down[:, rank * inter : (rank + 1) * inter].to(self.device()).contiguous()
         self.half = inter
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

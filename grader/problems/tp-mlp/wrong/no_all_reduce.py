@@ -12,8 +12,9 @@ class TPMLP(TensorParallelMLP):
         super().__init__(gate, up, down, rank, world_size)
         shard = gate.shape[0] // world_size
         rows = slice(rank * shard, (rank + 1) * shard)
-        self.gate, self.up = gate[rows].clone(), up[rows].clone()
-        self.down = down[:, rows].contiguous()
+        device = self.device()
+        self.gate, self.up = gate[rows].to(device), up[rows].to(device)
+        self.down = down[:, rows].to(device).contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (F.silu(x @ self.gate.T) * (x @ self.up.T)) @ self.down.T
