@@ -6,8 +6,9 @@ on the trusted automaton); a row is caught when its token is forbidden, or judge
 token its uniform selects (the oracle's rule). Rows are drawn independently, so with a share
 ``r`` of the rows caught and ``n`` rows per run a test misses the solution with probability
 ``(1 - r) ** n``; the tests draw independently, so the suite's miss is the product. The
-decode tests and the chi-square test are left out: the figures are bounds. The honest
-reference is the control: it must be caught on no row.
+decode tests, the chi-square test and the exact check of every ``mask`` (which alone catches
+a wrong mask on any row it differs) are left out: the figures are bounds. The honest
+solutions are the control: they must be caught on no row.
 
     .venv/bin/python -m benchmarks.grammar_power --draws 20 --json benchmarks/grammar_power.json
 """

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from engine.sampler import sample_inverse_cdf
+
 
 @dataclass(frozen=True)
 class TokenFSM:
@@ -48,13 +50,15 @@ class TokenFSM:
 
 
 class GrammarSampler(ABC):
-    """Samples one token per row of `logits` `[B, vocab]` among the tokens the grammar allows
-    in that row's state: the logits processor of constrained decoding, then the draw.
+    """Constrained decoding for a batch: `mask` is the logits processor (which tokens each
+    row's grammar state allows), `sample` draws one token per row among them.
 
-    `sample(logits, fsm, states, temperature, uniforms)` returns `[B]` int64 token ids:
+    `mask(fsm, states)` returns `[B, vocab]` bool: row `i` allows the tokens of state
+    `states[i]` in `fsm`, and `fsm.eos_token_id` when that state is accepting; nothing else.
 
-    - allowed in row `i`: the tokens of state `states[i]` in `fsm`, and `fsm.eos_token_id`
-      when that state is accepting; every other token has probability exactly 0;
+    `sample(logits, fsm, states, temperature, uniforms)` returns `[B]` int64 token ids, each
+    allowed by `mask` (every other token has probability exactly 0):
+
     - a greedy row (`temperature[i] == 0`) takes the first index of the largest logit among
       the allowed tokens;
     - any other row samples from the distribution of the unconstrained
@@ -64,10 +68,13 @@ class GrammarSampler(ABC):
       `engine.sampler.sample_inverse_cdf(weights, uniforms)` with the forbidden weights 0.
 
     One fixed token per row and uniform, so a run reproduces in any batch. A uniform within
-    float32 rounding (2e-6 of the total) of a bin edge may select either neighbour.
+    float32 rounding (2e-6 of the total) of a bin edge may select either neighbour. The
+    `sample` given here masks with `mask` and draws so; a subclass may override it to go
+    faster, as long as it draws the same tokens.
 
     Example (the automaton of `TokenFSM`'s example, state 1, temperature 1)::
 
+        sampler.mask(fsm, torch.tensor([1]))  # tensor([[True, True, True, False, False]])
         logits = torch.tensor([[0.0, 1.0, 0.0, 5.0, 9.0]])  # tokens 3 and 4 are not allowed
         sampler.sample(logits, fsm, torch.tensor([1]), torch.tensor([1.0]),
                        torch.tensor([0.5], dtype=torch.float64))
@@ -79,6 +86,12 @@ class GrammarSampler(ABC):
     """
 
     @abstractmethod
+    def mask(self, fsm: TokenFSM, states: torch.Tensor) -> torch.Tensor:
+        """`[B, vocab]` bool: the tokens each row's state allows (see the class docstring).
+
+        `states` `[B]` int64.
+        """
+
     def sample(
         self,
         logits: torch.Tensor,
@@ -92,3 +105,10 @@ class GrammarSampler(ABC):
         `logits` `[B, vocab]` float32, `states` `[B]` int64, `temperature` `[B]` float32,
         `uniforms` `[B]` float64.
         """
+        masked = logits.float().masked_fill(~self.mask(fsm, states), float("-inf"))
+        greedy = masked.argmax(dim=-1)
+        sampling = temperature > 0
+        if not bool(sampling.any()):
+            return greedy
+        weights = (masked / torch.where(sampling, temperature, 1.0)[:, None]).softmax(dim=-1)
+        return torch.where(sampling, sample_inverse_cdf(weights, uniforms), greedy)

@@ -5,9 +5,10 @@ into a token automaton over a synthetic vocabulary (``engine/grammar_compile.py`
 and draws every input from the secret seed: logits, each row's automaton state, temperature
 and uniform. The sandbox receives them and the automaton through the shared memory and
 returns the candidate's tokens there, nothing else (``grader/harnesses/remote.py``). The
-trusted side judges every token against its own copy of the automaton and its own oracle
-(``oracle.py``, float64):
+trusted side judges every mask and token against its own copy of the automaton and its own
+oracle (``oracle.py``, float64):
 
+* every ``mask``: equal to the automaton's, token for token;
 * validity, always: each token is one the row's state allows (EOS only at accepting states);
 * the distribution, on every row no float32 rounding can change: the token is the one the
   row's uniform selects from the unconstrained softmax restricted to the allowed tokens and
@@ -21,9 +22,10 @@ trusted side judges every token against its own copy of the automaton and its ow
 Whatever the sandbox does to the automaton it was handed changes nothing here: it is written
 to the shared memory each exchange and never read back.
 
-The timed call is one ``sample`` per exchange on a fresh batch of 16 rows over a 49,152-token
-vocabulary (SmolLM2's), states drawn across a JSON schema's automaton, every token judged;
-timed by the trusted clock alone, from waking the sandbox to its reply.
+The timed call is the logits processor's cost per step: ``calls`` back-to-back ``mask`` calls
+per exchange, each on fresh states of 16 rows across a JSON schema's automaton over a
+49,152-token vocabulary (SmolLM2's), every mask checked; timed by the trusted clock alone, from
+waking the sandbox to its reply.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ if TYPE_CHECKING:
     from grader.sandbox import SandboxSession
 
 FSM_FIELDS = ("offsets", "token_ids", "next_states", "accepting")
+# What the trusted side fills a mask's place with before a call: neither 0 nor 1.
+POISON_UINT8 = 0x7F
 # The compiled vocabularies' EOS (engine.grammar_compile.grammar_vocab's token 0).
 EOS_TOKEN_ID = 0
 # Characters of a decoded output shown in a failure message.
@@ -102,31 +106,38 @@ def next_states(fsm: TokenFSM, states: np.ndarray, tokens: np.ndarray) -> np.nda
     return fsm.next_states.numpy()[np.array(places, dtype=np.int64)]
 
 
+def draw_states(case: dict[str, Any], fsm: TokenFSM, rng: random.Random, rows: int):
+    """[rows] int64 automaton states by the case's ``states`` rule: any state, ``accepting``
+    (accepting states that may also go on), or ``widest`` (the one allowing the most tokens)."""
+    import numpy as np
+    import torch
+
+    pool = list(range(fsm.num_states))
+    degree = fsm.offsets[1:] - fsm.offsets[:-1]
+    if case.get("states") == "accepting":
+        pool = [s for s in pool if fsm.accepting[s] and degree[s] > 0]
+    elif case.get("states") == "widest":
+        pool = [int(degree.argmax())]
+    return torch.from_numpy(np.array([rng.choice(pool) for _ in range(rows)], dtype=np.int64))
+
+
 def draw_inputs(case: dict[str, Any], fsm: TokenFSM, rng: random.Random, rows: int, states=None):
     """(logits [rows, vocab] float32, states [rows] int64, params [2, rows] float64: the
-    temperatures and uniforms) for one call; ``states`` drawn from the case's ``states`` rule
-    unless given."""
-    import numpy as np
+    temperatures and uniforms) for one call; ``states`` drawn by :func:`draw_states` unless
+    given."""
     import torch
 
     generator = torch.Generator().manual_seed(rng.randrange(2**62))
     vocab = fsm.vocab_size
     logits = torch.randn(rows, vocab, generator=generator).mul_(float(case.get("scale", 2.0)))
     logits[:, fsm.eos_token_id] += float(case.get("eos_bias", 0.0))
-    if states is None:
-        pool = list(range(fsm.num_states))
-        if case.get("states") == "accepting":  # accepting states that may also go on
-            degree = fsm.offsets[1:] - fsm.offsets[:-1]
-            pool = [s for s in pool if fsm.accepting[s] and degree[s] > 0]
-        elif case.get("states") == "widest":  # one state, the one allowing the most tokens
-            pool = [int((fsm.offsets[1:] - fsm.offsets[:-1]).argmax())]
-        states = np.array([rng.choice(pool) for _ in range(rows)], dtype=np.int64)
+    states = draw_states(case, fsm, rng, rows) if states is None else torch.from_numpy(states)
     if case.get("mode") == "chisq":
         logits = logits[:1].expand(rows, vocab).contiguous()
     temperatures = [float(rng.choice(case["temperature"])) for _ in range(rows)]
     uniforms = [rng.random() for _ in range(rows)]
     params = torch.tensor([temperatures, uniforms], dtype=torch.float64)
-    return logits, torch.from_numpy(states), params
+    return logits, states, params
 
 
 @register
@@ -148,10 +159,12 @@ class GrammarHarness(EngineHarness):
         for case in [*self.spec.tests, self.spec.benchmark]:
             _, fsm = compiled(case)
             rows, vocab = int(case["rows"]), fsm.vocab_size
-            one = slot_bytes("float32", rows, vocab) + 2 * slot_bytes("int64", rows)
-            one += slot_bytes("float64", 2, rows)
-            one += sum(slot_bytes("int64", getattr(fsm, name).numel()) for name in FSM_FIELDS)
-            sizes.append(one)
+            one = slot_bytes("int64", rows) + slot_bytes("uint8", rows, vocab)
+            if case.get("mode") != "mask":  # sampled: logits, settings and tokens too
+                one += slot_bytes("float32", rows, vocab) + slot_bytes("int64", rows)
+                one += slot_bytes("float64", 2, rows)
+            fsm_bytes = sum(slot_bytes("int64", getattr(fsm, f).numel()) for f in FSM_FIELDS)
+            sizes.append(int(case.get("calls", 1)) * one + fsm_bytes)
         return max(sizes)
 
     def run_case(
@@ -159,37 +172,82 @@ class GrammarHarness(EngineHarness):
     ) -> CaseResult:
         with one_thread():
             pattern, fsm = compiled(case)
-            if case.get("mode") == "decode":
+            mode, rows = case.get("mode"), int(case["rows"])
+            if mode == "decode":
                 return self._decode(session, case, rng, pattern, fsm)
-            logits, states, params = draw_inputs(case, fsm, rng, int(case["rows"]))
-            tokens, timing = self._exchange(session, case, fsm, logits, states, params)
+            if mode == "mask":  # the timed call: masks only, `calls` back to back
+                calls = [{"states": draw_states(case, fsm, rng, rows)}
+                         for _ in range(int(case.get("calls", 1)))]  # fmt: skip
+                _, timing = self._exchange(session, case, fsm, calls)
+                return CaseResult(timing, f"{len(calls)} masks of {rows} rows, each exact")
+            logits, states, params = draw_inputs(case, fsm, rng, rows)
+            call = {"logits": logits, "states": states, "params": params}
+            (tokens,), timing = self._exchange(session, case, fsm, [call])
             judged = self._check(tokens, fsm, logits, states, params, "")
             details = {"rows_judged": judged, "rows": len(tokens)}
-            if case.get("mode") == "chisq":
+            if mode == "chisq":
                 return self._check_chi_square(timing, tokens, fsm, logits, states, details)
             message = (
-                f"every token allowed by the grammar; {judged} of {len(tokens)} rows judged, "
-                "each the token its uniform selects among the allowed ones"
+                f"every mask exact and every token allowed by the grammar; {judged} of "
+                f"{len(tokens)} rows judged, each the token its uniform selects among the "
+                "allowed ones"
             )
             return CaseResult(timing, message, details)
 
-    def _exchange(self, session, case, fsm, logits, states, params):
-        """One ``sample`` call in the sandbox: (its tokens, read back, and the timing)."""
+    def _exchange(self, session, case, fsm, calls: list[dict[str, Any]]):
+        """One exchange: ``mask`` for each call's states (and ``sample`` where the call has
+        logits) in the sandbox, back to back; every mask is checked here. Returns (each
+        sampled call's tokens, read back; the timing)."""
         arena = Arena(session)
         places = {name: arena.put(getattr(fsm, name)) for name in FSM_FIELDS}
-        call = {
-            "logits": arena.put(logits),
-            "states": arena.put(states),
-            "params": arena.put(params),
-            "tokens": arena.output("int64", len(states)),
-        } | places
+        sent = []
+        for call in calls:
+            rows = len(call["states"])
+            one = {name: arena.put(tensor) for name, tensor in call.items()} | places
+            one["mask"] = arena.output("uint8", rows, fsm.vocab_size)
+            if "logits" in call:
+                one["tokens"] = arena.output("int64", rows)
+            sent.append(one)
         fsm_info = {"eos": fsm.eos_token_id, "vocab": fsm.vocab_size, "key": fsm.key}
-        reply, timing = arena.exchange("sample", [call], self.timeout_s(case), fsm_info)
-        tokens = arena.read(call["tokens"])
-        note = diagnostic(reply, 0)
-        if bool((tokens == POISON_INT64).all()):
-            raise fail(f"sample() gave no tokens{': ' + note if note else ''}")
+        reply, timing = arena.exchange("sample", sent, self.timeout_s(case), fsm_info)
+        tokens = []
+        for index, (call, one) in enumerate(zip(calls, sent, strict=True)):
+            note = diagnostic(reply, index)
+            where = f"call {index + 1} of {len(calls)}: " * (len(calls) > 1)
+            self._check_mask(arena.read(one["mask"]), fsm, call["states"], where, note)
+            if "tokens" in one:
+                got = arena.read(one["tokens"])
+                if bool((got == POISON_INT64).all()):
+                    raise fail(f"{where}sample() gave no tokens{': ' + note if note else ''}")
+                tokens.append(got)
         return tokens, timing
+
+    @staticmethod
+    def _check_mask(got, fsm, states, where: str, note: str) -> None:
+        """The mask equals the trusted automaton's, token for token."""
+        import numpy as np
+
+        got = got.numpy()
+        if (got == POISON_UINT8).all():
+            raise fail(f"{where}mask() gave no output{': ' + note if note else ''}")
+        allowed = allowed_rows(fsm, states.numpy())
+        bad = got != allowed.astype(np.uint8)
+        if not bad.any():
+            return
+        row, token = (int(i) for i in np.argwhere(bad)[0])
+        state = int(states[row])
+        what = f"token {token}" + " (EOS)" * (token == fsm.eos_token_id)
+        accepts = bool(fsm.accepting[state])
+        if allowed[row, token]:
+            why = " (the state accepts)" * (token == fsm.eos_token_id)
+            fault = f"forbids {what}, which the grammar allows there{why}"
+        else:
+            why = " (the state does not accept)" * (token == fsm.eos_token_id and not accepts)
+            fault = f"allows {what}, which the grammar does not allow there{why}"
+        raise fail(
+            f"{where}mask() row {row} (state {state}): {fault}; {int(bad.any(axis=1).sum())} "
+            f"of {len(states)} rows wrong"
+        )
 
     def _check(self, tokens, fsm, logits, states, params, where: str) -> int:
         """Every token allowed, and each judged row's the one its uniform selects; returns the
@@ -295,7 +353,8 @@ class GrammarHarness(EngineHarness):
         while active.any() and steps < max_steps:
             live = np.flatnonzero(active)
             logits, live_states, params = draw_inputs(case, fsm, rng, len(live), states[live])
-            tokens, timing = self._exchange(session, case, fsm, logits, live_states, params)
+            call = {"logits": logits, "states": live_states, "params": params}
+            (tokens,), timing = self._exchange(session, case, fsm, [call])
             elapsed_ns += timing.outside_ns
             judged += self._check(tokens, fsm, logits, live_states, params, f"step {steps}: ")
             sampled += len(live)
@@ -346,13 +405,17 @@ class GrammarHarness(EngineHarness):
                 vocab_size=int(request["vocab"]),
                 key=str(request["key"]),
             )
-            params = tensor_view(shared, call["params"])
-            tokens = sampler.sample(
-                tensor_view(shared, call["logits"]),
-                fsm,
-                tensor_view(shared, call["states"]),
-                params[0].float(),
-                params[1].clone(),
-            )
-            errors.append(tensor_write(shared, call["tokens"], tokens, "sample()"))
+            states = tensor_view(shared, call["states"])
+            error = tensor_write(shared, call["mask"], sampler.mask(fsm, states), "mask()")
+            if "logits" in call:
+                params = tensor_view(shared, call["params"])
+                tokens = sampler.sample(
+                    tensor_view(shared, call["logits"]),
+                    fsm,
+                    states,
+                    params[0].float(),
+                    params[1].clone(),
+                )
+                error = tensor_write(shared, call["tokens"], tokens, "sample()") or error
+            errors.append(error)
         return {"ok": True, "errors": errors}

@@ -28,9 +28,10 @@ if TYPE_CHECKING:
     from grader.sandbox import SandboxSession
 
 ALIGN_BYTES = 64
-ITEM_BYTES = {"float32": 4, "float64": 8, "int64": 8}
-# NaN never matches a tolerance; 0x7f7f... is a token id, count or index no answer can have.
-POISON_BYTE = {"float32": 0xFF, "float64": 0xFF, "int64": 0x7F}
+ITEM_BYTES = {"float32": 4, "float64": 8, "int64": 8, "uint8": 1}
+# NaN never matches a tolerance; 0x7f7f... is a token id, count or index no answer can have,
+# and 0x7f no mask's 0 or 1.
+POISON_BYTE = {"float32": 0xFF, "float64": 0xFF, "int64": 0x7F, "uint8": 0x7F}
 POISON_INT64 = int.from_bytes(b"\x7f" * 8, "little")
 # A diagnostic from the sandbox is shown to the candidate, never believed: this much of it.
 DIAGNOSTIC_CHARS = 300

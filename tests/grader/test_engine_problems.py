@@ -90,11 +90,13 @@ CASES = [
     ),
     ("spec-verifier", "wrong/no_bonus_token.py", Verdict.WRONG_ANSWER, "the bonus token"),
     ("grammar-sampler", "reference.py", Verdict.ACCEPTED, ""),
+    # correct, no table between calls: accepted, slower
+    ("grammar-sampler", "solutions/mask_per_row.py", Verdict.ACCEPTED, ""),
     (
         "grammar-sampler",
         "wrong/eos_only_at_dead_ends.py",
         Verdict.WRONG_ANSWER,
-        "EOS is allowed here (the state accepts)",
+        "forbids token 0 (EOS), which the grammar allows there (the state accepts)",
     ),
     (
         "grammar-sampler",
@@ -402,6 +404,7 @@ def test_grammar_oracle_and_reference_match_the_worked_example() -> None:
     assert want.tolist() == [1, 0, 2, 1] and judged.all()
     problem = problem_read(PROBLEMS_DIR / "grammar-sampler")
     sampler = reference_class(problem.reference_code, problem.entry_point)()
+    assert sampler.mask(fsm, states).tolist() == allowed.tolist()
     assert sampler.sample(logits, fsm, states, temperature, uniforms).tolist() == [1, 0, 2, 1]
     assert np.array_equal(want, [1, 0, 2, 1])
 

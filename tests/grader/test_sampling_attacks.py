@@ -69,7 +69,7 @@ ATTACKS = [
         "grammar-sampler",
         "cheats/rewrites_fsm.py",
         Verdict.WRONG_ANSWER,
-        "drew EOS, which the grammar does not allow (it does not accept there)",
+        "allows token 0 (EOS), which the grammar does not allow there (the state does not",
     ),
     # the engine's own implementations are not in the sandbox
     (

@@ -4,14 +4,8 @@ from engine.grammar import GrammarSampler, TokenFSM
 
 
 class ConstrainedSampler(GrammarSampler):
-    """Mask the tokens the grammar forbids in each row's state, then sample (see the statement)."""
+    """The tokens each row's grammar state allows (see the statement); `sample` (inherited)
+    masks with them and draws."""
 
-    def sample(
-        self,
-        logits: torch.Tensor,
-        fsm: TokenFSM,
-        states: torch.Tensor,
-        temperature: torch.Tensor,
-        uniforms: torch.Tensor,
-    ) -> torch.Tensor:
+    def mask(self, fsm: TokenFSM, states: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -1,7 +1,6 @@
 import torch
 
 from engine.grammar import GrammarSampler, TokenFSM
-from engine.sampler import sample_inverse_cdf
 
 
 class ConstrainedSampler(GrammarSampler):
@@ -9,21 +8,10 @@ class ConstrainedSampler(GrammarSampler):
     token), as if a match had to be as long as it can be. "12" is a whole number, but the
     sampler never stops there: a valid token is forbidden at an accepting state."""
 
-    def sample(
-        self,
-        logits: torch.Tensor,
-        fsm: TokenFSM,
-        states: torch.Tensor,
-        temperature: torch.Tensor,
-        uniforms: torch.Tensor,
-    ) -> torch.Tensor:
+    def mask(self, fsm: TokenFSM, states: torch.Tensor) -> torch.Tensor:
         degree = fsm.offsets[1:] - fsm.offsets[:-1]
         owner = torch.repeat_interleave(torch.arange(fsm.num_states), degree)
         masks = torch.zeros(fsm.num_states, fsm.vocab_size, dtype=torch.bool)
         masks[owner, fsm.token_ids] = True
         masks[:, fsm.eos_token_id] = fsm.accepting.bool() & (degree == 0)
-        masked = logits.float().masked_fill(~masks[states], float("-inf"))
-        greedy = masked.argmax(dim=-1)
-        sampling = temperature > 0
-        weights = (masked / torch.where(sampling, temperature, 1.0)[:, None]).softmax(dim=-1)
-        return torch.where(sampling, sample_inverse_cdf(weights, uniforms), greedy)
+        return masks[states]
