@@ -9,7 +9,8 @@
 2. **Graded** through ``grader.grading.grade`` with the ``tensor_parallel_gpu`` kind (NCCL in
    one sandbox, rank ``r`` on ``cuda:r``; sandboxed where bubblewrap is, as the worker runs
    it): the reference, each wrong solution and the cheat, on the problem's tests and a
-   benchmark of 64 tokens at hidden 4,096, intermediate 14,336 (float32, as the CPU tier).
+   benchmark of 64 tokens at hidden 2,048, intermediate 8,192 (float32, as the CPU tier; every
+   output is checked in float64 on this host's CPU, which bounds the size).
 
 JSON in ``--json`` (rewritten after each part). ``--smoke`` runs both parts on the CPU with
 gloo at small shapes (what this script is checked with where there is no card).
@@ -179,7 +180,7 @@ def graded(args: argparse.Namespace) -> list[dict]:
     problem = problem_read(FOLDER)
     spec = problem.as_spec()
     if not args.smoke:
-        big = {"tokens": 64, "hidden": HIDDEN, "intermediate": INTERMEDIATE}
+        big = {"tokens": 64, "hidden": 2048, "intermediate": 8192}
         spec = dataclasses.replace(
             spec,
             harness="tensor_parallel_gpu",
