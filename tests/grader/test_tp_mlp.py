@@ -101,3 +101,17 @@ def test_the_two_ranks_loopback_is_the_sandboxs_own(slug: str) -> None:
     assert "interfaces ['lo']; host loopback ConnectionRefusedError; outside OSError" in (
         report.message
     ), report.message
+
+
+def test_listed_with_its_page(user) -> None:
+    from django.test import Client
+
+    from grader.bank import problems_load
+
+    problems_load()
+    browser = Client()
+    browser.force_login(user)
+    assert f"/problems/{SLUG}/" in browser.get("/problems/").content.decode()
+    page = browser.get(f"/problems/{SLUG}/")
+    assert page.status_code == 200
+    assert "The interface" in page.content.decode()
