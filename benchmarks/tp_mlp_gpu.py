@@ -186,8 +186,9 @@ def graded(args: argparse.Namespace) -> list[dict]:
             harness="tensor_parallel_gpu",
             benchmark=spec.benchmark | big,
             tests=[*spec.tests[:3], spec.tests[3] | big],
-            # CUDA reserves far more address space than it uses (as the kernel problems)
-            limits=dataclasses.replace(spec.limits, memory_bytes=2**40),
+            # CUDA reserves far more address space than it uses (as the kernel problems), and
+            # CUDA and NCCL start threads of their own in each rank (they count as processes)
+            limits=dataclasses.replace(spec.limits, memory_bytes=2**40, processes=256),
         )
     rows = []
     print(f"\nsandbox: {sandbox_kind()}")
