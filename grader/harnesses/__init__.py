@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from grader.harnesses import (  # noqa: F401  (each kind registers itself)
     engine_allocator,
+    engine_grammar,
     engine_sampler,
     engine_scheduler,
     engine_verifier,
     function,
     kernel,
+    tensor_parallel,
 )
 from grader.harnesses.registry import HARNESSES, harness_get, register
 

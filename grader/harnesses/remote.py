@@ -28,9 +28,10 @@ if TYPE_CHECKING:
     from grader.sandbox import SandboxSession
 
 ALIGN_BYTES = 64
-ITEM_BYTES = {"float32": 4, "float64": 8, "int64": 8}
-# NaN never matches a tolerance; 0x7f7f... is a token id, count or index no answer can have.
-POISON_BYTE = {"float32": 0xFF, "float64": 0xFF, "int64": 0x7F}
+ITEM_BYTES = {"float32": 4, "float64": 8, "int64": 8, "uint8": 1}
+# NaN never matches a tolerance; 0x7f7f... is a token id, count or index no answer can have,
+# and 0x7f no mask's 0 or 1.
+POISON_BYTE = {"float32": 0xFF, "float64": 0xFF, "int64": 0x7F, "uint8": 0x7F}
 POISON_INT64 = int.from_bytes(b"\x7f" * 8, "little")
 # A diagnostic from the sandbox is shown to the candidate, never believed: this much of it.
 DIAGNOSTIC_CHARS = 300
@@ -115,9 +116,14 @@ class Arena:
         return slot
 
     def exchange(
-        self, op: str, calls: list[dict[str, Slot]], timeout_s: float
+        self,
+        op: str,
+        calls: list[dict[str, Slot]],
+        timeout_s: float,
+        extra: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], CallTiming]:
-        """One request: ``op`` on each call's tensors in turn, back to back, in the sandbox.
+        """One request: ``op`` on each call's tensors in turn, back to back, in the sandbox
+        (``extra``: a few numbers every call shares).
 
         Timed by the trusted clock alone (``outside_ns``: from waking the sandbox to its
         reply); the sandbox reports no time (``inside_ns`` 0). Every output is read at the
@@ -125,7 +131,8 @@ class Arena:
         (a thread left running, a replaced ``serve`` that answers first) is ``policy``.
         """
         places = [{name: slot.as_json() for name, slot in call.items()} for call in calls]
-        reply, outside_ns = self.session.call({"op": op, "calls": places}, timeout_s)
+        request = {"op": op, "calls": places} | (extra or {})
+        reply, outside_ns = self.session.call(request, timeout_s)
         at_reply = [self._bytes(slot) for slot in self.outputs]
         self.session.freeze()
         if any(

@@ -19,7 +19,13 @@ from grader.harnesses import harness_get
 from grader.harnesses.contract import ProblemSpec, Verdict
 from tests.grader.conftest import wait_graded
 
-ENGINE_PROBLEMS = ("priority-scheduler", "kv-allocator", "batched-sampler", "spec-verifier")
+ENGINE_PROBLEMS = (
+    "priority-scheduler",
+    "kv-allocator",
+    "batched-sampler",
+    "spec-verifier",
+    "grammar-sampler",
+)
 # Fewer timed repetitions than the shipped problems: the same checks, less CPU in CI.
 # One warm-up call as in the shipped problems: without it the first timed call pays its page
 # faults outside the timer, and the untimed-CPU check calls the honest reference a cheat.
@@ -83,6 +89,22 @@ CASES = [
         "sampled from the residual max(0, p - q)",
     ),
     ("spec-verifier", "wrong/no_bonus_token.py", Verdict.WRONG_ANSWER, "the bonus token"),
+    ("grammar-sampler", "reference.py", Verdict.ACCEPTED, ""),
+    # correct, no table between calls: accepted, slower
+    ("grammar-sampler", "solutions/mask_per_row.py", Verdict.ACCEPTED, ""),
+    (
+        "grammar-sampler",
+        "wrong/eos_only_at_dead_ends.py",
+        Verdict.WRONG_ANSWER,
+        "forbids token 0 (EOS), which the grammar allows there (the state accepts)",
+    ),
+    (
+        "grammar-sampler",
+        "wrong/softmax_before_mask.py",
+        Verdict.WRONG_ANSWER,
+        "which the grammar does not allow",
+    ),
+    ("grammar-sampler", "wrong/greedy_skips_mask.py", Verdict.WRONG_ANSWER, "does not allow"),
 ]
 # The problems scored on what their policy decides (the engine's run on the trusted side).
 POLICY_SCORED = ("priority-scheduler", "kv-allocator")
@@ -119,7 +141,8 @@ def test_solution_gets_its_verdict(slug: str, solution: str, verdict: Verdict, w
         assert report.candidate.p10_ns <= report.candidate.median_ns <= report.candidate.p90_ns
         assert len(report.candidate.samples_ns) >= FAST_BENCHMARK["min_repetitions"]
         _assert_run_pictures(slug, report.tests)
-        _assert_throughput_labelled_cpu(slug, report.tests)
+        if slug in ENGINE_OWN_CLASS:  # the problems with a GPU tier
+            _assert_throughput_labelled_cpu(slug, report.tests)
     else:
         failed = [test for test in report.tests if test.verdict is not Verdict.ACCEPTED]
         assert failed and failed[0].verdict is verdict
@@ -356,6 +379,34 @@ def test_sampler_oracle_matches_the_worked_example() -> None:
     tokens, allowed, judged = harness.sample_expected(logits, settings, [0.8, 0.5, 0.9])
     assert tokens.tolist() == [1, 0, 0] and judged.all() and not unsure.any()
     assert (allowed == tokens[:, None]).all()
+
+
+def test_grammar_oracle_and_reference_match_the_worked_example() -> None:
+    """The statement's example: the automaton of `[0-9]{1,2}`, a row in state 1."""
+    import numpy as np
+    import torch
+
+    from engine.grammar_compile import token_fsm
+    from grader.harnesses.engine_grammar import GrammarHarness, allowed_rows
+    from grader.harnesses.engine_run import reference_class
+
+    fsm = token_fsm("[0-9]{1,2}", ["", "0", "1", "12", "x"])
+    logits = torch.tensor([[0.0, 1.0, 0.0, 5.0, 9.0]] * 4)
+    states = torch.tensor([1, 1, 1, 1])
+    temperature = torch.tensor([1.0, 1.0, 1.0, 0.0])
+    uniforms = torch.tensor([0.5, 0.1, 0.9, 0.5], dtype=torch.float64)
+    allowed = allowed_rows(fsm, states.numpy())
+    assert allowed[0].tolist() == [True, True, True, False, False]
+    harness = GrammarHarness(spec_of("grammar-sampler"))
+    want, judged = harness.sample_expected(
+        logits.numpy(), allowed, temperature.numpy(), uniforms.numpy()
+    )
+    assert want.tolist() == [1, 0, 2, 1] and judged.all()
+    problem = problem_read(PROBLEMS_DIR / "grammar-sampler")
+    sampler = reference_class(problem.reference_code, problem.entry_point)()
+    assert sampler.mask(fsm, states).tolist() == allowed.tolist()
+    assert sampler.sample(logits, fsm, states, temperature, uniforms).tolist() == [1, 0, 2, 1]
+    assert np.array_equal(want, [1, 0, 2, 1])
 
 
 def test_verifier_oracle_matches_the_worked_example() -> None:

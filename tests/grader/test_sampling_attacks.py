@@ -57,6 +57,20 @@ ATTACKS = [
         "temperature-only: probs row",
     ),
     ("spec-verifier", "cheats/forged_figures.py", Verdict.WRONG_ANSWER, "one-draft-token: row"),
+    # a judge that checked only validity accepted a valid token per state, tabled once
+    (
+        "grammar-sampler",
+        "cheats/first_allowed_token.py",
+        Verdict.WRONG_ANSWER,
+        "number-any-state: sample() row",
+    ),
+    # the automaton in the sandbox's memory is a copy: the judge checks against its own
+    (
+        "grammar-sampler",
+        "cheats/rewrites_fsm.py",
+        Verdict.WRONG_ANSWER,
+        "allows token 0 (EOS), which the grammar does not allow there (the state does not",
+    ),
     # the engine's own implementations are not in the sandbox
     (
         "batched-sampler",
@@ -94,7 +108,7 @@ def test_every_cheat_is_in_the_suite() -> None:
     shipped = {
         (folder.parent.name, f"cheats/{path.name}")
         for folder in PROBLEMS_DIR.glob("*/cheats")
-        if folder.parent.name in ("batched-sampler", "spec-verifier")
+        if folder.parent.name in ("batched-sampler", "spec-verifier", "grammar-sampler")
         for path in folder.glob("*.py")
     }
     assert shipped == {(slug, submission) for slug, submission, _, _ in ATTACKS}
@@ -114,6 +128,7 @@ def test_honest_float32_verifier_is_accepted_every_time() -> None:
     [
         ("sampler", {"engine/sampler.py"}, ("TopKTopPSampler",)),
         ("verifier", {"engine/sampler.py", "engine/spec_decode.py"}, ("RejectionSampler",)),
+        ("grammar", {"engine/sampler.py", "engine/grammar.py"}, ("_Parser", "TopKTopPSampler")),
     ],
 )
 def test_sandbox_sees_the_interfaces_only(
