@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from grader.harnesses import (  # noqa: F401  (each kind registers itself)
     engine_allocator,
+    engine_prefix_cache,
     engine_sampler,
     engine_scheduler,
     engine_verifier,
