@@ -1,5 +1,5 @@
 """Hostile submissions to the engine-plugged problems whose engine runs on the trusted side
-(priority-scheduler, kv-allocator), graded through ``grade()`` as the worker does.
+(priority-scheduler, kv-allocator, radix-prefix-cache), graded through ``grade()`` as the worker does.
 
 Each attack is a submission built from the problem's own files plus a few lines of attack,
 with the verdict it deserves: a forged report gets wrong_answer for a wrong class whatever it
@@ -24,6 +24,7 @@ from tests.grader.test_engine_problems import _grade, spec_of
 
 SCHEDULER = PROBLEMS_DIR / "priority-scheduler"
 ALLOCATOR = PROBLEMS_DIR / "kv-allocator"
+PREFIX_CACHE = PROBLEMS_DIR / "radix-prefix-cache"
 
 # Replaces the harness's serve at import: every request is answered with a report made by
 # other code. Where the engine's implementations can be imported (the old sandbox), the
@@ -103,6 +104,9 @@ except ImportError:
 
 PagedAllocator.__qualname__, PagedAllocator.__module__ = "PagedAllocator", "solution"
 """
+# The prefix cache's attacks: the engine's own allocator under the problem's name, and hits
+# claimed on blocks that hold nothing (cheats/fake_prefix_hits.py).
+RENAMED_ENGINE_PREFIX_CACHE = RENAMED_ENGINE_ALLOCATOR.replace("PagedAllocator", "RadixPrefixCache")
 # The reference scheduler, changed in one place each.
 COMPUTED_PAST_PROGRESS = '''
 
@@ -240,6 +244,18 @@ ATTACKS = {
         Verdict.RUNTIME_ERROR,
         "ImportError: cannot import name 'PrefixCachingAllocator' from 'engine.block_allocator'",
     ),
+    "prefix-cache-fake-hits": (
+        "radix-prefix-cache",
+        lambda: _file(PREFIX_CACHE, "cheats/fake_prefix_hits.py"),
+        Verdict.WRONG_ANSWER,
+        "but that block holds other tokens",
+    ),
+    "prefix-cache-engine-class-renamed": (
+        "radix-prefix-cache",
+        lambda: RENAMED_ENGINE_PREFIX_CACHE,
+        Verdict.RUNTIME_ERROR,
+        "ImportError: cannot import name 'PrefixCachingAllocator' from 'engine.block_allocator'",
+    ),
     "computed-past-progress": (
         "priority-scheduler",
         lambda: _file(SCHEDULER, "reference.py") + COMPUTED_PAST_PROGRESS,
@@ -289,6 +305,7 @@ def test_attack_gets_its_verdict(name: str) -> None:
 SCORED_TESTS = {
     "priority-scheduler": ["score-vs-reference"],
     "kv-allocator": ["engine-shared-prefix", "capacity-vs-reference"],
+    "radix-prefix-cache": ["system-prompts-under-pressure", "multi-turn-chat"],
 }
 
 
@@ -298,6 +315,7 @@ SCORED_TESTS = {
     [
         ("priority-scheduler", "engine_scheduler", "SchedulerHarness"),
         ("kv-allocator", "engine_allocator", "AllocatorHarness"),
+        ("radix-prefix-cache", "engine_prefix_cache", "PrefixCacheHarness"),
     ],
 )
 def test_forged_figures_and_times_change_nothing(slug: str, module: str, harness: str) -> None:
@@ -320,8 +338,9 @@ def test_forged_figures_and_times_change_nothing(slug: str, module: str, harness
         assert min(measured.samples_ns) > 1_000_000
 
 
+# (radix-prefix-cache's two grades of one seed are test_forged_figures_and_times_change_nothing's)
 @pytest.mark.slow
-@pytest.mark.parametrize("slug", list(SCORED_TESTS))
+@pytest.mark.parametrize("slug", ["priority-scheduler", "kv-allocator"])
 def test_the_same_policy_scores_the_same_in_every_grade(slug: str) -> None:
     """Two grades of one submission (one seed): the same policy score and figures, exactly,
     whatever the host's load did to the wall times in between."""

@@ -19,7 +19,13 @@ from grader.harnesses import harness_get
 from grader.harnesses.contract import ProblemSpec, Verdict
 from tests.grader.conftest import wait_graded
 
-ENGINE_PROBLEMS = ("priority-scheduler", "kv-allocator", "batched-sampler", "spec-verifier")
+ENGINE_PROBLEMS = (
+    "priority-scheduler",
+    "kv-allocator",
+    "batched-sampler",
+    "spec-verifier",
+    "radix-prefix-cache",
+)
 # Fewer timed repetitions than the shipped problems: the same checks, less CPU in CI.
 # One warm-up call as in the shipped problems: without it the first timed call pays its page
 # faults outside the timer, and the untimed-CPU check calls the honest reference a cheat.
@@ -83,9 +89,28 @@ CASES = [
         "sampled from the residual max(0, p - q)",
     ),
     ("spec-verifier", "wrong/no_bonus_token.py", Verdict.WRONG_ANSWER, "the bonus token"),
+    ("radix-prefix-cache", "reference.py", Verdict.ACCEPTED, ""),
+    (
+        "radix-prefix-cache",
+        "wrong/free_count_excludes_evictable.py",
+        Verdict.WRONG_ANSWER,
+        "leak: ",
+    ),
+    (
+        "radix-prefix-cache",
+        "wrong/evicts_referenced_leaf.py",
+        Verdict.WRONG_ANSWER,
+        "it was handed out while still in use",
+    ),
+    (
+        "radix-prefix-cache",
+        "wrong/child_keyed_by_first_token.py",
+        Verdict.WRONG_ANSWER,
+        "but that block holds other tokens",
+    ),
 ]
 # The problems scored on what their policy decides (the engine's run on the trusted side).
-POLICY_SCORED = ("priority-scheduler", "kv-allocator")
+POLICY_SCORED = ("priority-scheduler", "kv-allocator", "radix-prefix-cache")
 
 
 def fast_benchmark(slug: str, benchmark: dict) -> dict:
@@ -149,7 +174,7 @@ def _assert_run_pictures(slug: str, tests: list) -> None:
             marked = sum(len(column.get("x", [])) for column in picture["columns"])
             assert marked == test.details["preemptions"]
         assert sum(test.details.get("preemptions", 0) for test in tests) > 0
-    elif slug == "kv-allocator":
+    elif slug in ("kv-allocator", "radix-prefix-cache"):
         for test in tests:
             case = cases[test.name]
             if case.get("throughput"):
@@ -180,6 +205,7 @@ ENGINE_OWN_CLASS = {
     "kv-allocator": "PrefixCachingAllocator",
     "batched-sampler": "TopKTopPSampler",
     "spec-verifier": "RejectionSampler",
+    "radix-prefix-cache": "PrefixCachingAllocator",
 }
 
 
