@@ -11,6 +11,7 @@ from grader.harnesses import (  # noqa: F401  (each kind registers itself)
     engine_prefix_cache,
     engine_sampler,
     engine_scheduler,
+    engine_slo_scheduler,
     engine_verifier,
     function,
     kernel,
