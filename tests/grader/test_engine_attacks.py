@@ -1,5 +1,5 @@
 """Hostile submissions to the engine-plugged problems whose engine runs on the trusted side
-(priority-scheduler, kv-allocator, radix-prefix-cache), graded through ``grade()`` as the worker does.
+(priority-scheduler, kv-allocator, radix-prefix-cache, slo-scheduler), graded through ``grade()`` as the worker does.
 
 Each attack is a submission built from the problem's own files plus a few lines of attack,
 with the verdict it deserves: a forged report gets wrong_answer for a wrong class whatever it
@@ -25,6 +25,7 @@ from tests.grader.test_engine_problems import _grade, spec_of
 SCHEDULER = PROBLEMS_DIR / "priority-scheduler"
 ALLOCATOR = PROBLEMS_DIR / "kv-allocator"
 PREFIX_CACHE = PROBLEMS_DIR / "radix-prefix-cache"
+SLO_SCHEDULER = PROBLEMS_DIR / "slo-scheduler"
 
 # Replaces the harness's serve at import: every request is answered with a report made by
 # other code. Where the engine's implementations can be imported (the old sandbox), the
@@ -80,7 +81,13 @@ def _boasting_serve(entry, request, shared):
     reply = _honest_serve(entry, request, shared)
     for output in reply.get("outputs", {{}}).values():
         output["cached_tokens"] = 10**6
-    boast = {{"output_tokens_per_step": 99.0, "p99_ttft_steps_priority_0": 0.0, "fitted": 999}}
+    boast = {{
+        "output_tokens_per_step": 99.0,
+        "p99_ttft_steps_priority_0": 0.0,
+        "fitted": 999,
+        "goodput": 999,
+        "steps": 1,
+    }}
     return reply | boast | {{"figures": boast, "time_ns": 1}}
 
 
@@ -256,6 +263,18 @@ ATTACKS = {
         Verdict.RUNTIME_ERROR,
         "ImportError: cannot import name 'PrefixCachingAllocator' from 'engine.block_allocator'",
     ),
+    "slo-claims-prompts-cached": (
+        "slo-scheduler",
+        lambda: _file(SLO_SCHEDULER, "cheats/claims_prompt_cached.py"),
+        Verdict.WRONG_ANSWER,
+        "has num_computed_tokens",
+    ),
+    "slo-engine-class-renamed": (
+        "slo-scheduler",
+        lambda: RENAMED_ENGINE_SCHEDULER.replace("PriorityPreemptScheduler", "GoodputScheduler"),
+        Verdict.RUNTIME_ERROR,
+        "ImportError: cannot import name 'PriorityScheduler' from 'engine.scheduler'",
+    ),
     "computed-past-progress": (
         "priority-scheduler",
         lambda: _file(SCHEDULER, "reference.py") + COMPUTED_PAST_PROGRESS,
@@ -288,7 +307,12 @@ ATTACKS = {
     ),
 }
 
-STATE_CHANGES = ("computed-past-progress", "schedules-finished-request", "keeps-blocks-on-preempt")
+STATE_CHANGES = (
+    "computed-past-progress",
+    "schedules-finished-request",
+    "keeps-blocks-on-preempt",
+    "slo-claims-prompts-cached",
+)
 
 
 @pytest.mark.slow
@@ -306,6 +330,7 @@ SCORED_TESTS = {
     "priority-scheduler": ["score-vs-reference"],
     "kv-allocator": ["engine-shared-prefix", "capacity-vs-reference"],
     "radix-prefix-cache": ["system-prompts-under-pressure", "multi-turn-chat"],
+    "slo-scheduler": ["bursty-score-vs-reference"],
 }
 
 
@@ -316,6 +341,7 @@ SCORED_TESTS = {
         ("priority-scheduler", "engine_scheduler", "SchedulerHarness"),
         ("kv-allocator", "engine_allocator", "AllocatorHarness"),
         ("radix-prefix-cache", "engine_prefix_cache", "PrefixCacheHarness"),
+        ("slo-scheduler", "engine_slo_scheduler", "SLOSchedulerHarness"),
     ],
 )
 def test_forged_figures_and_times_change_nothing(slug: str, module: str, harness: str) -> None:
@@ -338,7 +364,7 @@ def test_forged_figures_and_times_change_nothing(slug: str, module: str, harness
         assert min(measured.samples_ns) > 1_000_000
 
 
-# (radix-prefix-cache's two grades of one seed are test_forged_figures_and_times_change_nothing's)
+# (the newer problems' two grades of one seed are test_forged_figures_and_times_change_nothing's)
 @pytest.mark.slow
 @pytest.mark.parametrize("slug", ["priority-scheduler", "kv-allocator"])
 def test_the_same_policy_scores_the_same_in_every_grade(slug: str) -> None:
