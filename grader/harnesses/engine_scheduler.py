@@ -407,12 +407,14 @@ def reference_schedule(
     requests: list[dict[str, Any]],
     config: dict[str, Any],
     max_steps: int,
+    slos: dict[str, list[float]] | None = None,
 ) -> ScheduleRun:
-    """A problem's reference scheduler (``code``) on a workload, run in this process."""
+    """A trusted scheduler (``code``: a problem's reference, or a baseline's source) on a
+    workload, run in this process; ``slos`` as for :func:`run_schedule`."""
     from grader.harnesses.scheduler_link import SchedulerMirror
 
     link = InProcessLink(SchedulerMirror(reference_class(code, entry_point)))
-    return run_reference(lambda: run_schedule(link, requests, config, max_steps))
+    return run_reference(lambda: run_schedule(link, requests, config, max_steps, slos))
 
 
 @register

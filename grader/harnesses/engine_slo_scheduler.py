@@ -31,21 +31,18 @@ from grader.harnesses.engine_run import (
     ENGINE_DATA_TYPES,
     VOCAB_SIZE,
     CaseResult,
-    InProcessLink,
     Link,
     channel_asker,
     expected_tokens,
     fail,
-    memoized_by_value,
     outputs_mismatch,
-    reference_class,
-    run_reference,
     serial_bound,
 )
 from grader.harnesses.engine_scheduler import (
     SchedulerHarness,
     ScheduleRun,
     engine_config,
+    reference_schedule,
     run_picture,
     run_schedule,
 )
@@ -135,33 +132,16 @@ def policy_merit(
     return round(math.exp(sum(map(math.log, ratios)) / len(ratios)), 3), theirs, ours
 
 
-def _fcfs_class() -> type:
-    """The engine's ``FCFSScheduler``, taking (and ignoring) the targets an SLO scheduler gets."""
-    from engine.schedulers import FCFSScheduler
-
-    class FCFS(FCFSScheduler):
-        def __init__(self, allocator, max_num_seqs=256, max_num_batched_tokens=8192, slos=None):
-            super().__init__(allocator, max_num_seqs, max_num_batched_tokens)
-
-    return FCFS
+# The baseline: the engine's FCFSScheduler, taking (and ignoring) an SLO scheduler's targets;
+# trusted source, loaded in the worker as a problem's reference is.
+FCFS_CODE = """
+from engine.schedulers import FCFSScheduler
 
 
-@memoized_by_value
-def baseline_schedule(
-    code: str,
-    entry_point: str,
-    requests: list[dict[str, Any]],
-    config: dict[str, Any],
-    max_steps: int,
-    slos: dict[str, list[float]],
-) -> ScheduleRun:
-    """A trusted scheduler on a workload, run in this process through the same protocol: the
-    problem's reference (``code``), or with no code the engine's FCFS."""
-    from grader.harnesses.scheduler_link import SchedulerMirror
-
-    entry = reference_class(code, entry_point) if code else _fcfs_class()
-    link = InProcessLink(SchedulerMirror(entry))
-    return run_reference(lambda: run_schedule(link, requests, config, max_steps, slos))
+class FCFS(FCFSScheduler):
+    def __init__(self, allocator, max_num_seqs=256, max_num_batched_tokens=8192, slos=None):
+        super().__init__(allocator, max_num_seqs, max_num_batched_tokens)
+"""
 
 
 @register
@@ -201,7 +181,8 @@ class SLOSchedulerHarness(SchedulerHarness):
         message = _said(mine)
         details = mine | {"trace": run_picture(run.trace, run.state, config["num_kv_blocks"])}
         if case.get("beats_fcfs") or case.get("score"):
-            fcfs = slo_figures(baseline_schedule("", "", requests, config, max_steps, slos), slos)
+            run_fcfs = reference_schedule(FCFS_CODE, "FCFS", requests, config, max_steps, slos)
+            fcfs = slo_figures(run_fcfs, slos)
             details["fcfs"] = fcfs
             message += f" (FCFS: {fcfs['goodput']})"
             if case.get("beats_fcfs") and mine["goodput"] < fcfs["goodput"]:
@@ -212,12 +193,10 @@ class SLOSchedulerHarness(SchedulerHarness):
                 )
         if case.get("score"):
             spec = self.spec
-            ours = slo_figures(
-                baseline_schedule(
-                    spec.reference_code, spec.entry_point, requests, config, max_steps, slos
-                ),
-                slos,
+            run_ours = reference_schedule(
+                spec.reference_code, spec.entry_point, requests, config, max_steps, slos
             )
+            ours = slo_figures(run_ours, slos)
             details["reference"] = ours
             message += f"; the reference: {ours['goodput']}"
             self.scored[case["name"]] = (mine, ours, details["fcfs"])
