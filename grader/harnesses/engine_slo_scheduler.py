@@ -91,21 +91,24 @@ def slo_figures(run: ScheduleRun, slos: dict[str, list[float]]) -> dict[str, Any
     """Goodput and attainment per class of one judged run, in the judge's steps: a request
     meets its class's SLO when its TTFT (arrival to first token, both counted) and its TPOT
     (steps per output token after the first) are both within the targets."""
+    from engine.slo import SLO
+
+    targets = {cls: SLO(int(ttft), float(tpot)) for cls, (ttft, tpot) in slos.items()}
     met: dict[str, int] = dict.fromkeys(slos, 0)
     total: dict[str, int] = dict.fromkeys(slos, 0)
     ttft_missed = tpot_missed = 0
     for request in run.state.values():
         cls = str(request.priority)
-        ttft_target, tpot_target = slos[cls]
+        target = targets[cls]
         ttft = request.first_token_step - request.arrival_step + 1
         outputs = request.outputs
         tpot = (
             (request.finished_step - request.first_token_step) / (outputs - 1) if outputs > 1 else 0
         )
         total[cls] += 1
-        ttft_missed += ttft > ttft_target
-        tpot_missed += tpot > tpot_target
-        met[cls] += ttft <= ttft_target and tpot <= tpot_target
+        ttft_missed += ttft > target.ttft_steps
+        tpot_missed += tpot > target.tpot_steps
+        met[cls] += target.met(ttft, tpot)
     return {
         "requests": sum(total.values()),
         "goodput": sum(met.values()),
