@@ -346,10 +346,14 @@ SCORED_TESTS = {
 )
 def test_forged_figures_and_times_change_nothing(slug: str, module: str, harness: str) -> None:
     reference = (PROBLEMS_DIR / slug / "reference.py").read_text()
-    honest = _grade(slug, reference, seed=23)
-    boasting = _grade(
-        slug, reference + FORGED_FIGURES.format(module=module, harness=harness), seed=23
+    # the scored tests alone: the figures a boast could move are theirs (and the times)
+    spec = spec_of(slug)
+    spec = dataclasses.replace(
+        spec, tests=[case for case in spec.tests if case["name"] in SCORED_TESTS[slug]]
     )
+    honest = grade(spec, reference, seed=23, hardware={})
+    forged = reference + FORGED_FIGURES.format(module=module, harness=harness)
+    boasting = grade(spec, forged, seed=23, hardware={})
     assert honest.verdict is boasting.verdict is Verdict.ACCEPTED, boasting.message
     assert boasting.policy == honest.policy and boasting.score == honest.score == 1.0
     scored = {t.name: t for t in honest.tests if t.name in SCORED_TESTS[slug]}
