@@ -114,6 +114,28 @@ PagedAllocator.__qualname__, PagedAllocator.__module__ = "PagedAllocator", "solu
 # The prefix cache's attacks: the engine's own allocator under the problem's name, and hits
 # claimed on blocks that hold nothing (cheats/fake_prefix_hits.py).
 RENAMED_ENGINE_PREFIX_CACHE = RENAMED_ENGINE_ALLOCATOR.replace("PagedAllocator", "RadixPrefixCache")
+# The trusted side's checks and figures, as the sandbox can import them (grader/harnesses and
+# engine/slo.py are bound there), replaced to pass everything: the copies the trusted side
+# uses live in the worker, out of reach.
+PATCHES_THE_CHECKS = """
+
+import importlib
+
+for _module, _cls, _names, _answer in (
+    ("grader.harnesses.engine_allocator", "CacheModel", ("prefix", "append", "write"), None),
+    ("grader.harnesses.engine_allocator", "CacheModel", ("free", "fork", "check_free"), None),
+    ("grader.harnesses.allocator_link", "AllocatorProxy", ("_check",), None),
+    ("grader.harnesses.engine_scheduler", "ScheduleJudge", ("step",), None),
+    ("grader.harnesses.scheduler_link", "SchedulerProxy", ("_set_computed", "_accept"), None),
+    ("engine.slo", "SLO", ("met",), True),
+):
+    try:
+        _target = getattr(importlib.import_module(_module), _cls)
+    except ImportError:
+        continue  # not bound in this problem's sandbox
+    for _name in _names:
+        setattr(_target, _name, lambda *args, _answer=_answer, **kwargs: _answer)
+"""
 # The reference scheduler, changed in one place each.
 COMPUTED_PAST_PROGRESS = '''
 
@@ -263,6 +285,18 @@ ATTACKS = {
         Verdict.RUNTIME_ERROR,
         "ImportError: cannot import name 'PrefixCachingAllocator' from 'engine.block_allocator'",
     ),
+    "prefix-cache-fake-hits-past-patched-checks": (
+        "radix-prefix-cache",
+        lambda: _file(PREFIX_CACHE, "cheats/fake_prefix_hits.py") + PATCHES_THE_CHECKS,
+        Verdict.WRONG_ANSWER,
+        "but that block holds other tokens",
+    ),
+    "slo-claims-prompts-cached-past-patched-checks": (
+        "slo-scheduler",
+        lambda: _file(SLO_SCHEDULER, "cheats/claims_prompt_cached.py") + PATCHES_THE_CHECKS,
+        Verdict.WRONG_ANSWER,
+        "has num_computed_tokens",
+    ),
     "slo-claims-prompts-cached": (
         "slo-scheduler",
         lambda: _file(SLO_SCHEDULER, "cheats/claims_prompt_cached.py"),
@@ -312,6 +346,7 @@ STATE_CHANGES = (
     "schedules-finished-request",
     "keeps-blocks-on-preempt",
     "slo-claims-prompts-cached",
+    "slo-claims-prompts-cached-past-patched-checks",
 )
 
 
