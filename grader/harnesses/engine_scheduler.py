@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from grader.harnesses.base import clock_ns
-from grader.harnesses.contract import PolicyScore
+from grader.harnesses.contract import CallTiming, PolicyScore
 from grader.harnesses.engine_run import (
     ENGINE_DATA_TYPES,
     CaseResult,
@@ -432,13 +432,25 @@ class SchedulerHarness(PolicyHarness):
         requests = self.workload(case, rng)
         max_steps = serial_bound(requests, config["max_num_batched_tokens"])
         link = Link(session, self.timeout_s(case))
-        run = run_schedule(link, requests, config, max_steps)
+        run = run_schedule(link, requests, config, max_steps, self.slos(case))
         timing = link.timing()
         if timed:
             return CaseResult(timing)
         wrong = outputs_mismatch(run.outputs, expected_tokens(requests, config), requests)
         if wrong:
             raise fail(wrong)
+        return self.judged(case, run, requests, config, max_steps, timing)
+
+    def judged(
+        self,
+        case: dict[str, Any],
+        run: ScheduleRun,
+        requests: list[dict[str, Any]],
+        config: dict[str, Any],
+        max_steps: int,
+        timing: CallTiming,
+    ) -> CaseResult:
+        """A checked run's figures, picture and (a scored test) the reference's run beside it."""
         found = figures(run.state, run.steps)
         picture = run_picture(run.trace, run.state, config["num_kv_blocks"])
         if not case.get("score"):

@@ -26,25 +26,19 @@ import mmap
 import random
 from typing import Any
 
-from grader.harnesses.contract import PolicyScore
+from grader.harnesses.contract import CallTiming, PolicyScore
 from grader.harnesses.engine_run import (
     ENGINE_DATA_TYPES,
     VOCAB_SIZE,
     CaseResult,
-    Link,
     channel_asker,
-    expected_tokens,
     fail,
-    outputs_mismatch,
-    serial_bound,
 )
 from grader.harnesses.engine_scheduler import (
     SchedulerHarness,
     ScheduleRun,
-    engine_config,
     reference_schedule,
     run_picture,
-    run_schedule,
 )
 from grader.harnesses.registry import register
 
@@ -165,21 +159,18 @@ class SLOSchedulerHarness(SchedulerHarness):
 
         return FCFSScheduler
 
-    def run_case(self, session, case, rng, timed) -> CaseResult:
-        if case.get("throughput"):
-            return self._throughput(session, case, rng)
-        config = engine_config(case)
-        requests = slo_workload(case, rng)
-        slos = slo_targets(case)
-        max_steps = serial_bound(requests, config["max_num_batched_tokens"])
-        link = Link(session, self.timeout_s(case))
-        run = run_schedule(link, requests, config, max_steps, slos)
-        timing = link.timing()
-        if timed:
-            return CaseResult(timing)
-        wrong = outputs_mismatch(run.outputs, expected_tokens(requests, config), requests)
-        if wrong:
-            raise fail(wrong)
+    def judged(
+        self,
+        case: dict[str, Any],
+        run: ScheduleRun,
+        requests: list[dict[str, Any]],
+        config: dict[str, Any],
+        max_steps: int,
+        timing: CallTiming,
+    ) -> CaseResult:
+        """Goodput and attainment of a checked run; FCFS's (``beats_fcfs``: no lower) and the
+        reference's (``score``) on the same workload beside them."""
+        slos = self.slos(case)
         mine = slo_figures(run, slos)
         message = _said(mine)
         details = mine | {"trace": run_picture(run.trace, run.state, config["num_kv_blocks"])}
