@@ -40,6 +40,7 @@ def _slow_schedule(self):
 
 PriorityPreemptScheduler.schedule = _slow_schedule
 """
+SLOW_SLO_SCHEDULER = SLOW_SCHEDULER.replace("PriorityPreemptScheduler", "GoodputScheduler")
 # (problem, what the solution is, its code: a file of the problem's folder, or the reference
 # plus an addition)
 RUNS = [
@@ -54,6 +55,11 @@ RUNS = [
     ("spec-verifier", "reference", "reference.py"),
     ("spec-verifier", "slow: Python loop per row", "solutions/python_loop_rows.py"),
     ("spec-verifier", "wrong: accepts when p >= q", "wrong/accept_when_p_at_least_q.py"),
+    ("radix-prefix-cache", "reference", "reference.py"),
+    ("radix-prefix-cache", "wrong: evicts a held leaf", "wrong/evicts_referenced_leaf.py"),
+    ("slo-scheduler", "reference", "reference.py"),
+    ("slo-scheduler", "slow: reference + 2 ms a schedule()", ("reference.py", SLOW_SLO_SCHEDULER)),
+    ("slo-scheduler", "wrong: chunk sized by the whole budget", "wrong/chunk_ignores_decodes.py"),
 ]
 
 

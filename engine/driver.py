@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from engine.slo import SLOScheduler
+
 if TYPE_CHECKING:
     from engine.llm_engine import LLMEngine
     from engine.outputs import RequestOutput
@@ -50,7 +52,7 @@ def drive(
     due), or, with `step_clock`, steps: a request arriving at `s` is added before step `s`,
     and the loop steps whether or not anything is due, so a run is a pure function of the
     workload. `concurrency` caps the requests in flight. `on_step(run)` runs after every
-    step. The engine's trace and clock restart with the run.
+    step. An `SLOScheduler` is told the step it plans (`now`). The engine's trace and clock restart with the run.
     """
     pending = deque(sorted(requests, key=lambda r: r.arrival_s))
     run, in_flight = Run(), 0
@@ -77,6 +79,8 @@ def drive(
         if not step_clock and not engine.has_unfinished():
             time.sleep(max(0.0, min(pending[0].arrival_s - now, IDLE_POLL_S)))
             continue
+        if isinstance(engine.scheduler, SLOScheduler):
+            engine.scheduler.now = run.steps  # it plans on the step clock
         done = engine.step()
         in_flight -= len(done)
         run.outputs += done

@@ -9,8 +9,10 @@ from __future__ import annotations
 from grader.harnesses import (  # noqa: F401  (each kind registers itself)
     engine_allocator,
     engine_grammar,
+    engine_prefix_cache,
     engine_sampler,
     engine_scheduler,
+    engine_slo_scheduler,
     engine_verifier,
     function,
     kernel,

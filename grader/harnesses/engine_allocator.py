@@ -613,12 +613,12 @@ class AllocatorHarness(PolicyHarness):
 
         target = throughput_target()
         config = engine_case_config(case)
-        requests = random_workload(case, rng)
+        requests = self.workload(case, rng)
         max_steps = 3 * serial_bound(requests, config["max_num_batched_tokens"])
         linked = {"allocator_cls": functools.partial(AllocatorProxy, link=link)}
         theirs = throughput_run(target, requests, config, max_steps, lambda chosen: linked)
         if target.device == "cpu":
-            wrong = outputs_mismatch(theirs["outputs"], expected_tokens(requests, config), requests)
+            wrong = outputs_mismatch(theirs["outputs"], self.expected(requests, config), requests)
             if wrong:
                 raise fail(wrong)
         own = {"allocator_cls": PrefixCachingAllocator}
@@ -629,11 +629,11 @@ class AllocatorHarness(PolicyHarness):
 
     def _engine_case(self, link, case, rng, timed) -> CaseResult:
         config = engine_case_config(case)
-        requests = random_workload(case, rng)
+        requests = self.workload(case, rng)
         run = run_engine(link, requests, config)
         if timed:
             return CaseResult(_NO_TIMING)
-        wrong = outputs_mismatch(run.outputs, expected_tokens(requests, config), requests)
+        wrong = outputs_mismatch(run.outputs, self.expected(requests, config), requests)
         if wrong:
             raise fail(wrong)
         prompt_tokens = sum(len(r["prompt"]) for r in requests)
@@ -663,6 +663,14 @@ class AllocatorHarness(PolicyHarness):
             f"{reference.cached_tokens} found)"
         )
         return CaseResult(_NO_TIMING, message, found | {"reference": ours})
+
+    def workload(self, case: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
+        """The requests an engine-mode or throughput test serves (drawn from ``rng``)."""
+        return random_workload(case, rng)
+
+    def expected(self, requests: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, list]:
+        """The greedy tokens every request must get: the engine's own parts' (its oracle)."""
+        return expected_tokens(requests, config)
 
     def merit(self, scored: dict[str, Any]) -> PolicyScore:
         """:func:`policy_merit` of the scored engine and capacity tests (workloads the seed

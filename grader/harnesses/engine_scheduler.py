@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from grader.harnesses.base import clock_ns
-from grader.harnesses.contract import PolicyScore
+from grader.harnesses.contract import CallTiming, PolicyScore
 from grader.harnesses.engine_run import (
     ENGINE_DATA_TYPES,
     CaseResult,
@@ -113,7 +113,11 @@ class ScheduleJudge:
     (``{"s": [[id, tokens]], "l": [[id, status, computed, blocks]]}``, the plan and every
     live request) and keeps each request's progress; raises a wrong answer naming the step."""
 
-    def __init__(self, requests: list[dict[str, Any]], config: dict[str, Any]) -> None:
+    def __init__(
+        self, requests: list[dict[str, Any]], config: dict[str, Any], priority_rule: bool = True
+    ) -> None:
+        #: whether ``priority`` is a priority (the rule below), or only a class (an SLO's).
+        self.priority_rule = priority_rule
         self.block_size, self.num_blocks = config["block_size"], config["num_kv_blocks"]
         self.budget, self.max_seqs = config["max_num_batched_tokens"], config["max_num_seqs"]
         self.state = {r["id"]: _Request(r) for r in requests}
@@ -175,7 +179,8 @@ class ScheduleJudge:
             )
         if len(plan) > self.max_seqs:
             raise fail(f"step {step}: {len(plan)} requests ran; max_num_seqs is {self.max_seqs}")
-        _check_priority(step, plan, live, state, self.num_blocks - used, self.blocks)
+        if self.priority_rule:
+            _check_priority(step, plan, live, state, self.num_blocks - used, self.blocks)
         for rid, num_new in plan.items():
             request = state[rid]
             decode = request.outputs > 0 and request.computed == request.known - 1
@@ -370,13 +375,16 @@ def run_schedule(
     requests: list[dict[str, Any]],
     config: dict[str, Any],
     max_steps: int,
+    slos: dict[str, list[float]] | None = None,
 ) -> ScheduleRun:
     """Serve ``requests`` in the trusted engine, every step planned by the scheduler behind
-    ``link`` and checked before it runs; raises a wrong answer at the first broken rule."""
+    ``link`` and checked before it runs; raises a wrong answer at the first broken rule.
+    With ``slos`` (an SLO scheduler's targets by class) the classes are not priorities: the
+    priority rule is not judged, and the targets go to the scheduler."""
     from grader.harnesses.scheduler_link import SchedulerProxy
 
-    judge = ScheduleJudge(requests, config)
-    proxy_cls = functools.partial(SchedulerProxy, link=link, judge=judge)
+    judge = ScheduleJudge(requests, config, priority_rule=slos is None)
+    proxy_cls = functools.partial(SchedulerProxy, link=link, judge=judge, slos=slos)
     with one_thread():
         engine = tiny_engine(config, scheduler_cls=proxy_cls)
         result = drive(engine, requests, max_steps, clock_ns)
@@ -399,12 +407,14 @@ def reference_schedule(
     requests: list[dict[str, Any]],
     config: dict[str, Any],
     max_steps: int,
+    slos: dict[str, list[float]] | None = None,
 ) -> ScheduleRun:
-    """A problem's reference scheduler (``code``) on a workload, run in this process."""
+    """A trusted scheduler (``code``: a problem's reference, or a baseline's source) on a
+    workload, run in this process; ``slos`` as for :func:`run_schedule`."""
     from grader.harnesses.scheduler_link import SchedulerMirror
 
     link = InProcessLink(SchedulerMirror(reference_class(code, entry_point)))
-    return run_reference(lambda: run_schedule(link, requests, config, max_steps))
+    return run_reference(lambda: run_schedule(link, requests, config, max_steps, slos))
 
 
 @register
@@ -419,16 +429,28 @@ class SchedulerHarness(PolicyHarness):
         if case.get("throughput"):
             return self._throughput(session, case, rng)
         config = engine_config(case)
-        requests = random_workload(case, rng)
+        requests = self.workload(case, rng)
         max_steps = serial_bound(requests, config["max_num_batched_tokens"])
         link = Link(session, self.timeout_s(case))
-        run = run_schedule(link, requests, config, max_steps)
+        run = run_schedule(link, requests, config, max_steps, self.slos(case))
         timing = link.timing()
         if timed:
             return CaseResult(timing)
         wrong = outputs_mismatch(run.outputs, expected_tokens(requests, config), requests)
         if wrong:
             raise fail(wrong)
+        return self.judged(case, run, requests, config, max_steps, timing)
+
+    def judged(
+        self,
+        case: dict[str, Any],
+        run: ScheduleRun,
+        requests: list[dict[str, Any]],
+        config: dict[str, Any],
+        max_steps: int,
+        timing: CallTiming,
+    ) -> CaseResult:
+        """A checked run's figures, picture and (a scored test) the reference's run beside it."""
         found = figures(run.state, run.steps)
         picture = run_picture(run.trace, run.state, config["num_kv_blocks"])
         if not case.get("score"):
@@ -449,25 +471,27 @@ class SchedulerHarness(PolicyHarness):
     ) -> CaseResult:
         """The GPU tier's test: the candidate's scheduler, every step checked as in the other
         tests, serving a workload in the engine on this worker's card (SmolLM2's shape) or,
-        without one, the tiny model on the CPU; then the engine's own ``PriorityScheduler``
-        on the same workload. Output tokens/s and TTFT/TPOT percentiles of both, labelled
+        without one, the tiny model on the CPU; then the engine's own class
+        (:meth:`own_scheduler`: ``PriorityScheduler``) on the same workload. Output tokens/s
+        and TTFT/TPOT percentiles of both, labelled
         with the device; a slow ``schedule()`` is lost throughput here. Greedy tokens are
         checked on the CPU (float32); on a card bfloat16's batch-dependent rounding may move
         them, and the other tests have checked them."""
-        from engine.schedulers import PriorityScheduler
         from grader.harnesses.scheduler_link import SchedulerProxy
 
         target = throughput_target()
         case = throughput_case(case, target)
         config = engine_config(case)
-        requests = random_workload(case, rng)
+        requests = [r | {"arrival_step": 0} for r in self.workload(case, rng)]
         max_steps = serial_bound(requests, config["max_num_batched_tokens"])
         link = Link(session, self.timeout_s(case))
         judges: list[ScheduleJudge] = []
+        slos = self.slos(case)
 
         def linked(chosen: list[dict[str, Any]]) -> dict[str, Any]:
-            judges.append(ScheduleJudge(chosen, config))
-            return {"scheduler_cls": functools.partial(SchedulerProxy, link=link, judge=judges[-1])}
+            judges.append(ScheduleJudge(chosen, config, priority_rule=slos is None))
+            proxy = functools.partial(SchedulerProxy, link=link, judge=judges[-1], slos=slos)
+            return {"scheduler_cls": proxy}
 
         theirs = throughput_run(target, requests, config, max_steps, linked)
         unfinished = [r.label() for r in judges[-1].state.values() if r.finished_step is None]
@@ -477,12 +501,28 @@ class SchedulerHarness(PolicyHarness):
             wrong = outputs_mismatch(theirs["outputs"], expected_tokens(requests, config), requests)
             if wrong:
                 raise fail(wrong)
+        own = self.own_scheduler()
         ours = throughput_run(
-            target, requests, config, max_steps, lambda chosen: {"scheduler_cls": PriorityScheduler}
+            target, requests, config, max_steps, lambda chosen: {"scheduler_cls": own}
         )
-        message = throughput_message(theirs["figures"], ours["figures"], "PriorityScheduler")
+        message = throughput_message(theirs["figures"], ours["figures"], own.__name__)
         details = {"throughput": theirs["figures"], "engine": ours["figures"]}
         return CaseResult(link.timing(), message, details)
+
+    def workload(self, case: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
+        """The requests a test serves (drawn from ``rng``)."""
+        return random_workload(case, rng)
+
+    def slos(self, case: dict[str, Any]) -> dict[str, list[float]] | None:
+        """The classes' SLO targets an SLO scheduler is given; None: priorities, judged so."""
+        return None
+
+    @staticmethod
+    def own_scheduler() -> type:
+        """The engine's own class the throughput test compares with."""
+        from engine.schedulers import PriorityScheduler
+
+        return PriorityScheduler
 
     def merit(self, scored: dict[str, Any]) -> PolicyScore:
         """:func:`policy_merit` of the scored test's run (the workload the seed alone draws)."""

@@ -16,8 +16,8 @@ kept in step with the engine's, and a :class:`RemoteAllocator` whose calls are q
 
 The protocol (JSON over the channel; only what changed crosses)::
 
-    {"op": "open", "config": {...}, "free": N}                       -> {"ok": true}
-    {"op": "step", "sync": [[id, computed, [new tokens]]],             (the engine's progress)
+    {"op": "open", "config": {..., "slos": {class: [ttft, tpot]}}, "free": N} -> {"ok": true}
+    {"op": "step", "now": step, "sync": [[id, computed, [new tokens]]],  (the engine's progress)
                    "finish": [id], "add": [[id, prompt, priority, arrival, params]],
                    "schedule": true}
         -> {"ok": true, "ask": [method, id, computed, tokens]}      (allocator calls, any number)
@@ -25,7 +25,9 @@ The protocol (JSON over the channel; only what changed crosses)::
         -> {"ok": true, "plan": [[id, tokens]], "state": [[id, status, computed]]}
 
 ``state`` lists the mirrors whose status or ``num_computed_tokens`` changed since the trusted
-side last knew them. A step's messages are a few hundred bytes; a prompt crosses once.
+side last knew them. ``slos`` (the slo_scheduler kind only) are the classes' targets, given to
+the candidate's constructor; ``now``, the step being planned, is then set on it before each
+``schedule()``. A step's messages are a few hundred bytes; a prompt crosses once.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class SchedulerProxy(Scheduler):
         *,
         link: Link | InProcessLink,
         judge: ScheduleJudge,
+        slos: dict[str, list[float]] | None = None,
     ) -> None:
         super().__init__(allocator, max_num_seqs, max_num_batched_tokens)
         self.link, self.judge = link, judge
@@ -91,6 +94,9 @@ class SchedulerProxy(Scheduler):
             "max_num_seqs": max_num_seqs,
             "max_num_batched_tokens": max_num_batched_tokens,
         }
+        self.slos = slos
+        if slos is not None:  # an SLO scheduler's targets: {class: [ttft_steps, tpot_steps]}
+            config["slos"] = slos
         self.link.call({"op": "open", "config": config, "free": allocator.num_free_blocks})
 
     def add(self, seq: Sequence) -> None:
@@ -156,7 +162,8 @@ class SchedulerProxy(Scheduler):
                 seq.request_id,
                 seq.prompt_token_ids,
                 seq.priority,
-                seq.arrival_time,
+                # an SLO scheduler counts in steps: its arrival step, whatever the driver's clock
+                self.judge.state[seq.request_id].arrival_step if self.slos else seq.arrival_time,
                 asdict(seq.params),
             ]
             for seq in self.to_add
@@ -165,6 +172,7 @@ class SchedulerProxy(Scheduler):
             self.mirrored[seq.request_id] = (0, len(seq.token_ids))
         request = {
             "op": "step",
+            "now": self.steps - 1,
             "sync": sync,
             "finish": self.to_finish,
             "add": added,
@@ -404,6 +412,8 @@ class SchedulerMirror:
         self.seqs: dict[str, Sequence] = {}
         #: (status, num_computed_tokens) of each mirror as the trusted side last knew it.
         self.told: dict[str, tuple[Any, Any]] = {}
+        #: whether the scheduler is told the step it plans (``now``): an SLO scheduler.
+        self.step_clock = False
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         if request["op"] == "open":
@@ -416,10 +426,20 @@ class SchedulerMirror:
                 lambda question: self.ask(question),
             )
             self.seqs, self.told = {}, {}
+            self.step_clock = "slos" in config
+            targets = {}
+            if "slos" in config:  # only the slo_scheduler kind's sandbox binds engine/slo.py
+                from engine.slo import SLO
+
+                targets["slos"] = {
+                    int(name): SLO(int(ttft), float(tpot))
+                    for name, (ttft, tpot) in config["slos"].items()
+                }
             self.scheduler = self.entry(
                 allocator,
                 max_num_seqs=config["max_num_seqs"],
                 max_num_batched_tokens=config["max_num_batched_tokens"],
+                **targets,
             )
             return {"ok": True}
         for rid, computed, tokens in request["sync"]:
@@ -437,6 +457,8 @@ class SchedulerMirror:
             self.scheduler.add(seq)
         if not request["schedule"]:
             return {"ok": True}
+        if self.step_clock:  # an SLO scheduler plans on the engine's step clock
+            self.scheduler.now = request["now"]
         out = self.scheduler.schedule()
         plan = [[seq.request_id, _plain(num_new)] for seq, num_new in out.scheduled]
         state = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from engine.config import SamplingParams
 from engine.driver import Run, drive
 from engine.workloads import Request
@@ -78,3 +80,25 @@ def test_max_steps_stops_the_loop_and_concurrency_caps_requests_in_flight(tiny_h
     )
     assert sorted(out.request_id for out in capped.outputs) == ["0", "1", "2", "3"]
     assert max(in_flight) == 2 and capped.wall_s > 0
+
+
+def test_an_slo_scheduler_is_told_the_step_it_plans(tiny_hf):
+    """`SLOScheduler.now` is the driver's step: a request arriving at step 2 is first seen by
+    the scheduler planning step 2, and its TTFT deadline counts from there."""
+    from engine.schedulers import FCFSScheduler
+    from engine.slo import SLO, SLOScheduler
+
+    seen: list[tuple[int, list[int]]] = []
+
+    class Watching(SLOScheduler, FCFSScheduler):
+        def schedule(self):
+            seen.append((self.now, [self.ttft_deadline(s) for s in self.waiting]))
+            return super().schedule()
+
+    slos = {0: SLO(ttft_steps=3, tpot_steps=1.0)}
+    engine = make_engine(tiny_hf, scheduler_cls=functools.partial(Watching, slos=slos))
+    prompt = random_prompts(1, tiny_hf.config.vocab_size, [4], seed=7)[0]
+    run = drive(engine, [Request(prompt, GREEDY, 2, 0, "late")], step_clock=True)
+    assert [now for now, _ in seen] == list(range(run.steps))
+    assert seen[2] == (2, [4])  # arrived at step 2, first token due by step 2 + 3 - 1
+    assert seen[1] == (1, [])

@@ -1,5 +1,5 @@
 """Hostile submissions to the engine-plugged problems whose engine runs on the trusted side
-(priority-scheduler, kv-allocator), graded through ``grade()`` as the worker does.
+(priority-scheduler, kv-allocator, radix-prefix-cache, slo-scheduler), graded through ``grade()`` as the worker does.
 
 Each attack is a submission built from the problem's own files plus a few lines of attack,
 with the verdict it deserves: a forged report gets wrong_answer for a wrong class whatever it
@@ -24,6 +24,8 @@ from tests.grader.test_engine_problems import _grade, spec_of
 
 SCHEDULER = PROBLEMS_DIR / "priority-scheduler"
 ALLOCATOR = PROBLEMS_DIR / "kv-allocator"
+PREFIX_CACHE = PROBLEMS_DIR / "radix-prefix-cache"
+SLO_SCHEDULER = PROBLEMS_DIR / "slo-scheduler"
 
 # Replaces the harness's serve at import: every request is answered with a report made by
 # other code. Where the engine's implementations can be imported (the old sandbox), the
@@ -79,7 +81,13 @@ def _boasting_serve(entry, request, shared):
     reply = _honest_serve(entry, request, shared)
     for output in reply.get("outputs", {{}}).values():
         output["cached_tokens"] = 10**6
-    boast = {{"output_tokens_per_step": 99.0, "p99_ttft_steps_priority_0": 0.0, "fitted": 999}}
+    boast = {{
+        "output_tokens_per_step": 99.0,
+        "p99_ttft_steps_priority_0": 0.0,
+        "fitted": 999,
+        "goodput": 999,
+        "steps": 1,
+    }}
     return reply | boast | {{"figures": boast, "time_ns": 1}}
 
 
@@ -102,6 +110,31 @@ except ImportError:
     from engine.block_allocator import PrefixCachingAllocator as PagedAllocator
 
 PagedAllocator.__qualname__, PagedAllocator.__module__ = "PagedAllocator", "solution"
+"""
+# The prefix cache's attacks: the engine's own allocator under the problem's name, and hits
+# claimed on blocks that hold nothing (cheats/fake_prefix_hits.py).
+RENAMED_ENGINE_PREFIX_CACHE = RENAMED_ENGINE_ALLOCATOR.replace("PagedAllocator", "RadixPrefixCache")
+# The trusted side's checks and figures, as the sandbox can import them (grader/harnesses and
+# engine/slo.py are bound there), replaced to pass everything: the copies the trusted side
+# uses live in the worker, out of reach.
+PATCHES_THE_CHECKS = """
+
+import importlib
+
+for _module, _cls, _names, _answer in (
+    ("grader.harnesses.engine_allocator", "CacheModel", ("prefix", "append", "write"), None),
+    ("grader.harnesses.engine_allocator", "CacheModel", ("free", "fork", "check_free"), None),
+    ("grader.harnesses.allocator_link", "AllocatorProxy", ("_check",), None),
+    ("grader.harnesses.engine_scheduler", "ScheduleJudge", ("step",), None),
+    ("grader.harnesses.scheduler_link", "SchedulerProxy", ("_set_computed", "_accept"), None),
+    ("engine.slo", "SLO", ("met",), True),
+):
+    try:
+        _target = getattr(importlib.import_module(_module), _cls)
+    except ImportError:
+        continue  # not bound in this problem's sandbox
+    for _name in _names:
+        setattr(_target, _name, lambda *args, _answer=_answer, **kwargs: _answer)
 """
 # The reference scheduler, changed in one place each.
 COMPUTED_PAST_PROGRESS = '''
@@ -240,6 +273,42 @@ ATTACKS = {
         Verdict.RUNTIME_ERROR,
         "ImportError: cannot import name 'PrefixCachingAllocator' from 'engine.block_allocator'",
     ),
+    "prefix-cache-fake-hits": (
+        "radix-prefix-cache",
+        lambda: _file(PREFIX_CACHE, "cheats/fake_prefix_hits.py"),
+        Verdict.WRONG_ANSWER,
+        "but that block holds other tokens",
+    ),
+    "prefix-cache-engine-class-renamed": (
+        "radix-prefix-cache",
+        lambda: RENAMED_ENGINE_PREFIX_CACHE,
+        Verdict.RUNTIME_ERROR,
+        "ImportError: cannot import name 'PrefixCachingAllocator' from 'engine.block_allocator'",
+    ),
+    "prefix-cache-fake-hits-past-patched-checks": (
+        "radix-prefix-cache",
+        lambda: _file(PREFIX_CACHE, "cheats/fake_prefix_hits.py") + PATCHES_THE_CHECKS,
+        Verdict.WRONG_ANSWER,
+        "but that block holds other tokens",
+    ),
+    "slo-claims-prompts-cached-past-patched-checks": (
+        "slo-scheduler",
+        lambda: _file(SLO_SCHEDULER, "cheats/claims_prompt_cached.py") + PATCHES_THE_CHECKS,
+        Verdict.WRONG_ANSWER,
+        "has num_computed_tokens",
+    ),
+    "slo-claims-prompts-cached": (
+        "slo-scheduler",
+        lambda: _file(SLO_SCHEDULER, "cheats/claims_prompt_cached.py"),
+        Verdict.WRONG_ANSWER,
+        "has num_computed_tokens",
+    ),
+    "slo-engine-class-renamed": (
+        "slo-scheduler",
+        lambda: RENAMED_ENGINE_SCHEDULER.replace("PriorityPreemptScheduler", "GoodputScheduler"),
+        Verdict.RUNTIME_ERROR,
+        "ImportError: cannot import name 'PriorityScheduler' from 'engine.scheduler'",
+    ),
     "computed-past-progress": (
         "priority-scheduler",
         lambda: _file(SCHEDULER, "reference.py") + COMPUTED_PAST_PROGRESS,
@@ -272,7 +341,13 @@ ATTACKS = {
     ),
 }
 
-STATE_CHANGES = ("computed-past-progress", "schedules-finished-request", "keeps-blocks-on-preempt")
+STATE_CHANGES = (
+    "computed-past-progress",
+    "schedules-finished-request",
+    "keeps-blocks-on-preempt",
+    "slo-claims-prompts-cached",
+    "slo-claims-prompts-cached-past-patched-checks",
+)
 
 
 @pytest.mark.slow
@@ -289,6 +364,8 @@ def test_attack_gets_its_verdict(name: str) -> None:
 SCORED_TESTS = {
     "priority-scheduler": ["score-vs-reference"],
     "kv-allocator": ["engine-shared-prefix", "capacity-vs-reference"],
+    "radix-prefix-cache": ["system-prompts-under-pressure", "multi-turn-chat"],
+    "slo-scheduler": ["bursty-score-vs-reference"],
 }
 
 
@@ -298,14 +375,20 @@ SCORED_TESTS = {
     [
         ("priority-scheduler", "engine_scheduler", "SchedulerHarness"),
         ("kv-allocator", "engine_allocator", "AllocatorHarness"),
+        ("radix-prefix-cache", "engine_prefix_cache", "PrefixCacheHarness"),
+        ("slo-scheduler", "engine_slo_scheduler", "SLOSchedulerHarness"),
     ],
 )
 def test_forged_figures_and_times_change_nothing(slug: str, module: str, harness: str) -> None:
     reference = (PROBLEMS_DIR / slug / "reference.py").read_text()
-    honest = _grade(slug, reference, seed=23)
-    boasting = _grade(
-        slug, reference + FORGED_FIGURES.format(module=module, harness=harness), seed=23
+    # the scored tests alone: the figures a boast could move are theirs (and the times)
+    spec = spec_of(slug)
+    spec = dataclasses.replace(
+        spec, tests=[case for case in spec.tests if case["name"] in SCORED_TESTS[slug]]
     )
+    honest = grade(spec, reference, seed=23, hardware={})
+    forged = reference + FORGED_FIGURES.format(module=module, harness=harness)
+    boasting = grade(spec, forged, seed=23, hardware={})
     assert honest.verdict is boasting.verdict is Verdict.ACCEPTED, boasting.message
     assert boasting.policy == honest.policy and boasting.score == honest.score == 1.0
     scored = {t.name: t for t in honest.tests if t.name in SCORED_TESTS[slug]}
@@ -320,8 +403,9 @@ def test_forged_figures_and_times_change_nothing(slug: str, module: str, harness
         assert min(measured.samples_ns) > 1_000_000
 
 
+# (the newer problems' two grades of one seed are test_forged_figures_and_times_change_nothing's)
 @pytest.mark.slow
-@pytest.mark.parametrize("slug", list(SCORED_TESTS))
+@pytest.mark.parametrize("slug", ["priority-scheduler", "kv-allocator"])
 def test_the_same_policy_scores_the_same_in_every_grade(slug: str) -> None:
     """Two grades of one submission (one seed): the same policy score and figures, exactly,
     whatever the host's load did to the wall times in between."""
