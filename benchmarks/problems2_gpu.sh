@@ -9,7 +9,7 @@ OUT="${OUT:-var/problems2-gpu}"
 mkdir -p "$OUT"
 export OUT
 SMOKE_PROBLEM=fused-rmsnorm-fp8 PROBLEMS=fused-rmsnorm-fp8,lora-bgmv,moe-dispatch \
-  STAGES=failing,baseline,stability,runtime REPEATS=2 DEADLINE_S=300 NAME=p22 \
-  timeout 370 bash "$(dirname "$0")/kernels_on_gpu.sh"
-timeout "${ENGINE_TIER_S:-200}" bash "$(dirname "$0")/gpu_engine_tier.sh" \
+  STAGES=failing,baseline,stability,runtime REPEATS=2 DEADLINE_S=260 NAME=p22 \
+  timeout 320 bash "$(dirname "$0")/kernels_on_gpu.sh"
+timeout "${ENGINE_TIER_S:-150}" bash "$(dirname "$0")/gpu_engine_tier.sh" \
   --problems radix-prefix-cache,slo-scheduler --solutions reference

@@ -10,7 +10,7 @@ from grader import models as grader_models
 from grader.bank import problems_load
 from grader.markdown_render import markdown_html
 from grader.models import Problem, Submission
-from grader.selectors import NO_WORKER_NOTE
+from grader.selectors import NO_WORKER_NOTE, problem_fit
 from interview.coding_selectors import card_of, leaderboards, results_of
 
 pytestmark = pytest.mark.django_db
@@ -154,6 +154,17 @@ def test_a_visitor_finds_the_public_leaderboards_and_reads_the_statements(client
     assert "Write <code>softmax(" in statement and "Log in</a> or" in statement
     assert "submit-form" not in statement
     assert client.post("/problems/cpu-softmax/submit/", {"code": "x = 1\n"}).status_code == 302
+
+
+def test_the_problem_list_shows_all_fifteen_problems_with_their_difficulty(client):
+    problems_load()
+    listing = client.get("/problems/").content.decode()
+    rows = listing.split("<tbody>")[1].split("</tbody>")[0].split("<tr")[1:]
+    shipped = {p.slug: problem_fit(p)[0] for p in Problem.objects.filter(published=True)}
+    assert len(shipped) == 15
+    for slug, difficulty in shipped.items():
+        row = next(r for r in rows if f"/problems/{slug}/" in r)
+        assert f'difficulty-{difficulty}">{difficulty.capitalize()}</span>' in row, slug
 
 
 def test_statements_keep_maths_for_katex_and_escape_html():
