@@ -60,7 +60,7 @@ def test_problem_folder_is_complete() -> None:
         assert section in problem.statement_md
     meta = yaml_load((folder / "problem.yaml").read_text())
     assert meta["difficulty"] in ("easy", "medium", "hard")
-    assert (folder / "editorial.md").read_text().startswith("# Editorial")
+    assert (folder / "editorial.md").read_text().startswith("### The idea")
     assert spec_of(SLUG).harness == "tensor_parallel"
 
 
