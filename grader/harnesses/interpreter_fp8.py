@@ -7,9 +7,10 @@ A GPU's ``cvt.rn.satfinite`` rounds to nearest even and saturates at 448, as tor
 ``float8_e4m3fn`` conversion does; so, where the interpreter runs, conversions to and from
 E4M3 go through torch, and every other conversion (round-toward-zero included) stays Triton's.
 
-Installed in every process that may run Triton under the interpreter (the sandbox and the
-worker, by :mod:`grader.harnesses.kernel`). A candidate who undoes it only gets their own
-kernel's values rounded wrong: nothing the trusted side decides goes through it.
+Installed by ``KernelHarness.serve`` in the sandbox process, where the candidate's and the
+reference's kernels run under the interpreter; the trusted side computes its answers with torch
+and never runs Triton. A candidate who undoes it only gets their own kernel's values rounded
+wrong: nothing the trusted side decides goes through it.
 """
 
 from __future__ import annotations
