@@ -34,6 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 DIM = 128  # width of the projected token states
 MAX_TOKENS = 128
+# Pair kinds whose premise states the hypothesis's claim the wrong way round.
+CONTRADICTING = frozenset(
+    {"antonym", "contrast", "negation", "number", "near_miss", "compound_near_miss", "misconception"}
+)
 
 
 def token_states(texts: list[str], batch: int = 64) -> list[np.ndarray]:
@@ -110,11 +114,19 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--target", choices=("states", "contradicts"), default="states",
+        help="states: the premise states the claim; contradicts: it states the claim wrongly",
+    )  # fmt: skip
+    parser.add_argument("--save", type=Path, help="keep the trained weights here")
     args = parser.parse_args()
     torch.manual_seed(17)
     opener = gzip.open if args.pairs.suffix == ".gz" else open
     with opener(args.pairs, "rt") as f:
         rows = [json.loads(line) for line in f]
+    if args.target == "contradicts":
+        for r in rows:
+            r["label"] = int(r["source"] in CONTRADICTING)
     groups = sorted({r["group"] for r in rows})
     random.Random(17).shuffle(groups)
     held = set(groups[: len(groups) // 10])
@@ -178,6 +190,8 @@ def main() -> None:
         table[source] = {"label": label, "pairs": len(p), "right": round(right, 4),
                          "p10": round(q10, 4), "p50": round(q50, 4), "p90": round(q90, 4)}  # fmt: skip
     report["held_back"] = table
+    if args.save:
+        torch.save(model.state_dict(), args.save)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 
