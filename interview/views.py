@@ -317,7 +317,11 @@ def _round_page(
     elif round_.kind == RoundKind.CODING:
         context |= selectors.coding_round_context(request.user, round_)
         if context["problem"]:
-            context["statement_html"] = markdown_html(context["problem"].statement_md)
+            problem = context["problem"]
+            context["statement_html"] = markdown_html(problem.statement_md)
+            # Run, as on the problem page: the public examples, no grade, not in the round.
+            context["run_url"] = reverse("problem-run", args=[problem.slug])
+            context["examples"] = [case["name"] for case in problem.as_spec().examples()]
     else:
         context |= _design_round_context(request, loop, round_, errors or {})
     return render(

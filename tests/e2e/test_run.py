@@ -1,9 +1,11 @@
 """Run against the real stack (Daphne and a Celery worker with the sandbox): `inferprep run`
-from a terminal, and the Run button of the problem page, then a submission that opens the
-editorial. cpu-softmax, the cheapest problem: a Run is its three public examples."""
+from a terminal, the Run button of the problem page, then a submission that opens the editorial,
+and the Run button of a mock loop's coding round. cpu-softmax, the cheapest problem: a Run is its
+three public examples."""
 
 from __future__ import annotations
 
+import random
 import re
 
 from django.contrib.auth import get_user_model
@@ -11,6 +13,8 @@ from playwright.sync_api import expect
 
 from grader.bank import PROBLEMS_DIR, problems_load
 from grader.models import Submission
+from interview import services as interview_services
+from interview.question_bank import questions_load
 from tests.e2e.conftest import screenshot_path
 from tests.e2e.test_cli import inferprep
 from tests.e2e.test_coding import GRADING_TIMEOUT_MS, editor_replace, log_in
@@ -99,4 +103,35 @@ def test_run_in_the_browser_then_submit_opens_the_editorial(live_stack, page):
     purposes = Submission.objects.filter(user__username="ada").values_list("purpose", flat=True)
     assert sorted(purposes) == ["practice", "run", "run"]
     page.screenshot(path=str(screenshot_path("18-editorial-open")), full_page=True)
+    assert errors == []
+
+
+def test_run_in_a_mock_loops_coding_round_is_not_a_submission(live_stack, page):
+    """The round's Run button runs the examples as on the problem page; the round's list of
+    submissions, and so its score, sees only what was submitted."""
+    questions_load()
+    problems_load()
+    log_in(live_stack, page, "grace", "pw-grace-run-1")
+    loop = interview_services.loop_start(
+        user=get_user_model().objects.get(username="grace"), level="mid", length_min=30,
+        rng=random.Random(4),
+    )  # fmt: skip
+    coding = loop.rounds.get(kind="coding")
+    coding.problem_slug = "cpu-softmax"  # the cheapest problem: a Run is three examples
+    coding.save(update_fields=["problem_slug"])
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{live_stack.base_url}/loops/{loop.pk}/rounds/{coding.position}/")
+    page.locator(".CodeMirror").wait_for()
+    editor_replace(page, (SOFTMAX / "wrong" / "wrong_axis.py").read_text())
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#verdict-heading")).to_have_text(
+        "Run: Wrong answer", timeout=GRADING_TIMEOUT_MS
+    )
+    assert page.locator("#run-examples > tbody > tr").count() == 3
+    assert page.inner_text("#live-phase") == "Examples run: wrong answer"
+    page.screenshot(path=str(screenshot_path("53-mock-coding-round-run")), full_page=True)
+    page.reload()
+    expect(page.locator("main ul li", has_text="None yet.")).to_be_visible()
+    assert list(Submission.objects.values_list("purpose", flat=True)) == ["run"]
     assert errors == []
