@@ -645,8 +645,16 @@ def _capture(run: Callable[[], Any]) -> Any:
     try:
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            run()
+        # A call that waits on the host (a .item(), a nonzero()) cannot be captured, and a
+        # capture that fails halfway leaves the default CUDA generator in capture mode, where
+        # every later draw fails ("Offset increment outside graph capture"): so the warm call
+        # refuses host syncs, and such a call is never captured at all.
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            with torch.cuda.stream(stream):
+                run()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
         torch.cuda.current_stream().wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
@@ -700,7 +708,11 @@ class _Chain:
         self.keys = torch.zeros(self.count + 1, dtype=torch.int64, device=device)
         self.outputs: list[Any] = [None] * self.count
         self.warm = (
-            torch.randn(2048, 2048, dtype=torch.bfloat16, device=device)
+            # Its own generator: not the default one that an aborted capture may have left
+            # in capture mode.
+            torch.randn(
+                2048, 2048, dtype=torch.bfloat16, device=device, generator=_generator(0, device)
+            )
             if device == "cuda"
             else None
         )
