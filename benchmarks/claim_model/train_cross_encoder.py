@@ -21,6 +21,7 @@ import argparse
 import gzip
 import json
 import random
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -29,22 +30,10 @@ import numpy as np
 import torch
 from torch import nn
 
-MAX_TOKENS = 96
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-class CrossEncoder(nn.Module):
-    def __init__(self, base: str) -> None:
-        super().__init__()
-        from transformers import AutoModel
-
-        self.encoder = AutoModel.from_pretrained(base, local_files_only=True).float()
-        self.out = nn.Linear(self.encoder.config.hidden_size, 1)
-
-    def forward(self, encoded):
-        hidden = self.encoder(**encoded).last_hidden_state
-        mask = encoded["attention_mask"][:, :, None].to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return self.out(pooled).squeeze(-1)
+# reader_model.py needs only torch and transformers: the GPU host that trains has no Django.
+from reader_model import MAX_TOKENS, cross_encoder, trained_state  # noqa: E402
 
 
 def export_base(source: Path, dest: Path) -> None:
@@ -75,6 +64,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-5)
+    parser.add_argument("--rank", type=int, default=0, help="LoRA rank; 0 tunes every weight")
     parser.add_argument("--limit", type=int, default=0, help="train on this many pairs (smoke)")
     args = parser.parse_args()
     if args.export_base:
@@ -94,8 +84,9 @@ def main() -> None:
         random.Random(0).shuffle(train)
         train, val = train[: args.limit], val[: args.limit]
     tokenizer = AutoTokenizer.from_pretrained(str(args.base), local_files_only=True)
-    model = CrossEncoder(str(args.base)).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    model = cross_encoder(str(args.base), args.rank).to(device)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=args.lr, weight_decay=0.01)
     positives = sum(r["label"] for r in train)
     loss_fn = nn.BCEWithLogitsLoss(
         pos_weight=torch.tensor((len(train) - positives) / max(1, positives) / 2, device=device)
@@ -130,10 +121,13 @@ def main() -> None:
             schedule.step()
             total += float(loss.detach())
             count += 1
-        print(f"epoch {epoch}: loss {total / count:.4f} ({time.time() - started:.0f} s)", flush=True)
+        print(
+            f"epoch {epoch}: loss {total / count:.4f} ({time.time() - started:.0f} s)", flush=True
+        )
     model.eval()
     report = {"pairs": len(rows), "train_pairs": len(train), "val_pairs": len(val),
-              "epochs": args.epochs, "lr": args.lr, "seconds": round(time.time() - started),
+              "epochs": args.epochs, "lr": args.lr, "rank": args.rank,
+              "trained_parameters": sum(p.numel() for p in trained), "seconds": round(time.time() - started),
               "device": torch.cuda.get_device_name() if device == "cuda" else "cpu"}  # fmt: skip
     by_source: dict[tuple[int, str], list[float]] = defaultdict(list)
     with torch.no_grad():
@@ -155,10 +149,20 @@ def main() -> None:
                                       "p10": round(q10, 4), "p50": round(q50, 4),
                                       "p90": round(q90, 4)}  # fmt: skip
     report["held_back"] = table
+    # How well the held-back points' own statements are told from each kind of negative,
+    # whatever the threshold: the chance that a statement outscores a negative of that kind.
+    statements = np.array(by_source.get((1, "statement"), []))
+    report["statement_vs"] = {}
+    for (label, source), probs in sorted(by_source.items()):
+        if label == 0 and len(statements):
+            negatives = np.array(probs)
+            auc = float((statements[:, None] > negatives[None, :]).mean())
+            report["statement_vs"][source] = round(auc, 4)
+            print(f"statement outscores {source:<20}{auc:>8.1%}")
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
-        model.half().cpu()
-        torch.save(model.state_dict(), args.save / "cross_encoder.pt")
+        kept = trained_state(model, args.rank)
+        torch.save(kept, args.save / "cross_encoder.pt")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")

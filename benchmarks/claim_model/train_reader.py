@@ -36,7 +36,15 @@ DIM = 128  # width of the projected token states
 MAX_TOKENS = 128
 # Pair kinds whose premise states the hypothesis's claim the wrong way round.
 CONTRADICTING = frozenset(
-    {"antonym", "contrast", "negation", "number", "near_miss", "compound_near_miss", "misconception"}
+    {
+        "antonym",
+        "contrast",
+        "negation",
+        "number",
+        "near_miss",
+        "compound_near_miss",
+        "misconception",
+    }
 )
 
 
