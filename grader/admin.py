@@ -223,27 +223,40 @@ class ProblemAdmin(VersionedAdmin):
     list_filter = ["harness", "queue", "published"]
     search_fields = ["slug", "title"]
     actions = ["validate", "regrade"]
-    readonly_fields = ["validation", "history_link", "statement_preview"]
+    readonly_fields = ["validation", "history_link", "statement_preview", "editorial_preview"]
 
     class Media:
         css = {"all": ["css/pygments.css", "css/admin_code.css"]}
-        js = ["js/admin_code.js", "js/admin_statement_preview.js"]
+        js = ["js/admin_code.js", "js/admin_markdown_preview.js"]
 
     def get_fields(self, request, obj=None):
         head = ["slug", "title", "published", "validation", "history_link"]
         fields = head + [name for name in CONTENT_FIELDS if name not in head]
-        at = fields.index("statement_md") + 1
-        return [*fields[:at], "statement_preview", *fields[at:]]
+        for field, preview in (("statement_md", "statement_preview"),
+                               ("editorial_md", "editorial_preview")):  # fmt: skip
+            at = fields.index(field) + 1
+            fields = [*fields[:at], preview, *fields[at:]]
+        return fields
+
+    def _preview(self, source_field: str, markdown: str) -> str:
+        """Saved Markdown rendered as the problem page renders it; static/js/
+        admin_markdown_preview.js re-renders it through statement_preview_view as the author
+        types in `source_field`."""
+        return format_html(
+            '<div data-preview-url="{}" data-source="id_{}" class="{}-preview">{}</div>',
+            reverse("admin:grader_problem_statement_preview"),
+            source_field,
+            source_field.removesuffix("_md"),
+            mark_safe(markdown_html(markdown)),
+        )
 
     @admin.display(description="Statement preview (as the problem page shows it)")
     def statement_preview(self, problem: Problem) -> str:
-        """The saved statement rendered; static/js/admin_statement_preview.js re-renders it
-        through statement_preview_view as the author types."""
-        return format_html(
-            '<div data-preview-url="{}" class="statement-preview">{}</div>',
-            reverse("admin:grader_problem_statement_preview"),
-            mark_safe(markdown_html(problem.statement_md)),
-        )
+        return self._preview("statement_md", problem.statement_md)
+
+    @admin.display(description="Editorial preview (as it opens after an accepted submission)")
+    def editorial_preview(self, problem: Problem) -> str:
+        return self._preview("editorial_md", problem.editorial_md)
 
     def get_urls(self):
         return [
@@ -256,14 +269,15 @@ class ProblemAdmin(VersionedAdmin):
         ]
 
     def statement_preview_view(self, request: HttpRequest) -> HttpResponse:
-        """A statement's HTML as the problem page renders it (raw HTML escaped), for the
-        change form's live preview; staff who may add or change problems, CSRF-checked."""
+        """Markdown (a statement or an editorial) as the problem page renders it (raw HTML
+        escaped), for the change form's live previews; staff who may add or change problems,
+        CSRF-checked."""
         if not (self.has_change_permission(request) or self.has_add_permission(request)):
             raise PermissionDenied
-        text = request.POST.get("statement_md", "")
+        text = request.POST.get("markdown", "")
         if len(text) > STATEMENT_PREVIEW_MAX_CHARS:
             return HttpResponse(
-                f"A statement of at most {STATEMENT_PREVIEW_MAX_CHARS:,} characters previews.",
+                f"Markdown of at most {STATEMENT_PREVIEW_MAX_CHARS:,} characters previews.",
                 status=413,
                 content_type="text/plain",
             )

@@ -125,6 +125,10 @@ def _a_problem_with_a_wrong_reference_is_refused_then_fixed_validated_and_publis
     preview = page.locator(".statement-preview")
     expect(preview.locator("h2", has_text="Previewed as typed")).to_be_visible()
     expect(preview).to_contain_text("<b>raw html</b>")  # escaped, shown as text
+    page.locator("textarea[name=editorial_md]").fill("### Why one pass\n\nThe **running max**.")
+    editorial = page.locator(".editorial-preview")
+    expect(editorial.locator("h3", has_text="Why one pass")).to_be_visible()
+    expect(preview.locator("h2", has_text="Previewed as typed")).to_be_visible()  # untouched
 
     page.goto(url)
     page.locator("textarea[name=reference_code]").fill(solution("wrong/wrong_axis.py"))

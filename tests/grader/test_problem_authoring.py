@@ -138,7 +138,10 @@ def test_the_statement_preview_renders_as_the_problem_page_and_code_fields_read_
         "## Stable softmax\n\nSubtract the **row maximum** first: $e^{x_i - m}$.\n\n"
         "```python\ndef softmax(x):\n    return x\n```\n\n<script>alert(1)</script>\n"
     )
-    edited = _form(problem, statement_md=statement, published=False)
+    editorial = (
+        "### The idea\n\nOne pass with a **running maximum**.\n\n<script>alert(2)</script>\n"
+    )
+    edited = _form(problem, statement_md=statement, editorial_md=editorial, published=False)
     response = root_client.post(f"/admin/grader/problem/{problem.pk}/change/", edited)
     assert response.status_code == 302, _errors(response)
 
@@ -151,6 +154,11 @@ def test_the_statement_preview_renders_as_the_problem_page_and_code_fields_read_
     assert '<div class="highlight"><pre>' in preview and '<span class="k">def</span>' in preview
     assert "<script>" not in preview and "&lt;script&gt;" in preview
     assert markdown_html(statement) in page  # the problem page's own renderer
+    # The editorial beside its field, rendered as it opens after an accepted submission.
+    shown = page.split('data-source="id_editorial_md" class="editorial-preview">', 1)[1]
+    shown = shown.split("</div>", 1)[0]
+    assert "<h3>The idea</h3>" in shown and "<strong>running maximum</strong>" in shown
+    assert "<script>" not in shown and "&lt;script&gt;" in shown
     for field in ("starter_code", "reference_code", "oracle_code", "inputs_code", "checks"):
         textarea = page.split(f'<textarea name="{field}"', 1)[1].split(">", 1)[0]
         assert 'class="code-field"' in textarea and 'wrap="off"' in textarea, field
@@ -170,15 +178,15 @@ def test_the_live_preview_renders_what_the_author_types_with_the_pages_sanitiser
     from grader.authoring import AUTHOR_GROUP
 
     statement = "## Draft\n\nKeep the **row max**: $e^{x - m}$.\n\n<img src=x onerror=alert(1)>\n"
-    assert client.post(PREVIEW_URL, {"statement_md": statement}).status_code == 302  # log in
+    assert client.post(PREVIEW_URL, {"markdown": statement}).status_code == 302  # log in
     candidate = django_user_model.objects.create_user("cand", password="pw-cand-12345")
     client.force_login(candidate)
-    assert client.post(PREVIEW_URL, {"statement_md": statement}).status_code == 302
+    assert client.post(PREVIEW_URL, {"markdown": statement}).status_code == 302
     author = django_user_model.objects.create_user("auth", password="pw-auth-12345", is_staff=True)
     author.groups.add(Group.objects.get(name=AUTHOR_GROUP))
     client.force_login(author)
 
-    response = client.post(PREVIEW_URL, {"statement_md": statement})
+    response = client.post(PREVIEW_URL, {"markdown": statement})
 
     assert response.status_code == 200
     html = response.content.decode()
@@ -186,11 +194,11 @@ def test_the_live_preview_renders_what_the_author_types_with_the_pages_sanitiser
     assert "<h2>Draft</h2>" in html and "<strong>row max</strong>" in html
     assert "<img" not in html and "&lt;img" in html
     assert client.get(PREVIEW_URL).status_code == 405
-    too_long = client.post(PREVIEW_URL, {"statement_md": "x" * (STATEMENT_PREVIEW_MAX_CHARS + 1)})
+    too_long = client.post(PREVIEW_URL, {"markdown": "x" * (STATEMENT_PREVIEW_MAX_CHARS + 1)})
     assert too_long.status_code == 413
     page = client.get("/admin/grader/problem/add/").content.decode()
     assert f'data-preview-url="{PREVIEW_URL}"' in page
-    assert "/static/js/admin_statement_preview.js" in page
+    assert "/static/js/admin_markdown_preview.js" in page
 
 
 @pytest.mark.django_db
@@ -200,7 +208,7 @@ def test_the_live_preview_refuses_a_post_without_the_csrf_token(django_user_mode
     root = django_user_model.objects.create_superuser("root", "root@example.com", "pw-root-123")
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(root)
-    assert strict.post(PREVIEW_URL, {"statement_md": "# x"}).status_code == 403
+    assert strict.post(PREVIEW_URL, {"markdown": "# x"}).status_code == 403
     token = strict.get("/admin/grader/problem/add/").context["csrf_token"]
-    accepted = strict.post(PREVIEW_URL, {"statement_md": "# x"}, HTTP_X_CSRFTOKEN=str(token))
+    accepted = strict.post(PREVIEW_URL, {"markdown": "# x"}, HTTP_X_CSRFTOKEN=str(token))
     assert accepted.status_code == 200 and accepted.content.decode() == "<h1>x</h1>"

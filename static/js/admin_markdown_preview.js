@@ -1,6 +1,7 @@
-// The problem admin's statement preview follows the Markdown as the author types: after a
-// pause, the statement is posted (CSRF token and all) to the admin's render endpoint, which
-// uses the problem page's own sanitising renderer, and the answer replaces the preview. A
+// The problem admin's statement and editorial previews follow the Markdown as the author types:
+// after a pause, the field's text is posted (CSRF token and all) to the admin's render
+// endpoint, which uses the problem page's own sanitising renderer, and the answer replaces the
+// preview whose data-source names that field. A
 // reply to older text that arrives late is dropped. (The admin loads this script in the
 // page's head, before the form exists: it listens on the document.)
 (() => {
@@ -12,7 +13,7 @@
     pending?.abort();
     pending = new AbortController();
     const body = new FormData();
-    body.append("statement_md", field.value);
+    body.append("markdown", field.value);
     const token = field.form?.querySelector("input[name=csrfmiddlewaretoken]")?.value ?? "";
     try {
       const response = await fetch(preview.dataset.previewUrl, {
@@ -40,8 +41,10 @@
 
   document.addEventListener("input", (event) => {
     const field = event.target;
-    const preview = document.querySelector(".statement-preview[data-preview-url]");
-    if (field.id !== "id_statement_md" || !preview) {
+    const preview = field.id
+      ? document.querySelector(`[data-preview-url][data-source="${field.id}"]`)
+      : null;
+    if (!preview) {
       return;
     }
     clearTimeout(timer);
