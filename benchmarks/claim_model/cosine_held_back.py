@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_cross_encoder import split  # noqa: E402
+from held_back import split  # noqa: E402
 
 from interview.rubric import embed  # noqa: E402
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reader_model import stated  # noqa: E402
 
-from interview import rubric  # noqa: E402
+from interview import claims, rubric  # noqa: E402
 from interview.judging import agreement_by_kind, answer_cases_load, target_judge  # noqa: E402
 
 SETS = ("tuning.yaml", "tuning2.yaml", "tuning3.yaml", "tuning4.yaml")
@@ -35,7 +35,16 @@ FLOOR, TOP, SPAN = 0.3, 3, 0.4
 # (name, WEIGHT, near-miss margin): the reader replacing cosine, with and without the judge's
 # near-miss rivals, and halfway between reader and cosine.
 SETTINGS = (("off", 0.0, rubric.NEAR_MISS_MARGIN), ("reader", 1.0, rubric.NEAR_MISS_MARGIN),
-            ("reader, no near-miss rivals", 1.0, -1.0), ("half reader", 0.5, rubric.NEAR_MISS_MARGIN))  # fmt: skip
+            ("reader, no near-miss rivals", 1.0, -1.0), ("half reader", 0.5, rubric.NEAR_MISS_MARGIN),
+            ("veto on lookalikes", "veto", rubric.NEAR_MISS_MARGIN))  # fmt: skip
+# The veto: a claim that shares at least OVERLAP of its content words with a statement (a
+# lookalike: the regime where cosine cannot tell a claim from its swap) and that the reader
+# gives under VETO_BELOW is no evidence for that statement's point; other claims are the judge's.
+OVERLAP, VETO_BELOW = 0.5, 0.2
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in claims.words(text) if len(w) > 2}
 
 
 def with_reader(weight: float):
@@ -47,6 +56,8 @@ def with_reader(weight: float):
         if misconception or not weight:
             return closest, usable
         refs = rubric._references(point)
+        if weight == "veto":
+            return closest, vetoed(refs, units, usable)
         pairs, owners = [], []
         for index, unit in enumerate(units):
             if usable[index] < FLOOR:
@@ -68,9 +79,33 @@ def with_reader(weight: float):
     return similarities
 
 
+def vetoed(refs, units: Sequence, usable: np.ndarray) -> np.ndarray:
+    pairs, owners = [], []
+    for index, unit in enumerate(units):
+        if usable[index] < rubric.DEFAULT_THRESHOLD - rubric.CONFIDENCE_BAND:
+            continue
+        words = content_words(unit.text)
+        for statement in refs.statements:
+            theirs = content_words(statement)
+            if words and theirs and len(words & theirs) / len(words | theirs) >= OVERLAP:
+                pairs.append((statement, unit.text))
+                owners.append(index)
+    if not pairs:
+        return usable
+    best = {}
+    for index, probability in zip(owners, stated(pairs), strict=True):
+        best[index] = max(best.get(index, 0.0), float(probability))
+    out = usable.copy()
+    for index, probability in best.items():
+        if probability < VETO_BELOW:
+            out[index] = -1.0
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", nargs="*", help="settings to run, by name")
     args = parser.parse_args()
     cases = {name: answer_cases_load(ROOT / "tests/interview/answer_cases" / name) for name in SETS}
     plain, margin = rubric._similarities, rubric.NEAR_MISS_MARGIN
@@ -78,7 +113,8 @@ def main() -> None:
     print(
         f"{'setting':<30}{'vacuous':>10}{'wrong':>10}{'paraphrase':>12}{'honest':>10}{'s/answer':>10}"
     )
-    for name, weight, near_miss_margin in SETTINGS:
+    parser_settings = [s for s in SETTINGS if not args.only or s[0] in args.only]
+    for name, weight, near_miss_margin in parser_settings:
         rubric._similarities, rubric.NEAR_MISS_MARGIN = with_reader(weight), near_miss_margin
         started, totals = time.perf_counter(), {}
         for set_cases in cases.values():

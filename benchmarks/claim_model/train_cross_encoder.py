@@ -33,6 +33,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # reader_model.py needs only torch and transformers: the GPU host that trains has no Django.
+from held_back import held_back_table, split  # noqa: E402
 from reader_model import MAX_TOKENS, cross_encoder, trained_state  # noqa: E402
 
 
@@ -44,14 +45,6 @@ def export_base(source: Path, dest: Path) -> None:
     AutoTokenizer.from_pretrained(str(source), local_files_only=True).save_pretrained(dest)
     model = AutoModel.from_pretrained(str(source), local_files_only=True).half()
     model.save_pretrained(dest)
-
-
-def split(rows: list[dict]) -> tuple[list[dict], list[dict]]:
-    """train_reader.py's split: a tenth of the rubric points (seed 17) held back whole."""
-    groups = sorted({r["group"] for r in rows})
-    random.Random(17).shuffle(groups)
-    held = set(groups[: len(groups) // 10])
-    return [r for r in rows if r["group"] not in held], [r for r in rows if r["group"] in held]
 
 
 def main() -> None:
@@ -136,19 +129,7 @@ def main() -> None:
             probs = torch.sigmoid(model(encode(chunk)).float()).cpu().numpy()
             for r, p in zip(chunk, probs, strict=True):
                 by_source[(r["label"], r["source"])].append(float(p))
-    print(
-        f"\n{'label':<6}{'pairs of kind':<22}{'pairs':>7}{'right':>8}{'p10':>8}{'p50':>8}{'p90':>8}"
-    )
-    table = {}
-    for (label, source), probs in sorted(by_source.items(), key=lambda kv: (-kv[0][0], kv[0][1])):
-        p = np.array(probs)
-        right = float(((p >= 0.5) == bool(label)).mean())
-        q10, q50, q90 = (float(np.quantile(p, q)) for q in (0.1, 0.5, 0.9))
-        print(f"{label:<6}{source:<22}{len(p):>7}{right:>8.1%}{q10:>8.3f}{q50:>8.3f}{q90:>8.3f}")
-        table[f"{label}:{source}"] = {"label": label, "pairs": len(p), "right": round(right, 4),
-                                      "p10": round(q10, 4), "p50": round(q50, 4),
-                                      "p90": round(q90, 4)}  # fmt: skip
-    report["held_back"] = table
+    report["held_back"] = held_back_table(by_source)
     # How well the held-back points' own statements are told from each kind of negative,
     # whatever the threshold: the chance that a statement outscores a negative of that kind.
     statements = np.array(by_source.get((1, "statement"), []))

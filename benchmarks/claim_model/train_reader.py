@@ -31,6 +31,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from held_back import held_back_table, split  # noqa: E402
 
 DIM = 128  # width of the projected token states
 MAX_TOKENS = 128
@@ -135,11 +138,7 @@ def main() -> None:
     if args.target == "contradicts":
         for r in rows:
             r["label"] = int(r["source"] in CONTRADICTING)
-    groups = sorted({r["group"] for r in rows})
-    random.Random(17).shuffle(groups)
-    held = set(groups[: len(groups) // 10])
-    train = [r for r in rows if r["group"] not in held]
-    val = [r for r in rows if r["group"] in held]
+    train, val = split(rows)
     started = time.time()
     texts = sorted({r["premise"] for r in rows} | {r["hypothesis"] for r in rows}, key=len)
     states = dict(zip(texts, token_states(texts), strict=True))
@@ -178,7 +177,7 @@ def main() -> None:
         )
     model.eval()
     report = {"pairs": len(rows), "train_pairs": len(train), "val_pairs": len(val),
-              "val_points": len(held), "epochs": args.epochs, "seconds": round(time.time() - started)}  # fmt: skip
+              "val_points": len({r["group"] for r in val}), "epochs": args.epochs, "seconds": round(time.time() - started)}  # fmt: skip
     by_source: dict[str, list[float]] = defaultdict(list)
     with torch.no_grad():
         for start in range(0, len(val), 256):
@@ -186,18 +185,7 @@ def main() -> None:
             probs = torch.sigmoid(model(*batch_of(chunk))).numpy()
             for r, p in zip(chunk, probs, strict=True):
                 by_source[(r["label"], r["source"])].append(float(p))
-    print(
-        f"\n{'label':<6}{'pairs of kind':<22}{'pairs':>7}{'right':>8}{'p10':>8}{'p50':>8}{'p90':>8}"
-    )
-    table = {}
-    for (label, source), probs in sorted(by_source.items(), key=lambda kv: (-kv[0][0], kv[0][1])):
-        p = np.array(probs)
-        right = float(((p >= 0.5) == bool(label)).mean())
-        q10, q50, q90 = (float(np.quantile(p, q)) for q in (0.1, 0.5, 0.9))
-        print(f"{label:<6}{source:<22}{len(p):>7}{right:>8.1%}{q10:>8.3f}{q50:>8.3f}{q90:>8.3f}")
-        table[source] = {"label": label, "pairs": len(p), "right": round(right, 4),
-                         "p10": round(q10, 4), "p50": round(q50, 4), "p90": round(q90, 4)}  # fmt: skip
-    report["held_back"] = table
+    report["held_back"] = held_back_table(by_source, key=lambda label, source: source)
     if args.save:
         torch.save(model.state_dict(), args.save)
     if args.json:
