@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -100,6 +101,15 @@ def problems_index(request: HttpRequest) -> HttpResponse:
     )
 
 
+def run_button_context(problem: Problem) -> dict[str, Any]:
+    """What the editor's Run button needs (coding/_editor.html): where to post, and the public
+    examples it runs; the problem page and a mock loop's coding round both offer it."""
+    return {
+        "examples": [case["name"] for case in problem.as_spec().examples()],
+        "run_url": reverse("problem-run", args=[problem.slug]),
+    }
+
+
 @require_GET
 def problem_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """The statement for anyone (as LeetCode shows it); the editor for people signed in."""
@@ -120,8 +130,7 @@ def problem_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "statement_html": markdown_html(problem.statement_md),
             # Only for a user with an accepted submission: otherwise not in the page at all.
             "editorial_html": markdown_html(editorial) if editorial else "",
-            "examples": [case["name"] for case in spec.examples()],
-            "run_url": reverse("problem-run", args=[problem.slug]),
+            **run_button_context(problem),
             "custom_inputs": spec.custom_inputs,
             # The editor opens on the last submitted code; a newer browser draft replaces it.
             "initial_code": history[0].code if history else problem.starter_code,

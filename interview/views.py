@@ -22,6 +22,7 @@ from grader.access import LimitExceeded
 from grader.input_guard import whole_number
 from grader.markdown_render import markdown_html, prose
 from interview import dashboard_views, selectors, services
+from interview.coding_views import run_button_context
 from interview.design import render as design_render
 from interview.design.practice import (
     AnswerInvalid,
@@ -320,8 +321,7 @@ def _round_page(
             problem = context["problem"]
             context["statement_html"] = markdown_html(problem.statement_md)
             # Run, as on the problem page: the public examples, no grade, not in the round.
-            context["run_url"] = reverse("problem-run", args=[problem.slug])
-            context["examples"] = [case["name"] for case in problem.as_spec().examples()]
+            context |= run_button_context(problem)
     else:
         context |= _design_round_context(request, loop, round_, errors or {})
     return render(

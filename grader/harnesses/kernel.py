@@ -649,12 +649,13 @@ def _capture(run: Callable[[], Any]) -> Any:
         # capture that fails halfway leaves the default CUDA generator in capture mode, where
         # every later draw fails ("Offset increment outside graph capture"): so the warm call
         # refuses host syncs, and such a call is never captured at all.
+        mode = torch.cuda.get_sync_debug_mode()
         torch.cuda.set_sync_debug_mode("error")
         try:
             with torch.cuda.stream(stream):
                 run()
         finally:
-            torch.cuda.set_sync_debug_mode("default")
+            torch.cuda.set_sync_debug_mode(mode)
         torch.cuda.current_stream().wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):

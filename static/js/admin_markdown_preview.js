@@ -1,9 +1,9 @@
 // The problem admin's statement and editorial previews follow the Markdown as the author types:
 // after a pause, the field's text is posted (CSRF token and all) to the admin's render
 // endpoint, which uses the problem page's own sanitising renderer, and the answer replaces the
-// preview whose data-source names that field. A
-// reply to older text that arrives late is dropped. (The admin loads this script in the
-// page's head, before the form exists: it listens on the document.)
+// preview whose data-source names that field. A reply to older text that arrives late is
+// dropped. (The admin loads this script in the page's head, before the form exists: it
+// listens on the document.)
 (() => {
   const PAUSE_MS = 300;
   let timer = 0;
