@@ -53,6 +53,11 @@ VOCAB_SIZE = 10240
 # and a token budget that prefills them all in one step.
 ORACLE_BLOCKS = 4096
 ORACLE_BATCHED_TOKENS = 8192
+# A greedy choice whose two best logits lie closer than this is the float32 rounding's to make:
+# a batch of other rows (another schedule, a prefix read from the cache) moves the tiny model's
+# gap between its two best logits by up to 2e-5 (measured over 11,658 tokens), and 1 token in
+# 10,000 lies that close, so now and then a correct part got a different, equally right token.
+NEAR_TIE_GAP = 1e-3
 # The project files an engine kind's sandbox needs whatever the part: the engine's data types
 # (Sequence, Status, SamplingParams) and the allocator interface, never an implementation.
 ENGINE_DATA_TYPES = (
@@ -196,9 +201,20 @@ def memoized_by_value(function: Callable[..., Any]) -> Callable[..., Any]:
     return memoized
 
 
+class ExpectedTokens(dict[str, list[int]]):
+    """Tokens per request id, and ``near_ties``: per request id, the output positions where
+    the oracle's two best logits lay within :data:`NEAR_TIE_GAP` (either token is right there,
+    and what follows it is then the run's own)."""
+
+    def __init__(self, tokens: dict[str, list[int]], near_ties: dict[str, frozenset[int]]):
+        super().__init__(tokens)
+        self.near_ties = near_ties
+
+
 @memoized_by_value
-def expected_tokens(requests: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, list]:
-    """Greedy tokens per request id from the engine's own parts, every request in one batch."""
+def expected_tokens(requests: list[dict[str, Any]], config: dict[str, Any]) -> ExpectedTokens:
+    """Greedy tokens per request id from the engine's own parts, every request in one batch,
+    with the positions where rounding may choose (:class:`ExpectedTokens`)."""
     with one_thread():
         oracle = {
             "num_kv_blocks": ORACLE_BLOCKS,
@@ -206,8 +222,35 @@ def expected_tokens(requests: list[dict[str, Any]], config: dict[str, Any]) -> d
             "max_num_batched_tokens": ORACLE_BATCHED_TOKENS,
         }
         engine = tiny_engine(config | oracle)
+        near_ties = _near_ties_recorded(engine)
         outputs = engine.generate([r["prompt"] for r in requests], [params_of(r) for r in requests])
-    return {r["id"]: out.output_token_ids for r, out in zip(requests, outputs, strict=True)}
+    return ExpectedTokens(
+        {r["id"]: out.output_token_ids for r, out in zip(requests, outputs, strict=True)},
+        {
+            r["id"]: frozenset(near_ties.get(out.request_id, ()))
+            for r, out in zip(requests, outputs, strict=True)
+            if r.get("temperature", 0.0) == 0
+        },
+    )
+
+
+def _near_ties_recorded(engine: LLMEngine) -> dict[str, set[int]]:
+    """From now on, each output position of ``engine``'s requests whose two best logits lie
+    within :data:`NEAR_TIE_GAP`, by the engine's request id (the oracle engine is ours)."""
+    sample = engine.sample
+    near_ties: dict[str, set[int]] = {}
+
+    def recording(logits: torch.Tensor, seqs: list[Any]) -> torch.Tensor:
+        if seqs:
+            best = logits.float().topk(2, dim=-1).values
+            gaps = (best[:, 0] - best[:, 1]).tolist()
+            for seq, gap in zip(seqs, gaps, strict=True):
+                if gap < NEAR_TIE_GAP:
+                    near_ties.setdefault(seq.request_id, set()).add(seq.num_output_tokens)
+        return sample(logits, seqs)
+
+    engine.sample = recording  # type: ignore[method-assign]
+    return near_ties
 
 
 def drive(
@@ -285,7 +328,9 @@ def outputs_mismatch(
     against: str = "greedy decoding",
 ) -> str | None:
     """The first request whose output differs from the expected tokens (``against`` names
-    where they come from), said plainly."""
+    where they come from), said plainly. Where ``expected`` is :class:`ExpectedTokens`, an
+    output that first departs at a near tie is right (its length still must be)."""
+    near_ties = expected.near_ties if isinstance(expected, ExpectedTokens) else {}
     for request in requests:
         rid = request["id"]
         got = outputs.get(rid)
@@ -299,6 +344,8 @@ def outputs_mismatch(
                 (i for i, (a, b) in enumerate(zip(got["tokens"], want, strict=False)) if a != b),
                 min(len(got["tokens"]), len(want)),
             )
+            if len(got["tokens"]) == len(want) and position in near_ties.get(rid, ()):
+                continue
             return (
                 f"request {rid}: output token {position} differs from {against} "
                 f"({len(got['tokens'])} tokens, expected {len(want)}; got "
