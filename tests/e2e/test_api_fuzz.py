@@ -15,8 +15,9 @@ from django.contrib.auth import get_user_model
 from grader.access import api_token_create
 from grader.bank import problems_load
 
-# Examples per operation: enough to hit every schema branch without a long CI run.
-EXAMPLES_PER_OPERATION = 30
+# Examples per operation, half the 30 it once ran, to keep CI short: deterministic generation
+# starts from each schema's boundary values and required fields, where 5xx faults live.
+EXAMPLES_PER_OPERATION = 15
 FUZZ_TIMEOUT_S = 480
 
 

@@ -8,12 +8,15 @@ that the timed calls' missing rounding margin failed at random must be accepted 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from grader.bank import PROBLEMS_DIR
+from grader.grading import grade
 from grader.harnesses.base import CandidateFailure
 from grader.harnesses.contract import Verdict
-from tests.grader.test_engine_problems import _grade
+from tests.grader.test_engine_problems import _grade, spec_of
 
 # (problem, submission, verdict, words of the message: the test that caught it and why)
 ATTACKS = [
@@ -85,7 +88,9 @@ ATTACKS = [
         "No module named 'engine.rejection_sampler'",
     ),
 ]
-# Graded this many times: the timed calls failed it in two of six grades before.
+# Graded this many times: the timed calls failed it in two of six grades before. After the
+# first, whole grade, the others run the tests of exact rows and the timed calls only (the
+# stages that judge rows where float32 rounding may choose), at a quarter of the cost.
 HONEST_GRADES = 6
 
 
@@ -117,8 +122,12 @@ def test_every_cheat_is_in_the_suite() -> None:
 @pytest.mark.slow
 def test_honest_float32_verifier_is_accepted_every_time() -> None:
     code = (PROBLEMS_DIR / "spec-verifier" / "solutions" / "float32_ratio.py").read_text()
+    whole = spec_of("spec-verifier")
+    exact_rows = dataclasses.replace(
+        whole, tests=[test for test in whole.tests if test.get("mode") == "exact"]
+    )
     for seed in range(HONEST_GRADES):
-        report = _grade("spec-verifier", code, seed=seed)
+        report = grade(whole if seed == 0 else exact_rows, code, seed=seed, hardware={})
         assert report.verdict is Verdict.ACCEPTED, report.message
         assert report.score > 0
 
