@@ -44,12 +44,12 @@ run: install weights sandbox
 	$(PY) manage.py serve --prepare
 
 # Two test processes (pytest-xdist): much of the suite waits on live workers, sandboxes and the
-# browser, so a second process fills that wait. Each module stays on one process (its live
-# worker starts once), the browser tests all on one. TEST_PROCESSES=0 runs in one process.
+# browser, so a second process fills that wait. Tests go to whichever process is free, so a
+# module-scoped live worker or browser may start in both. TEST_PROCESSES=0 runs in one process.
 TEST_PROCESSES ?= 2
 
 test: install weights sandbox browser
-	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist load $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

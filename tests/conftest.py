@@ -167,16 +167,6 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list) -> None:
         spec.env.update(xdist_worker_environment(index, len(specs), dict(os.environ)))
 
 
-def pytest_itemcollected(item: pytest.Item) -> None:
-    """Under ``--dist loadgroup`` (make test) a module's tests stay on one xdist worker, so
-    a module-scoped live worker starts once; the browser tests all share one worker, so the
-    live stack (Daphne, a Celery worker, Chromium) starts once too."""
-    if not getattr(item.config.option, "loadgroup", False):
-        return
-    group = "e2e" if "tests/e2e/" in item.nodeid else item.nodeid.split("::")[0]
-    item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the browser tests last: Playwright's sync API keeps an event loop in the main thread
