@@ -113,8 +113,8 @@ def main() -> None:
     print(
         f"{'setting':<30}{'vacuous':>10}{'wrong':>10}{'paraphrase':>12}{'honest':>10}{'s/answer':>10}"
     )
-    parser_settings = [s for s in SETTINGS if not args.only or s[0] in args.only]
-    for name, weight, near_miss_margin in parser_settings:
+    chosen = [s for s in SETTINGS if not args.only or s[0] in args.only]
+    for name, weight, near_miss_margin in chosen:
         rubric._similarities, rubric.NEAR_MISS_MARGIN = with_reader(weight), near_miss_margin
         started, totals = time.perf_counter(), {}
         for set_cases in cases.values():
