@@ -1,5 +1,5 @@
 """Agreement of the written-answer judge with the held-out labels of issue 17
-(tests/interview/answer_cases/heldout.yaml), by kind, through the judge's public command only,
+(tests/interview/answer_cases/heldout2.yaml), by kind, through the judge's public command only,
 so the number does not depend on the judge's own tuning code:
 
     .venv/bin/python benchmarks/heldout_agreement.py [--json var/bench/heldout_agreement.json]
@@ -8,10 +8,12 @@ so the number does not depend on the judge's own tuning code:
 The first form writes the cases as the JSONL that `manage.py grade_answer --batch` reads and
 runs it once; the second reads the JSONL such a run printed (one result per case, in order).
 A case agrees when the result's `passed` equals its label; a vacuous case must also score at
-most 0.25 (issue 17's bar), which the table reports on its own.
+most 0.25 (issue 17's bar), which the table reports on its own. `--cases` grades another set.
 
 benchmarks/heldout_before.jsonl is the judge before issue 17 (interview.rubric.grade_answer at
-cd5821f, in process, passing at 0.6), one result per case: `--results` reprints its table.
+cd5821f, in process, passing at 0.6) on the first held-out set, now the fifth tuning set:
+`--cases tests/interview/answer_cases/tuning5.yaml --results benchmarks/heldout_before.jsonl`
+reprints its table.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-CASES_FILE = REPO / "tests" / "interview" / "answer_cases" / "heldout.yaml"
+CASES_FILE = REPO / "tests" / "interview" / "answer_cases" / "heldout2.yaml"
 KINDS = ("vacuous", "wrong", "paraphrase", "honest")
 # Issue 17: a vacuous answer made of topic words scores at most this.
 VACUOUS_MAX_SCORE = 0.25

@@ -1,4 +1,4 @@
-"""The held-out labelled answers of issue 17 (answer_cases/heldout.yaml) are well formed and
+"""The held-out labelled answers of issue 17 (answer_cases/heldout2.yaml) are well formed and
 cover what they claim: every target is a real written-answer question, design section or
 follow-up, every kind comes in numbers, and the paraphrases do not borrow the model answer's
 wording (or they would not test a judge on words other than the rubric's)."""
@@ -21,7 +21,7 @@ KINDS = ("vacuous", "wrong", "paraphrase", "honest")
 # The label each kind must carry; an honest answer is labelled by hand, either way.
 EXPECTED_BY_KIND = {"vacuous": "fail", "wrong": "fail", "paraphrase": "pass"}
 TARGET_SHAPES = ({"question"}, {"design", "section"}, {"design", "follow_up"})
-MIN_CASES = 110
+MIN_CASES = 150  # issue 17: at least 150 cases over at least 30 targets
 MIN_CASES_PER_KIND = 25
 MIN_TARGETS = 30
 # Honest answers are only a measure if both labels occur often enough to be wrong about.

@@ -272,7 +272,7 @@ def test_the_third_tuning_set_is_labelled_by_kind():
     assert kinds["vacuous"] >= 10 and kinds["wrong"] >= 8 and kinds["paraphrase"] >= 8
     assert all(not c.expected_pass for c in cases if c.kind in ("vacuous", "wrong"))
     assert all(c.expected_pass for c in cases if c.kind == "paraphrase")
-    earlier = {c.text for name in ("tuning.yaml", "tuning2.yaml", "heldout.yaml")
+    earlier = {c.text for name in ("tuning.yaml", "tuning2.yaml", "tuning5.yaml")
                for c in answer_cases_load(TUNING.with_name(name))}  # fmt: skip
     assert not {c.text for c in cases} & earlier
 
@@ -285,7 +285,7 @@ def test_the_fourth_tuning_set_is_labelled_by_kind():
     assert all(not c.expected_pass for c in cases if c.kind in ("vacuous", "wrong"))
     assert all(c.expected_pass for c in cases if c.kind == "paraphrase")
     assert any(c.target.design for c in cases) and any(c.target.question for c in cases)
-    earlier = {c.text for name in ("tuning.yaml", "tuning2.yaml", "tuning3.yaml", "heldout.yaml")
+    earlier = {c.text for name in ("tuning.yaml", "tuning2.yaml", "tuning3.yaml", "tuning5.yaml")
                for c in answer_cases_load(TUNING.with_name(name))}  # fmt: skip
     assert not {c.text for c in cases} & earlier
 
