@@ -10,6 +10,7 @@ would accept: MiniLM puts "decode is compute-bound" next to "decode is memory-bo
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -184,6 +185,12 @@ CONTRASTS: tuple[Contrast, ...] = (
         [("highest", "lowest"), ("largest", "smallest")],
     ),
     _contrast(
+        "position",
+        r"\babove\b|\bexceed\w*",
+        r"\bbelow\b|\bfalls? short of\b",
+        [("above", "below"), ("below", "above")],
+    ),
+    _contrast(
         "maximum",
         r"\bmax(?:imum|ima)?\b",
         r"\bmin(?:imum|ima)?\b(?![-\s]?p\b)",
@@ -304,7 +311,9 @@ def _stem(word: str) -> str:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             word = word[: -len(suffix)]
             break
-    return word[:-1] if word.endswith("e") and len(word) > 3 else word
+    word = word[:-1] if word.endswith("e") and len(word) > 3 else word
+    # "failure" and "fail" are one word to a reader.
+    return word[:-2] if word.endswith("ur") and len(word) > 5 else word
 
 
 # A claim has at least this many words; "KV cache" or "Preempt." assert nothing.
@@ -457,7 +466,22 @@ def affirmative_variant(reference: str) -> str | None:
     ).strip()
     if stripped and stripped != reference and not negated(stripped) and is_claim(stripped):
         return stripped
+    # "The keys are processed tile by tile in one sweep, so the scores never sit in memory":
+    # its head states the point affirmatively, and an answer that says only that matches it.
+    head = HEAD_END.split(reference, maxsplit=1)[0].strip()
+    if (
+        head != reference.strip()
+        and negated(reference)
+        and not negated(head)
+        and len(words(head)) >= MIN_HEAD_WORDS
+        and is_claim(head)
+    ):
+        return head
     return None
+
+
+# A statement's head stands for it alone only with at least this many words.
+MIN_HEAD_WORDS = 5
 
 
 def restates(text: str, question: str) -> bool:
@@ -495,12 +519,29 @@ GENERIC_WORDS = frozenset(
         "workload workloads hardware platform service services performance inference "
         "phase phases result results data change changes changed stay stays break breaks nothing "
         "run runs limit limits next final piece pieces engine engines share shares shared policy "
-        "policies strategy strategies approach approaches mechanism mechanisms solution solutions"
+        "policies strategy strategies approach approaches mechanism mechanisms solution solutions "
+        # Words of the design process and of judgement, not of serving: "the team has to think
+        # about what happens at long context", "it must be configured well", "handle failures
+        # gracefully", "the right techniques make a big difference".
+        "everyone everybody everything anyone anybody someone somebody mind tool tools technique "
+        "techniques question questions answer answers production team teams design designed "
+        "designing plan plans planned planning reliable reliably reliability robust robustly "
+        "gracefully cleverly clever smart smartly other others like whether hard harder easy "
+        "easier difficult simple challenge challenges challenging tricky think thinks thought "
+        "prefer prefers preferred suit suits suited treat treats treated hurt hurts configure "
+        "configures configured tune tuned pay paying paid mean means meaning "
+        "later hand hands turn turns fine nice great ideal ideally right-sized "
+        "goal goals aim aims wisely sensible sensibly appropriate appropriately "
+        "experience careful thinking account accounts address addresses addressed "
+        "consideration considerations concern concerns tradeoff tradeoffs trade-off trade-offs "
+        "decision decisions decide decides relevant crucial critical essential vital"
     )
 )
 # A sentence needs at least this many words beyond the question's and the generic ones to claim
 # something: "Memory is what caps the batch" answers "What caps the batch?" with one word.
 MIN_INFORMATIVE_WORDS = 2
+# ... and one more for every this many words it is long.
+WORDS_PER_INFORMATIVE = 8
 
 
 def informative_words(text: str, question: str = "") -> set[str]:
@@ -512,9 +553,18 @@ def says_nothing(text: str, question: str = "") -> bool:
     """Whether `text` only names its topic: fewer than MIN_INFORMATIVE_WORDS words beyond the
     question's and generic ones, and no number ("The allocator needs operations for handling
     the blocks" to "What operations does it need?")."""
-    if re.search(r"\d", text):
+    # A number states something, unless the question gave it: "what happens at 128K tokens"
+    # restates a 128K-token question.
+    if set(NUMBER.findall(text.lower())) - set(NUMBER.findall(question.lower())):
         return False
-    return len(informative_words(text, question)) < MIN_INFORMATIVE_WORDS
+    # A long sentence with two specific words in it is filler around them: "The system needs
+    # to be designed with long sequences in mind from the start, and the team has to think
+    # about what happens at 128K tokens so that the service keeps working for everyone."
+    needed = max(MIN_INFORMATIVE_WORDS, math.ceil(len(words(text)) / WORDS_PER_INFORMATIVE))
+    return len(informative_words(text, question)) < needed
+
+
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 # ---------------------------------------------------------------- numbers as claims

@@ -162,6 +162,8 @@ def response_grade(
                 for e in grade.misconceptions
                 if e.covered
             ],
+            "coverage": round(grade.coverage, 4),
+            "contradictions": list(grade.contradictions),
             "confident": grade.confident,
             "vacuous": grade.vacuous,
             "score_range": [round(x, 4) for x in grade.score_range],

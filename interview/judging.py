@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.yaml_text import yaml_load
-from interview import rubric
+from interview import rubric, verdict
 from interview.design import (
     SECTION_PASS_SCORE,
     DesignPrompt,
@@ -85,6 +85,8 @@ class Verdict:
                 for e in self.grade.misconceptions
                 if e.covered
             ],
+            "coverage": round(self.grade.coverage, 4),
+            "contradictions": list(self.grade.contradictions),
         }
 
 
@@ -264,3 +266,53 @@ def agreement_by_kind(
             ),
         )
     return table
+
+
+# ---------------------------------------------------------------- fitting the verdict
+
+ANSWER_CASES = Path(__file__).resolve().parent.parent / "tests" / "interview" / "answer_cases"
+
+
+def tuning_case_files(directory: Path = ANSWER_CASES) -> list[Path]:
+    """The labelled sets the verdict may be fitted on: every tuning*.yaml, never a held-out set."""
+    return sorted(directory.glob("tuning*.yaml"))
+
+
+@dataclass(frozen=True)
+class VerdictFit:
+    model: verdict.VerdictModel
+    # Per file left out: kind -> (cases, agreeing before, agreeing after), by the model fitted
+    # on the other files; "before" is the matcher's coverage against the pass mark.
+    left_out: dict[str, dict[str, tuple[int, int, int]]]
+
+
+def verdict_fit(files: Sequence[Path], l2_penalty: float = verdict.L2_PENALTY) -> VerdictFit:
+    """Fit the verdict on the labelled answers in `files`, and measure each file left out."""
+    graded = []
+    for path in files:
+        for case in answer_cases_load(path):
+            judged = target_judge(case.target, case.text)
+            graded.append((path.name, case, judged))
+    names = [name for name, _, _ in graded]
+    signals = [judged.grade.signals for _, _, judged in graded]
+    labels = [case.expected_pass for _, case, _ in graded]
+    left_out: dict[str, dict[str, tuple[int, int, int]]] = {}
+    for path in files:
+        inside = [i for i, name in enumerate(names) if name != path.name]
+        if not inside or len(inside) == len(names):
+            continue
+        model = verdict.fit([signals[i] for i in inside], [labels[i] for i in inside], l2_penalty)
+        table: dict[str, tuple[int, int, int]] = {}
+        for i in (i for i, name in enumerate(names) if name == path.name):
+            _, case, judged = graded[i]
+            before = (judged.grade.coverage >= judged.pass_score) and not judged.grade.vacuous
+            after = model.probability(signals[i]) >= 0.5 and not judged.grade.vacuous
+            cases, agree_before, agree_after = table.get(case.kind, (0, 0, 0))
+            table[case.kind] = (
+                cases + 1,
+                agree_before + (before == case.expected_pass),
+                agree_after + (after == case.expected_pass),
+            )
+        left_out[path.name] = table
+    model = verdict.fit(signals, labels, l2_penalty, trained_on=[p.name for p in files])
+    return VerdictFit(model, left_out)

@@ -19,6 +19,11 @@ and scores at most VACUOUS_CAP. A point whose evidence lies within CONFIDENCE_BA
 threshold is undecided; a grade is confident when no outcome of its undecided points could
 change pass/fail. Throughput claims that break the capacity model's roofline are flagged.
 
+The score is not the share of points: the verdict (interview/verdict.py) weighs how much of the
+rubric an answer covers and how firmly against its claims that go against the rubric (a claim
+contradicting the statement it is nearest, or nearer a written wrong twin than any statement it
+may match), with weights fitted on labelled answers; `Grade.coverage` keeps the share.
+
 Plain Python: no Django. The embedding model is loaded once per process, on first use or by
 `warm_up` in a background thread; embeddings of rubric texts can be kept in a file
 (`embeddings_write`) and read back at a server's start (`interview.judging.judge_warm_up`).
@@ -39,7 +44,7 @@ from typing import Any, Literal
 import numpy as np
 
 from engine import capacity
-from interview import claims
+from interview import claims, verdict
 
 # Tuned on tests/interview/answer_cases/tuning.yaml with the point-level tune half of
 # tests/interview/rubric_cases.yaml (benchmarks/answer_judge.py --tune); the figures are in
@@ -58,6 +63,17 @@ KEYWORD_BONUS = 0.08
 CONFIDENCE_BAND = 0.05
 # A vacuous answer (mostly topic words, fragments or the question restated) scores at most this.
 VACUOUS_CAP = 0.25
+# The verdict's signals (interview/verdict.py): evidence this strong is firm, or strong ...
+FIRM_STRENGTH = 0.5
+STRONG_STRENGTH = 0.58
+# ... a claim at least this close to some statement whose closest statement it may match is
+# this much less similar contradicts the rubric ...
+CONTRADICTED_NEAREST = 0.5
+CONTRADICTION_GAP = 0.1
+# ... and a claim this close to a near miss, and nearer it than to any statement it may match
+# by this much, states the wrong twin.
+NEAR_MISS_STATED = 0.65
+NEAR_MISS_LEAD = 0.1
 # An answer is vacuous when less than this share of its words are in sentences that claim.
 MIN_CLAIM_SHARE = 0.5
 # A model answer's claim joins a point's exemplars when at least this similar to the point ...
@@ -159,9 +175,10 @@ class RooflineFlag:
 
 @dataclass(frozen=True)
 class Grade:
-    """Score in [0, 1] = (covered weight - misconception weight) / total point weight, capped
-    at VACUOUS_CAP for a vacuous answer; `confident` is False when the undecided points could
-    change whether the score reaches the pass mark."""
+    """Score in [0, 1]: the verdict's pass probability mapped so that the pass mark means a
+    probability of one half (interview/verdict.py), capped at VACUOUS_CAP for a vacuous answer;
+    `coverage` is the share of point weight covered less misconceptions; `confident` is False
+    when the undecided points could change whether the score reaches the pass mark."""
 
     score: float
     points: tuple[Evidence, ...]
@@ -170,6 +187,11 @@ class Grade:
     vacuous: bool = False
     confident: bool = True
     score_range: tuple[float, float] = (0.0, 0.0)  # lowest and highest over undecided points
+    coverage: float = 0.0
+    # Sentences with a claim that goes against the rubric: it contradicts the statement it is
+    # nearest, or it is nearer a wrong twin than any statement it may match.
+    contradictions: tuple[str, ...] = ()
+    signals: verdict.Signals | None = None  # what the verdict weighed
 
 
 # ---------------------------------------------------------------- parsing rubrics
@@ -645,12 +667,12 @@ def _correct_guard(rubric: Rubric, answer: _Answer) -> np.ndarray:
     return guard
 
 
-def _score(points: Sequence[Evidence], misconceptions: Sequence[Evidence], vacuous: bool) -> float:
+def _coverage(points: Sequence[Evidence], misconceptions: Sequence[Evidence]) -> float:
+    """The share of point weight covered, less the weight of misconceptions stated."""
     total = sum(p.weight for p in points)
     earned = sum(e.weight for e in points if e.covered)
     lost = sum(e.weight for e in misconceptions if e.covered)
-    score = min(max((earned - lost) / total, 0.0), 1.0) if total else 0.0
-    return min(score, VACUOUS_CAP) if vacuous else score
+    return min(max((earned - lost) / total, 0.0), 1.0) if total else 0.0
 
 
 def grade_answer(
@@ -703,22 +725,107 @@ def grade_answer(
         )
         for i, p in enumerate(rubric.points)
     )  # fmt: skip
-    score = _score(points, misconceptions, read.vacuous)
-    low = _score(
-        [_settled(e, False) for e in points],
-        [_settled(e, True) for e in misconceptions],
-        read.vacuous,
-    )
-    high = _score(
-        [_settled(e, True) for e in points],
-        [_settled(e, False) for e in misconceptions],
-        read.vacuous,
+    coverage = _coverage(points, misconceptions)
+    contradicting, near_missing = _against_the_rubric(rubric, read, pairs)
+    signals = _signals(points, misconceptions, coverage, contradicting, near_missing, read)
+    model = verdict.shipped_model()
+    probability = model.probability(signals)
+    # The pass probability if the undecided points all went against the answer, or all for it,
+    # widened by the band in which the verdict is no better than a coin.
+    lowest = model.probability(replace(signals, coverage=_coverage(
+        [_settled(e, False) for e in points], [_settled(e, True) for e in misconceptions]
+    ))) - verdict.UNSURE_BAND  # fmt: skip
+    highest = model.probability(replace(signals, coverage=_coverage(
+        [_settled(e, True) for e in points], [_settled(e, False) for e in misconceptions]
+    ))) + verdict.UNSURE_BAND  # fmt: skip
+    score, low, high = (
+        _capped(verdict.score_from_probability(min(max(p, 0.0), 1.0), pass_score), read.vacuous)
+        for p in (probability, lowest, highest)
     )
     confident = read.vacuous or (low >= pass_score) == (high >= pass_score)
     return Grade(
         score, points, misconceptions, roofline_flags(answer, setup), read.vacuous, confident,
-        (low, high),
+        (low, high), coverage,
+        tuple(dict.fromkeys(read.units[i].sentence for i in sorted({*contradicting, *near_missing}))),
+        signals,
     )  # fmt: skip
+
+
+def _against_the_rubric(
+    rubric: Rubric, read: _Answer, pairs: Sequence[tuple[np.ndarray, np.ndarray]]
+) -> tuple[list[int], list[int]]:
+    """The claims (by unit index) that go against the rubric, in two kinds: those whose
+    nearest statement is one they contradict (the other polarity, the other side of a contrast,
+    a slipped number) while every statement they may match is clearly further; and those
+    nearer a wrong twin an author wrote than to any statement they may match."""
+    if not read.units:
+        return [], []
+    nearest = np.stack([closest for closest, _ in pairs]).max(axis=0)
+    usable = np.stack([usable for _, usable in pairs]).max(axis=0)
+    # A misconception's near misses are correct sentences that sound like it ("a response cache
+    # is not a substitute for prefix caching"): a claim this close to one is not against the
+    # rubric, so a correct sentence that resembles a misconception never lowers a score.
+    for misconception in rubric.misconceptions:
+        refs = _references(misconception)
+        if len(refs.near_misses):
+            usable = np.maximum(usable, (refs.near_miss_vectors @ read.vectors.T).max(axis=0))
+    near_miss = np.full(len(read.units), -1.0)
+    for point in rubric.points:
+        refs = _references(point)
+        # Only the near misses an author wrote: a statement with a contrast word swapped is
+        # often near a correct claim that mixes both sides ("decode reads all the weights, so it
+        # waits on memory; batching raises its intensity"), and the contradiction test above
+        # already reads the contrasts.
+        written = np.array([n in point.near_misses for n in refs.near_misses], dtype=bool)
+        if not written.any():
+            continue
+        for i, unit in enumerate(read.units):
+            # Only a near miss the claim does not contradict outright can be what it states.
+            rivals = _rivals(unit, refs) & written
+            if rivals.any():
+                similarity = float((refs.near_miss_vectors[rivals] @ read.vectors[i]).max())
+                near_miss[i] = max(near_miss[i], similarity)
+    claims_made = [i for i, u in enumerate(read.units) if u.claim and not u.restates]
+    contradicting = [
+        i
+        for i in claims_made
+        if nearest[i] >= CONTRADICTED_NEAREST and usable[i] < nearest[i] - CONTRADICTION_GAP
+    ]
+    near_missing = [
+        i
+        for i in claims_made
+        if near_miss[i] >= NEAR_MISS_STATED and near_miss[i] > usable[i] + NEAR_MISS_LEAD
+    ]
+    return contradicting, near_missing
+
+
+def _signals(
+    points: Sequence[Evidence],
+    misconceptions: Sequence[Evidence],
+    coverage: float,
+    contradicting: Sequence[int],
+    near_missing: Sequence[int],
+    read: _Answer,
+) -> verdict.Signals:
+    """The answer-level signals the verdict weighs (see interview/verdict.py)."""
+    total = sum(p.weight for p in points) or 1.0
+    strengths = sorted((max(e.similarity, 0.0) for e in points), reverse=True) or [0.0]
+    # Shares over distinct claims: a correct sentence pasted ten times does not dilute a wrong one.
+    claims_made = len({u.text for u in read.units if u.claim and not u.restates}) or 1
+    return verdict.Signals(
+        coverage=coverage,
+        covered_firmly=sum(e.weight for e in points if e.similarity >= FIRM_STRENGTH) / total,
+        covered_strongly=sum(e.weight for e in points if e.similarity >= STRONG_STRENGTH) / total,
+        best_two=float(np.mean(strengths[:2])),
+        mean_strength=float(np.mean(strengths)),
+        misconception=float(any(e.covered for e in misconceptions)),
+        contradicting=len({read.units[i].text for i in contradicting}) / claims_made,
+        near_missing=len({read.units[i].text for i in near_missing}) / claims_made,
+    )
+
+
+def _capped(score: float, vacuous: bool) -> float:
+    return min(score, VACUOUS_CAP) if vacuous else score
 
 
 def _stated(misconceptions: Sequence[Evidence], read: _Answer) -> list[int]:

@@ -3,6 +3,7 @@ guard, and `manage.py grade_answer`."""
 
 import copy
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -239,10 +240,19 @@ def test_an_inverted_relation_does_not_cover_the_point(question, point, right, w
         ("Good observability helps the team find and fix problems quickly.", True),
         ("A free list holds the unused physical blocks; allocation pops one.", False),
         ("Each block holds 16 tokens.", False),  # a number is specific
+        # Words of the design process and of judgement say nothing about serving.
+        ("The team has to think carefully about the design so that it stays reliable.", True),
+        ("The right techniques and tools make the allocator robust in production.", True),
+        # A number states something, unless the question gave it.
+        ("It has to handle what happens at 128 sequences.", True),
+        ("It has to handle what happens at 256 sequences.", False),
     ],
 )
 def test_a_sentence_of_question_and_generic_words_says_nothing(sentence, nothing):
-    question = "Design the block allocator. What operations does it need? What caps the batch?"
+    question = (
+        "Design the block allocator. What operations does it need? What caps the batch of 128 "
+        "sequences?"
+    )
     assert claims.says_nothing(sentence, question) is nothing
 
 
@@ -337,7 +347,8 @@ def test_command_reads_a_file_and_prints_text(tmp_path, bank):
     answer = tmp_path / "answer.txt"
     answer.write_text("Queues. Priority. Preempt.")
     out = _run("--question", "cb-priority-preempt", "--file", str(answer))
-    assert out.startswith("cb-priority-preempt: score 0.00, FAIL")
+    shown = re.match(r"cb-priority-preempt: score (\d\.\d\d), FAIL", out)
+    assert shown and float(shown.group(1)) <= VACUOUS_CAP
     assert "vacuous" in out and "✗ queues" in out
 
 

@@ -14,6 +14,7 @@ from engine import capacity
 from interview.design import load_design_prompts, numeric_answer, render
 from interview.design.calculator import calculate
 from interview.design.practice import MAX_ANSWER_CHARS
+from interview.judging import AnswerTarget, target_judge
 from interview.models import Loop, RoundKind
 from interview.scorecard import design_round_score
 from tests.interview.conftest import clock_back
@@ -243,9 +244,12 @@ def test_follow_ups_come_on_the_servers_schedule(candidate):
     stored = attempt_of(candidate)["follow_ups"][first.id]
     evidence = {p["point_id"]: p for p in stored["points"]}
     assert evidence["quantization"]["covered"] and evidence["admission_control"]["covered"]
-    assert stored["score"] == pytest.approx(
+    assert stored["coverage"] == pytest.approx(
         sum(p["weight"] for p in stored["points"] if p["covered"])
         / sum(p["weight"] for p in stored["points"])
+    )
+    assert stored["score"] == pytest.approx(
+        target_judge(AnswerTarget(design=PROMPT_ID, follow_up=first.id), answer).grade.score
     )
     html = graded.content.decode()
     assert "Matched sentence" in html and "Quantize the weights" in html

@@ -9,6 +9,7 @@ import yaml
 from interview.rubric import (
     DEFAULT_THRESHOLD,
     MISCONCEPTION_THRESHOLD,
+    VACUOUS_CAP,
     LabelledCase,
     Rubric,
     RubricPoint,
@@ -26,7 +27,7 @@ from interview.rubric import (
 CASES_PATH = Path(__file__).with_name("rubric_cases.yaml")
 POINTS_PATH = Path(__file__).resolve().parents[2] / "interview" / "design" / "_points.yaml"
 # The keyword matcher's goal was 85%; the claim judge refuses fragments ("Targets: p95 TTFT of
-# 800 ms") that some of these cases label covered, and measures 83.7% on the held-out half.
+# 800 ms") that some of these cases label covered, and measures 80.8% on the held-out half.
 HELD_OUT_AGREEMENT_GOAL = 0.8
 # Set before the shared-point cases were first measured; two cases a point is a coarse check.
 SHARED_POINTS_AGREEMENT_FLOOR = 0.75
@@ -201,12 +202,14 @@ def test_grade_answer_scores_points_and_misconceptions(labelled):
         (misconceptions["mis_decode_compute_bound"],),
     )
     good = grade_answer("Decode is memory-bandwidth bound. We use continuous batching.", rubric)
-    assert good.score == 1.0 and all(e.covered for e in good.points)
+    assert good.coverage == 1.0 and all(e.covered for e in good.points)
+    assert good.score >= 0.6
     wrong = grade_answer("We use continuous batching. Decoding is compute-bound.", rubric)
     assert wrong.misconceptions[0].covered
-    assert wrong.score == 0.0
+    assert wrong.coverage == 0.0 and wrong.score < 0.6
     empty = grade_answer("", rubric)
-    assert empty.score == 0.0 and not any(e.covered for e in empty.points)
+    assert empty.coverage == 0.0 and not any(e.covered for e in empty.points)
+    assert empty.score <= VACUOUS_CAP
 
 
 def test_rubric_from_dict_validates():

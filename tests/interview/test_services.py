@@ -17,6 +17,7 @@ from interview.design.practice import AnswerInvalid, FollowUpNotDue
 from interview.grading import ResponseInvalid, response_grade, response_parse
 from interview.models import Attempt, Loop, LoopStatus, Question, ReviewCard, RoundKind
 from interview.question_bank import bank_read
+from interview.rubric import VACUOUS_CAP
 from interview.scorecard import rating_for
 from tests.interview.conftest import right_answer
 
@@ -37,7 +38,7 @@ def test_every_model_answer_passes_its_own_rubric(spec):
 def test_a_misconception_subtracts_and_a_vague_answer_fails():
     spec = next(s for s in SHORT_ANSWERS if s["id"] == "pd-why-memory-bound")
     vague = response_grade(spec, {}, {"text": "It depends on the GPU."})
-    assert (vague.score, vague.correct) == (0.0, False)
+    assert vague.score <= VACUOUS_CAP and not vague.correct
     assert len(vague.missed_points) == 5
     text = (
         "Prefill processes the whole prompt in parallel as large GEMMs. "
@@ -51,7 +52,10 @@ def test_a_misconception_subtracts_and_a_vague_answer_fails():
             "evidence": "Decode is compute-bound.",
         }
     ]
-    assert graded.score == pytest.approx(max(0.0, (2 - 0.3) / 5))
+    assert graded.feedback["coverage"] == pytest.approx(max(0.0, (2 - 0.3) / 5))
+    without = response_grade(spec, {}, {"text": text.removesuffix(" Decode is compute-bound.")})
+    assert without.feedback["coverage"] == pytest.approx(2 / 5)
+    assert graded.score < without.score and not graded.correct
 
 
 def test_a_point_stated_negatively_is_matched_through_its_exemplars():

@@ -82,7 +82,8 @@ def _as_text(verdict: Verdict) -> str:
         f"{verdict.target.label()}: score {data['score']:.2f}, "
         f"{'PASS' if data['passed'] else 'FAIL'} (pass mark {verdict.pass_score:.2f})"
         + ("" if data["confident"] else "; not confident: check against the rubric")
-        + ("; vacuous: mostly topic words or the question restated" if data["vacuous"] else "")
+        + ("; vacuous: mostly topic words or the question restated" if data["vacuous"] else ""),
+        f"  points covered: {data['coverage']:.0%} of the rubric's weight",
     ]
     for point in data["points"]:
         mark = "✓" if point["covered"] else "✗"
@@ -90,4 +91,6 @@ def _as_text(verdict: Verdict) -> str:
         lines.append(f"  {mark} {point['id']} ({point['strength']:.2f}){evidence}")
     for misconception in data["misconceptions"]:
         lines.append(f'  ⚠ {misconception["id"]} — "{misconception["evidence"]}"')
+    for sentence in data["contradictions"]:
+        lines.append(f'  ⚠ goes against the rubric — "{sentence}"')
     return "\n".join(lines)
