@@ -83,11 +83,27 @@ def _bounded(
     thread = threading.Thread(target=run, name=f"healthz-{name}", daemon=True)
     thread.start()
     thread.join(timeout_s)
+    silent = Problem(f"{name} unreachable", f"no answer within {timeout_s:g} s")
     if thread.is_alive():
-        return None, Problem(f"{name} unreachable", f"no answer within {timeout_s:g} s")
+        return None, silent
     if "error" in outcome:
+        # The probe's own socket timeout, which may fire before the join returns on a busy
+        # machine, is the same silence.
+        if _timed_out(outcome["error"]):
+            return None, silent
         return None, Problem(f"{name} unreachable", str(outcome["error"]))
     return outcome["result"], None
+
+
+def _timed_out(error: object) -> bool:
+    """A timeout anywhere in the error's chain (redis and kombu wrap the socket's own)."""
+    seen = 0
+    while isinstance(error, BaseException) and seen < 8:
+        if isinstance(error, TimeoutError) or "Timeout" in type(error).__name__:
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
 
 
 def _database_probe() -> list[dict]:

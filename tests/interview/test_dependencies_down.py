@@ -149,3 +149,26 @@ def test_healthz_shows_hosts_and_versions_only_to_staff_or_this_machine(client):
     assert client.get("/healthz", **remote).json()["workers"][0]["hardware"] == {
         "cpu_model": "EPYC"
     }
+
+
+def _raises(error: BaseException):
+    def probe() -> None:
+        raise error
+
+    return probe
+
+
+def test_a_probe_whose_own_socket_times_out_first_is_reported_as_silent():
+    """On a busy machine the probe's socket timeout can fire before the join returns: the same
+    silence, reported the same way, whether raised bare or wrapped as redis and kombu do."""
+    import redis
+    from kombu.exceptions import OperationalError
+
+    wrapped = OperationalError("Timeout reading from socket")
+    wrapped.__cause__ = redis.exceptions.TimeoutError("Timeout reading from socket")
+    silent = f"no answer within {health.PROBE_TIMEOUT_S:g} s"
+    for error in (TimeoutError("timed out"), redis.exceptions.TimeoutError("x"), wrapped):
+        result, problem = health._bounded(_raises(error), "broker")
+        assert result is None and problem.text(True) == f"broker unreachable: {silent}"
+    _, refused = health._bounded(_raises(ConnectionRefusedError("Connection refused")), "broker")
+    assert refused.text(True) == "broker unreachable: Connection refused"
