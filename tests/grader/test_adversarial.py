@@ -297,8 +297,12 @@ def test_forged_reply_on_the_private_channel_changes_nothing(softmax_spec):
         "    return _softmax(x) * 0\n"
     )
     report = _grade(softmax_spec, code)
-    assert report.verdict is Verdict.WRONG_ANSWER
-    assert report.tests[0].verdict is Verdict.WRONG_ANSWER
+    # Which check rejects it is a race: read after the real call wrote its zeros, the output is
+    # wrong; read while the call was still running (the forged reply came first), the output
+    # changed after the reply. Neither lets the forged time or answer through.
+    rejected = (Verdict.WRONG_ANSWER, Verdict.POLICY)
+    assert report.verdict in rejected and report.score == 0.0
+    assert report.tests[0].verdict in rejected
 
 
 def test_no_network_reaches_the_database_redis_or_the_outside(softmax_spec):
