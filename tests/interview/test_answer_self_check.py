@@ -87,3 +87,18 @@ def test_an_unsure_design_section_asks_for_a_self_check(client, alice):
     assert _ticked(section) == {e.point_id: e.covered for e in verdict.grade.points}
     observability = html[html.index('id="section-observability"') :]
     assert "Score: <strong>0%</strong>" in observability[: observability.index("</section>")]
+
+
+def test_a_practice_answer_names_its_sentence_that_goes_against_the_rubric(client, bank, alice):
+    wrong = "Batching reduces decode's arithmetic intensity."
+    text = (
+        "Prefill runs all prompt tokens through each layer at once as large matrix multiplies, "
+        "so it is compute-bound. Decode handles one token per sequence per step and must read "
+        f"all the weights from HBM each time, so its arithmetic intensity is far below the ridge "
+        f"point. {wrong}"
+    )
+    verdict = target_judge(AnswerTarget(question="pd-why-memory-bound"), text)
+    assert verdict.grade.contradictions == (wrong,) and verdict.grade.confident
+    client.force_login(alice)
+    html = _answer(client, "pd-why-memory-bound", text)
+    assert "goes against the rubric: “Batching reduces decode&#x27;s arithmetic intensity.”" in html
