@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
+
 from interview.design.calculator import calculate
 from tests.e2e.conftest import screenshot_path
 
@@ -35,9 +37,9 @@ def test_changing_the_model_redraws_numbers_and_chart(live_stack, page):
     assert first["line_pixels"] > 100
     with page.expect_response(lambda r: "/design/calculator?" in r.url):
         page.select_option("select[name=model]", "smollm2-135m")
-    page.wait_for_function(
-        "document.querySelector('#calculator-result h2').textContent.includes('SmolLM2')"
-    )
+    # A locator assertion, not a string predicate: the page's CSP forbids eval, which
+    # Playwright's polling of a string expression needs once the first check fails.
+    expect(page.locator("#calculator-result h2")).to_contain_text("SmolLM2")
     page.wait_for_timeout(300)  # htmx settles 20 ms after the swap
     after = chart_state(page)
     page.screenshot(path=screenshot_path("calculator-after-change"), full_page=True)
@@ -66,9 +68,9 @@ def test_the_memory_bar_is_drawn_to_its_shares_under_the_content_security_policy
     _assert_segments_follow_shares(page)
     with page.expect_response(lambda r: "/design/calculator?" in r.url):
         page.select_option("select[name=model]", "smollm2-135m")
-    page.wait_for_function(
-        "document.querySelector('#calculator-result h2').textContent.includes('SmolLM2')"
-    )
+    # A locator assertion, not a string predicate: the page's CSP forbids eval, which
+    # Playwright's polling of a string expression needs once the first check fails.
+    expect(page.locator("#calculator-result h2")).to_contain_text("SmolLM2")
     page.wait_for_timeout(300)  # htmx settles 20 ms after the swap
     _assert_segments_follow_shares(page)
     assert refused == []
