@@ -66,8 +66,8 @@ VACUOUS_CAP = 0.25
 # The verdict's signals (interview/verdict.py): evidence this strong is firm, or strong ...
 FIRM_STRENGTH = 0.5
 STRONG_STRENGTH = 0.58
-# ... a claim at least this close to some statement whose closest statement it may match is
-# this much less similar contradicts the rubric ...
+# ... a claim whose nearest rubric statement is at least this close, while every statement it
+# may match (does not contradict) is this much further, contradicts the rubric ...
 CONTRADICTED_NEAREST = 0.5
 CONTRADICTION_GAP = 0.1
 # ... and a claim this close to a near miss, and nearer it than to any statement it may match
